@@ -1,0 +1,52 @@
+# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check.
+# Both set up what they need (venv, pip, npm) first, so they work on a fresh machine.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NODE := node_modules/.installed
+PYTEST_ARGS ?=
+
+.PHONY: dev test setup lint typecheck unit bench clean
+
+setup: $(STAMP_PY) $(STAMP_NODE)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	@echo "==> Python environment ($(VENV))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet --progress-bar off -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_NODE): package.json package-lock.json
+	@echo "==> Azurite from npm (node_modules)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+dev: setup
+	@$(PY) -m devhost
+
+lint: $(STAMP_PY)
+	@echo "==> ruff"
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP_PY)
+	@echo "==> mypy"
+	@$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	@echo "==> pytest"
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
+	exit $$status
+
+unit: $(STAMP_PY)
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bench: setup
+	@$(PY) bench/turn_overhead.py
+
+clean:
+	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache

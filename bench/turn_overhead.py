@@ -1,0 +1,90 @@
+"""Turn latency through the devhost with the offline stack: our overhead vs time inside the adapters.
+
+Runs K conversations of typed turns plus one spoken turn each and prints p50/p95 of the turn
+latency, split into the time spent inside the agent/STT/TTS adapters (as the activities measure
+it) and everything else (HTTP, Durable replay and scheduling, Redis hand-off, Postgres writes).
+Figures only: nothing here passes or fails.
+
+    make bench                                  # embedded stand-ins in a temporary folder
+    python bench/turn_overhead.py --conversations 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devhost.process import DevHost  # noqa: E402
+from shared.speech.audio import encode_wav  # noqa: E402
+from shared.speech.espeak import EspeakSynthesizer  # noqa: E402
+
+TYPED = [
+    "hello there",
+    "what are your opening hours",
+    "how much does delivery cost",
+    "do you have vegan options",
+    "where are you located",
+]
+SPOKEN = "can i book a table"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def row(name: str, values: list[float]) -> str:
+    return f"  {name:<28} p50 {percentile(values, 0.5):8.1f} ms   p95 {percentile(values, 0.95):8.1f} ms   n={len(values)}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conversations", type=int, default=5)
+    args = parser.parse_args()
+    wav = encode_wav(EspeakSynthesizer().synthesize(SPOKEN, "en-US", ""))
+    samples: dict[str, list[float]] = {
+        k: [] for k in ("client wall", "server total", "inside adapters", "our overhead", "stt", "agent", "tts")
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        host = DevHost({"TURNS_PER_GENERATION": "4"}, Path(folder) / "devhost.log")
+        print("starting devhost with embedded stand-ins ...", file=sys.stderr)
+        host.start()
+        try:
+            for _ in range(args.conversations):
+                conversation_id = host.post("/api/conversations", json={}).json()["conversation_id"]
+                requests_to_send = [({"json": {"text": text}}) for text in TYPED]
+                requests_to_send.append({"data": wav, "headers": {"Content-Type": "audio/wav"}})
+                for kwargs in requests_to_send:
+                    started = time.perf_counter()
+                    response = host.post(f"/api/conversations/{conversation_id}/turns", **kwargs)
+                    wall = (time.perf_counter() - started) * 1000
+                    response.raise_for_status()
+                    timings = response.json()["timings_ms"]
+                    inside = sum(timings[k] or 0.0 for k in ("stt", "agent", "tts"))
+                    samples["client wall"].append(wall)
+                    samples["server total"].append(timings["total"])
+                    samples["inside adapters"].append(inside)
+                    samples["our overhead"].append(timings["total"] - inside)
+                    for stage in ("stt", "agent", "tts"):
+                        if timings[stage] is not None:
+                            samples[stage].append(timings[stage])
+                host.post(f"/api/conversations/{conversation_id}/end")
+        finally:
+            host.stop()
+    turns = len(samples["client wall"])
+    print(f"turn latency over {turns} turns ({args.conversations} conversations, offline stack):")
+    for name, values in samples.items():
+        print(row(name, values))
+    share = statistics.median(samples["our overhead"]) / statistics.median(samples["server total"])
+    print(f"  overhead share of a turn (median ratio): {share:.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""`python -m devhost`: the local Functions host with its stand-ins, on http://127.0.0.1:7071.
+
+Starts an embedded Postgres, Redis and Azurite for every setting that is not provided, applies
+migrations, syncs the agent files, then serves the function app until Ctrl-C, and stops what it
+started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from aiohttp import web
+
+from devhost import standins
+from devhost.registry import discover
+from devhost.server import build_app
+from shared.config import REPOSITORY_ROOT
+
+log = logging.getLogger("devhost")
+
+DEVHOST_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+TRY_IT = """
+  Ready on {base}. Try:
+    curl -s {base}/api/health
+    curl -s -X POST {base}/api/conversations -H 'Content-Type: application/json' -d '{{"agent": "demo"}}'
+    curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: application/json' -d '{{"text": "what are your opening hours"}}'
+    curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: audio/wav' --data-binary @question.wav
+    curl -s {base}/api/conversations/<id>
+    curl -s -X POST {base}/api/conversations/<id>/end
+  Ctrl-C stops the host and the stand-ins it started.
+"""
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("DEVHOST_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEVHOST_PORT", "7071")))
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("DEVHOST_DATA_DIR", REPOSITORY_ROOT / ".devhost"))
+    )
+    return parser.parse_args()
+
+
+def parse_delays(spec: str) -> dict[str, float]:
+    """`respond=1.5,transcribe=2`: slow activities down on purpose, to test crashes and deadlines."""
+    delays = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, seconds = item.partition("=")
+        delays[name.strip()] = float(seconds)
+    return delays
+
+
+def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
+    """Fill in DATABASE_URL, REDIS_URL and BLOB_CONNECTION_STRING with embedded servers when unset."""
+    wanted = {
+        "DATABASE_URL": lambda: standins.start_postgres(data_dir),
+        "REDIS_URL": lambda: standins.start_redis(data_dir),
+        "BLOB_CONNECTION_STRING": lambda: standins.start_azurite(data_dir),
+    }
+    for variable, start in wanted.items():
+        if os.environ.get(variable):
+            log.info("%s: using the configured service", variable)
+            continue
+        standin = start()
+        stack.callback(standin.stop)
+        os.environ[variable] = standin.url
+
+
+def main() -> int:
+    args = _parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        _provide_standins(args.data_dir, stack)
+        from shared.services import services
+        from shared.storage.migrations import apply_migrations
+
+        database_url = os.environ["DATABASE_URL"]
+        log.info("devhost migrations: %d applied", apply_migrations(database_url, DEVHOST_MIGRATIONS))
+        _ = services().knowledge  # migrates and syncs the agent files before the first request
+        import function_app
+
+        registry = discover(function_app.app)
+        base = f"http://{args.host}:{args.port}"
+        delays = parse_delays(os.environ.get("DEVHOST_SLOW_ACTIVITIES", ""))
+        if delays:
+            log.warning("activities slowed down on purpose: %s", delays)
+        app = build_app(registry, database_url, base, delays)
+        log.info(
+            "%d HTTP functions, %d orchestrators, %d activities",
+            len(registry.http),
+            len(registry.orchestrators),
+            len(registry.activities),
+        )
+
+        async def announce(_: web.Application) -> None:
+            print(TRY_IT.format(base=base), file=sys.stderr, flush=True)
+
+        app.on_startup.append(announce)
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

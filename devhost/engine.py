@@ -1,0 +1,395 @@
+"""The devhost's Durable engine: runs orchestrations through the SDK's own replay, durably.
+
+Every state change is a Postgres transaction: events land in an inbox, a step replays the
+instance's history plus its new events through the real SDK, stores the result and schedules the
+new activities and timers. Activities run at least once (a restarted devhost re-runs the ones that
+had not reported), exactly like the real runtime, so the app's activities must be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.durable_functions.models.actions.ActionType import ActionType
+from azure.functions.meta import Datum
+from azure.functions.durable_functions import ActivityTriggerConverter
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from devhost import history
+from devhost.registry import Registry
+
+log = logging.getLogger("devhost.durable")
+
+RUNNING = "Running"
+PENDING = "Pending"
+COMPLETED = "Completed"
+FAILED = "Failed"
+TERMINATED = "Terminated"
+ACTIVE_STATES = frozenset({PENDING, RUNNING})
+OUT_OF_PROC_MARKER = "$OutOfProcData$:"
+SCHEMA_VERSION = 2
+
+
+class InstanceExists(Exception):
+    """start_new for an id whose instance is still running."""
+
+
+class InstanceGone(Exception):
+    """An event for an instance that has already finished."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Engine:
+    """One engine per devhost process; the only writer of the durable_* tables."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[DictRow]],
+        registry: Registry,
+        activity_delays: dict[str, float] | None = None,
+    ) -> None:
+        self._pool = pool
+        self._registry = registry
+        self._delays = activity_delays or {}
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity")
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: set[tuple[str, int, int]] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._timers_changed = asyncio.Event()
+        self._timer_loop: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume everything a previous run left in flight: pending activities, timers, inboxes."""
+        async with self._pool.connection() as conn:
+            tasks = await (await conn.execute("SELECT * FROM durable_tasks")).fetchall()
+            inboxes = await (await conn.execute("SELECT DISTINCT instance_id FROM durable_inbox")).fetchall()
+        if tasks or inboxes:
+            log.info("resuming %d activities and %d instances with pending events", len(tasks), len(inboxes))
+        for task in tasks:
+            self._spawn(self._run_activity(task["instance_id"], task["generation"], task["task_id"], task["name"], task["input"]))
+        for row in inboxes:
+            self._spawn(self.step(row["instance_id"]))
+        self._timer_loop = asyncio.create_task(self._fire_timers())
+
+    async def stop(self) -> None:
+        if self._timer_loop is not None:
+            self._timer_loop.cancel()
+        for task in list(self._background):
+            task.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- client operations -----------------------------------------------------------------
+
+    async def start_new(self, name: str, instance_id: str, input_json: str | None) -> None:
+        if name not in self._registry.orchestrators:
+            raise KeyError(name)
+        async with self._pool.connection() as conn, conn.transaction():
+            existing = await (
+                await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+            ).fetchone()
+            if existing is not None and existing["status"] in ACTIVE_STATES:
+                raise InstanceExists(f"An instance with ID '{instance_id}' already exists and is {existing['status']}.")
+            await conn.execute("DELETE FROM durable_instances WHERE instance_id = %s", (instance_id,))
+            await conn.execute(
+                "INSERT INTO durable_instances (instance_id, name, status, input) VALUES (%s, %s, %s, %s)",
+                (instance_id, name, PENDING, input_json),
+            )
+            await self._append(conn, instance_id, 0, history.execution_started(_now(), name, input_json))
+        log.info("%s: started %s", instance_id, name)
+        self._spawn(self.step(instance_id))
+
+    async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+            ).fetchone()
+            if row is None:
+                raise KeyError(instance_id)
+            if row["status"] not in ACTIVE_STATES:
+                raise InstanceGone(instance_id)
+            await self._append(conn, instance_id, None, history.event_raised(_now(), name, input_json))
+        log.info("%s: event %s raised", instance_id, name)
+        self._spawn(self.step(instance_id))
+
+    async def terminate(self, instance_id: str, reason: str) -> None:
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+            ).fetchone()
+            if row is None:
+                raise KeyError(instance_id)
+            if row["status"] not in ACTIVE_STATES:
+                raise InstanceGone(instance_id)
+            await self._clear_pending(conn, instance_id)
+            await conn.execute(
+                "UPDATE durable_instances SET status = %s, output = %s, updated_at = now() WHERE instance_id = %s",
+                (TERMINATED, json.dumps(reason), instance_id),
+            )
+        log.info("%s: terminated (%s)", instance_id, reason)
+
+    async def status(self, instance_id: str) -> dict[str, Any] | None:
+        async with self._pool.connection() as conn:
+            return await (await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s", (instance_id,))).fetchone()
+
+    async def statuses(self, where: str = "TRUE", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            return await (
+                await conn.execute(f"SELECT * FROM durable_instances WHERE {where} ORDER BY created_at", params)
+            ).fetchall()
+
+    async def purge(self, instance_id: str) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM durable_instances WHERE instance_id = %s", (instance_id,))
+            return cur.rowcount
+
+    # ---- replay ----------------------------------------------------------------------------
+
+    def _lock(self, instance_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(instance_id, asyncio.Lock())
+
+    async def step(self, instance_id: str) -> None:
+        """Replay the instance with every event waiting in its inbox, until the inbox is empty."""
+        async with self._lock(instance_id):
+            while await self._step_once(instance_id):
+                pass
+
+    async def _step_once(self, instance_id: str) -> bool:
+        launches: list[dict[str, Any]] = []
+        async with self._pool.connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+            ).fetchone()
+            inbox = await (
+                await conn.execute(
+                    "DELETE FROM durable_inbox WHERE instance_id = %s RETURNING id, generation, event", (instance_id,)
+                )
+            ).fetchall()
+            if row is None or not inbox:
+                return False
+            if row["status"] not in ACTIVE_STATES:
+                log.info("%s: dropped %d events for a %s instance", instance_id, len(inbox), row["status"])
+                return True
+            generation = row["generation"]
+            events = [e["event"] for e in sorted(inbox, key=lambda e: e["id"]) if e["generation"] in (None, generation)]
+            if not events:
+                return True
+            new_history = [*row["history"], history.orchestrator_started(_now()), *events]
+            launches = await self._replay(conn, row, new_history, events)
+        self._timers_changed.set()  # after commit, so the timer loop sees this step's timers
+        for task in launches:
+            self._spawn(self._run_activity(instance_id, task["generation"], task["task_id"], task["name"], task["input"]))
+        return True
+
+    async def _replay(
+        self, conn: AsyncConnection[DictRow], row: dict[str, Any], new_history: list[history.Event], events: list[history.Event]
+    ) -> list[dict[str, Any]]:
+        instance_id, generation = row["instance_id"], row["generation"]
+        orchestrator = self._registry.orchestrators[row["name"]]
+        context = {
+            "history": new_history,
+            "instanceId": instance_id,
+            "isReplaying": False,
+            "parentInstanceId": None,
+            "input": row["input"],
+            "upperSchemaVersion": SCHEMA_VERSION,
+        }
+        try:
+            state = json.loads(orchestrator(json.dumps(context)))
+        except Exception as error:
+            message = str(error).split(OUT_OF_PROC_MARKER)[0].strip()
+            log.error("%s: orchestrator failed: %s", instance_id, message)
+            await self._finish(conn, instance_id, FAILED, json.dumps(message), new_history)
+            return []
+        custom_status = json.dumps(state["customStatus"]) if "customStatus" in state else row["custom_status"]
+        leaves = history.scheduled_actions(state.get("actions") or [])
+        continued = next((a for a in leaves if a.type == ActionType.CONTINUE_AS_NEW), None)
+        if continued is not None:
+            await self._continue_as_new(conn, row, continued.action.get("input"))
+            return []
+        if state.get("isDone"):
+            await self._finish(conn, instance_id, COMPLETED, json.dumps(state.get("output")), new_history, custom_status)
+            return []
+        launches = await self._schedule(conn, instance_id, generation, leaves, row["dispatched"])
+        await conn.execute(
+            """UPDATE durable_instances SET status = %s, history = %s, dispatched = %s, custom_status = %s,
+                      updated_at = now() WHERE instance_id = %s""",
+            (RUNNING, Jsonb(new_history), len(leaves), custom_status, instance_id),
+        )
+        log.info(
+            "%s: replayed %d events (gen %d), scheduled %s",
+            instance_id,
+            len(events),
+            generation,
+            ", ".join(t["name"] for t in launches) or "nothing new",
+        )
+        return launches
+
+    async def _schedule(
+        self,
+        conn: AsyncConnection[DictRow],
+        instance_id: str,
+        generation: int,
+        leaves: list[history.ScheduledAction],
+        dispatched: int,
+    ) -> list[dict[str, Any]]:
+        launches = []
+        for leaf in leaves[dispatched:]:
+            if leaf.type == ActionType.CALL_ACTIVITY:
+                task = {"generation": generation, "task_id": leaf.task_id, "name": leaf.action["functionName"], "input": leaf.action.get("input")}
+                await conn.execute(
+                    "INSERT INTO durable_tasks (instance_id, generation, task_id, name, input) VALUES (%s, %s, %s, %s, %s)",
+                    (instance_id, generation, task["task_id"], task["name"], task["input"]),
+                )
+                launches.append(task)
+            elif leaf.type == ActionType.CREATE_TIMER and not leaf.action.get("isCanceled"):
+                await conn.execute(
+                    "INSERT INTO durable_timers (instance_id, generation, timer_id, fire_at) VALUES (%s, %s, %s, %s)",
+                    (instance_id, generation, leaf.task_id, leaf.action["fireAt"]),
+                )
+            elif leaf.type not in (ActionType.CREATE_TIMER, ActionType.WAIT_FOR_EXTERNAL_EVENT):
+                raise NotImplementedError(f"the devhost does not run action type {leaf.type} yet")
+        cancelled = [leaf.task_id for leaf in leaves[:dispatched] if leaf.type == ActionType.CREATE_TIMER and leaf.action.get("isCanceled")]
+        if cancelled:
+            await conn.execute(
+                "DELETE FROM durable_timers WHERE instance_id = %s AND generation = %s AND timer_id = ANY(%s)",
+                (instance_id, generation, cancelled),
+            )
+        return launches
+
+    async def _continue_as_new(self, conn: AsyncConnection[DictRow], row: dict[str, Any], input_json: str | None) -> None:
+        """Start the next generation with a fresh history.
+
+        Events the old execution received but never consumed are dropped, as in Azure: the Python
+        SDK cannot ask to preserve them. Events raised from now on reach the new generation.
+        """
+        instance_id, generation = row["instance_id"], row["generation"] + 1
+        await self._clear_pending(conn, instance_id)
+        await conn.execute(
+            """UPDATE durable_instances SET generation = %s, input = %s, history = '[]', dispatched = 0,
+                      status = %s, updated_at = now() WHERE instance_id = %s""",
+            (generation, input_json, RUNNING, instance_id),
+        )
+        await self._append(conn, instance_id, generation, history.execution_started(_now(), row["name"], input_json))
+        log.info("%s: continued as new (generation %d)", instance_id, generation)
+
+    async def _finish(
+        self,
+        conn: AsyncConnection[DictRow],
+        instance_id: str,
+        status: str,
+        output_json: str,
+        final_history: list[history.Event],
+        custom_status: str | None = None,
+    ) -> None:
+        await self._clear_pending(conn, instance_id)
+        await conn.execute(
+            """UPDATE durable_instances SET status = %s, output = %s, history = %s,
+                      custom_status = coalesce(%s, custom_status), updated_at = now() WHERE instance_id = %s""",
+            (status, output_json, Jsonb(final_history), custom_status, instance_id),
+        )
+        log.info("%s: %s", instance_id, status.lower())
+
+    async def _clear_pending(self, conn: AsyncConnection[DictRow], instance_id: str) -> None:
+        for table in ("durable_tasks", "durable_timers", "durable_inbox"):
+            await conn.execute(f"DELETE FROM {table} WHERE instance_id = %s", (instance_id,))
+
+    async def _append(
+        self, conn: AsyncConnection[DictRow], instance_id: str, generation: int | None, event: history.Event
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO durable_inbox (instance_id, generation, event) VALUES (%s, %s, %s)",
+            (instance_id, generation, Jsonb(event)),
+        )
+
+    # ---- activities and timers -------------------------------------------------------------
+
+    async def _run_activity(self, instance_id: str, generation: int, task_id: int, name: str, input_json: str | None) -> None:
+        key = (instance_id, generation, task_id)
+        if key in self._running:
+            return
+        self._running.add(key)
+        try:
+            event = await self._invoke_activity(instance_id, task_id, name, input_json)
+            async with self._pool.connection() as conn, conn.transaction():
+                deleted = await conn.execute(
+                    "DELETE FROM durable_tasks WHERE instance_id = %s AND generation = %s AND task_id = %s",
+                    key,
+                )
+                if deleted.rowcount:
+                    await self._append(conn, instance_id, generation, event)
+        finally:
+            self._running.discard(key)
+        await self.step(instance_id)
+
+    async def _invoke_activity(self, instance_id: str, task_id: int, name: str, input_json: str | None) -> history.Event:
+        activity = self._registry.activities.get(name)
+        started = _now()
+        try:
+            if activity is None:
+                raise LookupError(f"no activity named {name!r}")
+            if name in self._delays:
+                await asyncio.sleep(self._delays[name])
+            argument = ActivityTriggerConverter.decode(Datum(type="string", value=input_json or "null"), trigger_metadata=None)
+            call: Callable[[], Any] = lambda: activity.handler(**{activity.input_arg: argument})
+            if inspect.iscoroutinefunction(activity.handler):
+                result = await call()
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            encoded = ActivityTriggerConverter.encode(result, expected_type=None)
+            elapsed = (_now() - started).total_seconds() * 1000
+            log.info("%s: activity %s #%d done in %.0f ms", instance_id, name, task_id, elapsed)
+            return history.task_completed(_now(), task_id, str(encoded.value) if encoded.value is not None else "null")
+        except Exception as error:
+            log.warning("%s: activity %s #%d failed: %s", instance_id, name, task_id, error)
+            return history.task_failed(_now(), task_id, f"{type(error).__name__}: {error}", traceback.format_exc())
+
+    async def _fire_timers(self) -> None:
+        while True:
+            self._timers_changed.clear()
+            async with self._pool.connection() as conn, conn.transaction():
+                due = await (
+                    await conn.execute(
+                        "DELETE FROM durable_timers WHERE fire_at <= now() RETURNING instance_id, generation, timer_id, fire_at"
+                    )
+                ).fetchall()
+                for timer in due:
+                    await self._append(
+                        conn, timer["instance_id"], timer["generation"], history.timer_fired(_now(), timer["timer_id"], timer["fire_at"])
+                    )
+                upcoming = await (await conn.execute("SELECT min(fire_at) AS next FROM durable_timers")).fetchone()
+            for instance_id in {t["instance_id"] for t in due}:
+                log.info("%s: timer fired", instance_id)
+                self._spawn(self.step(instance_id))
+            wait = None
+            if upcoming is not None and upcoming["next"] is not None:
+                wait = max(0.0, (upcoming["next"] - _now()).total_seconds())
+            try:
+                await asyncio.wait_for(self._timers_changed.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+

@@ -1,0 +1,157 @@
+"""The Durable HTTP management API, as `DurableOrchestrationClient` calls it.
+
+Function code uses the real SDK client unchanged; its binding JSON points the client here.
+Request and response shapes follow the Durable extension's webhooks (see the team's notes).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from devhost.engine import Engine, InstanceExists, InstanceGone
+
+PREFIX = "/runtime/webhooks/durabletask"
+TASK_HUB = "DevHostHub"
+CONNECTION = "Storage"
+
+
+def client_binding(base_url: str) -> str:
+    """The JSON the Functions host passes for a durableClient input binding."""
+    webhooks = f"{base_url}{PREFIX}"
+    query = f"taskHub={TASK_HUB}&connection={CONNECTION}"
+    instance = f"{webhooks}/instances/INSTANCEID"
+    return json.dumps(
+        {
+            "taskHubName": TASK_HUB,
+            "creationUrls": {
+                "createNewInstancePostUri": f"{webhooks}/orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
+                "createAndWaitOnNewInstancePostUri": f"{webhooks}/orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
+            },
+            "managementUrls": {
+                "id": "INSTANCEID",
+                "statusQueryGetUri": f"{instance}?{query}",
+                "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+                "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+                "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
+                "purgeHistoryDeleteUri": f"{instance}?{query}",
+                "restartPostUri": f"{instance}/restart?{query}",
+                "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
+                "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
+            },
+            "baseUrl": webhooks,
+            "requiredQueryStringParameters": query,
+            "rpcBaseUrl": f"{webhooks}/",
+            "httpBaseUrl": "",
+            "connectionName": CONNECTION,
+        }
+    )
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def status_payload(row: dict[str, Any], show_input: bool, show_history: bool) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": row["name"],
+        "instanceId": row["instance_id"],
+        "createdTime": row["created_at"].isoformat().replace("+00:00", "Z"),
+        "lastUpdatedTime": row["updated_at"].isoformat().replace("+00:00", "Z"),
+        "runtimeStatus": row["status"],
+        "customStatus": _loads(row["custom_status"]),
+        "output": _loads(row["output"]),
+        "input": _loads(row["input"]) if show_input else None,
+    }
+    if show_history:
+        payload["history"] = row["history"]
+        payload["generation"] = row["generation"]
+    return payload
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() == "true"
+
+
+async def _body_text(request: web.Request) -> str | None:
+    """The client double-encodes: the body is a JSON string literal holding the JSON payload."""
+    raw = await request.text()
+    if not raw:
+        return None
+    decoded = json.loads(raw)
+    return decoded if isinstance(decoded, str) else json.dumps(decoded)
+
+
+def routes(engine: Engine) -> list[web.RouteDef]:
+    async def start(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        instance_id = request.match_info.get("instance_id") or uuid.uuid4().hex
+        try:
+            await engine.start_new(name, instance_id, await _body_text(request))
+        except KeyError:
+            return web.json_response({"ExceptionMessage": f"The function '{name}' doesn't exist."}, status=400)
+        except InstanceExists as error:
+            return web.json_response({"ExceptionMessage": str(error)}, status=409)
+        return web.json_response({"id": instance_id}, status=202)
+
+    async def raise_event(request: web.Request) -> web.Response:
+        try:
+            await engine.raise_event(request.match_info["instance_id"], request.match_info["event"], await _body_text(request))
+        except KeyError:
+            return web.Response(status=404)
+        except InstanceGone:
+            return web.Response(status=410)
+        return web.Response(status=202)
+
+    async def terminate(request: web.Request) -> web.Response:
+        try:
+            await engine.terminate(request.match_info["instance_id"], request.query.get("reason", ""))
+        except KeyError:
+            return web.Response(status=404)
+        except InstanceGone:
+            return web.Response(status=410)
+        return web.Response(status=202)
+
+    async def status(request: web.Request) -> web.Response:
+        row = await engine.status(request.match_info["instance_id"])
+        if row is None:
+            return web.Response(status=404)
+        return web.json_response(status_payload(row, _flag(request, "showInput"), _flag(request, "showHistory")))
+
+    async def list_statuses(request: web.Request) -> web.Response:
+        clauses, params = ["TRUE"], []
+        if "createdTimeFrom" in request.query:
+            clauses.append("created_at >= %s")
+            params.append(request.query["createdTimeFrom"])
+        if "createdTimeTo" in request.query:
+            clauses.append("created_at <= %s")
+            params.append(request.query["createdTimeTo"])
+        if "runtimeStatus" in request.query:
+            clauses.append("status = ANY(%s)")
+            params.append(request.query["runtimeStatus"].split(","))
+        if "instanceIdPrefix" in request.query:
+            clauses.append("instance_id LIKE %s")
+            params.append(request.query["instanceIdPrefix"].replace("%", r"\%") + "%")
+        rows = await engine.statuses(" AND ".join(clauses), tuple(params))
+        return web.json_response([status_payload(r, _flag(request, "showInput"), False) for r in rows])
+
+    async def purge(request: web.Request) -> web.Response:
+        deleted = await engine.purge(request.match_info["instance_id"])
+        if not deleted:
+            return web.Response(status=404)
+        return web.json_response({"instancesDeleted": deleted})
+
+    return [
+        web.post(PREFIX + "/orchestrators/{name}", start),
+        web.post(PREFIX + "/orchestrators/{name}/{instance_id}", start),
+        web.post(PREFIX + "/instances/{instance_id}/raiseEvent/{event}", raise_event),
+        web.post(PREFIX + "/instances/{instance_id}/terminate", terminate),
+        web.get(PREFIX + "/instances/", list_statuses),
+        web.get(PREFIX + "/instances", list_statuses),
+        web.get(PREFIX + "/instances/{instance_id}", status),
+        web.delete(PREFIX + "/instances/{instance_id}", purge),
+    ]
+

@@ -1,0 +1,89 @@
+"""What the function app registered, read the way the Functions host reads it: from its bindings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from azure.functions.decorators.core import Binding
+from azure.functions.decorators.function_app import FunctionApp
+
+HTTP_TRIGGER = "httpTrigger"
+ORCHESTRATION_TRIGGER = "orchestrationTrigger"
+ACTIVITY_TRIGGER = "activityTrigger"
+DURABLE_CLIENT = "durableClient"
+SUPPORTED_INPUTS = frozenset({HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, DURABLE_CLIENT})
+
+_ROUTE_PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\??)\}")
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    name: str
+    route: str
+    methods: tuple[str, ...]
+    request_arg: str
+    client_arg: str | None
+    handler: Callable[..., Any]
+
+    def aiohttp_path(self) -> str:
+        """The Functions route template as an aiohttp path under /api: `{id:guid}` -> `{id}`, `{*rest}` -> catch-all."""
+
+        def convert(match: re.Match[str]) -> str:
+            catch_all, name, _optional = match.groups()
+            return f"{{{name}:.*}}" if catch_all else f"{{{name}}}"
+
+        return "/api/" + _ROUTE_PARAMETER.sub(convert, self.route.strip("/"))
+
+
+@dataclass(frozen=True)
+class Activity:
+    name: str
+    input_arg: str
+    handler: Callable[..., Any]
+
+
+@dataclass
+class Registry:
+    http: list[HttpFunction]
+    orchestrators: dict[str, Callable[[str], str]]
+    activities: dict[str, Activity]
+
+
+def _binding(bindings: list[Binding], binding_type: str) -> Binding | None:
+    return next((b for b in bindings if b.type == binding_type), None)
+
+
+def discover(app: FunctionApp) -> Registry:
+    """Every function of the app; refuses bindings the devhost cannot serve instead of ignoring them."""
+    registry = Registry(http=[], orchestrators={}, activities={})
+    for function in app.get_functions():
+        name = function.get_function_name()
+        bindings = [b for b in function.get_bindings() if b.direction == 0]
+        unsupported = [b.type for b in bindings if b.type not in SUPPORTED_INPUTS]
+        if unsupported:
+            raise ValueError(f"function {name}: the devhost does not serve {unsupported} bindings yet")
+        trigger = function.get_trigger()
+        handler = function.get_user_function()
+        if trigger.type == HTTP_TRIGGER:
+            client = _binding(bindings, DURABLE_CLIENT)
+            methods = tuple(str(getattr(m, "value", m)).upper() for m in (getattr(trigger, "methods", None) or []))
+            registry.http.append(
+                HttpFunction(
+                    name=name,
+                    route=getattr(trigger, "route", None) or name,
+                    methods=methods or ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"),
+                    request_arg=trigger.name,
+                    client_arg=client.name if client else None,
+                    handler=handler,
+                )
+            )
+        elif trigger.type == ORCHESTRATION_TRIGGER:
+            alias = getattr(trigger, "orchestration", None)
+            registry.orchestrators[alias or name] = handler
+        elif trigger.type == ACTIVITY_TRIGGER:
+            alias = getattr(trigger, "activity", None)
+            registry.activities[alias or name] = Activity(alias or name, trigger.name, handler)
+    return registry

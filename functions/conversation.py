@@ -1,0 +1,191 @@
+"""The conversation orchestrator (one instance per conversation) and its activities.
+
+The orchestrator owns the conversation's lifecycle and nothing else: it waits for events, calls
+activities and obeys `shared.dialog`. It is deterministic (time comes from the context, settings
+from its input) and keeps its state small so replay stays cheap; continue-as-new every N turns
+keeps it flat however long the call runs.
+
+Two rules keep events safe with the Durable Python SDK: each utterance has an event name of its
+own (`dialog.utterance_event`), and a waiter lives until its event arrives (re-used across silence
+timeouts) so no event can land on a forgotten waiter. The reply is published in the same step
+that starts listening again, so the caller's next utterance always finds a waiter open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+from azure.durable_functions.models.Task import TaskBase
+
+from shared import activities, dialog
+from shared.models import (
+    ConversationState,
+    FinalizeInput,
+    GenerationSummary,
+    Outcome,
+    PublishInput,
+    SynthesizeInput,
+    TranscribeInput,
+    Transcript,
+    TurnInput,
+    TurnKind,
+    TurnRecord,
+    Utterance,
+)
+from shared.services import services
+
+bp = df.Blueprint()
+
+ORCHESTRATOR = "conversation"
+END_EVENT = "end"
+GREETING_REQUEST_ID = "greeting"
+
+Json = dict[str, Any]
+Context = df.DurableOrchestrationContext
+Steps = Generator[Any, Any, Any]
+
+
+def _turn_input(state: ConversationState, kind: TurnKind, **fields: Any) -> TurnInput:
+    return TurnInput(
+        conversation_id=state.conversation_id,
+        agent=state.agent,
+        language=state.language,
+        turn=state.next_turn,
+        kind=kind,
+        **fields,
+    )
+
+
+def _speak(context: Context, state: ConversationState, turn_input: TurnInput) -> Generator[Any, Any, TurnRecord]:
+    """Answer a turn and speak the answer (persisted; not yet handed to the waiting request)."""
+    record = TurnRecord.model_validate((yield context.call_activity("respond", turn_input.model_dump(mode="json"))))
+    synthesize = SynthesizeInput(
+        conversation_id=state.conversation_id,
+        agent=state.agent,
+        turn=record.turn,
+        language=state.language,
+        text=record.reply_text,
+    )
+    yield context.call_activity("synthesize", synthesize.model_dump())
+    return record
+
+
+def _answer(context: Context, state: ConversationState, utterance: Utterance) -> Generator[Any, Any, TurnRecord]:
+    text, stt_ms = utterance.text, None
+    if utterance.audio_blob is not None:
+        request = TranscribeInput(
+            conversation_id=state.conversation_id,
+            agent=state.agent,
+            language=state.language,
+            audio_blob=utterance.audio_blob,
+        )
+        transcript = Transcript.model_validate((yield context.call_activity("transcribe", request.model_dump())))
+        text, stt_ms = transcript.text, transcript.stt_ms
+    turn_input = _turn_input(state, TurnKind.UTTERANCE, request_id=utterance.request_id, text=text, stt_ms=stt_ms)
+    return (yield from _speak(context, state, turn_input))
+
+
+def _publish(context: Context, state: ConversationState, request_id: str) -> TaskBase:
+    message = PublishInput(conversation_id=state.conversation_id, request_id=request_id)
+    return context.call_activity("publish", message.model_dump())
+
+
+def _listening(context: Context, state: ConversationState, mode: str) -> None:
+    context.set_custom_status(
+        {"state": mode, "expecting": dialog.utterance_event(state), "turn": state.next_turn, "silences": state.silences}
+    )
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
+def conversation(context: Context) -> Steps:
+    state = ConversationState.model_validate(context.get_input())
+    publishing = None if state.pending_reply is None else _publish(context, state, state.pending_reply)
+    if dialog.needs_greeting(state):
+        yield from _speak(context, state, _turn_input(state, TurnKind.GREETING, request_id=GREETING_REQUEST_ID))
+        publishing = _publish(context, state, GREETING_REQUEST_ID)
+        state = dialog.after_turn(state, GREETING_REQUEST_ID)
+    heard = context.wait_for_external_event(dialog.utterance_event(state))
+    ended = context.wait_for_external_event(END_EVENT)
+    while True:
+        _listening(context, state, "listening")
+        silence = context.create_timer(
+            context.current_utc_datetime + timedelta(seconds=state.policy.silence_timeout_seconds)
+        )
+        listen = context.task_any([heard, ended, silence])
+        yield listen if publishing is None else context.task_all([publishing, listen])
+        publishing = None
+        winner = listen.result
+        if winner is not silence:
+            silence.cancel()
+        if winner is ended:
+            outcome = Outcome.ENDED_BY_CLIENT
+            break
+        if winner is silence:
+            decision = dialog.on_silence(state)
+            if decision.step is dialog.Step.HANG_UP:
+                outcome = decision.outcome or Outcome.NO_RESPONSE
+                break
+            yield from _speak(context, state, _turn_input(state, TurnKind.REPROMPT))
+            state = dialog.after_reprompt(state)
+            continue
+        utterance = Utterance.model_validate(heard.result)
+        state = dialog.heard_utterance(state)
+        heard = context.wait_for_external_event(dialog.utterance_event(state))
+        if dialog.is_retry(state, utterance.request_id):
+            publishing = _publish(context, state, utterance.request_id)
+            continue
+        _listening(context, state, "responding")
+        record = yield from _answer(context, state, utterance)
+        state = dialog.after_turn(state, utterance.request_id)
+        decision = dialog.after_reply(state, record.intent)
+        if decision.step is dialog.Step.CONTINUE:
+            publishing = _publish(context, state, utterance.request_id)
+            continue
+        if decision.step is dialog.Step.CONTINUE_AS_NEW:
+            generation = GenerationSummary.model_validate(
+                (yield context.call_activity("summarize", state.conversation_id))
+            )
+            if not generation.ending:
+                following = dialog.next_generation(state, generation.summary, utterance.request_id)
+                context.continue_as_new(following.model_dump(mode="json"))
+                return None
+        yield _publish(context, state, utterance.request_id)
+        outcome = decision.outcome or Outcome.ENDED_BY_CLIENT
+        break
+    context.set_custom_status({"state": "finalizing"})
+    finalize = FinalizeInput(conversation_id=state.conversation_id, outcome=outcome)
+    return (yield context.call_activity("finalize", finalize.model_dump(mode="json")))
+
+
+@bp.activity_trigger(input_name="request")
+def transcribe(request: Json) -> Json:
+    return activities.transcribe(services(), TranscribeInput.model_validate(request)).model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="request")
+def respond(request: Json) -> Json:
+    return activities.respond(services(), TurnInput.model_validate(request)).model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="request")
+def synthesize(request: Json) -> Json:
+    return activities.synthesize(services(), SynthesizeInput.model_validate(request)).model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="request")
+def publish(request: Json) -> None:
+    message = PublishInput.model_validate(request)
+    activities.publish(services(), message.conversation_id, message.request_id)
+
+
+@bp.activity_trigger(input_name="conversation_id")
+def summarize(conversation_id: str) -> Json:
+    return activities.summarize(services(), conversation_id).model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="request")
+def finalize(request: Json) -> Json:
+    return activities.finalize(services(), FinalizeInput.model_validate(request)).model_dump(mode="json")

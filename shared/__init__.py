@@ -1,0 +1,1 @@
+"""The application core: plain Python, no Azure Functions types."""

@@ -1,0 +1,142 @@
+"""What each conversation activity does, as plain functions over the services.
+
+Every function is idempotent: a retried activity (the Durable runtime delivers at least once)
+finds its earlier work and returns it instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+
+from shared.agent.chain import reply_to
+from shared.agent.retriever import PostgresKnowledgeRetriever
+from shared.models import (
+    AgentProfile,
+    ConversationSummary,
+    FinalizeInput,
+    GenerationSummary,
+    SynthesizedAudio,
+    SynthesizeInput,
+    TranscribeInput,
+    Transcript,
+    TurnInput,
+    TurnKind,
+    TurnRecord,
+)
+from shared.services import Services
+from shared.speech.audio import decode_wav, encode_wav
+from shared.storage.blobs import reply_audio_name
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def request_key(request_id: str) -> str:
+    """A blob-safe, fixed-length name for a client-chosen request id."""
+    return hashlib.sha256(request_id.encode()).hexdigest()[:32]
+
+
+def agent_profile(services: Services, name: str) -> AgentProfile:
+    profile = services.knowledge.get_agent(name)
+    if profile is None:
+        raise LookupError(f"agent {name!r} is not in the database")
+    return profile
+
+
+def transcribe(services: Services, request: TranscribeInput) -> Transcript:
+    started = time.perf_counter()
+    data = services.audio.get(request.audio_blob)
+    if data is None:
+        raise LookupError(f"caller audio {request.audio_blob} is missing")
+    profile = agent_profile(services, request.agent)
+    text = services.stt.transcribe(decode_wav(data), request.language, profile.listening_phrases())
+    return Transcript(text=text, stt_ms=_elapsed_ms(started))
+
+
+def respond(services: Services, request: TurnInput) -> TurnRecord:
+    """Answer one turn and persist it; a retry returns the turn already stored."""
+    repository = services.conversations
+    if request.request_id is not None:
+        existing = repository.get_turn_by_request(request.conversation_id, request.request_id)
+        if existing is not None:
+            return existing
+    existing = repository.get_turn(request.conversation_id, request.turn)
+    if existing is not None:
+        return existing
+    profile = agent_profile(services, request.agent)
+    started = time.perf_counter()
+    if request.kind is TurnKind.GREETING:
+        text, intent = profile.greeting, None
+    elif request.kind is TurnKind.REPROMPT:
+        text, intent = profile.reprompt, None
+    else:
+        retriever = PostgresKnowledgeRetriever(repository=services.knowledge, agent=profile.name)
+        history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
+        reply = reply_to(profile, retriever, request.text or "", history)
+        text, intent = reply.text, reply.intent
+    return repository.record_turn(
+        TurnRecord(
+            conversation_id=request.conversation_id,
+            turn=request.turn,
+            kind=request.kind,
+            request_id=request.request_id,
+            user_text=request.text,
+            intent=intent,
+            reply_text=text,
+            stt_ms=request.stt_ms,
+            agent_ms=_elapsed_ms(started),
+        )
+    )
+
+
+def synthesize(services: Services, request: SynthesizeInput) -> SynthesizedAudio:
+    """Speak the reply into a WAV blob named after the turn (overwriting is harmless on retry)."""
+    profile = agent_profile(services, request.agent)
+    started = time.perf_counter()
+    audio = services.tts.synthesize(request.text, request.language, profile.voice)
+    name = reply_audio_name(request.conversation_id, request.turn)
+    services.audio.put(name, encode_wav(audio))
+    tts_ms = _elapsed_ms(started)
+    services.conversations.set_audio(request.conversation_id, request.turn, name, tts_ms)
+    return SynthesizedAudio(audio_blob=name, tts_ms=tts_ms, duration_seconds=audio.duration_seconds)
+
+
+def publish(services: Services, conversation_id: str, request_id: str) -> None:
+    """Hand the stored turn for this request to the request waiting on it."""
+    turn = services.conversations.get_turn_by_request(conversation_id, request_id)
+    if turn is None:
+        raise LookupError(f"no turn for request {request_id} in {conversation_id}")
+    services.publisher.publish(conversation_id, request_id, turn.model_dump(mode="json"))
+
+
+def summarize(services: Services, conversation_id: str) -> GenerationSummary:
+    """The summary a new generation carries, and whether the client has asked to end meanwhile."""
+    conversation = services.conversations.get(conversation_id)
+    turns = services.conversations.list_turns(conversation_id)
+    return GenerationSummary(
+        summary=describe(turns), ending=conversation is not None and conversation.status != "active"
+    )
+
+
+def describe(turns: list[TurnRecord]) -> str:
+    """A short factual summary of a conversation from its stored turns."""
+    intents = Counter(t.intent.value for t in turns if t.intent is not None)
+    asked = [t.user_text for t in turns if t.user_text]
+    parts = [f"{len(turns)} turns"]
+    if intents:
+        parts.append("intents: " + ", ".join(f"{name} x{count}" for name, count in sorted(intents.items())))
+    if asked:
+        parts.append(f"last request: {asked[-1]!r}")
+    return "; ".join(parts)
+
+
+def finalize(services: Services, request: FinalizeInput) -> ConversationSummary:
+    turns = services.conversations.list_turns(request.conversation_id)
+    summary = describe(turns)
+    services.conversations.complete(request.conversation_id, request.outcome, summary)
+    return ConversationSummary(
+        conversation_id=request.conversation_id, outcome=request.outcome, summary=summary, turns=len(turns)
+    )

@@ -1,0 +1,110 @@
+"""The turn policy: what a conversation does next. Pure functions, no I/O.
+
+The orchestrator asks these questions and obeys the answers, so every decision about greeting,
+re-prompting, hanging up and continue-as-new is unit-testable without a Durable host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.models import ConversationState, Intent, Outcome
+
+RECENT_REQUESTS_KEPT = 8
+"""Request ids remembered to recognise a provider's retry of an already answered turn."""
+
+
+class Step(StrEnum):
+    CONTINUE = "continue"
+    REPROMPT = "reprompt"
+    HANG_UP = "hang_up"
+    CONTINUE_AS_NEW = "continue_as_new"
+
+
+@dataclass(frozen=True)
+class Decision:
+    step: Step
+    outcome: Outcome | None = None
+
+
+ENDING_INTENTS: dict[Intent, Outcome] = {
+    Intent.GOODBYE: Outcome.COMPLETED,
+    Intent.HUMAN: Outcome.TRANSFERRED,
+}
+
+
+def utterance_event(state: ConversationState) -> str:
+    """The name of the event carrying the caller's next utterance: unique per utterance.
+
+    The Durable Python SDK re-delivers an event that arrived before anyone waited for it to every
+    later waiter of the same name, so each utterance gets a name of its own. Channels learn it from
+    the orchestration's custom status (`expecting`).
+    """
+    return f"utterance-{state.utterances_heard + 1}"
+
+
+def heard_utterance(state: ConversationState) -> ConversationState:
+    return state.model_copy(update={"utterances_heard": state.utterances_heard + 1})
+
+
+def needs_greeting(state: ConversationState) -> bool:
+    """A conversation greets once, at its very first turn, never again after continue-as-new."""
+    return state.next_turn == 0
+
+
+def is_retry(state: ConversationState, request_id: str) -> bool:
+    """True when this request already produced a turn: answer it again, never twice."""
+    return request_id in state.recent_request_ids
+
+
+def after_reply(state: ConversationState, intent: Intent | None) -> Decision:
+    """After the agent has answered: end the call, keep going, or start a fresh generation."""
+    if intent in ENDING_INTENTS:
+        return Decision(Step.HANG_UP, ENDING_INTENTS[intent])
+    if state.turns_this_generation >= state.policy.turns_per_generation:
+        return Decision(Step.CONTINUE_AS_NEW)
+    return Decision(Step.CONTINUE)
+
+
+def on_silence(state: ConversationState) -> Decision:
+    """The caller said nothing for the silence timeout: re-prompt, or give up after enough tries."""
+    if state.silences >= state.policy.max_silences:
+        return Decision(Step.HANG_UP, Outcome.NO_RESPONSE)
+    return Decision(Step.REPROMPT)
+
+
+def after_turn(state: ConversationState, request_id: str | None) -> ConversationState:
+    """State once a turn is answered: count it, reset silences, remember the request id."""
+    recent = state.recent_request_ids
+    if request_id is not None:
+        recent = [*recent, request_id][-RECENT_REQUESTS_KEPT:]
+    return state.model_copy(
+        update={
+            "next_turn": state.next_turn + 1,
+            "turns_this_generation": state.turns_this_generation + 1,
+            "silences": 0,
+            "recent_request_ids": recent,
+        }
+    )
+
+
+def after_reprompt(state: ConversationState) -> ConversationState:
+    """State once a re-prompt turn is spoken: it is a turn, and one more silence."""
+    return state.model_copy(
+        update={
+            "next_turn": state.next_turn + 1,
+            "turns_this_generation": state.turns_this_generation + 1,
+            "silences": state.silences + 1,
+        }
+    )
+
+
+def next_generation(state: ConversationState, summary: str, pending_reply: str | None) -> ConversationState:
+    """The input of the next generation: same conversation, history folded into a summary.
+
+    The last reply is published by the next generation, not this one: until it is published the
+    caller cannot speak, so no utterance can reach this generation after it stopped listening
+    (events an execution never consumed are dropped when it continues as new).
+    """
+    return state.model_copy(update={"turns_this_generation": 0, "summary": summary, "pending_reply": pending_reply})

@@ -1,0 +1,59 @@
+"""Typed errors the HTTP adapters map to JSON responses in one place.
+
+Every client mistake is an `ApiError` with a stable machine-readable code and the HTTP
+status it deserves; anything else reaching an adapter is a bug and becomes a 500.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An error that is the client's to fix (or to retry), never a 500."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "bad_request"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    code = "unprocessable"
+
+
+class InvalidAudio(Unprocessable):
+    code = "invalid_audio"
+
+
+class GatewayTimeout(ApiError):
+    status = 504
+    code = "turn_timeout"

@@ -1,0 +1,100 @@
+"""The process's long-lived clients, built once from Settings on first use.
+
+Functions and activities ask for `services()`; nothing else opens pools or connections. The first
+use applies pending migrations (under yoyo's lock, so concurrent workers are safe) and syncs the
+agent files into Postgres (a no-op when unchanged), so the same package brings its schema and its
+agents to Azure, to Core Tools and to the devhost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis
+import redis.asyncio as aioredis
+from psycopg_pool import ConnectionPool
+
+from shared.agent.catalog import load_agents
+from shared.config import Settings, get_settings
+from shared.speech.espeak import EspeakSynthesizer
+from shared.speech.pocketsphinx import PocketsphinxRecognizer
+from shared.speech.ports import SpeechToText, TextToSpeech
+from shared.storage.blobs import AudioStore, blob_service
+from shared.storage.conversations import ConversationRepository
+from shared.storage.handoff import ReplyPublisher, ReplyWaiter
+from shared.storage.knowledge import KnowledgeRepository
+from shared.storage.migrations import apply_migrations
+from shared.storage.postgres import open_pool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+
+    @cached_property
+    def pool(self) -> ConnectionPool:
+        if not self.settings.database_url:
+            raise RuntimeError("DATABASE_URL is not set (make dev and the devhost set it for you)")
+        apply_migrations(self.settings.database_url)
+        return open_pool(self.settings.database_url, self.settings.database_pool_max)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self._redis_url())
+
+    @cached_property
+    def conversations(self) -> ConversationRepository:
+        return ConversationRepository(self.pool)
+
+    @cached_property
+    def knowledge(self) -> KnowledgeRepository:
+        repository = KnowledgeRepository(self.pool)
+        for profile in load_agents(self.settings.agents_dir):
+            if repository.upsert_agent(profile):
+                log.info("agent %s synced from its file", profile.name)
+        return repository
+
+    @cached_property
+    def audio(self) -> AudioStore:
+        service = blob_service(self.settings.blob_connection_string, self.settings.blob_account_url)
+        return AudioStore(service, self.settings.audio_container)
+
+    @cached_property
+    def publisher(self) -> ReplyPublisher:
+        return ReplyPublisher(self.redis, self.settings.redis_key_prefix)
+
+    @cached_property
+    def stt(self) -> SpeechToText:
+        return PocketsphinxRecognizer()
+
+    @cached_property
+    def tts(self) -> TextToSpeech:
+        return EspeakSynthesizer()
+
+    @cached_property
+    def waiter(self) -> ReplyWaiter:
+        """Async: used by HTTP functions, which all run on the worker's one event loop."""
+        return ReplyWaiter(aioredis.Redis.from_url(self._redis_url()), self.settings.redis_key_prefix)
+
+    def _redis_url(self) -> str:
+        if not self.settings.redis_url:
+            raise RuntimeError("REDIS_URL is not set (make dev and the devhost set it for you)")
+        return self.settings.redis_url
+
+
+_lock = threading.Lock()
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The process-wide services (thread-safe: activities run in a thread pool)."""
+    global _services
+    with _lock:
+        if _services is None:
+            _services = Services(get_settings())
+        return _services

@@ -1,0 +1,55 @@
+"""Audio in Blob Storage: turn replies and uploaded caller audio, one container."""
+
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+
+
+def blob_service(connection_string: str, account_url: str) -> BlobServiceClient:
+    """Managed identity when an account URL is configured, else the connection string (Azurite)."""
+    if account_url:
+        from azure.identity import DefaultAzureCredential
+
+        return BlobServiceClient(account_url, credential=DefaultAzureCredential())
+    return BlobServiceClient.from_connection_string(connection_string)
+
+
+def reply_audio_name(conversation_id: str, turn: int) -> str:
+    return f"conversations/{conversation_id}/turns/{turn:05d}.wav"
+
+
+def caller_audio_name(conversation_id: str, request_key: str) -> str:
+    return f"conversations/{conversation_id}/input/{request_key}.wav"
+
+
+class AudioStore:
+    def __init__(self, service: BlobServiceClient, container: str) -> None:
+        self._container: ContainerClient = service.get_container_client(container)
+        self._ready = False
+
+    def _ensure_container(self) -> None:
+        if self._ready:
+            return
+        try:
+            self._container.create_container()
+        except ResourceExistsError:
+            pass
+        self._ready = True
+
+    def put(self, name: str, data: bytes, content_type: str = "audio/wav") -> None:
+        self._ensure_container()
+        self._container.upload_blob(
+            name, data, overwrite=True, content_settings=ContentSettings(content_type=content_type)
+        )
+
+    def get(self, name: str) -> bytes | None:
+        try:
+            return self._container.download_blob(name).readall()
+        except ResourceNotFoundError:
+            return None
+
+    def ping(self) -> None:
+        """Round-trip to the storage account (health checks)."""
+        self._ensure_container()
+        self._container.get_container_properties()

@@ -1,0 +1,138 @@
+"""Conversations and their turns in Postgres.
+
+Turn writes are idempotent: a turn is unique per (conversation, turn number) and per
+(conversation, request id), so a retried activity or a provider's retried webhook never
+produces a second row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg_pool import ConnectionPool
+
+from shared.models import Outcome, TurnRecord
+
+TURN_COLUMNS = (
+    "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
+    " reply_text, audio_blob, stt_ms, agent_ms, tts_ms"
+)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    agent: str
+    language: str
+    channel: str
+    status: str
+    outcome: str | None
+    summary: str | None
+    created_at: datetime
+    ended_at: datetime | None
+
+
+def _turn(row: dict[str, Any]) -> TurnRecord:
+    return TurnRecord.model_validate(row)
+
+
+class ConversationRepository:
+    def __init__(self, pool: ConnectionPool) -> None:
+        self._pool = pool
+
+    def create(self, conversation_id: str, agent: str, language: str, channel: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO conversations (id, agent, language, channel) VALUES (%s, %s, %s, %s)",
+                (conversation_id, agent, language, channel),
+            )
+
+    def get(self, conversation_id: str) -> Conversation | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                """SELECT id::text AS id, agent, language, channel, status, outcome, summary,
+                          created_at, ended_at
+                   FROM conversations WHERE id = %s""",
+                (conversation_id,),
+            ).fetchone()
+        return None if row is None else Conversation(**row)
+
+    def mark_ending(self, conversation_id: str) -> bool:
+        """Stop accepting turns; False if the conversation was not active."""
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE conversations SET status = 'ending' WHERE id = %s AND status = 'active'",
+                (conversation_id,),
+            )
+            return cur.rowcount == 1
+
+    def complete(self, conversation_id: str, outcome: Outcome, summary: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                """UPDATE conversations
+                   SET status = 'completed', outcome = %s, summary = %s, ended_at = coalesce(ended_at, now())
+                   WHERE id = %s""",
+                (outcome.value, summary, conversation_id),
+            )
+
+    def record_turn(self, turn: TurnRecord) -> TurnRecord:
+        """Insert the turn unless it exists; return what is stored either way."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                """INSERT INTO turns (conversation_id, turn, kind, request_id, user_text, intent,
+                                      reply_text, stt_ms, agent_ms)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT DO NOTHING""",
+                (
+                    turn.conversation_id,
+                    turn.turn,
+                    turn.kind.value,
+                    turn.request_id,
+                    turn.user_text,
+                    turn.intent.value if turn.intent else None,
+                    turn.reply_text,
+                    turn.stt_ms,
+                    turn.agent_ms,
+                ),
+            )
+        stored = self.get_turn(turn.conversation_id, turn.turn)
+        if stored is None:
+            raise LookupError(f"turn {turn.turn} of {turn.conversation_id} vanished after insert")
+        return stored
+
+    def set_audio(self, conversation_id: str, turn: int, audio_blob: str, tts_ms: float) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE turns SET audio_blob = %s, tts_ms = %s WHERE conversation_id = %s AND turn = %s",
+                (audio_blob, tts_ms, conversation_id, turn),
+            )
+
+    def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = %s AND turn = %s",
+                (conversation_id, turn),
+            ).fetchone()
+        return None if row is None else _turn(row)
+
+    def get_turn_by_request(self, conversation_id: str, request_id: str) -> TurnRecord | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = %s AND request_id = %s",
+                (conversation_id, request_id),
+            ).fetchone()
+        return None if row is None else _turn(row)
+
+    def list_turns(self, conversation_id: str, last: int | None = None) -> list[TurnRecord]:
+        """Every turn in order, or only the `last` few (still in order)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"""SELECT * FROM (
+                        SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = %s
+                        ORDER BY turn DESC LIMIT %s
+                    ) recent ORDER BY turn""",
+                (conversation_id, last),
+            ).fetchall()
+        return [_turn(r) for r in rows]

@@ -1,0 +1,103 @@
+"""Real backing services for the tests: Postgres, Redis and Azurite.
+
+The machine's Postgres (127.0.0.1:5432) and Redis (127.0.0.1:6379) are used when they answer, each
+test run in its own database and key prefix; otherwise the same embedded servers `make dev` uses
+are started. Azurite always runs fresh, in memory, on free ports.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+
+from devhost import standins
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _postgres_answers(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server URI, another database (a URI, because yoyo only takes URIs)."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("standins")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(services_dir: Path) -> Iterator[str]:
+    """A server we may create databases on."""
+    if _postgres_answers(ADMIN_URL):
+        yield ADMIN_URL
+        return
+    server = standins.start_postgres(services_dir)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def new_database(postgres_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Creates empty databases on demand; drops them all at the end of the run."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"voice_test_{secrets.token_hex(6)}"
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return _with_database(postgres_admin_url, name)
+
+    yield create
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir: Path) -> Iterator[str]:
+    if _redis_answers(LOCAL_REDIS_URL):
+        yield LOCAL_REDIS_URL
+        return
+    server = standins.start_redis(services_dir, port=0)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"test-{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}*"):
+        client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def blob_connection_string(services_dir: Path) -> Iterator[str]:
+    server = standins.start_azurite(services_dir, in_memory=True, blob_port=0)
+    yield server.url
+    server.stop()

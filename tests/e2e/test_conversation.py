@@ -1,0 +1,196 @@
+"""Whole conversations through a devhost subprocess: typed and spoken turns, the API's contract."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from shared.speech.audio import decode_wav, encode_wav
+from shared.speech.espeak import EspeakSynthesizer
+from tests.e2e.conftest import StartDevHost
+from devhost.process import DevHost
+from tests.e2e.polling import wait_until
+
+MAX_REQUEST_BYTES = 400_000
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost) -> DevHost:
+    return start_devhost(TURNS_PER_GENERATION="3", MAX_REQUEST_BYTES=str(MAX_REQUEST_BYTES))
+
+
+def start(host: DevHost, **body: Any) -> dict[str, Any]:
+    response = host.post("/api/conversations", json=body or None)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def say(host: DevHost, conversation_id: str, text: str, **kwargs: Any) -> dict[str, Any]:
+    response = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": text}, **kwargs)
+    assert response.status_code == 200, f"{text!r}: {response.status_code} {response.text}\n{host.log_tail()}"
+    return dict(response.json())
+
+
+def conversation(host: DevHost, conversation_id: str) -> dict[str, Any]:
+    response = host.get(f"/api/conversations/{conversation_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def wav_duration(host: DevHost, url: str) -> float:
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("audio/wav")
+    return decode_wav(response.content).duration_seconds
+
+
+def error_of(response: requests.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_six_turn_typed_conversation(host: DevHost) -> None:
+    started = start(host, agent="demo")
+    conversation_id = started["conversation_id"]
+    assert "Chai Point Cafe" in started["reply"]["text"]
+    assert wav_duration(host, started["reply"]["audio_url"]) > 1.0
+
+    script = [
+        ("hello there", "greeting", "Hello"),
+        ("what are your opening hours", "question", "8 am to 10 pm"),
+        ("how much does delivery cost", "question", "40 rupees"),
+        ("how are you today", "small_talk", "doing well"),
+        ("do you have vegan options", "question", "oat milk chai"),
+        ("goodbye", "goodbye", "Goodbye"),
+    ]
+    durations = []
+    for number, (text, intent, needle) in enumerate(script, start=1):
+        turn = say(host, conversation_id, text)
+        assert turn["turn"] == number
+        assert turn["transcript"] == text
+        assert turn["intent"] == intent, turn
+        assert needle in turn["reply"]["text"]
+        assert set(turn["timings_ms"]) == {"stt", "agent", "tts", "overhead", "total"}
+        assert turn["timings_ms"]["stt"] is None
+        assert turn["timings_ms"]["agent"] > 0
+        assert turn["timings_ms"]["tts"] > 0
+        durations.append((len(turn["reply"]["text"]), wav_duration(host, turn["reply"]["audio_url"])))
+
+    for characters, seconds in durations:
+        assert 0.04 * characters < seconds < 0.2 * characters + 1, (characters, seconds)
+
+    final = wait_until(lambda: conversation(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "completed"
+    assert "7 turns" in final["summary"]
+    assert [t["turn"] for t in final["turns"]] == list(range(7))
+    assert [t["text"] for t in final["turns"][1:]] == [text for text, _, _ in script]
+    assert final["turns"][0]["kind"] == "greeting"
+
+    instance = wait_until(
+        lambda: host.get(f"/devhost/instances/{conversation_id}").json(), lambda i: i["runtimeStatus"] != "Running"
+    )
+    assert instance["runtimeStatus"] == "Completed"
+    assert instance["generation"] >= 1, "continue-as-new ran (TURNS_PER_GENERATION=3)"
+    assert instance["output"]["outcome"] == "completed"
+
+    error_of(say_raw(host, conversation_id, {"text": "hello again"}), 409, "conversation_completed")
+
+
+def say_raw(host: DevHost, conversation_id: str, body: Any, **kwargs: Any) -> requests.Response:
+    return host.post(f"/api/conversations/{conversation_id}/turns", json=body, **kwargs)
+
+
+def test_turn_rows_are_stored_once_each(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    for text in ("hello", "where are you located", "can i book a table"):
+        say(host, conversation_id, text)
+    database_url = host.env["DATABASE_URL"]
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT turn, kind, user_text, intent, reply_text, audio_blob, agent_ms, tts_ms FROM turns"
+            " WHERE conversation_id = %s ORDER BY turn",
+            (conversation_id,),
+        ).fetchall()
+    assert [row[0] for row in rows] == [0, 1, 2, 3]
+    assert [row[1] for row in rows] == ["greeting", "utterance", "utterance", "utterance"]
+    assert rows[2][3] == "question"
+    assert all(row[5] and row[5].endswith(".wav") for row in rows)
+    assert all(row[7] is not None for row in rows)
+
+
+def test_a_retried_request_gets_the_same_turn_and_no_second_row(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    key = {"Idempotency-Key": "provider-retry-1"}
+    first = say(host, conversation_id, "what are your opening hours", headers=key)
+    again = say(host, conversation_id, "what are your opening hours", headers=key)
+    assert again["turn"] == first["turn"] == 1
+    assert again["reply"] == first["reply"]
+    following = say(host, conversation_id, "thank you")
+    assert following["turn"] == 2
+    assert [t["turn"] for t in conversation(host, conversation_id)["turns"]] == [0, 1, 2]
+
+
+def test_spoken_turn_is_transcribed_and_answered(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    speech = EspeakSynthesizer().synthesize("what are your opening hours", "en-US", "")
+    response = host.post(
+        f"/api/conversations/{conversation_id}/turns",
+        data=encode_wav(speech),
+        headers={"Content-Type": "audio/wav"},
+    )
+    assert response.status_code == 200, response.text
+    turn = response.json()
+    assert "opening hours" in turn["transcript"]
+    assert turn["intent"] == "question"
+    assert "8 am" in turn["reply"]["text"]
+    assert turn["timings_ms"]["stt"] > 0
+
+
+def test_ending_a_conversation_finalizes_it(host: DevHost) -> None:
+    conversation_id = start(host, language="en-GB")["conversation_id"]
+    say(host, conversation_id, "what is on the menu")
+    response = host.post(f"/api/conversations/{conversation_id}/end")
+    assert response.status_code == 202, response.text
+    final = wait_until(lambda: conversation(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "ended_by_client"
+    assert final["language"] == "en-GB"
+    assert "2 turns" in final["summary"]
+    error_of(host.post(f"/api/conversations/{conversation_id}/end"), 409, "conversation_completed")
+    error_of(say_raw(host, conversation_id, {"text": "hello"}), 409, "conversation_completed")
+
+
+def test_bad_input_gets_clear_errors(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    turns = f"/api/conversations/{conversation_id}/turns"
+    error_of(host.get(f"/api/conversations/{uuid.uuid4()}"), 404, "not_found")
+    error_of(host.get("/api/conversations/not-a-uuid"), 404, "not_found")
+    error_of(say_raw(host, str(uuid.uuid4()), {"text": "hi"}), 404, "not_found")
+    error_of(host.post("/api/conversations", json={"agent": "nobody"}), 404, "unknown_agent")
+    error_of(host.post("/api/conversations", json={"agent": 5}), 422, "invalid_request")
+    error_of(say_raw(host, conversation_id, {"text": ""}), 422, "empty_text")
+    error_of(say_raw(host, conversation_id, {"text": "  \n\t "}), 422, "empty_text")
+    error_of(say_raw(host, conversation_id, {"words": "hi"}), 422, "invalid_request")
+    error_of(say_raw(host, conversation_id, ["hi"]), 400, "malformed_json")
+    error_of(host.post(turns, data=b'{"text": "hi"', headers={"Content-Type": "application/json"}), 400, "malformed_json")
+    error_of(host.post(turns, data=b"hi", headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type")
+    error_of(host.post(turns, data=b"hi"), 415, "unsupported_media_type")
+    error_of(host.post(turns, data=b"RIFF\x00\x00garbage", headers={"Content-Type": "audio/wav"}), 422, "invalid_audio")
+    too_big = b"RIFF" + bytes(MAX_REQUEST_BYTES)
+    error_of(host.post(turns, data=too_big, headers={"Content-Type": "audio/wav"}), 413, "payload_too_large")
+    error_of(host.get(f"/api/conversations/{conversation_id}/audio/99"), 404, "audio_not_found")
+    assert say(host, conversation_id, "hello")["turn"] == 1, "the conversation survived every bad request"
+
+
+def test_health_reports_every_backing_service(host: DevHost) -> None:
+    response = host.get("/api/health")
+    assert response.status_code == 200
+    checks = response.json()["checks"]
+    assert set(checks) == {"postgres", "redis", "blob"}
+    assert all(check["ok"] for check in checks.values())

@@ -1,0 +1,127 @@
+"""Crashes, deadlines and silence: the conversation survives and every turn is stored exactly once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from shared.speech.audio import encode_wav
+from shared.speech.espeak import EspeakSynthesizer
+from tests.e2e.conftest import StartDevHost
+from devhost.process import DevHost
+from tests.e2e.polling import wait_until
+
+SLOW_TRANSCRIBE_SECONDS = 2.0
+REPLY_TIMEOUT_SECONDS = 0.5
+
+
+@pytest.fixture(scope="module")
+def slow_host(start_devhost: StartDevHost) -> DevHost:
+    """Spoken turns take longer than the reply deadline (typed turns stay fast)."""
+    return start_devhost(
+        DEVHOST_SLOW_ACTIVITIES=f"transcribe={SLOW_TRANSCRIBE_SECONDS}",
+        TURN_REPLY_TIMEOUT_SECONDS=str(REPLY_TIMEOUT_SECONDS),
+        TURNS_PER_GENERATION="4",
+    )
+
+
+@pytest.fixture(scope="module")
+def spoken_question() -> bytes:
+    return encode_wav(EspeakSynthesizer().synthesize("how much does delivery cost", "en-US", ""))
+
+
+def start(host: DevHost) -> str:
+    response = host.post("/api/conversations", json={})
+    assert response.status_code == 201, f"{response.text}\n{host.log_tail()}"
+    return str(response.json()["conversation_id"])
+
+
+def say(host: DevHost, conversation_id: str, text: str) -> dict[str, Any]:
+    response = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": text})
+    assert response.status_code == 200, f"{response.text}\n{host.log_tail()}"
+    return dict(response.json())
+
+
+def turns(host: DevHost, conversation_id: str) -> list[dict[str, Any]]:
+    response = host.get(f"/api/conversations/{conversation_id}")
+    assert response.status_code == 200, response.text
+    return list(response.json()["turns"])
+
+
+def speak(host: DevHost, conversation_id: str, wav: bytes, key: str) -> requests.Response:
+    return host.post(
+        f"/api/conversations/{conversation_id}/turns",
+        data=wav,
+        headers={"Content-Type": "audio/wav", "Idempotency-Key": key},
+    )
+
+
+def test_past_the_deadline_the_turn_answers_504_and_still_completes(slow_host: DevHost, spoken_question: bytes) -> None:
+    conversation_id = start(slow_host)
+    response = speak(slow_host, conversation_id, spoken_question, "late-1")
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "turn_timeout"
+    stored = wait_until(lambda: turns(slow_host, conversation_id), lambda t: len(t) == 2)
+    assert stored[1]["intent"] == "question"
+    assert "40 rupees" in stored[1]["reply"]["text"]
+    retried = speak(slow_host, conversation_id, spoken_question, "late-1")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["turn"] == 1, "the retry gets the finished turn, not a new one"
+    assert say(slow_host, conversation_id, "thank you")["turn"] == 2, "the conversation is still healthy"
+
+
+def test_killed_between_turns_the_conversation_continues(slow_host: DevHost) -> None:
+    conversation_id = start(slow_host)
+    say(slow_host, conversation_id, "hello")
+    say(slow_host, conversation_id, "where are you located")
+    slow_host.kill()
+    slow_host.start()
+    assert say(slow_host, conversation_id, "what is on the menu")["turn"] == 3
+    assert say(slow_host, conversation_id, "how are you")["turn"] == 4
+    assert say(slow_host, conversation_id, "can i book a table")["turn"] == 5, "continue-as-new after a restart"
+    assert [t["turn"] for t in turns(slow_host, conversation_id)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_killed_while_a_turn_is_in_flight_the_turn_completes_once(slow_host: DevHost, spoken_question: bytes) -> None:
+    conversation_id = start(slow_host)
+    say(slow_host, conversation_id, "hello")
+    outcome: list[BaseException | requests.Response] = []
+
+    def send() -> None:
+        try:
+            outcome.append(speak(slow_host, conversation_id, spoken_question, "in-flight-1"))
+        except requests.RequestException as error:
+            outcome.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(SLOW_TRANSCRIBE_SECONDS / 3)
+    slow_host.kill()
+    sender.join(timeout=30)
+    assert outcome, "the request returned"
+    slow_host.start()
+    stored = wait_until(lambda: turns(slow_host, conversation_id), lambda t: len(t) == 3, timeout=60)
+    assert stored[2]["intent"] == "question"
+    retried = wait_until(
+        lambda: speak(slow_host, conversation_id, spoken_question, "in-flight-1"), lambda r: r.status_code == 200
+    )
+    assert retried.json()["turn"] == 2
+    assert say(slow_host, conversation_id, "goodbye")["turn"] == 3
+    assert [t["turn"] for t in turns(slow_host, conversation_id)] == [0, 1, 2, 3]
+
+
+def test_a_silent_caller_is_reprompted_then_hung_up_on(start_devhost: StartDevHost) -> None:
+    host = start_devhost(SILENCE_TIMEOUT_SECONDS="1", MAX_SILENCES="1")
+    conversation_id = start(host)
+    final = wait_until(
+        lambda: host.get(f"/api/conversations/{conversation_id}").json(),
+        lambda c: c["status"] == "completed",
+        timeout=30,
+    )
+    assert final["outcome"] == "no_response"
+    assert [t["kind"] for t in final["turns"]] == ["greeting", "reprompt"]
+    assert "Are you still there" in final["turns"][1]["reply"]["text"]

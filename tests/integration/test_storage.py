@@ -1,0 +1,180 @@
+"""Storage against real Postgres, Redis and Azurite."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+import redis
+import redis.asyncio as aioredis
+from psycopg_pool import ConnectionPool
+
+from shared.agent.catalog import load_agent_file
+from shared.config import REPOSITORY_ROOT
+from shared.models import AgentProfile, Intent, KnowledgeDocument, Outcome, TurnKind, TurnRecord
+from shared.storage.blobs import AudioStore, blob_service, reply_audio_name
+from shared.storage.conversations import ConversationRepository
+from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter
+from shared.storage.knowledge import KnowledgeRepository
+from shared.storage.migrations import apply_migrations
+from shared.storage.postgres import open_pool
+
+
+@pytest.fixture(scope="module")
+def pool(new_database: Callable[[], str]) -> Iterator[ConnectionPool]:
+    url = new_database()
+    assert apply_migrations(url) > 0
+    assert apply_migrations(url) == 0, "a second run applies nothing"
+    pool = open_pool(url, 4)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="module")
+def demo(pool: ConnectionPool) -> AgentProfile:
+    profile = load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
+    KnowledgeRepository(pool).upsert_agent(profile)
+    return profile
+
+
+def _turn(conversation_id: str, turn: int, request_id: str | None, reply: str = "hi") -> TurnRecord:
+    return TurnRecord(
+        conversation_id=conversation_id,
+        turn=turn,
+        kind=TurnKind.UTTERANCE,
+        request_id=request_id,
+        user_text="hello",
+        intent=Intent.GREETING,
+        reply_text=reply,
+        agent_ms=1.5,
+    )
+
+
+def test_agent_sync_is_a_no_op_when_the_file_did_not_change(pool: ConnectionPool, demo: AgentProfile) -> None:
+    repository = KnowledgeRepository(pool)
+    assert repository.upsert_agent(demo) is False
+    changed = demo.model_copy(update={"knowledge": [KnowledgeDocument(title="Parking", text="Park behind.")]})
+    assert repository.upsert_agent(changed) is True
+    assert [hit.title for hit in repository.search("demo", "where do I park")] == ["Parking"]
+    assert repository.upsert_agent(demo) is True
+    assert repository.get_agent("demo") == demo
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("what are your opening hours", "Opening hours"),
+        ("how much does delivery cost", "Delivery"),
+        ("do you have vegan options", "Menu"),
+        ("where are you located", "Location"),
+        ("can I book a table for six", "Table booking"),
+    ],
+)
+def test_full_text_search_finds_the_right_passage(pool: ConnectionPool, demo: AgentProfile, question: str, title: str) -> None:
+    hits = KnowledgeRepository(pool).search("demo", question)
+    assert hits, question
+    assert hits[0].title == title
+
+
+def test_search_without_meaningful_words_finds_nothing(pool: ConnectionPool, demo: AgentProfile) -> None:
+    assert KnowledgeRepository(pool).search("demo", "and the of") == []
+    assert KnowledgeRepository(pool).search("demo", "") == []
+    assert KnowledgeRepository(pool).search("nobody", "opening hours") == []
+
+
+def test_a_retried_turn_write_keeps_one_row(pool: ConnectionPool, demo: AgentProfile) -> None:
+    repository = ConversationRepository(pool)
+    conversation_id = str(uuid.uuid4())
+    repository.create(conversation_id, "demo", "en-US", "api")
+    first = repository.record_turn(_turn(conversation_id, 1, "req-1", reply="first"))
+    again = repository.record_turn(_turn(conversation_id, 1, "req-1", reply="second attempt"))
+    assert again == first
+    assert again.reply_text == "first"
+    with pytest.raises(LookupError):
+        repository.record_turn(_turn(conversation_id, 2, "req-1"))
+    assert [t.turn for t in repository.list_turns(conversation_id)] == [1]
+
+
+def test_turns_list_in_order_and_last_n(pool: ConnectionPool, demo: AgentProfile) -> None:
+    repository = ConversationRepository(pool)
+    conversation_id = str(uuid.uuid4())
+    repository.create(conversation_id, "demo", "en-US", "api")
+    for number in (2, 0, 1, 3):
+        repository.record_turn(_turn(conversation_id, number, f"r{number}"))
+    assert [t.turn for t in repository.list_turns(conversation_id)] == [0, 1, 2, 3]
+    assert [t.turn for t in repository.list_turns(conversation_id, last=2)] == [2, 3]
+    repository.set_audio(conversation_id, 2, "blob.wav", 12.5)
+    stored = repository.get_turn_by_request(conversation_id, "r2")
+    assert stored is not None
+    assert (stored.audio_blob, stored.tts_ms) == ("blob.wav", 12.5)
+
+
+def test_conversation_lifecycle(pool: ConnectionPool, demo: AgentProfile) -> None:
+    repository = ConversationRepository(pool)
+    conversation_id = str(uuid.uuid4())
+    repository.create(conversation_id, "demo", "hi-IN", "api")
+    assert repository.mark_ending(conversation_id) is True
+    assert repository.mark_ending(conversation_id) is False
+    repository.complete(conversation_id, Outcome.ENDED_BY_CLIENT, "2 turns")
+    stored = repository.get(conversation_id)
+    assert stored is not None
+    assert (stored.status, stored.outcome, stored.summary, stored.language) == ("completed", "ended_by_client", "2 turns", "hi-IN")
+    assert stored.ended_at is not None
+    assert repository.get(str(uuid.uuid4())) is None
+
+
+def test_unknown_agent_is_refused_by_the_schema(pool: ConnectionPool) -> None:
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        ConversationRepository(pool).create(str(uuid.uuid4()), "nobody", "en-US", "api")
+
+
+def test_handoff_delivers_the_reply_to_the_waiting_request(redis_url: str, redis_prefix: str) -> None:
+    publisher = ReplyPublisher(redis.Redis.from_url(redis_url), redis_prefix)
+
+    async def scenario() -> tuple[Claim, Claim, dict[str, object] | None, dict[str, object] | None, Claim]:
+        waiter = ReplyWaiter(aioredis.Redis.from_url(redis_url), redis_prefix)
+        claimed = await waiter.claim_turn("c1", "req-1", 60)
+        other = await waiter.claim_turn("c1", "req-2", 60)
+        waiting = asyncio.create_task(waiter.wait("c1", "req-1", 5))
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(publisher.publish, "c1", "req-1", {"turn": 1, "text": "hello"})
+        reply = await waiting
+        stored = await waiter.stored_reply("c1", "req-1")
+        after = await waiter.claim_turn("c1", "req-2", 60)
+        return claimed, other, reply, stored, after
+
+    claimed, other, reply, stored, after = asyncio.run(scenario())
+    assert claimed is Claim.NEW
+    assert other is Claim.TAKEN, "a second request cannot take the turn while one is in flight"
+    assert reply == {"turn": 1, "text": "hello"}
+    assert stored == reply, "a retry finds the reply without a second turn"
+    assert after is Claim.NEW, "publishing releases the turn lock"
+
+
+def test_handoff_wait_times_out_with_none(redis_url: str, redis_prefix: str) -> None:
+    async def scenario() -> tuple[Claim, dict[str, object] | None, Claim]:
+        waiter = ReplyWaiter(aioredis.Redis.from_url(redis_url), redis_prefix)
+        await waiter.claim_turn("c2", "req-1", 60)
+        again = await waiter.claim_turn("c2", "req-1", 60)
+        reply = await waiter.wait("c2", "req-1", 0.2)
+        await waiter.release_turn("c2", "req-1")
+        return again, reply, await waiter.claim_turn("c2", "req-3", 60)
+
+    again, reply, released = asyncio.run(scenario())
+    assert again is Claim.HELD, "a retry of the same request finds its turn in flight"
+    assert reply is None
+    assert released is Claim.NEW
+
+
+def test_audio_store_round_trip_against_azurite(blob_connection_string: str) -> None:
+    store = AudioStore(blob_service(blob_connection_string, ""), f"audio{uuid.uuid4().hex[:8]}")
+    store.ping()
+    name = reply_audio_name("c3", 7)
+    assert name.endswith("/00007.wav")
+    assert store.get(name) is None
+    store.put(name, b"RIFF....WAVE")
+    store.put(name, b"RIFF-second")
+    assert store.get(name) == b"RIFF-second"

@@ -1,0 +1,109 @@
+"""The offline agent model through the real LangChain chain, with an in-memory retriever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+
+from shared.agent.catalog import AgentFileError, load_agent_file, load_agents
+from shared.agent.chain import reply_to
+from shared.agent.intents import classify, words
+from shared.agent.offline_model import answer_from
+from shared.config import REPOSITORY_ROOT
+from shared.models import AgentProfile, Intent, TurnKind, TurnRecord
+
+
+@pytest.fixture(scope="module")
+def demo() -> AgentProfile:
+    return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
+
+
+class TitleRetriever(BaseRetriever):
+    """Finds the documents whose title shares a word with the query (a stand-in for full-text search)."""
+
+    documents: list[Document]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        asked = {w[:4] for w in words(query)}
+        return [d for d in self.documents if asked & {w[:4] for w in words(d.metadata["title"])}]
+
+
+@pytest.fixture(scope="module")
+def retriever(demo: AgentProfile) -> TitleRetriever:
+    return TitleRetriever(
+        documents=[Document(page_content=k.text, metadata={"title": k.title}) for k in demo.knowledge]
+    )
+
+
+@pytest.mark.parametrize(
+    ("utterance", "intent", "needle"),
+    [
+        ("hello there", Intent.GREETING, "Hello!"),
+        ("good morning", Intent.GREETING, "Hello!"),
+        ("how are you today", Intent.SMALL_TALK, "doing well"),
+        ("what are your opening hours", Intent.QUESTION, "8 am to 10 pm"),
+        ("hello, when do you open on sunday", Intent.QUESTION, "Sundays we open at 9 am"),
+        ("how much does delivery cost", Intent.QUESTION, "40 rupees"),
+        ("i want to talk to a human", Intent.HUMAN, "connecting you"),
+        ("hello, can i speak to a person please", Intent.HUMAN, "connecting you"),
+        ("goodbye", Intent.GOODBYE, "Goodbye!"),
+        ("purple elephants dance", Intent.NOT_UNDERSTOOD, "did not catch that"),
+    ],
+)
+def test_demo_agent_answers(
+    demo: AgentProfile, retriever: TitleRetriever, utterance: str, intent: Intent, needle: str
+) -> None:
+    reply = reply_to(demo, retriever, utterance, [])
+    assert reply.intent is intent
+    assert needle in reply.text
+
+
+def test_history_is_accepted_and_does_not_change_a_deterministic_answer(
+    demo: AgentProfile, retriever: TitleRetriever
+) -> None:
+    history = [
+        TurnRecord(
+            conversation_id="c",
+            turn=0,
+            kind=TurnKind.GREETING,
+            request_id="greeting",
+            user_text=None,
+            intent=None,
+            reply_text=demo.greeting,
+        )
+    ]
+    assert reply_to(demo, retriever, "goodbye", history) == reply_to(demo, retriever, "goodbye", [])
+
+
+def test_greeting_only_wins_when_it_is_most_of_what_was_said(demo: AgentProfile) -> None:
+    assert classify("hello", demo.intents, has_knowledge=True) is Intent.GREETING
+    assert classify("hello what is on the menu today", demo.intents, has_knowledge=True) is Intent.QUESTION
+    assert classify("hello what is on the menu today", demo.intents, has_knowledge=False) is Intent.GREETING
+    assert classify("   ", demo.intents, has_knowledge=True) is Intent.NOT_UNDERSTOOD
+
+
+def test_answer_picks_the_sentences_that_match_the_question() -> None:
+    passage = "We deliver nearby. Delivery costs 40 rupees. Parking is at the back. Cakes are fresh."
+    assert answer_from(passage, "how much does delivery cost") == "We deliver nearby. Delivery costs 40 rupees."
+    assert "Parking is at the back." in answer_from(passage, "where can I park")
+
+
+def test_every_agent_file_in_the_repository_loads() -> None:
+    agents = load_agents(REPOSITORY_ROOT / "agents")
+    assert "demo" in {a.name for a in agents}
+    assert all(a.listening_phrases() for a in agents)
+
+
+def test_agent_file_errors_name_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text('name = "broken"\n', encoding="utf-8")
+    with pytest.raises(AgentFileError, match=r"broken\.toml"):
+        load_agent_file(broken)
+    misnamed = tmp_path / "other.toml"
+    misnamed.write_text('name = "demo"\ndisplay_name = "x"\ngreeting = "hi"\n', encoding="utf-8")
+    with pytest.raises(AgentFileError, match="must match the file name"):
+        load_agent_file(misnamed)
