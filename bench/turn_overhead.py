@@ -17,12 +17,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devhost.process import DevHost  # noqa: E402
-from shared.speech.audio import encode_wav  # noqa: E402
-from shared.speech.espeak import EspeakSynthesizer  # noqa: E402
+from devhost.process import DevHost
+from shared.speech.audio import encode_wav
+from shared.speech.espeak import EspeakSynthesizer
 
 TYPED = [
     "hello there",
@@ -40,7 +41,9 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def row(name: str, values: list[float]) -> str:
-    return f"  {name:<28} p50 {percentile(values, 0.5):8.1f} ms   p95 {percentile(values, 0.95):8.1f} ms   n={len(values)}"
+    return (
+        f"  {name:<28} p50 {percentile(values, 0.5):8.1f} ms   p95 {percentile(values, 0.95):8.1f} ms   n={len(values)}"
+    )
 
 
 def main() -> int:
@@ -58,7 +61,7 @@ def main() -> int:
         try:
             for _ in range(args.conversations):
                 conversation_id = host.post("/api/conversations", json={}).json()["conversation_id"]
-                requests_to_send = [({"json": {"text": text}}) for text in TYPED]
+                requests_to_send: list[dict[str, Any]] = [{"json": {"text": text}} for text in TYPED]
                 requests_to_send.append({"data": wav, "headers": {"Content-Type": "audio/wav"}})
                 for kwargs in requests_to_send:
                     started = time.perf_counter()

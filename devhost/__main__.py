@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -29,7 +30,8 @@ TRY_IT = """
   Ready on {base}. Try:
     curl -s {base}/api/health
     curl -s -X POST {base}/api/conversations -H 'Content-Type: application/json' -d '{{"agent": "demo"}}'
-    curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: application/json' -d '{{"text": "what are your opening hours"}}'
+    curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: application/json' \\
+         -d '{{"text": "what are your opening hours"}}'
     curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: audio/wav' --data-binary @question.wav
     curl -s {base}/api/conversations/<id>
     curl -s -X POST {base}/api/conversations/<id>/end
@@ -58,7 +60,7 @@ def parse_delays(spec: str) -> dict[str, float]:
 
 def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
     """Fill in DATABASE_URL, REDIS_URL and BLOB_CONNECTION_STRING with embedded servers when unset."""
-    wanted = {
+    wanted: dict[str, Callable[[], standins.Standin]] = {
         "DATABASE_URL": lambda: standins.start_postgres(data_dir),
         "REDIS_URL": lambda: standins.start_redis(data_dir),
         "BLOB_CONNECTION_STRING": lambda: standins.start_azurite(data_dir),

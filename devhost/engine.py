@@ -9,18 +9,21 @@ had not reported), exactly like the real runtime, so the app's activities must b
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from azure.durable_functions.models.actions.ActionType import ActionType
-from azure.functions.meta import Datum
 from azure.functions.durable_functions import ActivityTriggerConverter
+from azure.functions.meta import Datum
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -39,6 +42,17 @@ TERMINATED = "Terminated"
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
 OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class ActivityTask:
+    """A scheduled activity: the row in durable_tasks, and what completes it in the inbox."""
+
+    instance_id: str
+    generation: int
+    task_id: int
+    name: str
+    input: str | None
 
 
 class InstanceExists(Exception):
@@ -86,7 +100,7 @@ class Engine:
         if tasks or inboxes:
             log.info("resuming %d activities and %d instances with pending events", len(tasks), len(inboxes))
         for task in tasks:
-            self._spawn(self._run_activity(task["instance_id"], task["generation"], task["task_id"], task["name"], task["input"]))
+            self._spawn(self._run_activity(ActivityTask(**task)))
         for row in inboxes:
             self._spawn(self.step(row["instance_id"]))
         self._timer_loop = asyncio.create_task(self._fire_timers())
@@ -110,7 +124,9 @@ class Engine:
             raise KeyError(name)
         async with self._pool.connection() as conn, conn.transaction():
             existing = await (
-                await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+                await conn.execute(
+                    "SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,)
+                )
             ).fetchone()
             if existing is not None and existing["status"] in ACTIVE_STATES:
                 raise InstanceExists(f"An instance with ID '{instance_id}' already exists and is {existing['status']}.")
@@ -126,7 +142,9 @@ class Engine:
     async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             row = await (
-                await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+                await conn.execute(
+                    "SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,)
+                )
             ).fetchone()
             if row is None:
                 raise KeyError(instance_id)
@@ -139,7 +157,9 @@ class Engine:
     async def terminate(self, instance_id: str, reason: str) -> None:
         async with self._pool.connection() as conn, conn.transaction():
             row = await (
-                await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+                await conn.execute(
+                    "SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,)
+                )
             ).fetchone()
             if row is None:
                 raise KeyError(instance_id)
@@ -154,7 +174,9 @@ class Engine:
 
     async def status(self, instance_id: str) -> dict[str, Any] | None:
         async with self._pool.connection() as conn:
-            return await (await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s", (instance_id,))).fetchone()
+            return await (
+                await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s", (instance_id,))
+            ).fetchone()
 
     async def statuses(self, where: str = "TRUE", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
@@ -179,7 +201,7 @@ class Engine:
                 pass
 
     async def _step_once(self, instance_id: str) -> bool:
-        launches: list[dict[str, Any]] = []
+        launches: list[ActivityTask] = []
         async with self._pool.connection() as conn, conn.transaction():
             row = await (
                 await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
@@ -202,12 +224,16 @@ class Engine:
             launches = await self._replay(conn, row, new_history, events)
         self._timers_changed.set()  # after commit, so the timer loop sees this step's timers
         for task in launches:
-            self._spawn(self._run_activity(instance_id, task["generation"], task["task_id"], task["name"], task["input"]))
+            self._spawn(self._run_activity(task))
         return True
 
     async def _replay(
-        self, conn: AsyncConnection[DictRow], row: dict[str, Any], new_history: list[history.Event], events: list[history.Event]
-    ) -> list[dict[str, Any]]:
+        self,
+        conn: AsyncConnection[DictRow],
+        row: dict[str, Any],
+        new_history: list[history.Event],
+        events: list[history.Event],
+    ) -> list[ActivityTask]:
         instance_id, generation = row["instance_id"], row["generation"]
         orchestrator = self._registry.orchestrators[row["name"]]
         context = {
@@ -232,7 +258,9 @@ class Engine:
             await self._continue_as_new(conn, row, continued.action.get("input"))
             return []
         if state.get("isDone"):
-            await self._finish(conn, instance_id, COMPLETED, json.dumps(state.get("output")), new_history, custom_status)
+            await self._finish(
+                conn, instance_id, COMPLETED, json.dumps(state.get("output")), new_history, custom_status=custom_status
+            )
             return []
         launches = await self._schedule(conn, instance_id, generation, leaves, row["dispatched"])
         await conn.execute(
@@ -245,7 +273,7 @@ class Engine:
             instance_id,
             len(events),
             generation,
-            ", ".join(t["name"] for t in launches) or "nothing new",
+            ", ".join(t.name for t in launches) or "nothing new",
         )
         return launches
 
@@ -256,14 +284,18 @@ class Engine:
         generation: int,
         leaves: list[history.ScheduledAction],
         dispatched: int,
-    ) -> list[dict[str, Any]]:
+    ) -> list[ActivityTask]:
+        """Store the activities and timers the orchestrator asked for since the last step."""
         launches = []
         for leaf in leaves[dispatched:]:
-            if leaf.type == ActionType.CALL_ACTIVITY:
-                task = {"generation": generation, "task_id": leaf.task_id, "name": leaf.action["functionName"], "input": leaf.action.get("input")}
+            if leaf.type == ActionType.CALL_ACTIVITY and leaf.task_id is not None:
+                task = ActivityTask(
+                    instance_id, generation, leaf.task_id, leaf.action["functionName"], leaf.action.get("input")
+                )
                 await conn.execute(
-                    "INSERT INTO durable_tasks (instance_id, generation, task_id, name, input) VALUES (%s, %s, %s, %s, %s)",
-                    (instance_id, generation, task["task_id"], task["name"], task["input"]),
+                    """INSERT INTO durable_tasks (instance_id, generation, task_id, name, input)
+                       VALUES (%s, %s, %s, %s, %s)""",
+                    (task.instance_id, task.generation, task.task_id, task.name, task.input),
                 )
                 launches.append(task)
             elif leaf.type == ActionType.CREATE_TIMER and not leaf.action.get("isCanceled"):
@@ -273,7 +305,11 @@ class Engine:
                 )
             elif leaf.type not in (ActionType.CREATE_TIMER, ActionType.WAIT_FOR_EXTERNAL_EVENT):
                 raise NotImplementedError(f"the devhost does not run action type {leaf.type} yet")
-        cancelled = [leaf.task_id for leaf in leaves[:dispatched] if leaf.type == ActionType.CREATE_TIMER and leaf.action.get("isCanceled")]
+        cancelled = [
+            leaf.task_id
+            for leaf in leaves[:dispatched]
+            if leaf.type == ActionType.CREATE_TIMER and leaf.action.get("isCanceled")
+        ]
         if cancelled:
             await conn.execute(
                 "DELETE FROM durable_timers WHERE instance_id = %s AND generation = %s AND timer_id = ANY(%s)",
@@ -281,7 +317,9 @@ class Engine:
             )
         return launches
 
-    async def _continue_as_new(self, conn: AsyncConnection[DictRow], row: dict[str, Any], input_json: str | None) -> None:
+    async def _continue_as_new(
+        self, conn: AsyncConnection[DictRow], row: dict[str, Any], input_json: str | None
+    ) -> None:
         """Start the next generation with a fresh history.
 
         Events the old execution received but never consumed are dropped, as in Azure: the Python
@@ -304,6 +342,7 @@ class Engine:
         status: str,
         output_json: str,
         final_history: list[history.Event],
+        *,
         custom_status: str | None = None,
     ) -> None:
         await self._clear_pending(conn, instance_id)
@@ -328,45 +367,49 @@ class Engine:
 
     # ---- activities and timers -------------------------------------------------------------
 
-    async def _run_activity(self, instance_id: str, generation: int, task_id: int, name: str, input_json: str | None) -> None:
-        key = (instance_id, generation, task_id)
+    async def _run_activity(self, task: ActivityTask) -> None:
+        key = (task.instance_id, task.generation, task.task_id)
         if key in self._running:
             return
         self._running.add(key)
         try:
-            event = await self._invoke_activity(instance_id, task_id, name, input_json)
+            event = await self._invoke_activity(task)
             async with self._pool.connection() as conn, conn.transaction():
                 deleted = await conn.execute(
-                    "DELETE FROM durable_tasks WHERE instance_id = %s AND generation = %s AND task_id = %s",
-                    key,
+                    "DELETE FROM durable_tasks WHERE instance_id = %s AND generation = %s AND task_id = %s", key
                 )
                 if deleted.rowcount:
-                    await self._append(conn, instance_id, generation, event)
+                    await self._append(conn, task.instance_id, task.generation, event)
         finally:
             self._running.discard(key)
-        await self.step(instance_id)
+        await self.step(task.instance_id)
 
-    async def _invoke_activity(self, instance_id: str, task_id: int, name: str, input_json: str | None) -> history.Event:
-        activity = self._registry.activities.get(name)
+    async def _invoke_activity(self, task: ActivityTask) -> history.Event:
+        """Run the activity as the Functions host would: input decoded and output encoded by the SDK."""
+        activity = self._registry.activities.get(task.name)
         started = _now()
         try:
             if activity is None:
-                raise LookupError(f"no activity named {name!r}")
-            if name in self._delays:
-                await asyncio.sleep(self._delays[name])
-            argument = ActivityTriggerConverter.decode(Datum(type="string", value=input_json or "null"), trigger_metadata=None)
-            call: Callable[[], Any] = lambda: activity.handler(**{activity.input_arg: argument})
+                raise LookupError(f"no activity named {task.name!r}")
+            if task.name in self._delays:
+                await asyncio.sleep(self._delays[task.name])
+            argument = ActivityTriggerConverter.decode(
+                Datum(type="string", value=task.input or "null"), trigger_metadata=None
+            )
+            kwargs = {activity.input_arg: argument}
             if inspect.iscoroutinefunction(activity.handler):
-                result = await call()
+                result = await activity.handler(**kwargs)
             else:
-                result = await asyncio.get_running_loop().run_in_executor(self._executor, call)
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._executor, functools.partial(activity.handler, **kwargs)
+                )
             encoded = ActivityTriggerConverter.encode(result, expected_type=None)
             elapsed = (_now() - started).total_seconds() * 1000
-            log.info("%s: activity %s #%d done in %.0f ms", instance_id, name, task_id, elapsed)
-            return history.task_completed(_now(), task_id, str(encoded.value) if encoded.value is not None else "null")
+            log.info("%s: activity %s #%d done in %.0f ms", task.instance_id, task.name, task.task_id, elapsed)
+            return history.task_completed(_now(), task.task_id, "null" if encoded.value is None else str(encoded.value))
         except Exception as error:
-            log.warning("%s: activity %s #%d failed: %s", instance_id, name, task_id, error)
-            return history.task_failed(_now(), task_id, f"{type(error).__name__}: {error}", traceback.format_exc())
+            log.warning("%s: activity %s #%d failed: %s", task.instance_id, task.name, task.task_id, error)
+            return history.task_failed(_now(), task.task_id, f"{type(error).__name__}: {error}", traceback.format_exc())
 
     async def _fire_timers(self) -> None:
         while True:
@@ -374,12 +417,16 @@ class Engine:
             async with self._pool.connection() as conn, conn.transaction():
                 due = await (
                     await conn.execute(
-                        "DELETE FROM durable_timers WHERE fire_at <= now() RETURNING instance_id, generation, timer_id, fire_at"
+                        """DELETE FROM durable_timers WHERE fire_at <= now()
+                           RETURNING instance_id, generation, timer_id, fire_at"""
                     )
                 ).fetchall()
                 for timer in due:
                     await self._append(
-                        conn, timer["instance_id"], timer["generation"], history.timer_fired(_now(), timer["timer_id"], timer["fire_at"])
+                        conn,
+                        timer["instance_id"],
+                        timer["generation"],
+                        history.timer_fired(_now(), timer["timer_id"], timer["fire_at"]),
                     )
                 upcoming = await (await conn.execute("SELECT min(fire_at) AS next FROM durable_timers")).fetchone()
             for instance_id in {t["instance_id"] for t in due}:
@@ -388,8 +435,5 @@ class Engine:
             wait = None
             if upcoming is not None and upcoming["next"] is not None:
                 wait = max(0.0, (upcoming["next"] - _now()).total_seconds())
-            try:
+            with suppress(TimeoutError):
                 await asyncio.wait_for(self._timers_changed.wait(), timeout=wait)
-            except TimeoutError:
-                pass
-

@@ -24,7 +24,11 @@ log = logging.getLogger("devhost.http")
 def _to_aiohttp(response: func.HttpResponse) -> web.Response:
     headers = dict(response.headers)
     if not any(k.lower() == "content-type" for k in headers):
-        charset = f"; charset={response.charset}" if response.mimetype.startswith("text/") or response.mimetype.endswith("json") else ""
+        charset = (
+            f"; charset={response.charset}"
+            if response.mimetype.startswith("text/") or response.mimetype.endswith("json")
+            else ""
+        )
         headers["Content-Type"] = f"{response.mimetype}{charset}"
     return web.Response(status=response.status_code, body=response.get_body(), headers=headers)
 

@@ -24,12 +24,14 @@ def client_binding(base_url: str) -> str:
     webhooks = f"{base_url}{PREFIX}"
     query = f"taskHub={TASK_HUB}&connection={CONNECTION}"
     instance = f"{webhooks}/instances/INSTANCEID"
+    create = f"{webhooks}/orchestrators/{{functionName}}[/{{instanceId}}]"
+    wait = "timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}"
     return json.dumps(
         {
             "taskHubName": TASK_HUB,
             "creationUrls": {
-                "createNewInstancePostUri": f"{webhooks}/orchestrators/{{functionName}}[/{{instanceId}}]?{query}",
-                "createAndWaitOnNewInstancePostUri": f"{webhooks}/orchestrators/{{functionName}}[/{{instanceId}}]?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}",
+                "createNewInstancePostUri": f"{create}?{query}",
+                "createAndWaitOnNewInstancePostUri": f"{create}?{wait}&{query}",
             },
             "managementUrls": {
                 "id": "INSTANCEID",
@@ -99,7 +101,9 @@ def routes(engine: Engine) -> list[web.RouteDef]:
 
     async def raise_event(request: web.Request) -> web.Response:
         try:
-            await engine.raise_event(request.match_info["instance_id"], request.match_info["event"], await _body_text(request))
+            await engine.raise_event(
+                request.match_info["instance_id"], request.match_info["event"], await _body_text(request)
+            )
         except KeyError:
             return web.Response(status=404)
         except InstanceGone:
@@ -122,7 +126,8 @@ def routes(engine: Engine) -> list[web.RouteDef]:
         return web.json_response(status_payload(row, _flag(request, "showInput"), _flag(request, "showHistory")))
 
     async def list_statuses(request: web.Request) -> web.Response:
-        clauses, params = ["TRUE"], []
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
         if "createdTimeFrom" in request.query:
             clauses.append("created_at >= %s")
             params.append(request.query["createdTimeFrom"])
@@ -154,4 +159,3 @@ def routes(engine: Engine) -> list[web.RouteDef]:
         web.get(PREFIX + "/instances/{instance_id}", status),
         web.delete(PREFIX + "/instances/{instance_id}", purge),
     ]
-

@@ -60,12 +60,14 @@ def discover(app: FunctionApp) -> Registry:
     """Every function of the app; refuses bindings the devhost cannot serve instead of ignoring them."""
     registry = Registry(http=[], orchestrators={}, activities={})
     for function in app.get_functions():
-        name = function.get_function_name()
+        name = str(function.get_function_name())
+        trigger = function.get_trigger()
+        if trigger is None:
+            raise ValueError(f"function {name} has no trigger")
         bindings = [b for b in function.get_bindings() if b.direction == 0]
         unsupported = [b.type for b in bindings if b.type not in SUPPORTED_INPUTS]
         if unsupported:
             raise ValueError(f"function {name}: the devhost does not serve {unsupported} bindings yet")
-        trigger = function.get_trigger()
         handler = function.get_user_function()
         if trigger.type == HTTP_TRIGGER:
             client = _binding(bindings, DURABLE_CLIENT)
@@ -73,7 +75,7 @@ def discover(app: FunctionApp) -> Registry:
             registry.http.append(
                 HttpFunction(
                     name=name,
-                    route=getattr(trigger, "route", None) or name,
+                    route=str(getattr(trigger, "route", None) or name),
                     methods=methods or ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"),
                     request_arg=trigger.name,
                     client_arg=client.name if client else None,
@@ -81,9 +83,8 @@ def discover(app: FunctionApp) -> Registry:
                 )
             )
         elif trigger.type == ORCHESTRATION_TRIGGER:
-            alias = getattr(trigger, "orchestration", None)
-            registry.orchestrators[alias or name] = handler
+            registry.orchestrators[str(getattr(trigger, "orchestration", None) or name)] = handler
         elif trigger.type == ACTIVITY_TRIGGER:
-            alias = getattr(trigger, "activity", None)
-            registry.activities[alias or name] = Activity(alias or name, trigger.name, handler)
+            activity = str(getattr(trigger, "activity", None) or name)
+            registry.activities[activity] = Activity(activity, trigger.name, handler)
     return registry

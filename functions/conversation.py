@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
+from azure.durable_functions import DurableOrchestrationContext as Context
 from azure.durable_functions.models.Task import TaskBase
 
 from shared import activities, dialog
@@ -44,7 +45,6 @@ END_EVENT = "end"
 GREETING_REQUEST_ID = "greeting"
 
 Json = dict[str, Any]
-Context = df.DurableOrchestrationContext
 Steps = Generator[Any, Any, Any]
 
 

@@ -20,7 +20,7 @@ from shared.services import Services, services
 from shared.storage.blobs import caller_audio_name
 from shared.storage.conversations import Conversation
 from shared.storage.handoff import Claim
-from shared.turn_requests import parse_start, parse_turn
+from shared.turn_requests import TurnBody, parse_start, parse_turn
 
 bp = df.Blueprint()
 
@@ -104,7 +104,7 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
     body = parse_turn(req.headers.get("content-type"), req.get_body(), svc.settings.max_request_bytes)
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     request_id = req.headers.get("idempotency-key") or uuid.uuid4().hex
-    turn = await _take_turn(svc, client, conversation, request_id, body.text, body.wav)
+    turn = await _take_turn(svc, client, conversation, request_id, body)
     total_ms = (time.perf_counter() - started) * 1000
     inside_ms = sum(t or 0.0 for t in (turn.stt_ms, turn.agent_ms, turn.tts_ms))
     return json_response(
@@ -129,8 +129,7 @@ async def _take_turn(
     client: df.DurableOrchestrationClient,
     conversation: Conversation,
     request_id: str,
-    text: str | None,
-    wav: bytes | None,
+    body: TurnBody,
 ) -> TurnRecord:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn."""
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
@@ -144,7 +143,7 @@ async def _take_turn(
         raise Conflict("Another turn of this conversation is still in progress.", code="turn_in_progress")
     if claim is Claim.NEW:
         try:
-            await _raise_utterance(svc, client, conversation.id, request_id, text, wav)
+            await _raise_utterance(svc, client, conversation.id, request_id, body)
         except BaseException:
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
@@ -156,8 +155,7 @@ async def _raise_utterance(
     client: df.DurableOrchestrationClient,
     conversation_id: str,
     request_id: str,
-    text: str | None,
-    wav: bytes | None,
+    body: TurnBody,
 ) -> None:
     """Send the utterance under the event name the orchestrator is listening for."""
     status = await client.get_status(conversation_id)
@@ -165,10 +163,10 @@ async def _raise_utterance(
     if status.runtime_status not in ACCEPTING or not isinstance(custom, dict) or "expecting" not in custom:
         raise Conflict("The conversation is no longer accepting turns.", code="conversation_completed")
     audio_blob = None
-    if wav is not None:
+    if body.wav is not None:
         audio_blob = caller_audio_name(conversation_id, request_key(request_id))
-        await asyncio.to_thread(svc.audio.put, audio_blob, wav)
-    utterance = Utterance(request_id=request_id, text=text, audio_blob=audio_blob)
+        await asyncio.to_thread(svc.audio.put, audio_blob, body.wav)
+    utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob)
     try:
         await client.raise_event(conversation_id, str(custom["expecting"]), utterance.model_dump())
     except Exception as error:
@@ -219,9 +217,7 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     return json_response({"conversation_id": conversation.id, "status": "ending"}, status=202)
 
 
-@bp.route(
-    route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS
-)
+@bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @json_errors
 async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     svc = services()
@@ -237,4 +233,6 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
         data = await asyncio.to_thread(svc.audio.get, record.audio_blob)
     if data is None:
         raise NotFound(f"No audio for turn {turn_text} (yet).", code="audio_not_found")
-    return func.HttpResponse(data, status_code=200, mimetype="audio/wav", headers={"Cache-Control": "private, max-age=3600"})
+    return func.HttpResponse(
+        data, status_code=200, mimetype="audio/wav", headers={"Cache-Control": "private, max-age=3600"}
+    )

@@ -9,16 +9,32 @@ from collections.abc import Callable
 import azure.functions as func
 
 from functions.http import json_errors, json_response
-from shared.services import services
+from shared.services import Services, services
 from shared.storage.postgres import ping as ping_postgres
 
 bp = func.Blueprint()
 
 
-def _check(probe: Callable[[], object]) -> dict[str, object]:
+def _postgres(svc: Services) -> None:
+    ping_postgres(svc.pool)
+
+
+def _redis(svc: Services) -> None:
+    svc.redis.ping()
+
+
+def _blob(svc: Services) -> None:
+    svc.audio.ping()
+
+
+PROBES: dict[str, Callable[[Services], None]] = {"postgres": _postgres, "redis": _redis, "blob": _blob}
+
+
+def _check(probe: Callable[[Services], None], svc: Services) -> dict[str, object]:
+    """Run one probe; any failure (even building the client) is reported, never raised."""
     started = time.perf_counter()
     try:
-        probe()
+        probe(svc)
     except Exception as error:
         return {"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2)}
@@ -28,12 +44,7 @@ def _check(probe: Callable[[], object]) -> dict[str, object]:
 @json_errors
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     svc = services()
-    probes: dict[str, Callable[[], object]] = {
-        "postgres": lambda: ping_postgres(svc.pool),
-        "redis": lambda: svc.redis.ping(),
-        "blob": lambda: svc.audio.ping(),
-    }
-    results = await asyncio.gather(*(asyncio.to_thread(_check, probe) for probe in probes.values()))
-    checks = dict(zip(probes, results, strict=True))
+    results = await asyncio.gather(*(asyncio.to_thread(_check, probe, svc) for probe in PROBES.values()))
+    checks = dict(zip(PROBES, results, strict=True))
     healthy = all(check["ok"] for check in checks.values())
     return json_response({"status": "ok" if healthy else "degraded", "checks": checks}, 200 if healthy else 503)

@@ -8,6 +8,7 @@ agents to Azure, to Core Tools and to the devhost.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from dataclasses import dataclass
@@ -15,7 +16,6 @@ from functools import cached_property
 
 import redis
 import redis.asyncio as aioredis
-from psycopg_pool import ConnectionPool
 
 from shared.agent.catalog import load_agents
 from shared.config import Settings, get_settings
@@ -27,7 +27,7 @@ from shared.storage.conversations import ConversationRepository
 from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
-from shared.storage.postgres import open_pool
+from shared.storage.postgres import Pool, open_pool
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class Services:
     settings: Settings
 
     @cached_property
-    def pool(self) -> ConnectionPool:
+    def pool(self) -> Pool:
         if not self.settings.database_url:
             raise RuntimeError("DATABASE_URL is not set (make dev and the devhost set it for you)")
         apply_migrations(self.settings.database_url)
@@ -88,13 +88,14 @@ class Services:
 
 
 _lock = threading.Lock()
-_services: Services | None = None
+
+
+@functools.cache
+def _build() -> Services:
+    return Services(get_settings())
 
 
 def services() -> Services:
-    """The process-wide services (thread-safe: activities run in a thread pool)."""
-    global _services
+    """The process-wide services (built under a lock: activities run in a thread pool)."""
     with _lock:
-        if _services is None:
-            _services = Services(get_settings())
-        return _services
+        return _build()

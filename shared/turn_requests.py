@@ -83,7 +83,7 @@ def parse_turn(content_type: str | None, body: bytes, max_bytes: int) -> TurnBod
         decode_wav(body)
         return TurnBody(wav=body)
     if kind not in JSON_TYPES:
-        raise UnsupportedMediaType("Send application/json {\"text\": ...} or an audio/wav body.")
+        raise UnsupportedMediaType('Send application/json {"text": ...} or an audio/wav body.')
     try:
         turn = TypedTurn.model_validate(_json_object(body))
     except ValidationError as error:

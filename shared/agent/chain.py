@@ -19,7 +19,7 @@ from shared.models import AgentProfile, AgentReply, TurnRecord
 
 
 def chat_model_for(profile: AgentProfile) -> BaseChatModel:
-    return OfflineAgentModel(profile=profile)
+    return OfflineAgentModel(agent=profile)
 
 
 def build_chain(profile: AgentProfile, retriever: BaseRetriever) -> Runnable[dict[str, object], AgentReply]:
@@ -35,8 +35,6 @@ def build_chain(profile: AgentProfile, retriever: BaseRetriever) -> Runnable[dic
     )
 
 
-def reply_to(
-    profile: AgentProfile, retriever: BaseRetriever, utterance: str, history: list[TurnRecord]
-) -> AgentReply:
+def reply_to(profile: AgentProfile, retriever: BaseRetriever, utterance: str, history: list[TurnRecord]) -> AgentReply:
     chain = build_chain(profile, retriever)
     return chain.invoke({"utterance": utterance, "history": history_messages(history)})

@@ -27,7 +27,33 @@ STEM_LENGTH = 4
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _STOP_WORDS = frozenset(
-    "a an and are can do does how i is it me my of on the to what when where which who why you your".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "can",
+        "do",
+        "does",
+        "how",
+        "i",
+        "is",
+        "it",
+        "me",
+        "my",
+        "of",
+        "on",
+        "the",
+        "to",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "you",
+        "your",
+    ]
 )
 
 DEFAULT_REPLIES: dict[Intent, str] = {
@@ -46,16 +72,14 @@ def answer_from(passage: str, question: str) -> str:
     """The sentences of the passage that share the most words with the question, in passage order."""
     sentences = [s for s in _SENTENCE_END.split(passage.strip()) if s]
     wanted = _stems(question)
-    scored = sorted(
-        range(len(sentences)), key=lambda i: (-len(_stems(sentences[i]) & wanted), i)
-    )[:ANSWER_SENTENCES]
+    scored = sorted(range(len(sentences)), key=lambda i: (-len(_stems(sentences[i]) & wanted), i))[:ANSWER_SENTENCES]
     return " ".join(sentences[i] for i in sorted(scored))
 
 
 class OfflineAgentModel(BaseChatModel):
     """Deterministic stand-in for an LLM, built for one agent profile."""
 
-    profile: AgentProfile
+    agent: AgentProfile
 
     @property
     def _llm_type(self) -> str:
@@ -68,12 +92,10 @@ class OfflineAgentModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        utterance = next(
-            (m.text for m in reversed(messages) if isinstance(m, HumanMessage)), ""
-        )
+        utterance = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
         system = next((m.text for m in messages if isinstance(m, SystemMessage)), "")
         passages = parse_knowledge(system)
-        intent = classify(utterance, self.profile.intents, has_knowledge=bool(passages))
+        intent = classify(utterance, self.agent.intents, has_knowledge=bool(passages))
         reply = {"intent": intent.value, "text": self._reply(intent, utterance, passages)}
         return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(reply)))])
 
@@ -81,6 +103,6 @@ class OfflineAgentModel(BaseChatModel):
         if intent is Intent.QUESTION:
             return answer_from(passages[0][1], utterance)
         if intent is Intent.NOT_UNDERSTOOD:
-            return self.profile.not_understood
-        rule = self.profile.intents.get(intent)
+            return self.agent.not_understood
+        rule = self.agent.intents.get(intent)
         return rule.reply if rule is not None and rule.reply else DEFAULT_REPLIES[intent]

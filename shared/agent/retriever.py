@@ -5,6 +5,7 @@ from __future__ import annotations
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
 
 from shared.storage.knowledge import KnowledgeRepository
 
@@ -16,11 +17,9 @@ class PostgresKnowledgeRetriever(BaseRetriever):
     agent: str
     limit: int = 2
 
-    model_config = {"arbitrary_types_allowed": True}
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [
             Document(page_content=hit.body, metadata={"title": hit.title, "rank": hit.rank})
             for hit in self.repository.search(self.agent, query, self.limit)

@@ -52,9 +52,7 @@ _RATE_PARAMETER = 1
 _EE_OK = 0
 _BYTES_PER_SAMPLE = 2
 
-_SynthCallback = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p
-)
+_SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
 """int callback(short *wav, int numsamples, espeak_EVENT *events)."""
 
 _LOCK = threading.Lock()
@@ -98,11 +96,7 @@ class _Engine:
         self._library = ctypes.CDLL(espeakng_loader.get_library_path())
         _declare(self._library)
         data_path = espeakng_loader.get_data_path().encode()
-        self.rate = int(
-            self._library.espeak_Initialize(
-                _AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_DONT_EXIT
-            )
-        )
+        self.rate = int(self._library.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, _INITIALIZE_DONT_EXIT))
         if self.rate <= 0:
             raise RuntimeError(f"eSpeak NG failed to initialise from {data_path!r}")
         self._chunks: list[bytes] = []
@@ -115,21 +109,14 @@ class _Engine:
             self._chunks.append(ctypes.string_at(wav, count * _BYTES_PER_SAMPLE))
         return 0
 
-    def speak(
-        self, text: str, voices: Sequence[str], words_per_minute: int
-    ) -> npt.NDArray[np.int16]:
+    def speak(self, text: str, voices: Sequence[str], words_per_minute: int) -> npt.NDArray[np.int16]:
         """Synthesise with the first of `voices` eSpeak knows, at its native rate."""
-        if not any(
-            self._library.espeak_SetVoiceByName(name.encode()) == _EE_OK
-            for name in voices
-        ):
+        if not any(self._library.espeak_SetVoiceByName(name.encode()) == _EE_OK for name in voices):
             raise RuntimeError(f"eSpeak NG has none of the voices {list(voices)}")
         self._library.espeak_SetParameter(_RATE_PARAMETER, words_per_minute, 0)
         self._chunks = []
         encoded = text.encode()
-        status = self._library.espeak_Synth(
-            encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-        )
+        status = self._library.espeak_Synth(encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         self._library.espeak_Synchronize()
         if status != _EE_OK:
             raise RuntimeError(f"eSpeak NG synthesis failed with status {status}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
@@ -31,10 +33,8 @@ class AudioStore:
     def _ensure_container(self) -> None:
         if self._ready:
             return
-        try:
+        with suppress(ResourceExistsError):
             self._container.create_container()
-        except ResourceExistsError:
-            pass
         self._ready = True
 
     def put(self, name: str, data: bytes, content_type: str = "audio/wav") -> None:

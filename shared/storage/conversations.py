@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg_pool import ConnectionPool
-
 from shared.models import Outcome, TurnRecord
+from shared.storage.postgres import Pool
 
 TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
@@ -39,7 +38,7 @@ def _turn(row: dict[str, Any]) -> TurnRecord:
 
 
 class ConversationRepository:
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     def create(self, conversation_id: str, agent: str, language: str, channel: str) -> None:

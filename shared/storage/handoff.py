@@ -87,7 +87,9 @@ class ReplyWaiter:
         if await self._redis.set(key, request_id, nx=True, ex=ttl_seconds):
             return Claim.NEW
         holder = await self._redis.get(key)
-        return Claim.HELD if holder is not None and holder.decode() == request_id else Claim.TAKEN
+        if isinstance(holder, bytes):
+            holder = holder.decode()
+        return Claim.HELD if holder == request_id else Claim.TAKEN
 
     async def release_turn(self, conversation_id: str, request_id: str) -> None:
         key = TurnKeys(self._prefix, conversation_id).lock
@@ -97,9 +99,7 @@ class ReplyWaiter:
         raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).reply(request_id))
         return None if raw is None else dict(json.loads(raw))
 
-    async def wait(
-        self, conversation_id: str, request_id: str, timeout_seconds: float
-    ) -> dict[str, Any] | None:
+    async def wait(self, conversation_id: str, request_id: str, timeout_seconds: float) -> dict[str, Any] | None:
         """The reply for this request, or None when the deadline passes first."""
         keys = TurnKeys(self._prefix, conversation_id)
         popped = await self._redis.blpop([keys.inbox(request_id)], timeout=timeout_seconds)

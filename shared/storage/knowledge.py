@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
 
 from shared.models import AgentProfile
+from shared.storage.postgres import Pool
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,14 @@ def profile_hash(profile: AgentProfile) -> str:
 class KnowledgeRepository:
     """Reads and writes agents and knowledge chunks."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     def upsert_agent(self, profile: AgentProfile) -> bool:
         """Store the agent and replace its knowledge; a no-op (False) when nothing changed."""
         digest = profile_hash(profile)
         with self._pool.connection() as conn, conn.transaction():
-            row = conn.execute(
-                "SELECT content_hash FROM agents WHERE name = %s FOR UPDATE", (profile.name,)
-            ).fetchone()
+            row = conn.execute("SELECT content_hash FROM agents WHERE name = %s FOR UPDATE", (profile.name,)).fetchone()
             if row is not None and row["content_hash"] == digest:
                 return False
             conn.execute(

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from psycopg.rows import dict_row
+from psycopg import Connection
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+Pool = ConnectionPool[Connection[DictRow]]
 
-def open_pool(database_url: str, max_size: int) -> ConnectionPool:
+
+def open_pool(database_url: str, max_size: int) -> Pool:
     """A pool whose connections return rows as dicts and are checked before use."""
-    pool = ConnectionPool(
+    pool: Pool = ConnectionPool(
         database_url,
+        connection_class=Connection[DictRow],
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
@@ -20,6 +24,6 @@ def open_pool(database_url: str, max_size: int) -> ConnectionPool:
     return pool
 
 
-def ping(pool: ConnectionPool) -> None:
+def ping(pool: Pool) -> None:
     with pool.connection() as conn:
         conn.execute("SELECT 1")

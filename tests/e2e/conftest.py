@@ -39,4 +39,3 @@ def start_devhost(
     yield start
     for host in hosts:
         host.stop()
-

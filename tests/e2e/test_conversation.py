@@ -9,10 +9,10 @@ import psycopg
 import pytest
 import requests
 
+from devhost.process import DevHost
 from shared.speech.audio import decode_wav, encode_wav
 from shared.speech.espeak import EspeakSynthesizer
 from tests.e2e.conftest import StartDevHost
-from devhost.process import DevHost
 from tests.e2e.polling import wait_until
 
 MAX_REQUEST_BYTES = 400_000
@@ -178,7 +178,9 @@ def test_bad_input_gets_clear_errors(host: DevHost) -> None:
     error_of(say_raw(host, conversation_id, {"text": "  \n\t "}), 422, "empty_text")
     error_of(say_raw(host, conversation_id, {"words": "hi"}), 422, "invalid_request")
     error_of(say_raw(host, conversation_id, ["hi"]), 400, "malformed_json")
-    error_of(host.post(turns, data=b'{"text": "hi"', headers={"Content-Type": "application/json"}), 400, "malformed_json")
+    error_of(
+        host.post(turns, data=b'{"text": "hi"', headers={"Content-Type": "application/json"}), 400, "malformed_json"
+    )
     error_of(host.post(turns, data=b"hi", headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type")
     error_of(host.post(turns, data=b"hi"), 415, "unsupported_media_type")
     error_of(host.post(turns, data=b"RIFF\x00\x00garbage", headers={"Content-Type": "audio/wav"}), 422, "invalid_audio")

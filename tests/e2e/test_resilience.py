@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import requests
 
+from devhost.process import DevHost
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
 from tests.e2e.conftest import StartDevHost
-from devhost.process import DevHost
 from tests.e2e.polling import wait_until
 
 SLOW_TRANSCRIBE_SECONDS = 2.0

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 import redis
 import redis.asyncio as aioredis
-from psycopg_pool import ConnectionPool
 
 from shared.agent.catalog import load_agent_file
 from shared.config import REPOSITORY_ROOT
@@ -20,11 +19,11 @@ from shared.storage.conversations import ConversationRepository
 from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
-from shared.storage.postgres import open_pool
+from shared.storage.postgres import Pool, open_pool
 
 
 @pytest.fixture(scope="module")
-def pool(new_database: Callable[[], str]) -> Iterator[ConnectionPool]:
+def pool(new_database: Callable[[], str]) -> Iterator[Pool]:
     url = new_database()
     assert apply_migrations(url) > 0
     assert apply_migrations(url) == 0, "a second run applies nothing"
@@ -34,7 +33,7 @@ def pool(new_database: Callable[[], str]) -> Iterator[ConnectionPool]:
 
 
 @pytest.fixture(scope="module")
-def demo(pool: ConnectionPool) -> AgentProfile:
+def demo(pool: Pool) -> AgentProfile:
     profile = load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
     KnowledgeRepository(pool).upsert_agent(profile)
     return profile
@@ -53,7 +52,7 @@ def _turn(conversation_id: str, turn: int, request_id: str | None, reply: str = 
     )
 
 
-def test_agent_sync_is_a_no_op_when_the_file_did_not_change(pool: ConnectionPool, demo: AgentProfile) -> None:
+def test_agent_sync_is_a_no_op_when_the_file_did_not_change(pool: Pool, demo: AgentProfile) -> None:
     repository = KnowledgeRepository(pool)
     assert repository.upsert_agent(demo) is False
     changed = demo.model_copy(update={"knowledge": [KnowledgeDocument(title="Parking", text="Park behind.")]})
@@ -73,19 +72,19 @@ def test_agent_sync_is_a_no_op_when_the_file_did_not_change(pool: ConnectionPool
         ("can I book a table for six", "Table booking"),
     ],
 )
-def test_full_text_search_finds_the_right_passage(pool: ConnectionPool, demo: AgentProfile, question: str, title: str) -> None:
+def test_full_text_search_finds_the_right_passage(pool: Pool, demo: AgentProfile, question: str, title: str) -> None:
     hits = KnowledgeRepository(pool).search("demo", question)
     assert hits, question
     assert hits[0].title == title
 
 
-def test_search_without_meaningful_words_finds_nothing(pool: ConnectionPool, demo: AgentProfile) -> None:
+def test_search_without_meaningful_words_finds_nothing(pool: Pool, demo: AgentProfile) -> None:
     assert KnowledgeRepository(pool).search("demo", "and the of") == []
     assert KnowledgeRepository(pool).search("demo", "") == []
     assert KnowledgeRepository(pool).search("nobody", "opening hours") == []
 
 
-def test_a_retried_turn_write_keeps_one_row(pool: ConnectionPool, demo: AgentProfile) -> None:
+def test_a_retried_turn_write_keeps_one_row(pool: Pool, demo: AgentProfile) -> None:
     repository = ConversationRepository(pool)
     conversation_id = str(uuid.uuid4())
     repository.create(conversation_id, "demo", "en-US", "api")
@@ -98,7 +97,7 @@ def test_a_retried_turn_write_keeps_one_row(pool: ConnectionPool, demo: AgentPro
     assert [t.turn for t in repository.list_turns(conversation_id)] == [1]
 
 
-def test_turns_list_in_order_and_last_n(pool: ConnectionPool, demo: AgentProfile) -> None:
+def test_turns_list_in_order_and_last_n(pool: Pool, demo: AgentProfile) -> None:
     repository = ConversationRepository(pool)
     conversation_id = str(uuid.uuid4())
     repository.create(conversation_id, "demo", "en-US", "api")
@@ -112,7 +111,7 @@ def test_turns_list_in_order_and_last_n(pool: ConnectionPool, demo: AgentProfile
     assert (stored.audio_blob, stored.tts_ms) == ("blob.wav", 12.5)
 
 
-def test_conversation_lifecycle(pool: ConnectionPool, demo: AgentProfile) -> None:
+def test_conversation_lifecycle(pool: Pool, demo: AgentProfile) -> None:
     repository = ConversationRepository(pool)
     conversation_id = str(uuid.uuid4())
     repository.create(conversation_id, "demo", "hi-IN", "api")
@@ -121,12 +120,17 @@ def test_conversation_lifecycle(pool: ConnectionPool, demo: AgentProfile) -> Non
     repository.complete(conversation_id, Outcome.ENDED_BY_CLIENT, "2 turns")
     stored = repository.get(conversation_id)
     assert stored is not None
-    assert (stored.status, stored.outcome, stored.summary, stored.language) == ("completed", "ended_by_client", "2 turns", "hi-IN")
+    assert (stored.status, stored.outcome, stored.summary, stored.language) == (
+        "completed",
+        "ended_by_client",
+        "2 turns",
+        "hi-IN",
+    )
     assert stored.ended_at is not None
     assert repository.get(str(uuid.uuid4())) is None
 
 
-def test_unknown_agent_is_refused_by_the_schema(pool: ConnectionPool) -> None:
+def test_unknown_agent_is_refused_by_the_schema(pool: Pool) -> None:
     with pytest.raises(psycopg.errors.ForeignKeyViolation):
         ConversationRepository(pool).create(str(uuid.uuid4()), "nobody", "en-US", "api")
 
