@@ -16,7 +16,7 @@ $(STAMP_PY): requirements.txt requirements-dev.txt
 	@echo "==> Python environment ($(VENV))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet --progress-bar off -r requirements-dev.txt
+	@$(PY) -m pip install --progress-bar off -r requirements-dev.txt
 	@touch $@
 
 $(STAMP_NODE): package.json package-lock.json

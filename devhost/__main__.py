@@ -79,6 +79,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         _provide_standins(args.data_dir, stack)

