@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -70,8 +71,19 @@ def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
             log.info("%s: using the configured service", variable)
             continue
         standin = start()
+        standin.adopt()  # left behind by a crashed run of ours: Ctrl-C stops it as well
         stack.callback(standin.stop)
         os.environ[variable] = standin.url
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is fine
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def main() -> int:
@@ -80,6 +92,9 @@ def main() -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    if not _port_is_free(args.host, args.port):
+        log.error("%s:%d is in use: is another devhost running? (stop it, or pass --port)", args.host, args.port)
+        return 1
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         _provide_standins(args.data_dir, stack)

@@ -77,15 +77,21 @@ class Standin:
     url: str
     started: bool
     _stopper: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    _takeover: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def stop(self) -> None:
-        """Stop the server if this process started it; a reused one is left to its owner.
+        """Stop the server if this process started (or adopted) it; a reused one is left to its owner.
 
         Safe to call more than once, so shutdown paths need not track state.
         """
         stopper, self._stopper = self._stopper, None
         if stopper is not None:
             stopper()
+
+    def adopt(self) -> None:
+        """Own a reused server too, so stop() stops it: for a host taking over after its own crash."""
+        if self._stopper is None:
+            self._stopper, self._takeover = self._takeover, None
 
 
 def start_postgres(data_dir: Path) -> Standin:
@@ -123,7 +129,7 @@ def start_postgres(data_dir: Path) -> Standin:
     url = server.get_uri(POSTGRES_DATABASE)
     if pid == previous_pid:
         _log.info("postgres: embedded server at %s (reused pid %d)", url, pid)
-        return Standin("postgres", url, started=False)
+        return Standin("postgres", url, started=False, _takeover=partial(_stop_postgres, server, psutil.Process(pid)))
     _log.info(
         "postgres: embedded server at %s (started in %.2f s)",
         url,
@@ -374,7 +380,7 @@ def _start_process(
                 ",".join(map(str, ports)),
                 proc.pid,
             )
-            return Standin(name, url(ports), started=False)
+            return Standin(name, url(ports), started=False, _takeover=partial(_stop_spawned, proc, pidfile))
         _log.info(
             "%s: replacing pid %d left by an earlier run with other settings",
             name,

@@ -252,7 +252,13 @@ def test_redis_reused_after_its_starter_is_killed(data_dir: Path) -> None:
     with redis.Redis.from_url(standin.url) as client:
         assert client.ping()
     standin.stop()
-    assert _running(_spawned_pid(data_dir, "redis")), "stop() must leave a reused server running"
+    pid = _spawned_pid(data_dir, "redis")
+    assert _running(pid), "stop() must leave a reused server running"
+
+    adopted = standins.start_redis(data_dir, port=0)
+    adopted.adopt()
+    adopted.stop()
+    assert not _running(pid), "an adopted server stops with its new owner"
 
 
 @pytest.mark.parametrize("content", ["dead pid", "not json"])
