@@ -139,32 +139,26 @@ class Engine:
         log.info("%s: started %s", instance_id, name)
         self._spawn(self.step(instance_id))
 
+    async def _lock_active(self, conn: AsyncConnection[DictRow], instance_id: str) -> None:
+        """Lock a running instance's row; KeyError if unknown, InstanceGone if it has finished."""
+        row = await (
+            await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+        ).fetchone()
+        if row is None:
+            raise KeyError(instance_id)
+        if row["status"] not in ACTIVE_STATES:
+            raise InstanceGone(instance_id)
+
     async def raise_event(self, instance_id: str, name: str, input_json: str | None) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            row = await (
-                await conn.execute(
-                    "SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,)
-                )
-            ).fetchone()
-            if row is None:
-                raise KeyError(instance_id)
-            if row["status"] not in ACTIVE_STATES:
-                raise InstanceGone(instance_id)
+            await self._lock_active(conn, instance_id)
             await self._append(conn, instance_id, None, history.event_raised(_now(), name, input_json))
         log.info("%s: event %s raised", instance_id, name)
         self._spawn(self.step(instance_id))
 
     async def terminate(self, instance_id: str, reason: str) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            row = await (
-                await conn.execute(
-                    "SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,)
-                )
-            ).fetchone()
-            if row is None:
-                raise KeyError(instance_id)
-            if row["status"] not in ACTIVE_STATES:
-                raise InstanceGone(instance_id)
+            await self._lock_active(conn, instance_id)
             await self._clear_pending(conn, instance_id)
             await conn.execute(
                 "UPDATE durable_instances SET status = %s, output = %s, updated_at = now() WHERE instance_id = %s",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from aiohttp import web
@@ -87,6 +88,17 @@ async def _body_text(request: web.Request) -> str | None:
     return decoded if isinstance(decoded, str) else json.dumps(decoded)
 
 
+async def _accepted(operation: Awaitable[None]) -> web.Response:
+    """202 when done; 404 for an unknown instance, 410 for a finished one (what the SDK client expects)."""
+    try:
+        await operation
+    except KeyError:
+        return web.Response(status=404)
+    except InstanceGone:
+        return web.Response(status=410)
+    return web.Response(status=202)
+
+
 def routes(engine: Engine) -> list[web.RouteDef]:
     async def start(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -100,24 +112,12 @@ def routes(engine: Engine) -> list[web.RouteDef]:
         return web.json_response({"id": instance_id}, status=202)
 
     async def raise_event(request: web.Request) -> web.Response:
-        try:
-            await engine.raise_event(
-                request.match_info["instance_id"], request.match_info["event"], await _body_text(request)
-            )
-        except KeyError:
-            return web.Response(status=404)
-        except InstanceGone:
-            return web.Response(status=410)
-        return web.Response(status=202)
+        body = await _body_text(request)
+        return await _accepted(engine.raise_event(request.match_info["instance_id"], request.match_info["event"], body))
 
     async def terminate(request: web.Request) -> web.Response:
-        try:
-            await engine.terminate(request.match_info["instance_id"], request.query.get("reason", ""))
-        except KeyError:
-            return web.Response(status=404)
-        except InstanceGone:
-            return web.Response(status=410)
-        return web.Response(status=202)
+        reason = request.query.get("reason", "")
+        return await _accepted(engine.terminate(request.match_info["instance_id"], reason))
 
     async def status(request: web.Request) -> web.Response:
         row = await engine.status(request.match_info["instance_id"])
