@@ -61,8 +61,10 @@ def decode_wav(data: bytes) -> Audio:
             width = reader.getsampwidth()
             rate = reader.getframerate()
             raw = reader.readframes(reader.getnframes())
-    except (wave.Error, EOFError, struct.error) as error:
-        raise InvalidAudio(f"Not a readable PCM WAV file: {error}") from error
+    # RuntimeError: what `wave` raises when a chunk size points outside the file.
+    except (wave.Error, EOFError, struct.error, RuntimeError) as error:
+        detail = str(error) or "the file is truncated"
+        raise InvalidAudio(f"Not a readable PCM WAV file: {detail}") from error
     if width not in (_PCM8_WIDTH, _PCM16_WIDTH):
         raise InvalidAudio(f"Unsupported WAV sample width: {8 * width} bits")
     if channels < 1 or rate <= 0:

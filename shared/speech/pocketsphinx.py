@@ -33,15 +33,15 @@ _SPEECH_PEAK = 16384.0
 _PADDING = np.zeros(MODEL_RATE // 5)
 """A fixed 0.2 s around the speech: long silences make grammar searches end off-grammar."""
 _DITHER = 128
-"""Uniform noise of +-128 LSB (-48 dBFS). Digital silence, and the empty band above 4 kHz in
-upsampled telephone audio, make searches fail ("Final result does not match the grammar");
-measured on eSpeak speech, +-4 LSB fixes the former, +-128 both, and also more than halves
-the free-form word error rate. Seeded, so transcripts are reproducible."""
+"""Uniform noise of +-128 LSB (-48 dBFS). Digital silence, and the empty band above 4 kHz
+in upsampled telephone audio, make searches fail ("Final result does not match the
+grammar"). Measured on eSpeak speech, +-128 beats +-4 for telephone audio and more than
+halves the free-form word error rate. Seeded, so transcripts are reproducible."""
 _WORD = re.compile(r"[a-z0-9']+")
 
 
-def _speech_only(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
-    """Cut silence at both ends, normalise the level and add a fixed, dithered margin."""
+def _prepared(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
+    """Cut silence at both ends, normalise the level, add a fixed margin and dither."""
     frames = len(samples) // _FRAME
     if frames == 0:
         return samples[:0]
@@ -77,7 +77,7 @@ class PocketsphinxRecognizer:
         self._grammars: OrderedDict[tuple[str, ...], str] = OrderedDict()
 
     def transcribe(self, audio: Audio, language: str, phrases: Sequence[str]) -> str:
-        pcm = _speech_only(resample(audio, MODEL_RATE).samples).tobytes()
+        pcm = _prepared(resample(audio, MODEL_RATE).samples).tobytes()
         if not pcm:
             return ""
         with self._lock:
