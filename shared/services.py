@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
-import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agents
 from shared.config import Settings, get_settings
@@ -79,7 +78,9 @@ class Services:
     @cached_property
     def waiter(self) -> ReplyWaiter:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return ReplyWaiter(aioredis.Redis.from_url(self._redis_url()), self.settings.redis_key_prefix)
+        return ReplyWaiter.connect(
+            self._redis_url(), self.settings.redis_key_prefix, self.settings.turn_reply_timeout_seconds
+        )
 
     def _redis_url(self) -> str:
         if not self.settings.redis_url:

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio as aioredis
 
 REPLY_TTL_SECONDS = 3600
+SOCKET_TIMEOUT_MARGIN_SECONDS = 5.0
 
 _RELEASE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -80,6 +81,12 @@ class ReplyWaiter:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
+
+    @classmethod
+    def connect(cls, url: str, prefix: str, longest_wait_seconds: float) -> ReplyWaiter:
+        """A waiter whose socket timeout outlasts its longest BLPOP (redis-py's default is 5 s)."""
+        client = aioredis.Redis.from_url(url, socket_timeout=longest_wait_seconds + SOCKET_TIMEOUT_MARGIN_SECONDS)
+        return cls(client, prefix)
 
     async def claim_turn(self, conversation_id: str, request_id: str, ttl_seconds: int) -> Claim:
         """Take the conversation's turn lock for this request; it expires if the turn never completes."""

@@ -158,6 +158,21 @@ def test_handoff_delivers_the_reply_to_the_waiting_request(redis_url: str, redis
     assert after is Claim.NEW, "publishing releases the turn lock"
 
 
+def test_a_wait_longer_than_redis_default_socket_timeout_still_gets_its_reply(
+    redis_url: str, redis_prefix: str
+) -> None:
+    publisher = ReplyPublisher(redis.Redis.from_url(redis_url), redis_prefix)
+
+    async def scenario() -> dict[str, object] | None:
+        waiter = ReplyWaiter.connect(redis_url, redis_prefix, longest_wait_seconds=8)
+        waiting = asyncio.create_task(waiter.wait("c9", "slow-1", 8))
+        await asyncio.sleep(5.5)
+        await asyncio.to_thread(publisher.publish, "c9", "slow-1", {"turn": 3})
+        return await waiting
+
+    assert asyncio.run(scenario()) == {"turn": 3}
+
+
 def test_handoff_wait_times_out_with_none(redis_url: str, redis_prefix: str) -> None:
     async def scenario() -> tuple[Claim, dict[str, object] | None, Claim]:
         waiter = ReplyWaiter(aioredis.Redis.from_url(redis_url), redis_prefix)
