@@ -2,11 +2,13 @@
 
 The machine's Postgres (127.0.0.1:5432) and Redis (127.0.0.1:6379) are used when they answer, each
 test run in its own database and key prefix; otherwise the same embedded servers `make dev` uses
-are started. Azurite always runs fresh, in memory, on free ports.
+are started. `TEST_POSTGRES_ADMIN_URL` and `TEST_REDIS_URL` point the tests elsewhere. Azurite
+always runs fresh, in memory, on free ports.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +20,8 @@ import redis
 
 from devhost import standins
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+LOCAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _postgres_answers(url: str) -> bool:
