@@ -42,6 +42,14 @@ TERMINATED = "Terminated"
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
 OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 SCHEMA_VERSION = 2
+SUPPORTED_ACTIONS = frozenset(
+    {
+        ActionType.CALL_ACTIVITY,
+        ActionType.CREATE_TIMER,
+        ActionType.WAIT_FOR_EXTERNAL_EVENT,
+        ActionType.CONTINUE_AS_NEW,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -65,10 +73,6 @@ class InstanceGone(Exception):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
 
 
 class Engine:
@@ -115,7 +119,13 @@ class Engine:
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        """Forget a finished background task; a crash in the engine itself is logged, never lost."""
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
 
     # ---- client operations -----------------------------------------------------------------
 
@@ -247,6 +257,12 @@ class Engine:
             return []
         custom_status = json.dumps(state["customStatus"]) if "customStatus" in state else row["custom_status"]
         leaves = history.scheduled_actions(state.get("actions") or [])
+        unsupported = sorted({leaf.type for leaf in leaves if leaf.type not in SUPPORTED_ACTIONS})
+        if unsupported:
+            message = f"the devhost does not run action types {unsupported} yet (activities, timers, events only)"
+            log.error("%s: %s", instance_id, message)
+            await self._finish(conn, instance_id, FAILED, json.dumps(message), new_history)
+            return []
         continued = next((a for a in leaves if a.type == ActionType.CONTINUE_AS_NEW), None)
         if continued is not None:
             await self._continue_as_new(conn, row, continued.action.get("input"))
@@ -297,8 +313,6 @@ class Engine:
                     "INSERT INTO durable_timers (instance_id, generation, timer_id, fire_at) VALUES (%s, %s, %s, %s)",
                     (instance_id, generation, leaf.task_id, leaf.action["fireAt"]),
                 )
-            elif leaf.type not in (ActionType.CREATE_TIMER, ActionType.WAIT_FOR_EXTERNAL_EVENT):
-                raise NotImplementedError(f"the devhost does not run action type {leaf.type} yet")
         cancelled = [
             leaf.task_id
             for leaf in leaves[:dispatched]

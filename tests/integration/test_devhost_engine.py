@@ -32,6 +32,10 @@ def _app() -> df.DFApp:
         context.set_custom_status({"done": True})
         return results
 
+    @app.orchestration_trigger(context_name="context")
+    def delegator(context: df.DurableOrchestrationContext) -> Any:
+        return (yield context.call_sub_orchestrator("doubler"))
+
     @app.activity_trigger(input_name="number")
     def double(number: int) -> int:
         return number * 2
@@ -103,5 +107,8 @@ def test_failure_terminate_and_unknown_names(new_database: Callable[[], str]) ->
             await client.raise_event(stopped, "go", 1)
         with pytest.raises(Exception, match="doesn't exist"):
             await client.start_new("no_such_orchestrator", None, None)
+        unsupported = await client.start_new("delegator", None, None)
+        refused = await _until(client, unsupported, "Failed")
+        assert "does not run action types" in str(refused.output)
 
     asyncio.run(_with_devhost(database_url, scenario))
