@@ -15,8 +15,8 @@ from shared.speech.espeak import EspeakSynthesizer
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
 
-SLOW_TRANSCRIBE_SECONDS = 2.0
-REPLY_TIMEOUT_SECONDS = 0.5
+SLOW_TRANSCRIBE_SECONDS = 3.0
+REPLY_TIMEOUT_SECONDS = 1.0
 
 
 @pytest.fixture(scope="module")
