@@ -25,9 +25,9 @@ from shared import activities, dialog
 from shared.models import (
     ConversationState,
     FinalizeInput,
-    GenerationSummary,
     Outcome,
     PublishInput,
+    PublishResult,
     SynthesizeInput,
     TranscribeInput,
     Transcript,
@@ -43,9 +43,12 @@ bp = df.Blueprint()
 ORCHESTRATOR = "conversation"
 END_EVENT = "end"
 GREETING_REQUEST_ID = "greeting"
+ACCEPTING_STATES = frozenset({"listening", "responding"})
+"""Custom-status states in which the conversation takes utterances (channels read `expecting`)."""
 
 Json = dict[str, Any]
 Steps = Generator[Any, Any, Any]
+Ending = tuple[Outcome | None, ConversationState]
 
 
 def _turn_input(state: ConversationState, kind: TurnKind, **fields: Any) -> TurnInput:
@@ -84,7 +87,9 @@ def _answer(context: Context, state: ConversationState, utterance: Utterance) ->
         )
         transcript = Transcript.model_validate((yield context.call_activity("transcribe", request.model_dump())))
         text, stt_ms = transcript.text, transcript.stt_ms
-    turn_input = _turn_input(state, TurnKind.UTTERANCE, request_id=utterance.request_id, text=text, stt_ms=stt_ms)
+    turn_input = _turn_input(
+        state, TurnKind.UTTERANCE, request_id=utterance.request_id, text=text, stt_ms=stt_ms, summary=state.summary
+    )
     return (yield from _speak(context, state, turn_input))
 
 
@@ -93,16 +98,23 @@ def _publish(context: Context, state: ConversationState, request_id: str) -> Tas
     return context.call_activity("publish", message.model_dump())
 
 
-def _listening(context: Context, state: ConversationState, mode: str) -> None:
-    context.set_custom_status(
-        {"state": mode, "expecting": dialog.utterance_event(state), "turn": state.next_turn, "silences": state.silences}
-    )
+def _status(context: Context, state: ConversationState, mode: str) -> None:
+    """Custom status; `expecting` (the next utterance's event name) only while utterances are welcome."""
+    status: Json = {"state": mode, "turn": state.next_turn, "silences": state.silences}
+    if mode in ACCEPTING_STATES:
+        status["expecting"] = dialog.utterance_event(state)
+    context.set_custom_status(status)
 
 
-@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
-def conversation(context: Context) -> Steps:
-    state = ConversationState.model_validate(context.get_input())
-    publishing = None if state.pending_reply is None else _publish(context, state, state.pending_reply)
+def _converse(
+    context: Context, state: ConversationState
+) -> Generator[Any, Any, tuple[Outcome | None, ConversationState]]:
+    """The turn loop; returns how the conversation ended, or None once it continued as new."""
+    publishing: TaskBase | None = None
+    if state.pending_reply is not None:
+        published = PublishResult.model_validate((yield _publish(context, state, state.pending_reply)))
+        if published.ending:
+            return Outcome.ENDED_BY_CLIENT, state
     if dialog.needs_greeting(state):
         yield from _speak(context, state, _turn_input(state, TurnKind.GREETING, request_id=GREETING_REQUEST_ID))
         publishing = _publish(context, state, GREETING_REQUEST_ID)
@@ -110,7 +122,7 @@ def conversation(context: Context) -> Steps:
     heard = context.wait_for_external_event(dialog.utterance_event(state))
     ended = context.wait_for_external_event(END_EVENT)
     while True:
-        _listening(context, state, "listening")
+        _status(context, state, "listening")
         silence = context.create_timer(
             context.current_utc_datetime + timedelta(seconds=state.policy.silence_timeout_seconds)
         )
@@ -121,13 +133,11 @@ def conversation(context: Context) -> Steps:
         if winner is not silence:
             silence.cancel()
         if winner is ended:
-            outcome = Outcome.ENDED_BY_CLIENT
-            break
+            return Outcome.ENDED_BY_CLIENT, state
         if winner is silence:
             decision = dialog.on_silence(state)
             if decision.step is dialog.Step.HANG_UP:
-                outcome = decision.outcome or Outcome.NO_RESPONSE
-                break
+                return decision.outcome or Outcome.NO_RESPONSE, state
             yield from _speak(context, state, _turn_input(state, TurnKind.REPROMPT))
             state = dialog.after_reprompt(state)
             continue
@@ -137,25 +147,34 @@ def conversation(context: Context) -> Steps:
         if dialog.is_retry(state, utterance.request_id):
             publishing = _publish(context, state, utterance.request_id)
             continue
-        _listening(context, state, "responding")
+        _status(context, state, "responding")
         record = yield from _answer(context, state, utterance)
         state = dialog.after_turn(state, utterance.request_id)
         decision = dialog.after_reply(state, record.intent)
         if decision.step is dialog.Step.CONTINUE:
             publishing = _publish(context, state, utterance.request_id)
-            continue
-        if decision.step is dialog.Step.CONTINUE_AS_NEW:
-            generation = GenerationSummary.model_validate(
-                (yield context.call_activity("summarize", state.conversation_id))
-            )
-            if not generation.ending:
-                following = dialog.next_generation(state, generation.summary, utterance.request_id)
-                context.continue_as_new(following.model_dump(mode="json"))
-                return None
-        yield _publish(context, state, utterance.request_id)
-        outcome = decision.outcome or Outcome.ENDED_BY_CLIENT
-        break
-    context.set_custom_status({"state": "finalizing"})
+        elif decision.step is dialog.Step.CONTINUE_AS_NEW:
+            summary = yield context.call_activity("summarize", state.conversation_id)
+            following = dialog.next_generation(state, summary, utterance.request_id)
+            context.continue_as_new(following.model_dump(mode="json"))
+            return None, state
+        else:
+            _status(context, state, "ending")
+            yield _publish(context, state, utterance.request_id)
+            return decision.outcome or Outcome.COMPLETED, state
+
+
+@bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
+def conversation(context: Context) -> Steps:
+    state = ConversationState.model_validate(context.get_input())
+    try:
+        outcome, state = yield from _converse(context, state)
+    except Exception as error:  # an activity failed: end the conversation cleanly, keep what was said
+        context.set_custom_status({"state": "failed", "error": str(error)[:500]})
+        outcome = Outcome.FAILED
+    if outcome is None:
+        return None
+    _status(context, state, "finalizing")
     finalize = FinalizeInput(conversation_id=state.conversation_id, outcome=outcome)
     return (yield context.call_activity("finalize", finalize.model_dump(mode="json")))
 
@@ -176,14 +195,14 @@ def synthesize(request: Json) -> Json:
 
 
 @bp.activity_trigger(input_name="request")
-def publish(request: Json) -> None:
+def publish(request: Json) -> Json:
     message = PublishInput.model_validate(request)
-    activities.publish(services(), message.conversation_id, message.request_id)
+    return activities.publish(services(), message.conversation_id, message.request_id).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="conversation_id")
-def summarize(conversation_id: str) -> Json:
-    return activities.summarize(services(), conversation_id).model_dump(mode="json")
+def summarize(conversation_id: str) -> str:
+    return activities.summarize(services(), conversation_id)
 
 
 @bp.activity_trigger(input_name="request")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from typing import Any
@@ -12,7 +13,6 @@ import azure.functions as func
 
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
-from shared.activities import request_key
 from shared.config import Settings
 from shared.errors import Conflict, GatewayTimeout, NotFound
 from shared.models import ConversationState, DialogPolicy, TurnRecord, Utterance
@@ -20,12 +20,13 @@ from shared.services import Services, services
 from shared.storage.blobs import caller_audio_name
 from shared.storage.conversations import Conversation
 from shared.storage.handoff import Claim
-from shared.turn_requests import TurnBody, parse_start, parse_turn
+from shared.turn_requests import TurnBody, parse_start, parse_turn, request_id_for
 
 bp = df.Blueprint()
 
 API_CHANNEL = "api"
 ACCEPTING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
+TURN_NUMBER = re.compile(r"[0-9]{1,9}")
 TURN_LOCK_MARGIN_SECONDS = 120
 """How long a turn lock outlives the reply deadline if its turn never completes (a crash)."""
 
@@ -64,7 +65,7 @@ async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> 
     reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
     if reply is None:
         raise GatewayTimeout(
-            "The reply is taking longer than expected; the turn will still complete. "
+            f"The reply is taking longer than expected; conversation {conversation_id} will still answer. "
             f"GET /api/conversations/{conversation_id} to see it, or retry with the same Idempotency-Key."
         )
     return TurnRecord.model_validate(reply)
@@ -103,8 +104,8 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
     svc = services()
     body = parse_turn(req.headers.get("content-type"), req.get_body(), svc.settings.max_request_bytes)
     conversation = await _conversation(svc, req.route_params["conversation_id"])
-    request_id = req.headers.get("idempotency-key") or uuid.uuid4().hex
-    turn = await _take_turn(svc, client, conversation, request_id, body)
+    request_id = request_id_for(req.headers.get("idempotency-key"))
+    turn, replayed = await _take_turn(svc, client, conversation, request_id, body)
     total_ms = (time.perf_counter() - started) * 1000
     inside_ms = sum(t or 0.0 for t in (turn.stt_ms, turn.agent_ms, turn.tts_ms))
     return json_response(
@@ -117,9 +118,10 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
                 "stt": turn.stt_ms,
                 "agent": turn.agent_ms,
                 "tts": turn.tts_ms,
-                "overhead": round(total_ms - inside_ms, 2),
+                "overhead": None if replayed else round(total_ms - inside_ms, 2),
                 "total": round(total_ms, 2),
             },
+            "replayed": replayed,
         }
     )
 
@@ -130,11 +132,14 @@ async def _take_turn(
     conversation: Conversation,
     request_id: str,
     body: TurnBody,
-) -> TurnRecord:
-    """Raise the utterance once per request id and wait for its reply; retries get the same turn."""
+) -> tuple[TurnRecord, bool]:
+    """Raise the utterance once per request id and wait for its reply; retries get the same turn.
+
+    Returns the turn and whether it was answered before (a retry), not made for this request.
+    """
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
     if stored is not None:
-        return TurnRecord.model_validate(stored)
+        return TurnRecord.model_validate(stored), True
     if conversation.status != "active":
         raise Conflict("The conversation has ended.", code="conversation_completed")
     lock_ttl = int(svc.settings.turn_reply_timeout_seconds) + TURN_LOCK_MARGIN_SECONDS
@@ -147,7 +152,7 @@ async def _take_turn(
         except BaseException:
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
-    return await _await_reply(svc, conversation.id, request_id)
+    return await _await_reply(svc, conversation.id, request_id), claim is Claim.HELD
 
 
 async def _raise_utterance(
@@ -164,7 +169,7 @@ async def _raise_utterance(
         raise Conflict("The conversation is no longer accepting turns.", code="conversation_completed")
     audio_blob = None
     if body.wav is not None:
-        audio_blob = caller_audio_name(conversation_id, request_key(request_id))
+        audio_blob = caller_audio_name(conversation_id, request_id)
         await asyncio.to_thread(svc.audio.put, audio_blob, body.wav)
     utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob)
     try:
@@ -213,7 +218,10 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     if conversation.status == "completed":
         raise Conflict("The conversation has already ended.", code="conversation_completed")
     await asyncio.to_thread(svc.conversations.mark_ending, conversation.id)
-    await client.raise_event(conversation.id, END_EVENT, None)
+    try:
+        await client.raise_event(conversation.id, END_EVENT, None)
+    except Exception as error:
+        raise Conflict("The conversation has already ended.", code="conversation_completed") from error
     return json_response({"conversation_id": conversation.id, "status": "ending"}, status=202)
 
 
@@ -225,7 +233,7 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     turn_text = req.route_params["turn"]
     record = (
         await asyncio.to_thread(svc.conversations.get_turn, conversation.id, int(turn_text))
-        if turn_text.isdigit()
+        if TURN_NUMBER.fullmatch(turn_text)
         else None
     )
     data = None

@@ -6,7 +6,6 @@ finds its earlier work and returns it instead of doing it twice.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 
@@ -16,7 +15,7 @@ from shared.models import (
     AgentProfile,
     ConversationSummary,
     FinalizeInput,
-    GenerationSummary,
+    PublishResult,
     SynthesizedAudio,
     SynthesizeInput,
     TranscribeInput,
@@ -32,11 +31,6 @@ from shared.storage.blobs import reply_audio_name
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
-
-
-def request_key(request_id: str) -> str:
-    """A blob-safe, fixed-length name for a client-chosen request id."""
-    return hashlib.sha256(request_id.encode()).hexdigest()[:32]
 
 
 def agent_profile(services: Services, name: str) -> AgentProfile:
@@ -75,7 +69,7 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
     else:
         retriever = PostgresKnowledgeRetriever(repository=services.knowledge, agent=profile.name)
         history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
-        reply = reply_to(profile, retriever, request.text or "", history)
+        reply = reply_to(profile, retriever, request.text or "", history, request.summary)
         text, intent = reply.text, reply.intent
     return repository.record_turn(
         TurnRecord(
@@ -104,21 +98,23 @@ def synthesize(services: Services, request: SynthesizeInput) -> SynthesizedAudio
     return SynthesizedAudio(audio_blob=name, tts_ms=tts_ms, duration_seconds=audio.duration_seconds)
 
 
-def publish(services: Services, conversation_id: str, request_id: str) -> None:
-    """Hand the stored turn for this request to the request waiting on it."""
+def publish(services: Services, conversation_id: str, request_id: str) -> PublishResult:
+    """Hand the stored turn for this request to the request waiting on it.
+
+    Also says whether the client has asked to end: an `end` event raised while the orchestration
+    continued as new is dropped, but the conversation row already says so.
+    """
     turn = services.conversations.get_turn_by_request(conversation_id, request_id)
     if turn is None:
         raise LookupError(f"no turn for request {request_id} in {conversation_id}")
     services.publisher.publish(conversation_id, request_id, turn.model_dump(mode="json"))
-
-
-def summarize(services: Services, conversation_id: str) -> GenerationSummary:
-    """The summary a new generation carries, and whether the client has asked to end meanwhile."""
     conversation = services.conversations.get(conversation_id)
-    turns = services.conversations.list_turns(conversation_id)
-    return GenerationSummary(
-        summary=describe(turns), ending=conversation is not None and conversation.status != "active"
-    )
+    return PublishResult(ending=conversation is not None and conversation.status != "active")
+
+
+def summarize(services: Services, conversation_id: str) -> str:
+    """The summary the next generation carries (and the agent reads as earlier context)."""
+    return describe(services.conversations.list_turns(conversation_id))
 
 
 def describe(turns: list[TurnRecord]) -> str:

@@ -37,6 +37,7 @@ class TurnKind(StrEnum):
 class Outcome(StrEnum):
     COMPLETED = "completed"
     TRANSFERRED = "transferred"
+    FAILED = "failed"
     NO_RESPONSE = "no_response"
     ENDED_BY_CLIENT = "ended_by_client"
 
@@ -105,7 +106,7 @@ class ConversationState(Frozen):
 class Utterance(Frozen):
     """The `utterance` event: what a caller said or typed, with the idempotency key of the request."""
 
-    request_id: str = Field(min_length=1, max_length=200)
+    request_id: str = Field(min_length=1, max_length=256)
     text: str | None = None
     audio_blob: str | None = None
 
@@ -121,6 +122,7 @@ class TurnInput(Frozen):
     request_id: str | None = None
     text: str | None = None
     stt_ms: float | None = None
+    summary: str = Field(default="", description="Earlier generations of the conversation, summarised.")
 
 
 class TranscribeInput(Frozen):
@@ -177,11 +179,8 @@ class PublishInput(Frozen):
     request_id: str
 
 
-class GenerationSummary(Frozen):
-    """What `summarize` tells the orchestrator before it continues as new."""
-
-    summary: str
-    ending: bool = Field(description="The client asked to end; finalize instead of continuing.")
+class PublishResult(Frozen):
+    ending: bool = Field(description="The client has asked to end the conversation.")
 
 
 class FinalizeInput(Frozen):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import redis
+import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agents
 from shared.config import Settings, get_settings
@@ -78,9 +79,7 @@ class Services:
     @cached_property
     def waiter(self) -> ReplyWaiter:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return ReplyWaiter.connect(
-            self._redis_url(), self.settings.redis_key_prefix, self.settings.turn_reply_timeout_seconds
-        )
+        return ReplyWaiter(aioredis.Redis.from_url(self._redis_url()), self.settings.redis_key_prefix)
 
     def _redis_url(self) -> str:
         if not self.settings.redis_url:

@@ -6,6 +6,8 @@ Pure functions: the adapters hand over headers and bytes and get a typed request
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ from shared.speech.audio import decode_wav
 JSON_TYPES = frozenset({"application/json"})
 WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 MAX_TEXT_CHARS = 2000
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 class StartConversation(BaseModel):
@@ -38,6 +41,19 @@ class TurnBody:
 
     text: str | None = None
     wav: bytes | None = None
+
+
+def request_id_for(idempotency_key: str | None) -> str:
+    """The turn's request id: the client's Idempotency-Key (namespaced) or a fresh one.
+
+    Client keys and generated ids live in separate namespaces, so no client key can collide with
+    an id the system uses itself (such as the greeting's).
+    """
+    if idempotency_key is None:
+        return f"auto:{uuid.uuid4().hex}"
+    if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters.", code="invalid_idempotency_key")
+    return f"key:{idempotency_key}"
 
 
 def media_type(content_type: str | None) -> str:

@@ -35,6 +35,11 @@ def build_chain(profile: AgentProfile, retriever: BaseRetriever) -> Runnable[dic
     )
 
 
-def reply_to(profile: AgentProfile, retriever: BaseRetriever, utterance: str, history: list[TurnRecord]) -> AgentReply:
+def reply_to(
+    profile: AgentProfile, retriever: BaseRetriever, utterance: str, history: list[TurnRecord], summary: str = ""
+) -> AgentReply:
+    """The agent's reply to one utterance, given recent turns and a summary of what came before."""
     chain = build_chain(profile, retriever)
-    return chain.invoke({"utterance": utterance, "history": history_messages(history)})
+    return chain.invoke(
+        {"utterance": utterance, "history": history_messages(history), "summary": summary or "(nothing yet)"}
+    )

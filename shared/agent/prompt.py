@@ -21,6 +21,7 @@ Keep replies short: one or two spoken sentences, no lists, no markdown.
 Answer questions only from the knowledge below; if it does not cover the question, say so.
 Classify the caller's intent as one of: {", ".join(i.value for i in Intent)}.
 Reply with a JSON object {{{{"intent": "<intent>", "text": "<what you say>"}}}} and nothing else.
+Earlier in this call: {{summary}}
 {KNOWLEDGE_START}
 {{knowledge}}
 {KNOWLEDGE_END}"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from contextlib import suppress
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -21,8 +22,10 @@ def reply_audio_name(conversation_id: str, turn: int) -> str:
     return f"conversations/{conversation_id}/turns/{turn:05d}.wav"
 
 
-def caller_audio_name(conversation_id: str, request_key: str) -> str:
-    return f"conversations/{conversation_id}/input/{request_key}.wav"
+def caller_audio_name(conversation_id: str, request_id: str) -> str:
+    """Named after a hash of the request id: client-chosen ids are not blob-safe."""
+    digest = hashlib.sha256(request_id.encode()).hexdigest()[:32]
+    return f"conversations/{conversation_id}/input/{digest}.wav"
 
 
 class AudioStore:

@@ -10,6 +10,7 @@ utterances would otherwise be silently dropped.
 from __future__ import annotations
 
 import json
+import time
 from enum import StrEnum
 from typing import Any
 
@@ -17,7 +18,7 @@ import redis
 import redis.asyncio as aioredis
 
 REPLY_TTL_SECONDS = 3600
-SOCKET_TIMEOUT_MARGIN_SECONDS = 5.0
+WAIT_SLICE_SECONDS = 1.0
 
 _RELEASE_IF_OWNER = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -81,12 +82,7 @@ class ReplyWaiter:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
-
-    @classmethod
-    def connect(cls, url: str, prefix: str, longest_wait_seconds: float) -> ReplyWaiter:
-        """A waiter whose socket timeout outlasts its longest BLPOP (redis-py's default is 5 s)."""
-        client = aioredis.Redis.from_url(url, socket_timeout=longest_wait_seconds + SOCKET_TIMEOUT_MARGIN_SECONDS)
-        return cls(client, prefix)
+        self._release = client.register_script(_RELEASE_IF_OWNER)
 
     async def claim_turn(self, conversation_id: str, request_id: str, ttl_seconds: int) -> Claim:
         """Take the conversation's turn lock for this request; it expires if the turn never completes."""
@@ -100,16 +96,28 @@ class ReplyWaiter:
 
     async def release_turn(self, conversation_id: str, request_id: str) -> None:
         key = TurnKeys(self._prefix, conversation_id).lock
-        await self._redis.eval(_RELEASE_IF_OWNER, 1, key, request_id)
+        await self._release(keys=[key], args=[request_id])
 
     async def stored_reply(self, conversation_id: str, request_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).reply(request_id))
         return None if raw is None else dict(json.loads(raw))
 
     async def wait(self, conversation_id: str, request_id: str, timeout_seconds: float) -> dict[str, Any] | None:
-        """The reply for this request, or None when the deadline passes first."""
+        """The reply for this request, or None when the deadline passes first.
+
+        Blocks in short slices and checks the stored copy between them: when a retry waits beside
+        the original request only one of them pops the pushed reply, and the other finds the copy.
+        Slices also stay under redis-py's 5 s socket timeout.
+        """
         keys = TurnKeys(self._prefix, conversation_id)
-        popped = await self._redis.blpop([keys.inbox(request_id)], timeout=timeout_seconds)
-        if popped is not None:
-            return dict(json.loads(popped[1]))
-        return await self.stored_reply(conversation_id, request_id)
+        deadline = time.monotonic() + timeout_seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            popped = await self._redis.blpop(
+                [keys.inbox(request_id)], timeout=max(0.01, min(remaining, WAIT_SLICE_SECONDS))
+            )
+            if popped is not None:
+                return dict(json.loads(popped[1]))
+            stored = await self.stored_reply(conversation_id, request_id)
+            if stored is not None:
+                return stored
+        return None

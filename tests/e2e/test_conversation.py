@@ -83,6 +83,7 @@ def test_six_turn_typed_conversation(host: DevHost) -> None:
         assert turn["timings_ms"]["tts"] > 0
         durations.append((len(turn["reply"]["text"]), wav_duration(host, turn["reply"]["audio_url"])))
 
+    error_of(say_raw(host, conversation_id, {"text": "one more thing"}), 409, "conversation_completed")
     for characters, seconds in durations:
         assert 0.04 * characters < seconds < 0.2 * characters + 1, (characters, seconds)
 
@@ -132,9 +133,13 @@ def test_a_retried_request_gets_the_same_turn_and_no_second_row(host: DevHost) -
     again = say(host, conversation_id, "what are your opening hours", headers=key)
     assert again["turn"] == first["turn"] == 1
     assert again["reply"] == first["reply"]
+    assert (first["replayed"], again["replayed"]) == (False, True)
+    assert again["timings_ms"]["overhead"] is None
+    greeting_key = say(host, conversation_id, "where are you located", headers={"Idempotency-Key": "greeting"})
+    assert greeting_key["turn"] == 2, "a client key never collides with the system's own request ids"
     following = say(host, conversation_id, "thank you")
-    assert following["turn"] == 2
-    assert [t["turn"] for t in conversation(host, conversation_id)["turns"]] == [0, 1, 2]
+    assert following["turn"] == 3
+    assert [t["turn"] for t in conversation(host, conversation_id)["turns"]] == [0, 1, 2, 3]
 
 
 def test_spoken_turn_is_transcribed_and_answered(host: DevHost) -> None:
@@ -187,6 +192,9 @@ def test_bad_input_gets_clear_errors(host: DevHost) -> None:
     too_big = b"RIFF" + bytes(MAX_REQUEST_BYTES)
     error_of(host.post(turns, data=too_big, headers={"Content-Type": "audio/wav"}), 413, "payload_too_large")
     error_of(host.get(f"/api/conversations/{conversation_id}/audio/99"), 404, "audio_not_found")
+    error_of(host.get(f"/api/conversations/{conversation_id}/audio/²"), 404, "audio_not_found")
+    long_key = {"Idempotency-Key": "k" * 201}
+    error_of(say_raw(host, conversation_id, {"text": "hi"}, headers=long_key), 400, "invalid_idempotency_key")
     assert say(host, conversation_id, "hello")["turn"] == 1, "the conversation survived every bad request"
 
 

@@ -164,13 +164,27 @@ def test_a_wait_longer_than_redis_default_socket_timeout_still_gets_its_reply(
     publisher = ReplyPublisher(redis.Redis.from_url(redis_url), redis_prefix)
 
     async def scenario() -> dict[str, object] | None:
-        waiter = ReplyWaiter.connect(redis_url, redis_prefix, longest_wait_seconds=8)
+        waiter = ReplyWaiter(aioredis.Redis.from_url(redis_url), redis_prefix)
         waiting = asyncio.create_task(waiter.wait("c9", "slow-1", 8))
         await asyncio.sleep(5.5)
         await asyncio.to_thread(publisher.publish, "c9", "slow-1", {"turn": 3})
         return await waiting
 
     assert asyncio.run(scenario()) == {"turn": 3}
+
+
+def test_a_retry_waiting_beside_the_original_gets_the_reply_too(redis_url: str, redis_prefix: str) -> None:
+    publisher = ReplyPublisher(redis.Redis.from_url(redis_url), redis_prefix)
+
+    async def scenario() -> list[dict[str, object] | None]:
+        waiter = ReplyWaiter(aioredis.Redis.from_url(redis_url), redis_prefix)
+        original = asyncio.create_task(waiter.wait("c7", "twice", 30))
+        retry = asyncio.create_task(waiter.wait("c7", "twice", 30))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(publisher.publish, "c7", "twice", {"turn": 5})
+        return list(await asyncio.wait_for(asyncio.gather(original, retry), timeout=5))
+
+    assert asyncio.run(scenario()) == [{"turn": 5}, {"turn": 5}]
 
 
 def test_handoff_wait_times_out_with_none(redis_url: str, redis_prefix: str) -> None:

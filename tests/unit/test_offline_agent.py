@@ -13,6 +13,7 @@ from shared.agent.catalog import AgentFileError, load_agent_file, load_agents
 from shared.agent.chain import reply_to
 from shared.agent.intents import classify, words
 from shared.agent.offline_model import answer_from
+from shared.agent.prompt import PROMPT, format_knowledge, history_messages, parse_knowledge
 from shared.config import REPOSITORY_ROOT
 from shared.models import AgentProfile, Intent, TurnKind, TurnRecord
 
@@ -62,21 +63,31 @@ def test_demo_agent_answers(
     assert needle in reply.text
 
 
-def test_history_is_accepted_and_does_not_change_a_deterministic_answer(
-    demo: AgentProfile, retriever: TitleRetriever
-) -> None:
-    history = [
+def test_the_prompt_carries_history_summary_and_knowledge(demo: AgentProfile, retriever: TitleRetriever) -> None:
+    turns = [
         TurnRecord(
             conversation_id="c",
-            turn=0,
-            kind=TurnKind.GREETING,
-            request_id="greeting",
-            user_text=None,
-            intent=None,
-            reply_text=demo.greeting,
+            turn=1,
+            kind=TurnKind.UTTERANCE,
+            request_id="r1",
+            user_text="hello",
+            intent=Intent.GREETING,
+            reply_text="Hello! What would you like to know?",
         )
     ]
-    assert reply_to(demo, retriever, "goodbye", history) == reply_to(demo, retriever, "goodbye", [])
+    messages = PROMPT.invoke(
+        {
+            "display_name": demo.display_name,
+            "language": demo.language,
+            "knowledge": format_knowledge(retriever.invoke("opening hours")),
+            "summary": "3 turns; asked about delivery",
+            "history": history_messages(turns),
+            "utterance": "when do you open",
+        }
+    ).to_messages()
+    assert [type(m).__name__ for m in messages] == ["SystemMessage", "HumanMessage", "AIMessage", "HumanMessage"]
+    assert "asked about delivery" in messages[0].text
+    assert parse_knowledge(messages[0].text)[0][0] == "Opening hours"
 
 
 def test_greeting_only_wins_when_it_is_most_of_what_was_said(demo: AgentProfile) -> None:

@@ -8,7 +8,7 @@ import wave
 import pytest
 
 from shared.errors import ApiError
-from shared.turn_requests import TurnBody, media_type, parse_start, parse_turn
+from shared.turn_requests import TurnBody, media_type, parse_start, parse_turn, request_id_for
 
 LIMIT = 10_000
 
@@ -79,3 +79,16 @@ def test_start_accepts_an_empty_body_and_validates_fields() -> None:
 def test_media_type_ignores_parameters_and_case() -> None:
     assert media_type("Application/JSON; charset=utf-8") == "application/json"
     assert media_type(None) == ""
+
+
+def test_client_keys_and_generated_ids_never_collide() -> None:
+    assert request_id_for("greeting") == "key:greeting"
+    assert request_id_for("abc-123_X") == "key:abc-123_X"
+    generated = {request_id_for(None) for _ in range(3)}
+    assert len(generated) == 3
+    assert all(r.startswith("auto:") for r in generated)
+
+
+@pytest.mark.parametrize("key", ["", "has space", "x" * 201, "tab\there", "naïve"])
+def test_unusable_idempotency_keys_are_refused(key: str) -> None:
+    assert error_of(lambda: request_id_for(key)) == (400, "invalid_idempotency_key")
