@@ -42,6 +42,7 @@ TERMINATED = "Terminated"
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
 OUT_OF_PROC_MARKER = "$OutOfProcData$:"
 SCHEMA_VERSION = 2
+TIMER_RETRY_SECONDS = 1.0
 SUPPORTED_ACTIONS = frozenset(
     {
         ActionType.CALL_ACTIVITY,
@@ -420,28 +421,38 @@ class Engine:
             return history.task_failed(_now(), task.task_id, f"{type(error).__name__}: {error}", traceback.format_exc())
 
     async def _fire_timers(self) -> None:
+        """Fire due timers, then sleep until the next one is due or the set of timers changes."""
         while True:
             self._timers_changed.clear()
-            async with self._pool.connection() as conn, conn.transaction():
-                due = await (
-                    await conn.execute(
-                        """DELETE FROM durable_timers WHERE fire_at <= now()
-                           RETURNING instance_id, generation, timer_id, fire_at"""
-                    )
-                ).fetchall()
-                for timer in due:
-                    await self._append(
-                        conn,
-                        timer["instance_id"],
-                        timer["generation"],
-                        history.timer_fired(_now(), timer["timer_id"], timer["fire_at"]),
-                    )
-                upcoming = await (await conn.execute("SELECT min(fire_at) AS next FROM durable_timers")).fetchone()
-            for instance_id in {t["instance_id"] for t in due}:
-                log.info("%s: timer fired", instance_id)
-                self._spawn(self.step(instance_id))
-            wait = None
-            if upcoming is not None and upcoming["next"] is not None:
-                wait = max(0.0, (upcoming["next"] - _now()).total_seconds())
+            try:
+                wait = await self._fire_due_timers()
+            except Exception:
+                log.exception("timer loop: retrying in %.0f s", TIMER_RETRY_SECONDS)
+                wait = TIMER_RETRY_SECONDS
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._timers_changed.wait(), timeout=wait)
+
+    async def _fire_due_timers(self) -> float | None:
+        """Turn due timers into TimerFired events; seconds until the next one (None: no timers)."""
+        async with self._pool.connection() as conn, conn.transaction():
+            due = await (
+                await conn.execute(
+                    """DELETE FROM durable_timers WHERE fire_at <= now()
+                       RETURNING instance_id, generation, timer_id, fire_at"""
+                )
+            ).fetchall()
+            for timer in due:
+                await self._append(
+                    conn,
+                    timer["instance_id"],
+                    timer["generation"],
+                    history.timer_fired(_now(), timer["timer_id"], timer["fire_at"]),
+                )
+            upcoming = await (await conn.execute("SELECT min(fire_at) AS next FROM durable_timers")).fetchone()
+        for instance_id in {t["instance_id"] for t in due}:
+            log.info("%s: timer fired", instance_id)
+            self._spawn(self.step(instance_id))
+        if upcoming is None or upcoming["next"] is None:
+            return None
+        next_fire: datetime = upcoming["next"]
+        return max(0.0, (next_fire - _now()).total_seconds())

