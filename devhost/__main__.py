@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from devhost import standins
+from devhost.faults import Faults
 from devhost.registry import discover
 from devhost.server import build_app
 from shared.config import REPOSITORY_ROOT
@@ -48,15 +49,6 @@ def _parse_args() -> argparse.Namespace:
         "--data-dir", type=Path, default=Path(os.environ.get("DEVHOST_DATA_DIR", REPOSITORY_ROOT / ".devhost"))
     )
     return parser.parse_args()
-
-
-def parse_delays(spec: str) -> dict[str, float]:
-    """`respond=1.5,transcribe=2`: slow activities down on purpose, to test crashes and deadlines."""
-    delays = {}
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, seconds = item.partition("=")
-        delays[name.strip()] = float(seconds)
-    return delays
 
 
 def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
@@ -108,10 +100,10 @@ def main() -> int:
 
         registry = discover(function_app.app)
         base = f"http://{args.host}:{args.port}"
-        delays = parse_delays(os.environ.get("DEVHOST_SLOW_ACTIVITIES", ""))
-        if delays:
-            log.warning("activities slowed down on purpose: %s", delays)
-        app = build_app(registry, database_url, base, delays)
+        faults = Faults.from_env(os.environ)
+        if faults:
+            log.warning("faults injected on purpose: %s", faults)
+        app = build_app(registry, database_url, base, faults)
         log.info(
             "%d HTTP functions, %d orchestrators, %d activities",
             len(registry.http),

@@ -30,6 +30,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from devhost import history
+from devhost.faults import Faults
 from devhost.registry import Registry
 
 log = logging.getLogger("devhost.durable")
@@ -83,11 +84,11 @@ class Engine:
         self,
         pool: AsyncConnectionPool[AsyncConnection[DictRow]],
         registry: Registry,
-        activity_delays: dict[str, float] | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self._pool = pool
         self._registry = registry
-        self._delays = activity_delays or {}
+        self._faults = faults or Faults()
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity")
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[tuple[str, int, int]] = set()
@@ -400,8 +401,7 @@ class Engine:
         try:
             if activity is None:
                 raise LookupError(f"no activity named {task.name!r}")
-            if task.name in self._delays:
-                await asyncio.sleep(self._delays[task.name])
+            await self._faults.before(task.name)
             argument = ActivityTriggerConverter.decode(
                 Datum(type="string", value=task.input or "null"), trigger_metadata=None
             )

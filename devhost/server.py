@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from devhost import http_triggers, management
 from devhost.engine import Engine
+from devhost.faults import Faults
 from devhost.registry import Registry
 
 log = logging.getLogger("devhost")
@@ -24,13 +25,11 @@ DEVHOST_LOCK_ID = 70710001
 """Postgres advisory lock held while a devhost owns a database, so two never share one."""
 
 
-def build_app(
-    registry: Registry, database_url: str, base_url: str, activity_delays: dict[str, float] | None = None
-) -> web.Application:
+def build_app(registry: Registry, database_url: str, base_url: str, faults: Faults | None = None) -> web.Application:
     pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
         database_url, min_size=2, max_size=10, kwargs={"row_factory": dict_row, "autocommit": True}, open=False
     )
-    engine = Engine(pool, registry, activity_delays)
+    engine = Engine(pool, registry, faults)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         owner = await AsyncConnection.connect(database_url, autocommit=True)

@@ -134,3 +134,19 @@ def test_a_silent_caller_is_reprompted_then_hung_up_on(start_devhost: StartDevHo
     assert final["outcome"] == "no_response"
     assert [t["kind"] for t in final["turns"]] == ["greeting", "reprompt"]
     assert "Are you still there" in final["turns"][1]["reply"]["text"]
+
+
+def test_a_failing_activity_ends_the_conversation_as_failed_and_keeps_its_turns(
+    start_devhost: StartDevHost, spoken_question: bytes
+) -> None:
+    host = start_devhost(DEVHOST_FAILING_ACTIVITIES="transcribe", TURN_REPLY_TIMEOUT_SECONDS="1")
+    conversation_id = start(host)
+    assert say(host, conversation_id, "hello")["turn"] == 1
+    assert speak(host, conversation_id, spoken_question, "doomed-1").status_code == 504
+    final = wait_until(
+        lambda: host.get(f"/api/conversations/{conversation_id}").json(), lambda c: c["status"] == "completed"
+    )
+    assert final["outcome"] == "failed"
+    assert [t["turn"] for t in final["turns"]] == [0, 1]
+    response = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": "hello?"})
+    assert response.status_code == 409, response.text
