@@ -65,8 +65,9 @@ async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> 
     reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
     if reply is None:
         raise GatewayTimeout(
-            f"The reply is taking longer than expected; conversation {conversation_id} will still answer. "
-            f"GET /api/conversations/{conversation_id} to see it, or retry with the same Idempotency-Key."
+            "The reply is taking longer than expected. "
+            f"GET /api/conversations/{conversation_id} for the turn and the conversation's status, "
+            "or retry with the same Idempotency-Key."
         )
     return TurnRecord.model_validate(reply)
 
