@@ -98,17 +98,15 @@ def _publish(context: Context, state: ConversationState, request_id: str) -> Tas
     return context.call_activity("publish", message.model_dump())
 
 
-def _status(context: Context, state: ConversationState, mode: str) -> None:
+def _status(context: Context, state: ConversationState, mode: str, **details: Any) -> None:
     """Custom status; `expecting` (the next utterance's event name) only while utterances are welcome."""
-    status: Json = {"state": mode, "turn": state.next_turn, "silences": state.silences}
+    status: Json = {"state": mode, "turn": state.next_turn, "silences": state.silences, **details}
     if mode in ACCEPTING_STATES:
         status["expecting"] = dialog.utterance_event(state)
     context.set_custom_status(status)
 
 
-def _converse(
-    context: Context, state: ConversationState
-) -> Generator[Any, Any, tuple[Outcome | None, ConversationState]]:
+def _converse(context: Context, state: ConversationState) -> Generator[Any, Any, Ending]:
     """The turn loop; returns how the conversation ended, or None once it continued as new."""
     publishing: TaskBase | None = None
     if state.pending_reply is not None:
@@ -167,14 +165,14 @@ def _converse(
 @bp.orchestration_trigger(context_name="context", orchestration=ORCHESTRATOR)
 def conversation(context: Context) -> Steps:
     state = ConversationState.model_validate(context.get_input())
+    details: Json = {}
     try:
         outcome, state = yield from _converse(context, state)
     except Exception as error:  # an activity failed: end the conversation cleanly, keep what was said
-        context.set_custom_status({"state": "failed", "error": str(error)[:500]})
-        outcome = Outcome.FAILED
+        outcome, details = Outcome.FAILED, {"error": str(error)[:500]}
     if outcome is None:
         return None
-    _status(context, state, "finalizing")
+    _status(context, state, "finalizing", **details)
     finalize = FinalizeInput(conversation_id=state.conversation_id, outcome=outcome)
     return (yield context.call_activity("finalize", finalize.model_dump(mode="json")))
 

@@ -147,6 +147,8 @@ def test_a_failing_activity_ends_the_conversation_as_failed_and_keeps_its_turns(
         lambda: host.get(f"/api/conversations/{conversation_id}").json(), lambda c: c["status"] == "completed"
     )
     assert final["outcome"] == "failed"
+    instance = host.get(f"/devhost/instances/{conversation_id}").json()
+    assert "failed on purpose" in instance["customStatus"]["error"], "the failure stays visible in the status"
     assert [t["turn"] for t in final["turns"]] == [0, 1]
     response = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": "hello?"})
     assert response.status_code == 409, response.text
