@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Dict  # noqa: UP035
 
 import azure.durable_functions as df
 from azure.durable_functions import DurableOrchestrationContext as Context
@@ -47,6 +47,8 @@ ACCEPTING_STATES = frozenset({"listening", "responding"})
 """Custom-status states in which the conversation takes utterances (channels read `expecting`)."""
 
 Json = dict[str, Any]
+ActivityJson = Dict[str, Any]  # noqa: UP006
+"""Activity parameters: the Functions worker refuses PEP 585 generics (`dict[...]`) on binding parameters."""
 Steps = Generator[Any, Any, Any]
 Ending = tuple[Outcome | None, ConversationState]
 
@@ -178,22 +180,22 @@ def conversation(context: Context) -> Steps:
 
 
 @bp.activity_trigger(input_name="request")
-def transcribe(request: Json) -> Json:
+def transcribe(request: ActivityJson) -> Json:
     return activities.transcribe(services(), TranscribeInput.model_validate(request)).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")
-def respond(request: Json) -> Json:
+def respond(request: ActivityJson) -> Json:
     return activities.respond(services(), TurnInput.model_validate(request)).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")
-def synthesize(request: Json) -> Json:
+def synthesize(request: ActivityJson) -> Json:
     return activities.synthesize(services(), SynthesizeInput.model_validate(request)).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")
-def publish(request: Json) -> Json:
+def publish(request: ActivityJson) -> Json:
     message = PublishInput.model_validate(request)
     return activities.publish(services(), message.conversation_id, message.request_id).model_dump(mode="json")
 
@@ -204,5 +206,5 @@ def summarize(conversation_id: str) -> str:
 
 
 @bp.activity_trigger(input_name="request")
-def finalize(request: Json) -> Json:
+def finalize(request: ActivityJson) -> Json:
     return activities.finalize(services(), FinalizeInput.model_validate(request)).model_dump(mode="json")
