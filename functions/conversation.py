@@ -9,6 +9,10 @@ Two rules keep events safe with the Durable Python SDK: each utterance has an ev
 own (`dialog.utterance_event`), and a waiter lives until its event arrives (re-used across silence
 timeouts) so no event can land on a forgotten waiter. The reply is published in the same step
 that starts listening again, so the caller's next utterance always finds a waiter open.
+
+Continue-as-new drops events the ending generation received but never looked at. An utterance
+that reached the open waiter before the generation ended is therefore carried in the next
+generation's input and answered first; one raised later reaches the next generation's waiter.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ bp = df.Blueprint()
 ORCHESTRATOR = "conversation"
 END_EVENT = "end"
 GREETING_REQUEST_ID = "greeting"
-ACCEPTING_STATES = frozenset({"listening", "responding"})
+ACCEPTING_STATES = frozenset({"greeting", "listening", "responding"})
 """Custom-status states in which the conversation takes utterances (channels read `expecting`)."""
 
 Json = dict[str, Any]
@@ -65,8 +69,13 @@ def _turn_input(state: ConversationState, kind: TurnKind, **fields: Any) -> Turn
 
 
 def _speak(context: Context, state: ConversationState, turn_input: TurnInput) -> Generator[Any, Any, TurnRecord]:
-    """Answer a turn and speak the answer (persisted; not yet handed to the waiting request)."""
+    """Answer a turn and speak the answer (persisted; not yet handed to the waiting request).
+
+    A request that already has a turn (its key re-used long after) gets that turn back, unspoken again.
+    """
     record = TurnRecord.model_validate((yield context.call_activity("respond", turn_input.model_dump(mode="json"))))
+    if record.turn != turn_input.turn:
+        return record
     synthesize = SynthesizeInput(
         conversation_id=state.conversation_id,
         agent=state.agent,
@@ -95,6 +104,10 @@ def _answer(context: Context, state: ConversationState, utterance: Utterance) ->
     return (yield from _speak(context, state, turn_input))
 
 
+def _utterance(heard: TaskBase) -> Utterance:
+    return Utterance.model_validate(heard.result)
+
+
 def _publish(context: Context, state: ConversationState, request_id: str) -> TaskBase:
     message = PublishInput(conversation_id=state.conversation_id, request_id=request_id)
     return context.call_activity("publish", message.model_dump())
@@ -116,32 +129,37 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
         if published.ending:
             return Outcome.ENDED_BY_CLIENT, state
     if dialog.needs_greeting(state):
+        _status(context, state, "greeting")
         yield from _speak(context, state, _turn_input(state, TurnKind.GREETING, request_id=GREETING_REQUEST_ID))
         publishing = _publish(context, state, GREETING_REQUEST_ID)
         state = dialog.after_turn(state, GREETING_REQUEST_ID)
     heard = context.wait_for_external_event(dialog.utterance_event(state))
     ended = context.wait_for_external_event(END_EVENT)
+    carried = state.carried_utterance
     while True:
-        _status(context, state, "listening")
-        silence = context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=state.policy.silence_timeout_seconds)
-        )
-        listen = context.task_any([heard, ended, silence])
-        yield listen if publishing is None else context.task_all([publishing, listen])
-        publishing = None
-        winner = listen.result
-        if winner is not silence:
-            silence.cancel()
-        if winner is ended:
-            return Outcome.ENDED_BY_CLIENT, state
-        if winner is silence:
-            decision = dialog.on_silence(state)
-            if decision.step is dialog.Step.HANG_UP:
-                return decision.outcome or Outcome.NO_RESPONSE, state
-            yield from _speak(context, state, _turn_input(state, TurnKind.REPROMPT))
-            state = dialog.after_reprompt(state)
-            continue
-        utterance = Utterance.model_validate(heard.result)
+        if carried is not None:
+            utterance, carried = carried, None
+        else:
+            _status(context, state, "listening")
+            silence = context.create_timer(
+                context.current_utc_datetime + timedelta(seconds=state.policy.silence_timeout_seconds)
+            )
+            listen = context.task_any([heard, ended, silence])
+            yield listen if publishing is None else context.task_all([publishing, listen])
+            publishing = None
+            winner = listen.result
+            if winner is not silence:
+                silence.cancel()
+            if winner is ended:
+                return Outcome.ENDED_BY_CLIENT, state
+            if winner is silence:
+                decision = dialog.on_silence(state)
+                if decision.step is dialog.Step.HANG_UP:
+                    return decision.outcome or Outcome.NO_RESPONSE, state
+                yield from _speak(context, state, _turn_input(state, TurnKind.REPROMPT))
+                state = dialog.after_reprompt(state)
+                continue
+            utterance = _utterance(heard)
         state = dialog.heard_utterance(state)
         heard = context.wait_for_external_event(dialog.utterance_event(state))
         if dialog.is_retry(state, utterance.request_id):
@@ -149,13 +167,17 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             continue
         _status(context, state, "responding")
         record = yield from _answer(context, state, utterance)
+        if record.turn != state.next_turn:
+            publishing = _publish(context, state, utterance.request_id)
+            continue
         state = dialog.after_turn(state, utterance.request_id)
         decision = dialog.after_reply(state, record.intent)
         if decision.step is dialog.Step.CONTINUE:
             publishing = _publish(context, state, utterance.request_id)
         elif decision.step is dialog.Step.CONTINUE_AS_NEW:
             summary = yield context.call_activity("summarize", state.conversation_id)
-            following = dialog.next_generation(state, summary, utterance.request_id)
+            waiting = _utterance(heard) if heard.is_completed else None
+            following = dialog.next_generation(state, summary, utterance.request_id, waiting)
             context.continue_as_new(following.model_dump(mode="json"))
             return None, state
         else:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -13,22 +14,34 @@ import azure.functions as func
 
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
+from shared import activities
 from shared.config import Settings
-from shared.errors import Conflict, GatewayTimeout, NotFound
-from shared.models import ConversationState, DialogPolicy, TurnRecord, Utterance
+from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
+from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.services import Services, services
 from shared.storage.blobs import caller_audio_name
 from shared.storage.conversations import Conversation
-from shared.storage.handoff import Claim
-from shared.turn_requests import TurnBody, parse_start, parse_turn, request_id_for
+from shared.storage.handoff import Claim, ConversationEnded
+from shared.turn_requests import StartConversation, TurnBody, parse_start, parse_turn, request_id_for
 
 bp = df.Blueprint()
 
 API_CHANNEL = "api"
 ACCEPTING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
+DEAD: dict[df.OrchestrationRuntimeStatus, Outcome] = {
+    df.OrchestrationRuntimeStatus.Failed: Outcome.FAILED,
+    df.OrchestrationRuntimeStatus.Terminated: Outcome.TERMINATED,
+    df.OrchestrationRuntimeStatus.Canceled: Outcome.TERMINATED,
+}
+"""Runtime states from which a conversation never answers again, and the outcome it is closed with."""
+ENDING_STATES = frozenset({"ending", "finalizing"})
 TURN_NUMBER = re.compile(r"[0-9]{1,9}")
 TURN_LOCK_MARGIN_SECONDS = 120
 """How long a turn lock outlives the reply deadline if its turn never completes (a crash)."""
+START_KEY_TTL_SECONDS = 24 * 3600
+"""How long a start request's Idempotency-Key keeps pointing at the conversation it made."""
+UNSTARTED_GRACE_SECONDS = 60
+"""A conversation whose orchestration cannot be found this long after creation will never start."""
 
 
 def _policy(settings: Settings) -> DialogPolicy:
@@ -55,15 +68,61 @@ def _valid_id(conversation_id: str) -> str:
 
 
 async def _conversation(svc: Services, conversation_id: str) -> Conversation:
-    conversation = await asyncio.to_thread(svc.conversations.get, _valid_id(conversation_id))
+    """The stored conversation; first use of the pool (migrations included) runs off the event loop."""
+    valid_id = _valid_id(conversation_id)
+    conversation = await asyncio.to_thread(lambda: svc.conversations.get(valid_id))
     if conversation is None:
         raise NotFound(f"No conversation {conversation_id!r}.")
     return conversation
 
 
+async def _settled(svc: Services, conversation: Conversation, status: df.DurableOrchestrationStatus) -> Conversation:
+    """The conversation as it really is: one whose orchestration is dead is finalized now.
+
+    A terminated or failed instance runs no more code (a failed `finalize` included), so whoever
+    next looks at the conversation closes it; a conversation never shows `active` for a dead instance.
+    """
+    if conversation.status == "completed":
+        return conversation
+    if status:
+        outcome = DEAD.get(status.runtime_status)
+    else:
+        age = datetime.now(UTC) - conversation.created_at
+        outcome = Outcome.TERMINATED if age.total_seconds() > UNSTARTED_GRACE_SECONDS else None
+    if outcome is None:
+        return conversation
+    closing = FinalizeInput(conversation_id=conversation.id, outcome=outcome)
+    await asyncio.to_thread(lambda: activities.finalize(svc, closing))
+    return await _conversation(svc, conversation.id)
+
+
+async def _answered(svc: Services, conversation_id: str, request_id: str) -> TurnRecord | None:
+    """The turn this request already produced: the hand-off's copy, else the stored turn (older keys)."""
+    stored = await svc.waiter.stored_reply(conversation_id, request_id)
+    if stored is not None:
+        return TurnRecord.model_validate(stored)
+    return await asyncio.to_thread(lambda: svc.conversations.get_turn_by_request(conversation_id, request_id))
+
+
 async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> TurnRecord:
-    reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
+    try:
+        reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
+    except ConversationEnded as ended:
+        answered = await _answered(svc, conversation_id, request_id)
+        if answered is not None:
+            return answered
+        if ended.outcome == Outcome.FAILED:
+            raise TurnFailed(
+                "The conversation failed before this turn was answered and has ended. "
+                f"GET /api/conversations/{conversation_id} for what was said."
+            ) from ended
+        raise Conflict(
+            f"The conversation ended ({ended.outcome}) before this turn was answered.", code="conversation_completed"
+        ) from ended
     if reply is None:
+        answered = await _answered(svc, conversation_id, request_id)
+        if answered is not None:
+            return answered
         raise GatewayTimeout(
             "The reply is taking longer than expected. "
             f"GET /api/conversations/{conversation_id} for the turn and the conversation's status, "
@@ -76,25 +135,52 @@ async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> 
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start a conversation and answer its greeting; an Idempotency-Key makes a retry return the same one."""
     svc = services()
     request = parse_start(req.headers.get("content-type"), req.get_body(), svc.settings.max_request_bytes)
+    key = req.headers.get("idempotency-key")
+    request_id = None if key is None else request_id_for(key)
+    conversation_id = str(uuid.uuid4())
+    claimed = conversation_id
+    if request_id is not None:
+        claimed = await svc.waiter.claim_start(request_id, conversation_id, START_KEY_TTL_SECONDS)
+    if claimed == conversation_id:
+        try:
+            await _begin(svc, client, conversation_id, request)
+        except BaseException:
+            if request_id is not None:
+                await svc.waiter.release_start(request_id, conversation_id)
+            raise
+    location = {"Location": f"/api/conversations/{claimed}"}
+    try:
+        greeting = await _await_reply(svc, claimed, GREETING_REQUEST_ID)
+    except ApiError as error:
+        body = {"error": {"code": error.code, "message": error.message}, "conversation_id": claimed}
+        return json_response(body, status=error.status, headers=location)
+    return json_response(
+        {
+            "conversation_id": claimed,
+            "reply": _reply(req, svc.settings, greeting),
+            "replayed": claimed != conversation_id,
+        },
+        status=201,
+        headers=location,
+    )
+
+
+async def _begin(
+    svc: Services, client: df.DurableOrchestrationClient, conversation_id: str, request: StartConversation
+) -> None:
     agent_name = request.agent or svc.settings.default_agent
-    profile = await asyncio.to_thread(svc.knowledge.get_agent, agent_name)
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(agent_name))
     if profile is None:
         raise NotFound(f"No agent {agent_name!r}.", code="unknown_agent")
-    conversation_id = str(uuid.uuid4())
     language = request.language or profile.language
-    await asyncio.to_thread(svc.conversations.create, conversation_id, profile.name, language, API_CHANNEL)
+    await asyncio.to_thread(lambda: svc.conversations.create(conversation_id, profile.name, language, API_CHANNEL))
     state = ConversationState(
         conversation_id=conversation_id, agent=profile.name, language=language, policy=_policy(svc.settings)
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
-    greeting = await _await_reply(svc, conversation_id, GREETING_REQUEST_ID)
-    return json_response(
-        {"conversation_id": conversation_id, "reply": _reply(req, svc.settings, greeting)},
-        status=201,
-        headers={"Location": f"/api/conversations/{conversation_id}"},
-    )
 
 
 @bp.route(route="conversations/{conversation_id}/turns", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -136,7 +222,9 @@ async def _take_turn(
 ) -> tuple[TurnRecord, bool]:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
 
-    Returns the turn and whether it was answered before (a retry), not made for this request.
+    Returns the turn and whether it was answered before (a retry), not made for this request. A
+    retry whose original died before raising the utterance raises it itself, so no retry waits on
+    a lock nothing will release.
     """
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
     if stored is not None:
@@ -148,49 +236,63 @@ async def _take_turn(
     if claim is Claim.TAKEN:
         raise Conflict("Another turn of this conversation is still in progress.", code="turn_in_progress")
     if claim is Claim.NEW:
+        earlier = await asyncio.to_thread(lambda: svc.conversations.get_turn_by_request(conversation.id, request_id))
+        if earlier is not None:  # a key re-used after its hand-off copy expired: the same turn again
+            await svc.waiter.release_turn(conversation.id, request_id)
+            return earlier, True
+    if claim is Claim.NEW or not await svc.waiter.was_raised(conversation.id, request_id):
         try:
-            await _raise_utterance(svc, client, conversation.id, request_id, body)
+            await _raise_utterance(svc, client, conversation, request_id, body)
         except BaseException:
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
+        await svc.waiter.mark_raised(conversation.id, request_id, lock_ttl)
     return await _await_reply(svc, conversation.id, request_id), claim is Claim.HELD
 
 
 async def _raise_utterance(
     svc: Services,
     client: df.DurableOrchestrationClient,
-    conversation_id: str,
+    conversation: Conversation,
     request_id: str,
     body: TurnBody,
 ) -> None:
     """Send the utterance under the event name the orchestrator is listening for."""
-    status = await client.get_status(conversation_id)
-    custom = status.custom_status if status else None
-    if status.runtime_status not in ACCEPTING or not isinstance(custom, dict) or "expecting" not in custom:
-        raise Conflict("The conversation is no longer accepting turns.", code="conversation_completed")
-    audio_blob = None
-    if body.wav is not None:
-        audio_blob = caller_audio_name(conversation_id, request_id)
-        await asyncio.to_thread(svc.audio.put, audio_blob, body.wav)
+    status = await client.get_status(conversation.id)
+    if not status or status.runtime_status not in ACCEPTING:
+        await _settled(svc, conversation, status)
+        raise Conflict("The conversation has ended.", code="conversation_completed")
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    if "expecting" not in custom:
+        if custom.get("state") in ENDING_STATES:
+            raise Conflict("The conversation is ending.", code="conversation_completed")
+        raise Conflict("The conversation is still starting; retry in a moment.", code="conversation_starting")
+    audio_blob, wav = None, body.wav
+    if wav is not None:
+        blob = audio_blob = caller_audio_name(conversation.id, request_id)
+        await asyncio.to_thread(lambda: svc.audio.put(blob, wav))
     utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob)
     try:
-        await client.raise_event(conversation_id, str(custom["expecting"]), utterance.model_dump())
+        await client.raise_event(conversation.id, str(custom["expecting"]), utterance.model_dump())
     except Exception as error:
         raise Conflict("The conversation is no longer accepting turns.", code="conversation_completed") from error
 
 
 @bp.route(route="conversations/{conversation_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
 @json_errors
-async def get_conversation(req: func.HttpRequest) -> func.HttpResponse:
+async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     svc = services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
-    turns = await asyncio.to_thread(svc.conversations.list_turns, conversation.id)
+    if conversation.status != "completed":
+        conversation = await _settled(svc, conversation, await client.get_status(conversation.id))
+    turns = await asyncio.to_thread(lambda: svc.conversations.list_turns(conversation.id))
     return json_response(
         {
             "conversation_id": conversation.id,
             "agent": conversation.agent,
             "language": conversation.language,
-            "status": "completed" if conversation.status == "completed" else "active",
+            "status": conversation.status,
             "outcome": conversation.outcome,
             "summary": conversation.summary,
             "created_at": conversation.created_at.isoformat(),
@@ -218,10 +320,11 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     if conversation.status == "completed":
         raise Conflict("The conversation has already ended.", code="conversation_completed")
-    await asyncio.to_thread(svc.conversations.mark_ending, conversation.id)
+    await asyncio.to_thread(lambda: svc.conversations.mark_ending(conversation.id))
     try:
         await client.raise_event(conversation.id, END_EVENT, None)
     except Exception as error:
+        await _settled(svc, conversation, await client.get_status(conversation.id))
         raise Conflict("The conversation has already ended.", code="conversation_completed") from error
     return json_response({"conversation_id": conversation.id, "status": "ending"}, status=202)
 
@@ -233,13 +336,14 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     turn_text = req.route_params["turn"]
     record = (
-        await asyncio.to_thread(svc.conversations.get_turn, conversation.id, int(turn_text))
+        await asyncio.to_thread(lambda: svc.conversations.get_turn(conversation.id, int(turn_text)))
         if TURN_NUMBER.fullmatch(turn_text)
         else None
     )
     data = None
     if record is not None and record.audio_blob is not None:
-        data = await asyncio.to_thread(svc.audio.get, record.audio_blob)
+        blob = record.audio_blob
+        data = await asyncio.to_thread(lambda: svc.audio.get(blob))
     if data is None:
         raise NotFound(f"No audio for turn {turn_text} (yet).", code="audio_not_found")
     return func.HttpResponse(

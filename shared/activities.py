@@ -130,9 +130,11 @@ def describe(turns: list[TurnRecord]) -> str:
 
 
 def finalize(services: Services, request: FinalizeInput) -> ConversationSummary:
+    """Close the conversation once (a later call keeps the first outcome) and wake any waiting request."""
     turns = services.conversations.list_turns(request.conversation_id)
     summary = describe(turns)
     services.conversations.complete(request.conversation_id, request.outcome, summary)
+    services.publisher.announce_end(request.conversation_id, request.outcome.value)
     return ConversationSummary(
         conversation_id=request.conversation_id, outcome=request.outcome, summary=summary, turns=len(turns)
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.models import ConversationState, Intent, Outcome
+from shared.models import ConversationState, Intent, Outcome, Utterance
 
 RECENT_REQUESTS_KEPT = 8
 """Request ids remembered to recognise a provider's retry of an already answered turn."""
@@ -100,11 +100,20 @@ def after_reprompt(state: ConversationState) -> ConversationState:
     )
 
 
-def next_generation(state: ConversationState, summary: str, pending_reply: str | None) -> ConversationState:
+def next_generation(
+    state: ConversationState, summary: str, pending_reply: str | None, waiting: Utterance | None = None
+) -> ConversationState:
     """The input of the next generation: same conversation, history folded into a summary.
 
-    The last reply is published by the next generation, not this one: until it is published the
-    caller cannot speak, so no utterance can reach this generation after it stopped listening
-    (events an execution never consumed are dropped when it continues as new).
+    The last reply is published by the next generation, not this one. An utterance that already
+    reached this generation (`waiting`, raised while the turn lock had expired) is carried over and
+    answered first: events an execution never consumed are dropped when it continues as new.
     """
-    return state.model_copy(update={"turns_this_generation": 0, "summary": summary, "pending_reply": pending_reply})
+    return state.model_copy(
+        update={
+            "turns_this_generation": 0,
+            "summary": summary,
+            "pending_reply": pending_reply,
+            "carried_utterance": waiting,
+        }
+    )

@@ -57,3 +57,10 @@ class InvalidAudio(Unprocessable):
 class GatewayTimeout(ApiError):
     status = 504
     code = "turn_timeout"
+
+
+class TurnFailed(ApiError):
+    """The conversation failed on our side before this turn was answered: retrying cannot help."""
+
+    status = 502
+    code = "turn_failed"

@@ -40,6 +40,7 @@ class Outcome(StrEnum):
     FAILED = "failed"
     NO_RESPONSE = "no_response"
     ENDED_BY_CLIENT = "ended_by_client"
+    TERMINATED = "terminated"
 
 
 class IntentRule(Frozen):
@@ -85,6 +86,14 @@ class DialogPolicy(Frozen):
     turns_per_generation: int
 
 
+class Utterance(Frozen):
+    """The `utterance` event: what a caller said or typed, with the idempotency key of the request."""
+
+    request_id: str = Field(min_length=1, max_length=256)
+    text: str | None = None
+    audio_blob: str | None = None
+
+
 class ConversationState(Frozen):
     """The orchestrator's input and the state it carries across continue-as-new."""
 
@@ -101,14 +110,9 @@ class ConversationState(Frozen):
     pending_reply: str | None = Field(
         default=None, description="Request whose reply the next generation publishes first."
     )
-
-
-class Utterance(Frozen):
-    """The `utterance` event: what a caller said or typed, with the idempotency key of the request."""
-
-    request_id: str = Field(min_length=1, max_length=256)
-    text: str | None = None
-    audio_blob: str | None = None
+    carried_utterance: Utterance | None = Field(
+        default=None, description="An utterance the previous generation received but did not answer."
+    )
 
 
 class TurnInput(Frozen):

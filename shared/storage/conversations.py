@@ -67,14 +67,16 @@ class ConversationRepository:
             )
             return cur.rowcount == 1
 
-    def complete(self, conversation_id: str, outcome: Outcome, summary: str) -> None:
+    def complete(self, conversation_id: str, outcome: Outcome, summary: str) -> bool:
+        """Close the conversation with its outcome; False if it was already closed (the first outcome stays)."""
         with self._pool.connection() as conn:
-            conn.execute(
+            cur = conn.execute(
                 """UPDATE conversations
                    SET status = 'completed', outcome = %s, summary = %s, ended_at = coalesce(ended_at, now())
-                   WHERE id = %s""",
+                   WHERE id = %s AND status <> 'completed'""",
                 (outcome.value, summary, conversation_id),
             )
+            return cur.rowcount == 1
 
     def record_turn(self, turn: TurnRecord) -> TurnRecord:
         """Insert the turn unless it exists; return what is stored either way."""

@@ -5,6 +5,9 @@ The orchestrator's `publish` activity pushes the reply onto a list the waiting r
 second turn. A per-conversation turn lock keeps one utterance in flight at a time: the Durable
 Python SDK keeps only the last of several buffered events with the same name, so concurrent
 utterances would otherwise be silently dropped.
+
+When a conversation ends (hung up, failed, terminated) the request still waiting is told at once
+instead of waiting out its deadline, and the turn lock is dropped with it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+class ConversationEnded(Exception):
+    """The conversation ended before the awaited reply was published."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(f"the conversation ended ({outcome})")
+        self.outcome = outcome
 
 
 class Claim(StrEnum):
@@ -55,6 +66,21 @@ class TurnKeys:
     def inbox(self, request_id: str) -> str:
         return f"{self._base}handoff:{request_id}"
 
+    def raised(self, request_id: str) -> str:
+        return f"{self._base}raised:{request_id}"
+
+    @property
+    def ended(self) -> str:
+        return self._base + "ended"
+
+
+def _delivered(raw: bytes | str) -> dict[str, Any]:
+    """The reply in an inbox envelope; ConversationEnded when the envelope says the call is over."""
+    envelope = json.loads(raw)
+    if "ended" in envelope:
+        raise ConversationEnded(str(envelope["ended"]))
+    return dict(envelope["reply"])
+
 
 class ReplyPublisher:
     """The orchestrator side (sync, used by activities)."""
@@ -66,14 +92,26 @@ class ReplyPublisher:
 
     def publish(self, conversation_id: str, request_id: str, reply: dict[str, Any]) -> None:
         keys = TurnKeys(self._prefix, conversation_id)
-        payload = json.dumps(reply)
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.reply(request_id), payload, ex=REPLY_TTL_SECONDS)
+            pipe.set(keys.reply(request_id), json.dumps(reply), ex=REPLY_TTL_SECONDS)
             pipe.delete(keys.inbox(request_id))
-            pipe.rpush(keys.inbox(request_id), payload)
+            pipe.rpush(keys.inbox(request_id), json.dumps({"reply": reply}))
             pipe.expire(keys.inbox(request_id), REPLY_TTL_SECONDS)
             pipe.execute()
         self._release(keys=[keys.lock], args=[request_id])
+
+    def announce_end(self, conversation_id: str, outcome: str) -> None:
+        """Wake the request holding the turn (it answers at once) and drop the lock with the call."""
+        keys = TurnKeys(self._prefix, conversation_id)
+        holder = self._redis.get(keys.lock)
+        with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.ended, outcome, ex=REPLY_TTL_SECONDS)
+            if holder is not None:
+                inbox = keys.inbox(holder.decode() if isinstance(holder, bytes) else str(holder))
+                pipe.rpush(inbox, json.dumps({"ended": outcome}))
+                pipe.expire(inbox, REPLY_TTL_SECONDS)
+            pipe.delete(keys.lock)
+            pipe.execute()
 
 
 class ReplyWaiter:
@@ -94,6 +132,31 @@ class ReplyWaiter:
             holder = holder.decode()
         return Claim.HELD if holder == request_id else Claim.TAKEN
 
+    def _start_key(self, request_id: str) -> str:
+        return f"{self._prefix}start:{request_id}"
+
+    async def claim_start(self, request_id: str, conversation_id: str, ttl_seconds: int) -> str:
+        """The conversation a start request made: this new one, or the one an earlier try already made."""
+        key = self._start_key(request_id)
+        if await self._redis.set(key, conversation_id, nx=True, ex=ttl_seconds):
+            return conversation_id
+        existing = await self._redis.get(key)
+        if existing is None:
+            return conversation_id
+        return existing.decode() if isinstance(existing, bytes) else str(existing)
+
+    async def release_start(self, request_id: str, conversation_id: str) -> None:
+        """Forget a start that failed before its conversation existed, so a retry starts afresh."""
+        await self._release(keys=[self._start_key(request_id)], args=[conversation_id])
+
+    async def mark_raised(self, conversation_id: str, request_id: str, ttl_seconds: int) -> None:
+        """Remember that this request's utterance reached the orchestration."""
+        await self._redis.set(TurnKeys(self._prefix, conversation_id).raised(request_id), 1, ex=ttl_seconds)
+
+    async def was_raised(self, conversation_id: str, request_id: str) -> bool:
+        """False when the request holding the turn died before its utterance was raised."""
+        return bool(await self._redis.exists(TurnKeys(self._prefix, conversation_id).raised(request_id)))
+
     async def release_turn(self, conversation_id: str, request_id: str) -> None:
         key = TurnKeys(self._prefix, conversation_id).lock
         await self._release(keys=[key], args=[request_id])
@@ -107,7 +170,8 @@ class ReplyWaiter:
 
         Blocks in short slices and checks the stored copy between them: when a retry waits beside
         the original request only one of them pops the pushed reply, and the other finds the copy.
-        Slices also stay under redis-py's 5 s socket timeout.
+        Slices also stay under redis-py's 5 s socket timeout. Raises ConversationEnded as soon as
+        the conversation is over without this reply.
         """
         keys = TurnKeys(self._prefix, conversation_id)
         deadline = time.monotonic() + timeout_seconds
@@ -116,8 +180,11 @@ class ReplyWaiter:
                 [keys.inbox(request_id)], timeout=max(0.01, min(remaining, WAIT_SLICE_SECONDS))
             )
             if popped is not None:
-                return dict(json.loads(popped[1]))
+                return _delivered(popped[1])
             stored = await self.stored_reply(conversation_id, request_id)
             if stored is not None:
                 return stored
+            ended = await self._redis.get(keys.ended)
+            if ended is not None:
+                raise ConversationEnded(ended.decode() if isinstance(ended, bytes) else str(ended))
         return None

@@ -139,10 +139,13 @@ def test_a_silent_caller_is_reprompted_then_hung_up_on(start_devhost: StartDevHo
 def test_a_failing_activity_ends_the_conversation_as_failed_and_keeps_its_turns(
     start_devhost: StartDevHost, spoken_question: bytes
 ) -> None:
-    host = start_devhost(DEVHOST_FAILING_ACTIVITIES="transcribe", TURN_REPLY_TIMEOUT_SECONDS="1")
+    """The waiting request learns of the failure at once (502), not after its 120 s deadline (504)."""
+    host = start_devhost(DEVHOST_FAILING_ACTIVITIES="transcribe", TURN_REPLY_TIMEOUT_SECONDS="120")
     conversation_id = start(host)
     assert say(host, conversation_id, "hello")["turn"] == 1
-    assert speak(host, conversation_id, spoken_question, "doomed-1").status_code == 504
+    doomed = speak(host, conversation_id, spoken_question, "doomed-1")
+    assert doomed.status_code == 502, doomed.text
+    assert doomed.json()["error"]["code"] == "turn_failed"
     final = wait_until(
         lambda: host.get(f"/api/conversations/{conversation_id}").json(), lambda c: c["status"] == "completed"
     )
