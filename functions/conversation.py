@@ -175,7 +175,9 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
         if decision.step is dialog.Step.CONTINUE:
             publishing = _publish(context, state, utterance.request_id)
         elif decision.step is dialog.Step.CONTINUE_AS_NEW:
-            summary = yield context.call_activity("summarize", state.conversation_id)
+            summarizing = context.call_activity("summarize", state.conversation_id)
+            yield context.task_any([summarizing, heard])  # an unawaited waiter would not see its event
+            summary = yield summarizing
             waiting = _utterance(heard) if heard.is_completed else None
             following = dialog.next_generation(state, summary, utterance.request_id, waiting)
             context.continue_as_new(following.model_dump(mode="json"))

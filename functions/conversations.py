@@ -96,21 +96,13 @@ async def _settled(svc: Services, conversation: Conversation, status: df.Durable
     return await _conversation(svc, conversation.id)
 
 
-async def _answered(svc: Services, conversation_id: str, request_id: str) -> TurnRecord | None:
-    """The turn this request already produced: the hand-off's copy, else the stored turn (older keys)."""
-    stored = await svc.waiter.stored_reply(conversation_id, request_id)
-    if stored is not None:
-        return TurnRecord.model_validate(stored)
-    return await asyncio.to_thread(lambda: svc.conversations.get_turn_by_request(conversation_id, request_id))
-
-
 async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> TurnRecord:
     try:
         reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
     except ConversationEnded as ended:
-        answered = await _answered(svc, conversation_id, request_id)
-        if answered is not None:
-            return answered
+        published = await svc.waiter.stored_reply(conversation_id, request_id)
+        if published is not None:
+            return TurnRecord.model_validate(published)
         if ended.outcome == Outcome.FAILED:
             raise TurnFailed(
                 "The conversation failed before this turn was answered and has ended. "
@@ -120,9 +112,6 @@ async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> 
             f"The conversation ended ({ended.outcome}) before this turn was answered.", code="conversation_completed"
         ) from ended
     if reply is None:
-        answered = await _answered(svc, conversation_id, request_id)
-        if answered is not None:
-            return answered
         raise GatewayTimeout(
             "The reply is taking longer than expected. "
             f"GET /api/conversations/{conversation_id} for the turn and the conversation's status, "
