@@ -27,6 +27,8 @@ from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from azure.functions.http import HttpResponseConverter
+from multidict import CIMultiDict
 
 from devhost.registry import HttpFunction
 from devhost.routing import RouteTable, path_segments
@@ -59,11 +61,15 @@ def request_url(request: web.Request) -> str:
 
 
 def to_aiohttp(response: func.HttpResponse) -> web.Response:
-    headers = dict(response.headers)
-    if not any(k.lower() == "content-type" for k in headers):
-        charset = f"; charset={response.charset}" if response.mimetype.startswith("text/") else ""
-        headers["Content-Type"] = f"{response.mimetype}{charset}"
-    return web.Response(status=response.status_code, body=response.get_body(), headers=headers)
+    """The response as the worker encodes it for the host (`HttpResponseConverter`): charset added to
+    text/* only, every Set-Cookie kept."""
+    datum = HttpResponseConverter.encode(response, expected_type=None)
+    headers: CIMultiDict[str] = CIMultiDict((name, value.value) for name, value in datum.value["headers"].items())
+    for cookie in datum.value["cookies"] or []:
+        for morsel in cookie.values():
+            headers.add("Set-Cookie", morsel.OutputString())
+    status = int(datum.value["status_code"].value)
+    return web.Response(status=status, body=datum.value["body"].value, headers=headers)
 
 
 def _timeout_response(limits: HttpLimits) -> web.Response:
