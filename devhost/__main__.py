@@ -103,6 +103,21 @@ def _host_options(args: argparse.Namespace, stack: ExitStack) -> tuple[HostOptio
     return HostOptions(route_prefix=prefix, limits=limits, system_key=key, rpc_port=rpc.getsockname()[1]), [rpc]
 
 
+def _settings_problems() -> list[str]:
+    """Each bad setting as `NAME=value: what is wrong. What the setting is for.`, checked before any work."""
+    try:
+        Settings()
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0])
+            field = Settings.model_fields.get(name)
+            why = f" {field.description}" if field and field.description else ""
+            problems.append(f"  {name.upper()}={item['input']!r}: {item['msg']}.{why}")
+        return problems
+    return []
+
+
 def _base_url(host: str, port: int) -> str:
     """Where the app's Durable client reaches this devhost (a wildcard bind is reached on loopback)."""
     reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
@@ -116,10 +131,9 @@ def main() -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-    try:
-        Settings()
-    except ValidationError as error:
-        log.error("refusing to start, a setting is out of bounds:\n%s", error)
+    problems = _settings_problems()
+    if problems:
+        log.error("refusing to start, settings out of bounds:\n%s", "\n".join(problems))
         return 1
     try:
         app_registry = registry.load(args.script_root)

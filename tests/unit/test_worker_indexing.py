@@ -99,5 +99,5 @@ def test_finding_11_the_devhost_refuses_a_reply_timeout_azure_would_cut(tmp_path
         check=False,
     )
     assert result.returncode == 1
-    assert "turn_reply_timeout_seconds" in result.stderr
-    assert "less than or equal to 200" in result.stderr
+    assert "TURN_REPLY_TIMEOUT_SECONDS='240': Input should be less than or equal to 200" in result.stderr
+    assert "Azure's front end cuts every HTTP request at 230 s" in result.stderr
