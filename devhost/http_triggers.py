@@ -8,9 +8,9 @@ Python worker (team notes, durable-local-host.md §12; azure-functions-host `ToR
   empty values dropped (`StringValues.ToString()`), and a key left empty is dropped;
 - the body is passed only when `Content-Length` > 0: a chunked upload arrives empty;
 - a response gets `; charset=...` only for `text/*` (azure-functions `http.py`).
-Unmatched routes and methods get the host's empty 404. A function is cut at host.json's
-functionTimeout (500) and the caller at Azure's 230 s front-end limit (504), whichever comes first;
-past 230 s the function keeps running until functionTimeout, as on Azure.
+Unmatched routes and methods get the host's empty 404; a NUL in the path gets Kestrel's empty 400.
+A function is cut at host.json's functionTimeout (500) and the caller at Azure's 230 s front-end
+limit (504), whichever comes first; past 230 s the function runs on until functionTimeout, as on Azure.
 """
 
 from __future__ import annotations
@@ -132,7 +132,10 @@ class HttpFunctions:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
-        found = self._table.find(request.method, path_segments(request.raw_path))
+        segments = path_segments(request.raw_path)
+        if any("\x00" in segment for segment in segments):
+            return web.Response(status=400)  # Kestrel: "The path contains null characters", an empty 400
+        found = self._table.find(request.method, segments)
         if found is None:
             return web.Response(status=404)
         function, route_params = found

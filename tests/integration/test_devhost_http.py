@@ -116,7 +116,8 @@ def _run(
 
 def test_finding_11_routes_match_as_the_host_matches_them(new_database: Callable[[], str]) -> None:
     """Literal before parameter whatever the order, case-insensitive, trailing slash ignored, method
-    mismatch and implicit HEAD are the host's empty 404 (`HttpMethodRouteConstraint`)."""
+    mismatch and implicit HEAD are the host's empty 404 (`HttpMethodRouteConstraint`); Kestrel's
+    `UrlDecoder` refuses a NUL in the path with an empty 400."""
 
     async def scenario(host: Served) -> None:
         assert await host.call("GET", "/api/conversations/stats") == (200, "text/plain; charset=utf-8", b"stats")
@@ -125,6 +126,7 @@ def test_finding_11_routes_match_as_the_host_matches_them(new_database: Callable
         assert await host.call("POST", "/api/conversations/c-1") == (404, "", b"")
         assert (await host.call("HEAD", "/api/conversations/c-1"))[0] == 404
         assert (await host.call("GET", "/api/nothing/here"))[:3:2] == (404, b"")
+        assert await host.call("GET", "/api/conversations/a%00b") == (400, "", b"")  # Kestrel refuses a NUL
 
     _run(new_database, scenario)
 
