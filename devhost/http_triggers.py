@@ -19,6 +19,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -34,6 +35,9 @@ from devhost.registry import HttpFunction
 from devhost.routing import RouteTable, path_segments
 
 log = logging.getLogger("devhost.http")
+
+_SCHEME = re.compile(r"https?", re.IGNORECASE)
+_HOST = re.compile(r"[A-Za-z0-9.-]+(?::\d{1,5})?|\[[0-9A-Fa-f:.]+\](?::\d{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,16 @@ def joined(pairs: Iterable[tuple[str, str]], lower_keys: bool) -> dict[str, str]
     return {key: ",".join(v for v in vs if v) for key, vs in values.items() if any(vs)}
 
 
+def _forwarded(request: web.Request, header: str, valid: re.Pattern[str], default: str) -> str:
+    """The first value a proxy put in `header`, if it is well formed."""
+    value = request.headers.get(header, "").split(",")[0].strip()
+    return value if valid.fullmatch(value) else default
+
+
 def request_url(request: web.Request) -> str:
     """The URL the caller used, as the host rebuilds it behind App Service's TLS-terminating front end."""
-    scheme = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip() or request.scheme
-    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip() or request.host
+    scheme = _forwarded(request, "X-Forwarded-Proto", _SCHEME, request.scheme)
+    host = _forwarded(request, "X-Forwarded-Host", _HOST, request.host)
     return f"{scheme}://{host}{request.raw_path}"
 
 

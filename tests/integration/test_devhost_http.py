@@ -148,6 +148,9 @@ def test_finding_11_requests_reach_the_function_as_the_host_passes_them(new_data
         assert seen["params"] == {"a": "1,2"}
         assert seen["headers"]["x-dup"] == "one,two"
         assert seen["url"] == "https://voice.example.org/api/echo?a=1&a=&a=2&b="
+        forged = [("X-Forwarded-Proto", "javascript"), ("X-Forwarded-Host", "evil.example/x?")]
+        _, _, body = await host.call("GET", "/api/echo", headers=forged)
+        assert json.loads(body)["url"] == f"{host.base}/api/echo"  # malformed forwarding headers are ignored
 
     _run(new_database, scenario)
 
