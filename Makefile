@@ -5,18 +5,26 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
+WORKER := $(VENV)/azure-worker
+STAMP_WORKER := $(WORKER)/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: dev test setup lint typecheck unit bench clean
 
-setup: $(STAMP_PY) $(STAMP_NODE)
+setup: $(STAMP_PY) $(STAMP_WORKER) $(STAMP_NODE)
 
 $(STAMP_PY): requirements.txt requirements-dev.txt
 	@echo "==> Python environment ($(VENV))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
 	@$(PY) -m pip install --progress-bar off -r requirements-dev.txt
+	@touch $@
+
+$(STAMP_WORKER): requirements-worker.txt $(STAMP_PY)
+	@echo "==> The Python worker's indexing code ($(WORKER))"
+	@rm -rf $(WORKER)
+	@$(PY) -m pip install --progress-bar off --no-deps --ignore-requires-python --target $(WORKER) -r requirements-worker.txt
 	@touch $@
 
 $(STAMP_NODE): package.json package-lock.json
@@ -42,7 +50,7 @@ test: setup lint typecheck
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
 	exit $$status
 
-unit: $(STAMP_PY)
+unit: $(STAMP_PY) $(STAMP_WORKER)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: setup

@@ -17,12 +17,14 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import ValidationError
 
-from devhost import standins
+from devhost import access, hostjson, registry, standins
 from devhost.faults import Faults
-from devhost.registry import discover
-from devhost.server import build_app
-from shared.config import REPOSITORY_ROOT
+from devhost.http_triggers import HttpLimits
+from devhost.server import HostOptions, build_app
+from devhost.worker_index import AppRefused
+from shared.config import REPOSITORY_ROOT, Settings
 
 log = logging.getLogger("devhost")
 
@@ -47,6 +49,12 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEVHOST_PORT", "7071")))
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("DEVHOST_DATA_DIR", REPOSITORY_ROOT / ".devhost"))
+    )
+    parser.add_argument(
+        "--script-root",
+        type=Path,
+        default=REPOSITORY_ROOT,
+        help="the function app folder (function_app.py, host.json), as `func start --script-root`",
     )
     return parser.parse_args()
 
@@ -78,12 +86,60 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _host_options(args: argparse.Namespace, stack: ExitStack) -> tuple[HostOptions, list[socket.socket]]:
+    """host.json's limits; beyond loopback a system key and the loopback RPC socket the SDK client uses."""
+    host_json = args.script_root / "host.json"
+    limits = HttpLimits(hostjson.function_timeout_seconds(host_json), hostjson.HTTP_RESPONSE_LIMIT_SECONDS)
+    prefix = hostjson.route_prefix(host_json)
+    if access.is_loopback(args.host):
+        return HostOptions(route_prefix=prefix, limits=limits), []
+    rpc = stack.enter_context(socket.socket())
+    rpc.bind(("127.0.0.1", 0))
+    key = access.new_system_key(args.data_dir)
+    log.warning(
+        "listening beyond loopback: the devhost's own routes need the host key (x-functions-key), in %s",
+        args.data_dir / access.KEY_FILE,
+    )
+    return HostOptions(route_prefix=prefix, limits=limits, system_key=key, rpc_port=rpc.getsockname()[1]), [rpc]
+
+
+def _settings_problems() -> list[str]:
+    """Each bad setting as `NAME=value: what is wrong. What the setting is for.`, checked before any work."""
+    try:
+        Settings()
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            name = str(item["loc"][0])
+            field = Settings.model_fields.get(name)
+            why = f" {field.description}" if field and field.description else ""
+            problems.append(f"  {name.upper()}={item['input']!r}: {item['msg']}.{why}")
+        return problems
+    return []
+
+
+def _base_url(host: str, port: int) -> str:
+    """Where the app's Durable client reaches this devhost (a wildcard bind is reached on loopback)."""
+    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
+
+
 def main() -> int:
     args = _parse_args()
+    args.script_root = args.script_root.resolve()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     logging.getLogger("azure").setLevel(logging.WARNING)
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    problems = _settings_problems()
+    if problems:
+        log.error("refusing to start, settings out of bounds:\n%s", "\n".join(problems))
+        return 1
+    try:
+        app_registry = registry.load(args.script_root)
+    except AppRefused as error:
+        log.error("refusing to start: the Python worker does not load this app:\n%s", error)
+        return 1
     if not _port_is_free(args.host, args.port):
         log.error("%s:%d is in use: is another devhost running? (stop it, or pass --port)", args.host, args.port)
         return 1
@@ -96,26 +152,25 @@ def main() -> int:
         database_url = os.environ["DATABASE_URL"]
         log.info("devhost migrations: %d applied", apply_migrations(database_url, DEVHOST_MIGRATIONS))
         _ = services().knowledge  # migrates and syncs the agent files before the first request
-        import function_app
 
-        registry = discover(function_app.app)
-        base = f"http://{args.host}:{args.port}"
+        base = _base_url(args.host, args.port)
         faults = Faults.from_env(os.environ)
         if faults:
             log.warning("faults injected on purpose: %s", faults)
-        app = build_app(registry, database_url, base, faults)
+        options, sockets = _host_options(args, stack)
+        app = build_app(app_registry, database_url, base, faults, options)
         log.info(
-            "%d HTTP functions, %d orchestrators, %d activities",
-            len(registry.http),
-            len(registry.orchestrators),
-            len(registry.activities),
+            "%d HTTP functions, %d orchestrators, %d activities (indexed by the Python worker)",
+            len(app_registry.http),
+            len(app_registry.orchestrators),
+            len(app_registry.activities),
         )
 
         async def announce(_: web.Application) -> None:
             print(TRY_IT.format(base=base), file=sys.stderr, flush=True)
 
         app.on_startup.append(announce)
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+        web.run_app(app, host=args.host, port=args.port, sock=sockets or None, print=None, access_log=None)
     return 0
 
 

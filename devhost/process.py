@@ -25,7 +25,9 @@ def free_port() -> int:
 
 
 class DevHost:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, bind: str = "127.0.0.1") -> None:
+        self.bind = bind
+        """The address the devhost listens on; requests always go to loopback."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = env
@@ -36,7 +38,17 @@ class DevHost:
     def start(self) -> None:
         log = self._log_path.open("ab")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "devhost", "--port", str(self.port), "--data-dir", str(self._log_path.parent)],
+            [
+                sys.executable,
+                "-m",
+                "devhost",
+                "--host",
+                self.bind,
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self._log_path.parent),
+            ],
             cwd=REPOSITORY_ROOT,
             env=self._env,
             stdout=log,

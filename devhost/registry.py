@@ -1,22 +1,25 @@
-"""What the function app registered, read the way the Functions host reads it: from its bindings."""
+"""What the function app registered, read the way the Functions host reads it: from its bindings.
+
+Every function list comes through the real worker's indexing checks (`devhost.worker_index`) first.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from azure.functions.decorators.core import Binding
-from azure.functions.decorators.function_app import FunctionApp
+from azure.functions.decorators.function_app import Function, FunctionApp
+
+from devhost import worker_index
 
 HTTP_TRIGGER = "httpTrigger"
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
 DURABLE_CLIENT = "durableClient"
 SUPPORTED_INPUTS = frozenset({HTTP_TRIGGER, ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER, DURABLE_CLIENT})
-
-_ROUTE_PARAMETER = re.compile(r"\{(\*?)([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]*)?(\??)\}")
 
 
 @dataclass(frozen=True)
@@ -27,15 +30,6 @@ class HttpFunction:
     request_arg: str
     client_arg: str | None
     handler: Callable[..., Any]
-
-    def aiohttp_path(self) -> str:
-        """The Functions route template as an aiohttp path under /api: `{id:guid}` -> `{id}`, `{*rest}` -> catch-all."""
-
-        def convert(match: re.Match[str]) -> str:
-            catch_all, name, _optional = match.groups()
-            return f"{{{name}:.*}}" if catch_all else f"{{{name}}}"
-
-        return "/api/" + _ROUTE_PARAMETER.sub(convert, self.route.strip("/"))
 
 
 @dataclass(frozen=True)
@@ -56,10 +50,20 @@ def _binding(bindings: list[Binding], binding_type: str) -> Binding | None:
     return next((b for b in bindings if b.type == binding_type), None)
 
 
+def load(script_root: Path) -> Registry:
+    """The app in `script_root/function_app.py`, indexed by the worker (once per process)."""
+    return _registry(worker_index.index_app(script_root))
+
+
 def discover(app: FunctionApp) -> Registry:
+    """An app built in code (tests), through the worker's per-function checks."""
+    return _registry(worker_index.check(app.get_functions(), Path.cwd()))
+
+
+def _registry(functions: list[Function]) -> Registry:
     """Every function of the app; refuses bindings the devhost cannot serve instead of ignoring them."""
     registry = Registry(http=[], orchestrators={}, activities={})
-    for function in app.get_functions():
+    for function in functions:
         name = str(function.get_function_name())
         trigger = function.get_trigger()
         if trigger is None:

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     turn_reply_timeout_seconds: float = Field(
         default=10.0,
         gt=0,
-        description="How long a turn request waits for its reply before answering 504 (the turn still completes).",
+        le=200,
+        description="How long a turn request waits for its reply before answering 504 (the turn still completes). "
+        "At most 200 s: Azure's front end cuts every HTTP request at 230 s.",
     )
     max_request_bytes: int = Field(default=2_000_000, gt=0, description="Largest accepted request body (413 above).")
     silence_timeout_seconds: int = Field(
