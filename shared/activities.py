@@ -113,12 +113,16 @@ def publish(services: Services, conversation_id: str, request_id: str) -> Publis
 
 
 def summarize(services: Services, conversation_id: str) -> str:
-    """The summary the next generation carries (and the agent reads as earlier context)."""
+    """The summary the next generation carries; the agent reads it as a record of the call, never as instructions."""
     return describe(services.conversations.list_turns(conversation_id))
 
 
 def describe(turns: list[TurnRecord]) -> str:
-    """A short factual summary of a conversation from its stored turns."""
+    """A short factual summary of a conversation from its stored turns.
+
+    It quotes the caller's last request, so wherever it goes it is caller data: the
+    prompt carries it in a user message, never in the system message.
+    """
     intents = Counter(t.intent.value for t in turns if t.intent is not None)
     asked = [t.user_text for t in turns if t.user_text]
     parts = [f"{len(turns)} turns"]

@@ -1,9 +1,10 @@
 """The offline agent model: a deterministic LangChain chat model that needs no network.
 
-It reads its prompt like an LLM would (the caller's last message and the knowledge passages the
-retriever put into the system message), recognises the intent with the agent's phrase rules and
-answers from the best passage or with the agent's reply templates. It is what `make dev` and the
-tests talk to; Azure OpenAI and OpenAI are placed in front of it in the same chain.
+It reads its prompt like an LLM would: the caller's utterance (the last message) and the knowledge
+passages the retriever put into the system message, read back with a JSON parser. It recognises the
+intent with the agent's phrase rules and answers from the best passage or with the agent's reply
+templates. It is what `make dev` and the tests talk to; Azure OpenAI and OpenAI are placed in front
+of it in the same chain.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from shared.agent.intents import classify, words
-from shared.agent.prompt import parse_knowledge
+from shared.agent.prompt import Passage, parse_knowledge
 from shared.models import AgentProfile, Intent
 
 ANSWER_SENTENCES = 2
@@ -92,16 +93,16 @@ class OfflineAgentModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        utterance = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-        system = next((m.text for m in messages if isinstance(m, SystemMessage)), "")
+        utterance = messages[-1].text if messages and isinstance(messages[-1], HumanMessage) else ""
+        system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
         passages = parse_knowledge(system)
         intent = classify(utterance, self.agent.intents, has_knowledge=bool(passages))
         reply = {"intent": intent.value, "text": self._reply(intent, utterance, passages)}
         return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(reply)))])
 
-    def _reply(self, intent: Intent, utterance: str, passages: list[tuple[str, str]]) -> str:
+    def _reply(self, intent: Intent, utterance: str, passages: list[Passage]) -> str:
         if intent is Intent.QUESTION:
-            return answer_from(passages[0][1], utterance)
+            return answer_from(passages[0].text, utterance)
         if intent is Intent.NOT_UNDERSTOOD:
             return self.agent.not_understood
         rule = self.agent.intents.get(intent)

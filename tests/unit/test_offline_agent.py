@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,14 @@ from shared.agent.catalog import AgentFileError, load_agent_file, load_agents
 from shared.agent.chain import reply_to
 from shared.agent.intents import classify, words
 from shared.agent.offline_model import answer_from
-from shared.agent.prompt import PROMPT, format_knowledge, history_messages, parse_knowledge
+from shared.agent.prompt import (
+    PROMPT,
+    SUMMARY_KEY,
+    format_knowledge,
+    history_messages,
+    memory_messages,
+    parse_knowledge,
+)
 from shared.config import REPOSITORY_ROOT
 from shared.models import AgentProfile, Intent, TurnKind, TurnRecord
 
@@ -80,14 +88,21 @@ def test_the_prompt_carries_history_summary_and_knowledge(demo: AgentProfile, re
             "display_name": demo.display_name,
             "language": demo.language,
             "knowledge": format_knowledge(retriever.invoke("opening hours")),
-            "summary": "3 turns; asked about delivery",
+            "memory": memory_messages("3 turns; asked about delivery"),
             "history": history_messages(turns),
             "utterance": "when do you open",
         }
     ).to_messages()
-    assert [type(m).__name__ for m in messages] == ["SystemMessage", "HumanMessage", "AIMessage", "HumanMessage"]
-    assert "asked about delivery" in messages[0].text
-    assert parse_knowledge(messages[0].text)[0][0] == "Opening hours"
+    assert [type(m).__name__ for m in messages] == [
+        "SystemMessage",
+        "HumanMessage",
+        "HumanMessage",
+        "AIMessage",
+        "HumanMessage",
+    ]
+    assert json.loads(messages[1].text) == {SUMMARY_KEY: "3 turns; asked about delivery"}
+    assert parse_knowledge(messages[0].text)[0].title == "Opening hours"
+    assert messages[-1].text == "when do you open"
 
 
 def test_greeting_only_wins_when_it_is_most_of_what_was_said(demo: AgentProfile) -> None:
