@@ -233,22 +233,16 @@ class Engine:
         past = [*row["history"], history.orchestrator_started(now)]
         episode, consumed = self._episode(row, past, events)
         new_history = [*past, *events[:consumed]]
-        custom_status, error = self._custom_status(row, episode)
-        error = error or episode.error
-        if error is not None:
-            message = f"Orchestrator function '{row['name']}' failed: {error}"
-            log.error("%s: %s", instance_id, message)
+        custom_status, status_error = self._custom_status(row, episode)
+        failure = status_error or episode.error
+        if failure is not None:
+            failure = f"Orchestrator function '{row['name']}' failed: {failure}"
+        elif episode.unsupported:
+            failure = f"the devhost does not run action types {episode.unsupported} yet (activities, timers, events)"
+        if failure is not None:
+            log.error("%s: %s", instance_id, failure)
             await self._finish(
-                conn, instance_id, FAILED, json.dumps(message), final_history=new_history, custom_status=custom_status
-            )
-            return []
-        if episode.unsupported:
-            message = (
-                f"the devhost does not run action types {episode.unsupported} yet (activities, timers, events only)"
-            )
-            log.error("%s: %s", instance_id, message)
-            await self._finish(
-                conn, instance_id, FAILED, json.dumps(message), final_history=new_history, custom_status=custom_status
+                conn, instance_id, FAILED, json.dumps(failure), final_history=new_history, custom_status=custom_status
             )
             return []
         if episode.continue_as_new is not None:
