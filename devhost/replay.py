@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.durable_functions.models.actions.ActionType import ActionType
@@ -156,7 +156,7 @@ def _collect_work(episode: Episode, context: Any, events: list[history.Event]) -
             if action.is_cancelled and task_id in scheduled:
                 episode.cancelled_timers.append(task_id)
             elif not action.is_cancelled and task_id not in scheduled:
-                episode.timers.append(TimerCall(task_id, action.fire_at))
+                episode.timers.append(TimerCall(task_id, _utc(action.fire_at)))
         elif task_id in scheduled:
             continue
         elif isinstance(action, NoOpAction) and isinstance(task.parent, RetryAbleTask):
@@ -178,3 +178,8 @@ def _retry_work(episode: Episode, task_id: int, retry: Any, scheduled: dict[int,
         episode.stalled_retries.append(task_id)
     else:
         episode.timers.append(TimerCall(task_id, fire_at))
+
+
+def _utc(moment: datetime) -> datetime:
+    """A timer's due time; the SDK writes a naive one as UTC (`fireAt` ends in Z), and so does the devhost."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
