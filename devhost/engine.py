@@ -323,13 +323,14 @@ class Engine:
         launches = []
         for call in episode.activities:
             task = ActivityTask(instance_id, generation, call.task_id, call.name, call.input, call.attempt)
-            await conn.execute(
+            inserted = await conn.execute(
                 """INSERT INTO durable_tasks (instance_id, generation, task_id, name, input, attempt)
                    VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
                 (task.instance_id, task.generation, task.task_id, task.name, task.input, task.attempt),
             )
             new_history.append(history.task_scheduled(now, call.task_id, call.name, call.input))
-            launches.append(task)
+            if inserted.rowcount:
+                launches.append(task)
         for timer in episode.timers:
             await conn.execute(
                 """INSERT INTO durable_timers (instance_id, generation, timer_id, fire_at)
