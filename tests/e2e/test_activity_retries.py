@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import pytest
 import requests
 
 from devhost.management import PREFIX
@@ -35,13 +36,16 @@ def attempts(host: DevHost, conversation_id: str, activity: str) -> tuple[int, i
     return len(scheduled), len(failed)
 
 
-def test_finding_10_a_transient_activity_failure_costs_one_retry_and_no_turn(start_devhost: StartDevHost) -> None:
-    host = start_devhost(DEVHOST_FAILING_ACTIVITIES="synthesize:1")
+@pytest.mark.parametrize("activity", ["synthesize", "publish"])
+def test_finding_10_a_transient_activity_failure_costs_one_retry_and_no_turn(
+    start_devhost: StartDevHost, activity: str
+) -> None:
+    host = start_devhost(DEVHOST_FAILING_ACTIVITIES=f"{activity}:1")
     conversation_id = start(host)
     assert say(host, conversation_id, "hello")["turn"] == 1
     assert say(host, conversation_id, "where are you located")["turn"] == 2
     assert [t["turn"] for t in turns(host, conversation_id)] == [0, 1, 2], "every turn once"
-    assert attempts(host, conversation_id, "synthesize") == (6, 3), "each of 3 syntheses failed once, then passed"
+    assert attempts(host, conversation_id, activity) == (6, 3), "each of the 3 calls failed once, then passed"
     assert instance(host, conversation_id)["runtimeStatus"] == "Running"
 
 
