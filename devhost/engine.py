@@ -13,7 +13,6 @@ import functools
 import inspect
 import json
 import logging
-import traceback
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from azure.durable_functions.models.actions.ActionType import ActionType
+from azure.durable_functions.models.history.HistoryEventType import HistoryEventType
 from azure.functions.durable_functions import ActivityTriggerConverter
 from azure.functions.meta import Datum
 from psycopg import AsyncConnection
@@ -29,7 +28,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from devhost import history
+from devhost import history, replay
 from devhost.faults import Faults
 from devhost.registry import Registry
 
@@ -41,17 +40,9 @@ COMPLETED = "Completed"
 FAILED = "Failed"
 TERMINATED = "Terminated"
 ACTIVE_STATES = frozenset({PENDING, RUNNING})
-OUT_OF_PROC_MARKER = "$OutOfProcData$:"
-SCHEMA_VERSION = 2
 TIMER_RETRY_SECONDS = 1.0
-SUPPORTED_ACTIONS = frozenset(
-    {
-        ActionType.CALL_ACTIVITY,
-        ActionType.CREATE_TIMER,
-        ActionType.WAIT_FOR_EXTERNAL_EVENT,
-        ActionType.CONTINUE_AS_NEW,
-    }
-)
+MAX_CUSTOM_STATUS_KB = 16
+"""`DurableOrchestrationContext.SetCustomStatus` in the extension: UTF-16 size, whole KB, over 16 fails."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +54,7 @@ class ActivityTask:
     task_id: int
     name: str
     input: str | None
+    attempt: int = 1
 
 
 class InstanceExists(Exception):
@@ -135,11 +127,7 @@ class Engine:
         if name not in self._registry.orchestrators:
             raise KeyError(name)
         async with self._pool.connection() as conn, conn.transaction():
-            existing = await (
-                await conn.execute(
-                    "SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,)
-                )
-            ).fetchone()
+            existing = await self._lock_row(conn, instance_id)
             if existing is not None and existing["status"] in ACTIVE_STATES:
                 raise InstanceExists(f"An instance with ID '{instance_id}' already exists and is {existing['status']}.")
             await conn.execute("DELETE FROM durable_instances WHERE instance_id = %s", (instance_id,))
@@ -151,11 +139,18 @@ class Engine:
         log.info("%s: started %s", instance_id, name)
         self._spawn(self.step(instance_id))
 
+    @staticmethod
+    async def _lock_row(conn: AsyncConnection[DictRow], instance_id: str) -> dict[str, Any] | None:
+        """Lock an instance's row before touching anything of it: the one lock order every transaction
+        follows (instance, then its tasks, timers and inbox), so terminate, steps, activities and
+        timers can run at the same moment without deadlocking."""
+        return await (
+            await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
+        ).fetchone()
+
     async def _lock_active(self, conn: AsyncConnection[DictRow], instance_id: str) -> None:
         """Lock a running instance's row; KeyError if unknown, InstanceGone if it has finished."""
-        row = await (
-            await conn.execute("SELECT status FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
-        ).fetchone()
+        row = await self._lock_row(conn, instance_id)
         if row is None:
             raise KeyError(instance_id)
         if row["status"] not in ACTIVE_STATES:
@@ -209,9 +204,7 @@ class Engine:
     async def _step_once(self, instance_id: str) -> bool:
         launches: list[ActivityTask] = []
         async with self._pool.connection() as conn, conn.transaction():
-            row = await (
-                await conn.execute("SELECT * FROM durable_instances WHERE instance_id = %s FOR UPDATE", (instance_id,))
-            ).fetchone()
+            row = await self._lock_row(conn, instance_id)
             inbox = await (
                 await conn.execute(
                     "DELETE FROM durable_inbox WHERE instance_id = %s RETURNING id, generation, event", (instance_id,)
@@ -226,124 +219,162 @@ class Engine:
             events = [e["event"] for e in sorted(inbox, key=lambda e: e["id"]) if e["generation"] in (None, generation)]
             if not events:
                 return True
-            new_history = [*row["history"], history.orchestrator_started(_now()), *events]
-            launches = await self._replay(conn, row, new_history, events)
+            launches = await self._replay(conn, row, events)
         self._timers_changed.set()  # after commit, so the timer loop sees this step's timers
         for task in launches:
             self._spawn(self._run_activity(task))
         return True
 
     async def _replay(
-        self,
-        conn: AsyncConnection[DictRow],
-        row: dict[str, Any],
-        new_history: list[history.Event],
-        events: list[history.Event],
+        self, conn: AsyncConnection[DictRow], row: dict[str, Any], events: list[history.Event]
     ) -> list[ActivityTask]:
         instance_id, generation = row["instance_id"], row["generation"]
-        orchestrator = self._registry.orchestrators[row["name"]]
-        context = {
-            "history": new_history,
-            "instanceId": instance_id,
-            "isReplaying": False,
-            "parentInstanceId": None,
-            "input": row["input"],
-            "upperSchemaVersion": SCHEMA_VERSION,
-        }
-        try:
-            state = json.loads(orchestrator(json.dumps(context)))
-        except Exception as error:
-            message = str(error).split(OUT_OF_PROC_MARKER)[0].strip()
-            log.error("%s: orchestrator failed: %s", instance_id, message)
-            await self._finish(conn, instance_id, FAILED, json.dumps(message), new_history)
-            return []
-        custom_status = json.dumps(state["customStatus"]) if "customStatus" in state else row["custom_status"]
-        leaves = history.scheduled_actions(state.get("actions") or [])
-        unsupported = sorted({leaf.type for leaf in leaves if leaf.type not in SUPPORTED_ACTIONS})
-        if unsupported:
-            message = f"the devhost does not run action types {unsupported} yet (activities, timers, events only)"
-            log.error("%s: %s", instance_id, message)
-            await self._finish(conn, instance_id, FAILED, json.dumps(message), new_history)
-            return []
-        continued = next((a for a in leaves if a.type == ActionType.CONTINUE_AS_NEW), None)
-        if continued is not None:
-            await self._continue_as_new(conn, row, continued.action.get("input"))
-            return []
-        if state.get("isDone"):
+        now = _now()
+        past = [*row["history"], history.orchestrator_started(now)]
+        episode, consumed = self._episode(row, past, events)
+        new_history = [*past, *events[:consumed]]
+        custom_status, status_error = self._custom_status(row, episode)
+        failure = status_error or episode.error
+        if failure is not None:
+            failure = f"Orchestrator function '{row['name']}' failed: {failure}"
+        elif episode.unsupported:
+            failure = f"the devhost does not run action types {episode.unsupported} yet (activities, timers, events)"
+        if failure is not None:
+            log.error("%s: %s", instance_id, failure)
             await self._finish(
-                conn, instance_id, COMPLETED, json.dumps(state.get("output")), new_history, custom_status=custom_status
+                conn, instance_id, FAILED, json.dumps(failure), final_history=new_history, custom_status=custom_status
             )
             return []
-        launches = await self._schedule(conn, instance_id, generation, leaves, row["dispatched"])
+        if episode.continue_as_new is not None:
+            carried = [e for e in events[consumed:] if e["EventType"] == HistoryEventType.EVENT_RAISED]
+            await self._continue_as_new(conn, row, episode.continue_as_new.get("input"), custom_status, carried)
+            return []
+        if episode.state.get("isDone"):
+            output = json.dumps(episode.state.get("output"))
+            await self._finish(
+                conn, instance_id, COMPLETED, output, final_history=new_history, custom_status=custom_status
+            )
+            return []
+        launches = await self._schedule(conn, instance_id, generation, episode, now=now, new_history=new_history)
         await conn.execute(
-            """UPDATE durable_instances SET status = %s, history = %s, dispatched = %s, custom_status = %s,
-                      updated_at = now() WHERE instance_id = %s""",
-            (RUNNING, Jsonb(new_history), len(leaves), custom_status, instance_id),
+            """UPDATE durable_instances SET status = %s, history = %s, custom_status = %s, updated_at = now()
+                      WHERE instance_id = %s""",
+            (RUNNING, Jsonb(new_history), custom_status, instance_id),
         )
         log.info(
             "%s: replayed %d events (gen %d), scheduled %s",
             instance_id,
-            len(events),
+            consumed,
             generation,
-            ", ".join(t.name for t in launches) or "nothing new",
+            ", ".join(f"{t.name}#{t.task_id}" for t in launches) or "no activity",
         )
         return launches
+
+    def _episode(
+        self, row: dict[str, Any], past: list[history.Event], events: list[history.Event]
+    ) -> tuple[replay.Episode, int]:
+        """Replay the new events; if the orchestrator continued as new, also how many events it took.
+
+        Azure Storage carries the events after the continue-as-new point of a batch into the next
+        generation (`EventBehaviourForContinueAsNew = Carryover`; DTFx `TaskOrchestrationContext.
+        HandleEventRaisedEvent`), so the point is found by replaying ever longer prefixes.
+        """
+        handler = self._registry.orchestrators[row["name"]]
+        episode = replay.run(handler, row["instance_id"], row["input"], [*past, *events])
+        if episode.continue_as_new is None:
+            return episode, len(events)
+        for consumed in range(1, len(events)):
+            earlier = replay.run(handler, row["instance_id"], row["input"], [*past, *events[:consumed]])
+            if earlier.continue_as_new is not None:
+                return earlier, consumed
+        return episode, len(events)
+
+    @staticmethod
+    def _custom_status(row: dict[str, Any], episode: replay.Episode) -> tuple[str | None, str | None]:
+        """The status this episode leaves (JSON), or the error the extension fails the orchestration with.
+
+        As DTFx: each episode's status replaces the last, none clears it, except in a generation's
+        first episode, which keeps the status its predecessor ended with (`carryOverStatus`).
+        """
+        status = episode.custom_status
+        if status is None:
+            continued = not row["history"] and row["generation"] > 0
+            return (row["custom_status"] if continued else None), None
+        serialized = json.dumps(status, separators=(",", ":"), ensure_ascii=False)
+        size_kb = len(serialized.encode("utf-16-le")) // 1024
+        if size_kb > MAX_CUSTOM_STATUS_KB:
+            return None, (
+                f"The UTF-16 size of the JSON-serialized payload must not exceed {MAX_CUSTOM_STATUS_KB:,} KB. "
+                f"The current payload size is {size_kb:,} KB."
+            )
+        return serialized, None
 
     async def _schedule(
         self,
         conn: AsyncConnection[DictRow],
         instance_id: str,
         generation: int,
-        leaves: list[history.ScheduledAction],
-        dispatched: int,
+        episode: replay.Episode,
+        *,
+        now: datetime,
+        new_history: list[history.Event],
     ) -> list[ActivityTask]:
-        """Store the activities and timers the orchestrator asked for since the last step."""
+        """Store the activities and timers the SDK waits on and this generation has not scheduled yet."""
         launches = []
-        for leaf in leaves[dispatched:]:
-            if leaf.type == ActionType.CALL_ACTIVITY and leaf.task_id is not None:
-                task = ActivityTask(
-                    instance_id, generation, leaf.task_id, leaf.action["functionName"], leaf.action.get("input")
-                )
-                await conn.execute(
-                    """INSERT INTO durable_tasks (instance_id, generation, task_id, name, input)
-                       VALUES (%s, %s, %s, %s, %s)""",
-                    (task.instance_id, task.generation, task.task_id, task.name, task.input),
-                )
+        for call in episode.activities:
+            task = ActivityTask(instance_id, generation, call.task_id, call.name, call.input, call.attempt)
+            inserted = await conn.execute(
+                """INSERT INTO durable_tasks (instance_id, generation, task_id, name, input, attempt)
+                   VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                (task.instance_id, task.generation, task.task_id, task.name, task.input, task.attempt),
+            )
+            new_history.append(history.task_scheduled(now, call.task_id, call.name, call.input))
+            if inserted.rowcount:
                 launches.append(task)
-            elif leaf.type == ActionType.CREATE_TIMER and not leaf.action.get("isCanceled"):
-                await conn.execute(
-                    "INSERT INTO durable_timers (instance_id, generation, timer_id, fire_at) VALUES (%s, %s, %s, %s)",
-                    (instance_id, generation, leaf.task_id, leaf.action["fireAt"]),
-                )
-        cancelled = [
-            leaf.task_id
-            for leaf in leaves[:dispatched]
-            if leaf.type == ActionType.CREATE_TIMER and leaf.action.get("isCanceled")
-        ]
-        if cancelled:
+        for timer in episode.timers:
+            await conn.execute(
+                """INSERT INTO durable_timers (instance_id, generation, timer_id, fire_at)
+                   VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+                (instance_id, generation, timer.timer_id, timer.fire_at),
+            )
+            new_history.append(history.timer_created(now, timer.timer_id, timer.fire_at))
+        if episode.cancelled_timers:
             await conn.execute(
                 "DELETE FROM durable_timers WHERE instance_id = %s AND generation = %s AND timer_id = ANY(%s)",
-                (instance_id, generation, cancelled),
+                (instance_id, generation, episode.cancelled_timers),
+            )
+        for timer_id in episode.stalled_retries:
+            log.warning(
+                "%s: retry timer #%d not created: the retry timeout has passed; as on Azure the orchestrator "
+                "now waits forever on it",
+                instance_id,
+                timer_id,
             )
         return launches
 
     async def _continue_as_new(
-        self, conn: AsyncConnection[DictRow], row: dict[str, Any], input_json: str | None
+        self,
+        conn: AsyncConnection[DictRow],
+        row: dict[str, Any],
+        input_json: str | None,
+        custom_status: str | None,
+        carried: list[history.Event],
     ) -> None:
-        """Start the next generation with a fresh history.
+        """Start the next generation with a fresh history and the events raised after the restart point.
 
-        Events the old execution received but never consumed are dropped, as in Azure: the Python
-        SDK cannot ask to preserve them. Events raised from now on reach the new generation.
+        Events the old execution received earlier and never consumed are dropped, as in Azure.
         """
         instance_id, generation = row["instance_id"], row["generation"] + 1
         await self._clear_pending(conn, instance_id)
         await conn.execute(
-            """UPDATE durable_instances SET generation = %s, input = %s, history = '[]', dispatched = 0,
+            """UPDATE durable_instances SET generation = %s, input = %s, history = '[]', custom_status = %s,
                       status = %s, updated_at = now() WHERE instance_id = %s""",
-            (generation, input_json, RUNNING, instance_id),
+            (generation, input_json, custom_status, RUNNING, instance_id),
         )
         await self._append(conn, instance_id, generation, history.execution_started(_now(), row["name"], input_json))
-        log.info("%s: continued as new (generation %d)", instance_id, generation)
+        for event in carried:
+            await self._append(conn, instance_id, generation, event)
+        log.info("%s: continued as new (generation %d, %d events carried over)", instance_id, generation, len(carried))
 
     async def _finish(
         self,
@@ -351,14 +382,14 @@ class Engine:
         instance_id: str,
         status: str,
         output_json: str,
-        final_history: list[history.Event],
         *,
-        custom_status: str | None = None,
+        final_history: list[history.Event],
+        custom_status: str | None,
     ) -> None:
         await self._clear_pending(conn, instance_id)
         await conn.execute(
-            """UPDATE durable_instances SET status = %s, output = %s, history = %s,
-                      custom_status = coalesce(%s, custom_status), updated_at = now() WHERE instance_id = %s""",
+            """UPDATE durable_instances SET status = %s, output = %s, history = %s, custom_status = %s,
+                      updated_at = now() WHERE instance_id = %s""",
             (status, output_json, Jsonb(final_history), custom_status, instance_id),
         )
         log.info("%s: %s", instance_id, status.lower())
@@ -385,6 +416,7 @@ class Engine:
         try:
             event = await self._invoke_activity(task)
             async with self._pool.connection() as conn, conn.transaction():
+                await self._lock_row(conn, task.instance_id)
                 deleted = await conn.execute(
                     "DELETE FROM durable_tasks WHERE instance_id = %s AND generation = %s AND task_id = %s", key
                 )
@@ -401,7 +433,7 @@ class Engine:
         try:
             if activity is None:
                 raise LookupError(f"no activity named {task.name!r}")
-            await self._faults.before(task.name)
+            await self._faults.before(task.name, task.attempt)
             argument = ActivityTriggerConverter.decode(
                 Datum(type="string", value=task.input or "null"), trigger_metadata=None
             )
@@ -417,8 +449,15 @@ class Engine:
             log.info("%s: activity %s #%d done in %.0f ms", task.instance_id, task.name, task.task_id, elapsed)
             return history.task_completed(_now(), task.task_id, "null" if encoded.value is None else str(encoded.value))
         except Exception as error:
-            log.warning("%s: activity %s #%d failed: %s", task.instance_id, task.name, task.task_id, error)
-            return history.task_failed(_now(), task.task_id, f"{type(error).__name__}: {error}", traceback.format_exc())
+            log.warning(
+                "%s: activity %s #%d (attempt %d) failed: %s",
+                task.instance_id,
+                task.name,
+                task.task_id,
+                task.attempt,
+                error,
+            )
+            return history.activity_failed(_now(), task.task_id, task.name, error)
 
     async def _fire_timers(self) -> None:
         """Fire due timers, then sleep until the next one is due or the set of timers changes."""
@@ -435,10 +474,18 @@ class Engine:
     async def _fire_due_timers(self) -> float | None:
         """Turn due timers into TimerFired events; seconds until the next one (None: no timers)."""
         async with self._pool.connection() as conn, conn.transaction():
+            locked = await (
+                await conn.execute(
+                    """SELECT instance_id FROM durable_instances WHERE instance_id IN
+                           (SELECT instance_id FROM durable_timers WHERE fire_at <= now())
+                       ORDER BY instance_id FOR UPDATE"""
+                )
+            ).fetchall()
             due = await (
                 await conn.execute(
-                    """DELETE FROM durable_timers WHERE fire_at <= now()
-                       RETURNING instance_id, generation, timer_id, fire_at"""
+                    """DELETE FROM durable_timers WHERE fire_at <= now() AND instance_id = ANY(%s)
+                       RETURNING instance_id, generation, timer_id, fire_at""",
+                    ([r["instance_id"] for r in locked],),
                 )
             ).fetchall()
             for timer in due:

@@ -17,26 +17,37 @@ class InjectedFault(RuntimeError):
 @dataclass(frozen=True)
 class Faults:
     delays: dict[str, float] = field(default_factory=dict)
-    failures: frozenset[str] = frozenset()
+    failures: dict[str, int | None] = field(default_factory=dict)
+    """Activity name -> how many attempts of each call fail (None: every attempt)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Faults:
-        """`DEVHOST_SLOW_ACTIVITIES=transcribe=2,respond=0.5` and `DEVHOST_FAILING_ACTIVITIES=synthesize`."""
+        """`DEVHOST_SLOW_ACTIVITIES=transcribe=2,respond=0.5`, `DEVHOST_FAILING_ACTIVITIES=synthesize:1,publish`.
+
+        A failing activity with `:N` fails the first N attempts of every call (a transient fault the
+        retry policy absorbs); a bare name fails them all.
+        """
         delays = {}
         for item in _items(env.get("DEVHOST_SLOW_ACTIVITIES", "")):
             name, _, seconds = item.partition("=")
             delays[name.strip()] = float(seconds)
-        return cls(delays, frozenset(_items(env.get("DEVHOST_FAILING_ACTIVITIES", ""))))
+        failures: dict[str, int | None] = {}
+        for item in _items(env.get("DEVHOST_FAILING_ACTIVITIES", "")):
+            name, _, attempts = item.partition(":")
+            failures[name.strip()] = int(attempts) if attempts.strip() else None
+        return cls(delays, failures)
 
     def __bool__(self) -> bool:
         return bool(self.delays or self.failures)
 
-    async def before(self, activity: str) -> None:
-        """Delay or fail the activity as configured; nothing for the others."""
+    async def before(self, activity: str, attempt: int) -> None:
+        """Delay or fail this attempt (1-based, per call) of the activity as configured."""
         if activity in self.delays:
             await asyncio.sleep(self.delays[activity])
         if activity in self.failures:
-            raise InjectedFault(f"{activity} failed on purpose (DEVHOST_FAILING_ACTIVITIES)")
+            failing = self.failures[activity]
+            if failing is None or attempt <= failing:
+                raise InjectedFault(f"{activity} failed on purpose (DEVHOST_FAILING_ACTIVITIES, attempt {attempt})")
 
 
 def _items(spec: str) -> list[str]:

@@ -1,14 +1,15 @@
 """History events and orchestrator actions in the JSON shapes the Durable Python SDK reads and writes.
 
-The devhost keeps a minimal history per generation (what the SDK needs to replay: one
-OrchestratorStarted per episode, ExecutionStarted, and the completion events) and reads the
-actions the SDK emits to learn what to schedule. Facts behind this: the team's notes on driving
-the SDK without the host.
+The devhost keeps a history per generation in DTFx's shape, minus the markers the SDK does not
+read: one OrchestratorStarted per episode, ExecutionStarted, the completion events, and a
+TaskScheduled or TimerCreated for every id it scheduled (so a step knows what is already in flight
+and when a retried call started). Facts behind this: the team's notes on driving the SDK without
+the host.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,27 @@ def task_failed(moment: datetime, task_id: int, reason: str, details: str) -> Ev
     return _event(HistoryEventType.TASK_FAILED, moment, TaskScheduledId=task_id, Reason=reason, Details=details)
 
 
+def activity_failed(moment: datetime, task_id: int, activity: str, error: BaseException) -> Event:
+    """TaskFailed as the extension records a failed Python activity, minus the worker's stack trace.
+
+    The worker reports `{type}: {message}` (`Dispatcher._serialize_exception`); the extension takes the
+    text between `Exception:` and `Stack:` of the host's RpcException (`OutOfProcExceptionHelpers`),
+    leading space included, and fails the task with `Activity function '<name>' failed: <that>`
+    (`TaskActivityShim.RunAsync`). Details is the serialized .NET exception; on Azure its inner
+    exception also holds the Python traceback, which the devhost leaves out: errors are stored as
+    messages, never as stack traces with file paths.
+    """
+    friendly = f" {type(error).__name__}: {error}"
+    details = {
+        "$type": "System.Exception, System.Private.CoreLib",
+        "ClassName": "System.Exception",
+        "Message": friendly,
+        "InnerException": None,
+    }
+    reason = f"Activity function '{activity}' failed: {friendly}"
+    return task_failed(moment, task_id, reason, json.dumps(details, separators=(",", ":")))
+
+
 def timer_fired(moment: datetime, timer_id: int, fire_at: datetime) -> Event:
     return _event(HistoryEventType.TIMER_FIRED, moment, TimerId=timer_id, FireAt=timestamp(fire_at))
 
@@ -53,37 +75,30 @@ def event_raised(moment: datetime, name: str, input_json: str | None) -> Event:
     return _event(HistoryEventType.EVENT_RAISED, moment, Name=name, Input=input_json)
 
 
-@dataclass(frozen=True)
-class ScheduledAction:
-    """A leaf action with the task id the SDK gave it (None for external-event waits)."""
-
-    action: dict[str, Any]
-    task_id: int | None
-
-    @property
-    def type(self) -> int:
-        return int(self.action["actionType"])
+def task_scheduled(moment: datetime, task_id: int, name: str, input_json: str | None) -> Event:
+    return _event(HistoryEventType.TASK_SCHEDULED, moment, EventId=task_id, Name=name, Input=input_json, Version="")
 
 
-def scheduled_actions(actions: list[list[dict[str, Any]]]) -> list[ScheduledAction]:
-    """Leaf actions in the order the SDK numbers them: depth-first through WhenAny/WhenAll.
+def timer_created(moment: datetime, timer_id: int, fire_at: datetime) -> Event:
+    return _event(HistoryEventType.TIMER_CREATED, moment, EventId=timer_id, FireAt=timestamp(fire_at))
 
-    Every leaf except an external-event wait consumes the next sequence number; the SDK re-emits
-    all actions of the generation on every replay, so the result is cumulative too.
-    """
-    leaves: list[ScheduledAction] = []
-    next_id = 0
+
+def scheduled_ids(events: list[Event]) -> dict[int, str]:
+    """Task and timer ids already scheduled in this generation, with when they were scheduled."""
+    kinds = (HistoryEventType.TASK_SCHEDULED, HistoryEventType.TIMER_CREATED)
+    return {int(e["EventId"]): str(e["Timestamp"]) for e in events if e["EventType"] in kinds}
+
+
+def leaf_actions(actions: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Every action the SDK emitted, depth-first through WhenAny/WhenAll (cumulative for the generation)."""
+    leaves: list[dict[str, Any]] = []
 
     def visit(action: dict[str, Any]) -> None:
-        nonlocal next_id
         if action["actionType"] in COMPOUND_ACTIONS:
             for child in action["compoundActions"]:
                 visit(child)
-        elif action["actionType"] == ActionType.WAIT_FOR_EXTERNAL_EVENT:
-            leaves.append(ScheduledAction(action, None))
         else:
-            leaves.append(ScheduledAction(action, next_id))
-            next_id += 1
+            leaves.append(action)
 
     for group in actions:
         for action in group:

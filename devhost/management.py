@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from devhost.engine import Engine, InstanceExists, InstanceGone
+from devhost.engine import ACTIVE_STATES, Engine, InstanceExists, InstanceGone
 
 PREFIX = "/runtime/webhooks/durabletask"
 TASK_HUB = "DevHostHub"
@@ -88,6 +88,22 @@ async def _body_text(request: web.Request) -> str | None:
     return decoded if isinstance(decoded, str) else json.dumps(decoded)
 
 
+async def _event_data(request: web.Request) -> str | None:
+    """EventRaised.Input as the extension stores it: the request's JSON value, serialized once more.
+
+    `HttpApiHandler.HandleRaiseEventRequestAsync` parses the body into a JToken and
+    `TaskHubClient.RaiseEventAsync` serializes that again. The SDK client already sends
+    `json.dumps(data)`, so the orchestrator receives the JSON *text* of what was raised, not the
+    value (Azure/azure-functions-durable-python#295).
+    """
+    raw = await request.text()
+    return json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False) if raw else None
+
+
+def _bad_request(message: str) -> web.Response:
+    return web.json_response({"error": {"code": "bad_request", "message": message}}, status=400)
+
+
 async def _accepted(operation: Awaitable[None]) -> web.Response:
     """202 when done; 404 for an unknown instance, 410 for a finished one (what the SDK client expects)."""
     try:
@@ -112,8 +128,19 @@ def routes(engine: Engine) -> list[web.RouteDef]:
         return web.json_response({"id": instance_id}, status=202)
 
     async def raise_event(request: web.Request) -> web.Response:
-        body = await _body_text(request)
-        return await _accepted(engine.raise_event(request.match_info["instance_id"], request.match_info["event"], body))
+        instance_id = request.match_info["instance_id"]
+        row = await engine.status(instance_id)
+        if row is None:
+            return web.Response(status=404)
+        if row["status"] not in ACTIVE_STATES:
+            return web.Response(status=410)
+        if request.content_type != "application/json":
+            return _bad_request("Only application/json request content is supported")
+        try:
+            data = await _event_data(request)
+        except (ValueError, RecursionError):
+            return _bad_request("Invalid JSON content")
+        return await _accepted(engine.raise_event(instance_id, request.match_info["event"], data))
 
     async def terminate(request: web.Request) -> web.Response:
         reason = request.query.get("reason", "")

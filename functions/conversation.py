@@ -26,6 +26,7 @@ from azure.durable_functions import DurableOrchestrationContext as Context
 from azure.durable_functions.models.Task import TaskBase
 
 from shared import activities, dialog
+from shared.event_data import raised_value
 from shared.models import (
     ConversationState,
     FinalizeInput,
@@ -50,11 +51,29 @@ GREETING_REQUEST_ID = "greeting"
 ACCEPTING_STATES = frozenset({"greeting", "listening", "responding"})
 """Custom-status states in which the conversation takes utterances (channels read `expecting`)."""
 
+TURN_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=3)
+"""Work inside a turn: a transient fault costs the caller about a second; three failed attempts end the call."""
+DELIVERY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=5)
+"""Handing a reply over and finalizing: cheap and idempotent, and giving up loses a finished turn."""
+RETRIES = {
+    "transcribe": TURN_RETRY,
+    "respond": TURN_RETRY,
+    "synthesize": TURN_RETRY,
+    "summarize": TURN_RETRY,
+    "publish": DELIVERY_RETRY,
+    "finalize": DELIVERY_RETRY,
+}
+"""Every activity runs with retries (the Durable extension times them, as the devhost does)."""
+
 Json = dict[str, Any]
 ActivityJson = Dict[str, Any]  # noqa: UP006
 """Activity parameters: the Functions worker refuses PEP 585 generics (`dict[...]`) on binding parameters."""
 Steps = Generator[Any, Any, Any]
 Ending = tuple[Outcome | None, ConversationState]
+
+
+def _call(context: Context, activity: str, payload: Any) -> TaskBase:
+    return context.call_activity_with_retry(activity, RETRIES[activity], payload)
 
 
 def _turn_input(state: ConversationState, kind: TurnKind, **fields: Any) -> TurnInput:
@@ -73,7 +92,7 @@ def _speak(context: Context, state: ConversationState, turn_input: TurnInput) ->
 
     A request that already has a turn (its key re-used long after) gets that turn back, unspoken again.
     """
-    record = TurnRecord.model_validate((yield context.call_activity("respond", turn_input.model_dump(mode="json"))))
+    record = TurnRecord.model_validate((yield _call(context, "respond", turn_input.model_dump(mode="json"))))
     if record.turn != turn_input.turn:
         return record
     synthesize = SynthesizeInput(
@@ -83,7 +102,7 @@ def _speak(context: Context, state: ConversationState, turn_input: TurnInput) ->
         language=state.language,
         text=record.reply_text,
     )
-    yield context.call_activity("synthesize", synthesize.model_dump())
+    yield _call(context, "synthesize", synthesize.model_dump())
     return record
 
 
@@ -96,7 +115,7 @@ def _answer(context: Context, state: ConversationState, utterance: Utterance) ->
             language=state.language,
             audio_blob=utterance.audio_blob,
         )
-        transcript = Transcript.model_validate((yield context.call_activity("transcribe", request.model_dump())))
+        transcript = Transcript.model_validate((yield _call(context, "transcribe", request.model_dump())))
         text, stt_ms = transcript.text, transcript.stt_ms
     turn_input = _turn_input(
         state, TurnKind.UTTERANCE, request_id=utterance.request_id, text=text, stt_ms=stt_ms, summary=state.summary
@@ -105,12 +124,12 @@ def _answer(context: Context, state: ConversationState, utterance: Utterance) ->
 
 
 def _utterance(heard: TaskBase) -> Utterance:
-    return Utterance.model_validate(heard.result)
+    return Utterance.model_validate(raised_value(heard.result))
 
 
 def _publish(context: Context, state: ConversationState, request_id: str) -> TaskBase:
     message = PublishInput(conversation_id=state.conversation_id, request_id=request_id)
-    return context.call_activity("publish", message.model_dump())
+    return _call(context, "publish", message.model_dump())
 
 
 def _status(context: Context, state: ConversationState, mode: str, **details: Any) -> None:
@@ -175,7 +194,7 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
         if decision.step is dialog.Step.CONTINUE:
             publishing = _publish(context, state, utterance.request_id)
         elif decision.step is dialog.Step.CONTINUE_AS_NEW:
-            summarizing = context.call_activity("summarize", state.conversation_id)
+            summarizing = _call(context, "summarize", state.conversation_id)
             yield context.task_any([summarizing, heard])  # an unawaited waiter would not see its event
             summary = yield summarizing
             waiting = _utterance(heard) if heard.is_completed else None
@@ -200,7 +219,7 @@ def conversation(context: Context) -> Steps:
         return None
     _status(context, state, "finalizing", **details)
     finalize = FinalizeInput(conversation_id=state.conversation_id, outcome=outcome)
-    return (yield context.call_activity("finalize", finalize.model_dump(mode="json")))
+    return (yield _call(context, "finalize", finalize.model_dump(mode="json")))
 
 
 @bp.activity_trigger(input_name="request")
