@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -155,18 +156,19 @@ def routes(engine: Engine) -> list[web.RouteDef]:
     async def list_statuses(request: web.Request) -> web.Response:
         clauses: list[str] = ["TRUE"]
         params: list[Any] = []
-        if "createdTimeFrom" in request.query:
-            clauses.append("created_at >= %s")
-            params.append(request.query["createdTimeFrom"])
-        if "createdTimeTo" in request.query:
-            clauses.append("created_at <= %s")
-            params.append(request.query["createdTimeTo"])
+        for name, clause in (("createdTimeFrom", "created_at >= %s"), ("createdTimeTo", "created_at <= %s")):
+            if name in request.query:
+                try:
+                    params.append(datetime.fromisoformat(request.query[name]))
+                except ValueError:
+                    return _bad_request(f"{name} is not a date and time.")
+                clauses.append(clause)
         if "runtimeStatus" in request.query:
             clauses.append("status = ANY(%s)")
             params.append(request.query["runtimeStatus"].split(","))
         if "instanceIdPrefix" in request.query:
-            clauses.append("instance_id LIKE %s")
-            params.append(request.query["instanceIdPrefix"].replace("%", r"\%") + "%")
+            clauses.append("starts_with(instance_id, %s)")
+            params.append(request.query["instanceIdPrefix"])
         rows = await engine.statuses(" AND ".join(clauses), tuple(params))
         return web.json_response([status_payload(r, _flag(request, "showInput"), False) for r in rows])
 

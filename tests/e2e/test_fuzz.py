@@ -31,30 +31,30 @@ HOST_EMPTY_ANSWERS = (400, 404)
 decode (400) and a route or method no function has (404)."""
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "PROPFIND", "PURGE"])
-SEGMENTS = st.one_of(
-    st.just(LIVE),
+OTHER_SEGMENTS = st.one_of(
     st.uuids().map(str),
     st.text(max_size=120).map(lambda text: quote(text, safe="")),
     st.sampled_from(["%00", "%ZZ", "%C3%28", "%2F", "%2e%2e", "x" * 5000, "1" * 30, "-1", "00001", "%F0%9F%8E%A7"]),
 )
-TEMPLATES = st.sampled_from(
+SEGMENTS = st.just(LIVE) | OTHER_SEGMENTS
+ANY_PATH = st.sampled_from(
     [
-        "/api/conversations",
         "/api/conversations/{0}",
         "/api/conversations/{0}/turns",
-        "/api/conversations/{0}/end",
-        "/api/conversations/{0}/audio/{1}",
+        "/api/conversations/{1}/end",
+        "/api/conversations/{0}/audio/{0}",
         "/api/health",
         "/api/{0}",
         "/API/Conversations/{0}/",
         "/runtime/webhooks/durabletask/instances/{0}",
-        "/runtime/webhooks/durabletask/instances/{0}/raiseEvent/{1}",
-        "/runtime/webhooks/durabletask/instances/{0}/terminate?reason={1}",
-        "/runtime/webhooks/durabletask/orchestrators/{1}/{0}",
-        "/runtime/webhooks/durabletask/instances/?runtimeStatus={1}&createdTimeFrom={1}&instanceIdPrefix={1}",
+        "/runtime/webhooks/durabletask/instances/{1}/raiseEvent/{0}",
+        "/runtime/webhooks/durabletask/instances/{1}/terminate?reason={0}",
+        "/runtime/webhooks/durabletask/orchestrators/{0}/{1}",
+        "/runtime/webhooks/durabletask/instances/?runtimeStatus={0}&createdTimeFrom={0}&instanceIdPrefix={0}",
         "/devhost/instances/{0}",
     ]
 )
+"""Any route with any method; `{1}` never stands for the live conversation, so it is not ended early."""
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
@@ -102,13 +102,39 @@ class Probe:
     headers: dict[str, str]
 
 
+TURNS = st.one_of(
+    st.tuples(
+        st.just("application/json"), st.text(max_size=3000).map(lambda text: json.dumps({"text": text}).encode())
+    ),
+    st.tuples(st.sampled_from(["audio/wav", "audio/x-wav"]), wavs()),
+    st.tuples(CONTENT_TYPES, BODIES),
+)
+STARTS = st.one_of(
+    st.tuples(
+        st.just("application/json"),
+        st.fixed_dictionaries({}, optional={"agent": st.text(max_size=80), "language": st.text(max_size=20)}).map(
+            lambda body: json.dumps(body).encode()
+        ),
+    ),
+    st.tuples(CONTENT_TYPES, BODIES),
+)
+
+
 @st.composite
 def probes(draw: st.DrawFn) -> Probe:
-    path = draw(TEMPLATES).format(draw(SEGMENTS), draw(SEGMENTS))
-    headers = {"Content-Type": draw(CONTENT_TYPES)}
+    """Most aimed at the real routes with matching content types (so bodies reach the app), some anywhere."""
+    route = draw(st.sampled_from(["turn", "turn", "start", "anywhere"]))
+    if route == "turn":
+        method, path, (content_type, body) = "POST", f"/api/conversations/{LIVE}/turns", draw(TURNS)
+    elif route == "start":
+        method, path, (content_type, body) = "POST", "/api/conversations", draw(STARTS)
+    else:
+        method, path = draw(METHODS), draw(ANY_PATH).format(draw(SEGMENTS), draw(OTHER_SEGMENTS))
+        content_type, body = draw(CONTENT_TYPES), draw(BODIES)
+    headers = {"Content-Type": content_type}
     if draw(st.booleans()):
         headers["Idempotency-Key"] = draw(HEADER_TEXT)
-    return Probe(draw(METHODS), path, draw(BODIES), headers)
+    return Probe(method, path, body, headers)
 
 
 def send(host: DevHost, probe: Probe, live_id: str) -> tuple[int, bytes]:
