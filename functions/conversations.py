@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -25,6 +26,7 @@ from shared.storage.handoff import Claim, ConversationEnded
 from shared.turn_requests import StartConversation, TurnBody, parse_start, parse_turn, request_id_for
 
 bp = df.Blueprint()
+log = logging.getLogger(__name__)
 
 API_CHANNEL = "api"
 ACCEPTING = (df.OrchestrationRuntimeStatus.Running, df.OrchestrationRuntimeStatus.Pending)
@@ -40,6 +42,8 @@ TURN_LOCK_MARGIN_SECONDS = 120
 """How long a turn lock outlives the reply deadline if its turn never completes (a crash)."""
 START_KEY_TTL_SECONDS = 24 * 3600
 """How long a start request's Idempotency-Key keeps pointing at the conversation it made."""
+INSTANCE_CHECK_SECONDS = 2.0
+"""How often a waiting request checks that the orchestration it waits on is still alive."""
 UNSTARTED_GRACE_SECONDS = 60
 """A conversation whose orchestration cannot be found this long after creation will never start."""
 
@@ -96,7 +100,28 @@ async def _settled(svc: Services, conversation: Conversation, status: df.Durable
     return await _conversation(svc, conversation.id)
 
 
-async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> TurnRecord:
+async def _watch_instance(svc: Services, client: df.DurableOrchestrationClient, conversation_id: str) -> None:
+    """Close the conversation as soon as its orchestration dies under a waiting request.
+
+    Closing it announces the end, which wakes the waiting request at once instead of at its deadline.
+    """
+    while True:
+        await asyncio.sleep(INSTANCE_CHECK_SECONDS)
+        try:
+            status = await client.get_status(conversation_id)
+            if status and status.runtime_status not in DEAD:
+                continue
+            conversation = await asyncio.to_thread(lambda: svc.conversations.get(conversation_id))
+            if conversation is not None and (await _settled(svc, conversation, status)).status == "completed":
+                return
+        except Exception:
+            log.exception("could not check the orchestration of %s", conversation_id)
+
+
+async def _await_reply(
+    svc: Services, client: df.DurableOrchestrationClient, conversation_id: str, request_id: str
+) -> TurnRecord:
+    watching = asyncio.create_task(_watch_instance(svc, client, conversation_id))
     try:
         reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
     except ConversationEnded as ended:
@@ -111,6 +136,8 @@ async def _await_reply(svc: Services, conversation_id: str, request_id: str) -> 
         raise Conflict(
             f"The conversation ended ({ended.outcome}) before this turn was answered.", code="conversation_completed"
         ) from ended
+    finally:
+        watching.cancel()
     if reply is None:
         raise GatewayTimeout(
             "The reply is taking longer than expected. "
@@ -142,7 +169,7 @@ async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrat
             raise
     location = {"Location": f"/api/conversations/{claimed}"}
     try:
-        greeting = await _await_reply(svc, claimed, GREETING_REQUEST_ID)
+        greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID)
     except ApiError as error:
         body = {"error": {"code": error.code, "message": error.message}, "conversation_id": claimed}
         return json_response(body, status=error.status, headers=location)
@@ -236,7 +263,7 @@ async def _take_turn(
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
         await svc.waiter.mark_raised(conversation.id, request_id, lock_ttl)
-    return await _await_reply(svc, conversation.id, request_id), claim is Claim.HELD
+    return await _await_reply(svc, client, conversation.id, request_id), claim is Claim.HELD
 
 
 async def _raise_utterance(

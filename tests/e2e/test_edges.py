@@ -17,6 +17,8 @@ import redis
 import requests
 
 from devhost.process import DevHost
+from shared.speech.audio import encode_wav
+from shared.speech.espeak import EspeakSynthesizer
 from shared.storage.handoff import TurnKeys
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
@@ -61,7 +63,11 @@ def cache(host: DevHost) -> redis.Redis:
 
 @pytest.fixture(scope="module")
 def host(start_devhost: StartDevHost) -> DevHost:
-    return start_devhost(TURNS_PER_GENERATION="2", DEVHOST_SLOW_ACTIVITIES="summarize=2")
+    return start_devhost(
+        TURNS_PER_GENERATION="2",
+        DEVHOST_SLOW_ACTIVITIES="summarize=2,transcribe=5",
+        TURN_REPLY_TIMEOUT_SECONDS="60",
+    )
 
 
 def test_finding_7_an_utterance_raised_into_an_ending_generation_is_answered_in_the_next(host: DevHost) -> None:
@@ -100,6 +106,24 @@ def test_finding_8_a_terminated_instance_is_closed_and_every_route_agrees(host: 
     assert (turn.status_code, turn.json()["error"]["code"]) == (409, "conversation_completed")
     ended = host.post(f"/api/conversations/{conversation_id}/end")
     assert (ended.status_code, ended.json()["error"]["code"]) == (409, "conversation_completed")
+
+
+def test_finding_8_terminated_under_a_waiting_turn_the_turn_learns_at_once(host: DevHost) -> None:
+    """The turn waits on a 60 s deadline; it hears of the terminate within seconds (409), not a 504."""
+    conversation_id = started(host)
+    question = encode_wav(EspeakSynthesizer().synthesize("how much does delivery cost", "en-US", ""))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        turn = pool.submit(
+            host.post,
+            f"/api/conversations/{conversation_id}/turns",
+            data=question,
+            headers={"Content-Type": "audio/wav"},
+        )
+        wait_until(lambda: running_activities(host, conversation_id), lambda names: "transcribe" in names)
+        assert host.post(f"{DURABLE}/instances/{conversation_id}/terminate?reason=x").status_code == 202
+        answer = turn.result()
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "conversation_completed"), answer.text
+    assert conversation(host, conversation_id)["outcome"] == "terminated"
 
 
 def test_finding_8_a_turn_to_a_terminated_instance_closes_the_conversation(host: DevHost) -> None:
