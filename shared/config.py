@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         description="How long a turn request waits for its reply before answering 504 (the turn still completes).",
     )
     max_request_bytes: int = Field(default=2_000_000, gt=0, description="Largest accepted request body (413 above).")
+    audio_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=120,
+        description="Longest accepted spoken turn (422 above); recognition work grows with it, hence the cap.",
+    )
     silence_timeout_seconds: int = Field(
         default=120, gt=0, description="Silence after which the agent re-prompts the caller."
     )
