@@ -205,7 +205,10 @@ async def _begin(
 async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     started = time.perf_counter()
     svc = services()
-    body = parse_turn(req.headers.get("content-type"), req.get_body(), svc.settings.max_request_bytes)
+    settings = svc.settings
+    body = parse_turn(
+        req.headers.get("content-type"), req.get_body(), settings.max_request_bytes, settings.audio_max_seconds
+    )
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     request_id = request_id_for(req.headers.get("idempotency-key"))
     turn, replayed = await _take_turn(svc, client, conversation, request_id, body)

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         "At most 200 s: Azure's front end cuts every HTTP request at 230 s.",
     )
     max_request_bytes: int = Field(default=2_000_000, gt=0, description="Largest accepted request body (413 above).")
+    audio_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=120,
+        description="Longest accepted spoken turn (422 above); recognition work grows with it, hence the cap.",
+    )
     silence_timeout_seconds: int = Field(
         default=120, gt=0, description="Silence after which the agent re-prompts the caller."
     )

@@ -54,6 +54,12 @@ class InvalidAudio(Unprocessable):
     code = "invalid_audio"
 
 
+class InvalidText(Unprocessable):
+    """Text no store or provider can take: control characters, unpaired surrogates."""
+
+    code = "invalid_text"
+
+
 class GatewayTimeout(ApiError):
     status = 504
     code = "turn_timeout"

@@ -9,30 +9,62 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
-from shared.errors import BadRequest, PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from shared.errors import BadRequest, InvalidText, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from shared.speech.audio import decode_wav
 
 JSON_TYPES = frozenset({"application/json"})
 WAV_TYPES = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 MAX_TEXT_CHARS = 2000
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+MAX_JSON_BYTES = 32 * 1024
+"""JSON bodies carry at most MAX_TEXT_CHARS characters (12 bytes each at worst, as an escaped
+surrogate pair) and a few short fields, so they get a bound far below MAX_REQUEST_BYTES, which is
+sized for audio: parsing and scanning them stays a few milliseconds."""
+MAX_JSON_DEPTH = 32
+"""Bodies here are flat objects. Deeper nesting is refused before parsing: the stdlib parser recurses
+once per level, and 100,000 levels raised RecursionError (a 500)."""
+_JSON_BRACKET = re.compile(r'(?:[^"\[\]{}]++|"(?:[^"\\]|\\.)*+")*+([\[\]{}])', re.DOTALL)
+"""The next bracket outside strings, whole strings skipped in one step. Matched at the end of the
+previous bracket and possessive, so a scan is linear in the body whatever the body holds."""
+_REFUSED_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+"""C0/C1 control characters but tab, line feed and carriage return (turn text turns those into
+spaces), and unpaired surrogates: Postgres refuses NUL and psycopg cannot encode a lone surrogate,
+so either would fail the turn after it was accepted."""
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _usable_text(value: Any) -> Any:
+    """Refuse text no store or provider can take, before any other check of the field."""
+    if isinstance(value, str) and (refused := _REFUSED_CHARACTER.search(value)) is not None:
+        raise PydanticCustomError(
+            "invalid_text",
+            "contains U+{code}, a control character or unpaired surrogate; send plain text",
+            {"code": f"{ord(refused.group()):04X}"},
+        )
+    return value
+
+
+ClientText = Annotated[str, BeforeValidator(_usable_text)]
+"""A string a client sends that will be stored or passed to a provider."""
 
 
 class StartConversation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent: str | None = Field(default=None, max_length=63)
-    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    agent: ClientText | None = Field(default=None, max_length=63)
+    language: ClientText | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 class TypedTurn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(max_length=MAX_TEXT_CHARS)
+    text: ClientText = Field(max_length=MAX_TEXT_CHARS)
 
 
 @dataclass(frozen=True)
@@ -65,18 +97,44 @@ def check_size(body: bytes, max_bytes: int) -> None:
         raise PayloadTooLarge(f"Request body is {len(body)} bytes; the limit is {max_bytes}.")
 
 
+def _nested_deeper_than(text: str, limit: int) -> bool:
+    depth = 0
+    position = 0
+    while (bracket := _JSON_BRACKET.match(text, position)) is not None:
+        position = bracket.end()
+        depth += 1 if bracket.group(1) in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_JSON_BYTES:
+        raise PayloadTooLarge(f"JSON body is {len(body)} bytes; the limit is {MAX_JSON_BYTES}.")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BadRequest(f"Body is not UTF-8 JSON: {error}", code="malformed_json") from error
+    if _nested_deeper_than(text, MAX_JSON_DEPTH):
+        raise BadRequest(f"JSON is nested deeper than {MAX_JSON_DEPTH} levels.", code="malformed_json")
+    try:
+        data = json.loads(text)
+    # ValueError besides JSONDecodeError: an integer longer than Python converts (4300 digits).
+    except ValueError as error:
         raise BadRequest(f"Body is not valid JSON: {error}", code="malformed_json") from error
     if not isinstance(data, dict):
         raise BadRequest("Body must be a JSON object.", code="malformed_json")
     return data
 
 
-def _validation_message(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors())
+def _validated(model: type[Model], data: dict[str, Any]) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in error.errors())
+        if any(e["type"] == "invalid_text" for e in error.errors()):
+            raise InvalidText(message) from error
+        raise Unprocessable(message, code="invalid_request") from error
 
 
 def parse_start(content_type: str | None, body: bytes, max_bytes: int) -> StartConversation:
@@ -86,24 +144,19 @@ def parse_start(content_type: str | None, body: bytes, max_bytes: int) -> StartC
         return StartConversation()
     if media_type(content_type) not in JSON_TYPES:
         raise UnsupportedMediaType("Send application/json.")
-    try:
-        return StartConversation.model_validate(_json_object(body))
-    except ValidationError as error:
-        raise Unprocessable(_validation_message(error), code="invalid_request") from error
+    return _validated(StartConversation, _json_object(body))
 
 
-def parse_turn(content_type: str | None, body: bytes, max_bytes: int) -> TurnBody:
+def parse_turn(content_type: str | None, body: bytes, max_bytes: int, max_audio_seconds: float) -> TurnBody:
     check_size(body, max_bytes)
     kind = media_type(content_type)
     if kind in WAV_TYPES:
-        decode_wav(body)
+        decode_wav(body, max_audio_seconds)
         return TurnBody(wav=body)
     if kind not in JSON_TYPES:
         raise UnsupportedMediaType('Send application/json {"text": ...} or an audio/wav body.')
-    try:
-        turn = TypedTurn.model_validate(_json_object(body))
-    except ValidationError as error:
-        raise Unprocessable(_validation_message(error), code="invalid_request") from error
+    turn = _validated(TypedTurn, _json_object(body))
+    # Collapsing whitespace (tabs and line breaks included) never lengthens the text.
     text = " ".join(turn.text.split())
     if not text:
         raise Unprocessable("Text is empty.", code="empty_text")

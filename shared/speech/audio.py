@@ -23,6 +23,16 @@ _PCM8_WIDTH = 1
 _PCM8_OFFSET = 128
 _PCM8_TO_16 = 256
 
+MIN_RATE = 8000
+MAX_RATE = 48000
+"""Telephone to studio rates. Work downstream is per second of audio at the model's rate, so a
+header claiming 1 Hz made 1 KB of samples into 17 minutes of audio to resample and recognise."""
+MAX_CHANNELS = 2
+"""Mono or stereo: what microphones and phones record. More channels would be downmixed into one
+voice anyway, so a surround or multitrack file is a client's mistake, not speech to average."""
+DEFAULT_MAX_SECONDS = 30.0
+"""The bound when none is given; the app passes its AUDIO_MAX_SECONDS setting."""
+
 
 @dataclass(frozen=True, eq=False)
 class Audio:
@@ -49,30 +59,30 @@ class Audio:
         return len(self.samples) / self.rate
 
 
-def decode_wav(data: bytes) -> Audio:
+def decode_wav(data: bytes, max_seconds: float = DEFAULT_MAX_SECONDS) -> Audio:
     """Read an uncompressed 8- or 16-bit PCM WAV, downmixing to mono.
 
-    Anything else is the caller's mistake, so it becomes `InvalidAudio` (a 422),
-    never a 500.
+    Rate, channels, width and duration are bounded before any sample is converted, so no header
+    can turn a small upload into minutes of work. Anything unusable is the caller's mistake, so it
+    becomes `InvalidAudio` (a 422) saying the limit, never a 500.
     """
     try:
         with wave.open(io.BytesIO(data), "rb") as reader:
             channels = reader.getnchannels()
             width = reader.getsampwidth()
             rate = reader.getframerate()
+            _check_format(channels, width, rate)
             raw = reader.readframes(reader.getnframes())
     # RuntimeError: what `wave` raises when a chunk size points outside the file.
     except (wave.Error, EOFError, struct.error, RuntimeError) as error:
         detail = str(error) or "the file is truncated"
         raise InvalidAudio(f"Not a readable PCM WAV file: {detail}") from error
-    if width not in (_PCM8_WIDTH, _PCM16_WIDTH):
-        raise InvalidAudio(f"Unsupported WAV sample width: {8 * width} bits")
-    if channels < 1 or rate <= 0:
-        raise InvalidAudio("WAV header has no channels or no sample rate")
     frame_bytes = channels * width
     frames = len(raw) // frame_bytes
     if frames == 0:
         raise InvalidAudio("WAV file contains no audio")
+    if frames > max_seconds * rate:
+        raise InvalidAudio(f"WAV audio is {frames / rate:.1f} s long; the limit is {max_seconds:g} s per turn.")
     raw = raw[: frames * frame_bytes]
     if width == _PCM8_WIDTH:
         unsigned = np.frombuffer(raw, dtype=np.uint8).astype(np.int32)
@@ -81,6 +91,15 @@ def decode_wav(data: bytes) -> Audio:
         wide = np.frombuffer(raw, dtype="<i2").astype(np.int32)
     mono = wide.reshape(frames, channels).mean(axis=1)
     return Audio(np.round(mono).astype(np.int16), rate)
+
+
+def _check_format(channels: int, width: int, rate: int) -> None:
+    if width not in (_PCM8_WIDTH, _PCM16_WIDTH):
+        raise InvalidAudio(f"Unsupported WAV sample width: {8 * width} bits; send 8- or 16-bit PCM.")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise InvalidAudio(f"WAV has {channels} channels; send mono or stereo.")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise InvalidAudio(f"WAV sample rate is {rate} Hz; send {MIN_RATE} to {MAX_RATE} Hz.")
 
 
 def encode_wav(audio: Audio) -> bytes:

@@ -157,3 +157,43 @@ def test_corrupted_headers_decode_or_are_invalid_audio() -> None:
         except InvalidAudio:
             continue
         assert len(audio.samples) > 0
+
+
+def one_kilobyte_claiming(rate: int) -> bytes:
+    return wav_bytes(np.random.default_rng(5).integers(-30000, 30000, 500).astype("<i2").tobytes(), rate=rate)
+
+
+@pytest.mark.parametrize("rate", [1, 8, 4000, 7999, 48001, 192000])
+def test_finding_3_wav_claiming_8_hz_or_any_rate_outside_8_to_48_khz_is_refused_before_any_work(rate: int) -> None:
+    with pytest.raises(InvalidAudio, match=f"sample rate is {rate} Hz; send 8000 to 48000 Hz"):
+        decode_wav(one_kilobyte_claiming(rate))
+
+
+@pytest.mark.parametrize("rate", [8000, 11025, 44100, 48000])
+def test_finding_3_rates_from_8_to_48_khz_are_heard(rate: int) -> None:
+    assert decode_wav(one_kilobyte_claiming(rate)).rate == rate
+
+
+@pytest.mark.parametrize("channels", [3, 6, 255])
+def test_finding_3_more_than_two_channels_are_refused(channels: int) -> None:
+    with pytest.raises(InvalidAudio, match=f"{channels} channels; send mono or stereo"):
+        decode_wav(wav_bytes(b"\x00\x00" * channels * 4, channels=channels))
+
+
+def test_finding_3_audio_longer_than_the_limit_is_refused_saying_the_limit() -> None:
+    thirty_seconds = wav_bytes(b"\x80" * 8000 * 30, bits=8, rate=8000)
+    assert decode_wav(thirty_seconds, max_seconds=30).duration_seconds == 30
+    with pytest.raises(InvalidAudio, match=r"30\.0 s long; the limit is 29 s"):
+        decode_wav(thirty_seconds, max_seconds=29)
+    a_frame_more = wav_bytes(b"\x80" * (8000 * 30 + 1), bits=8, rate=8000)
+    with pytest.raises(InvalidAudio, match="the limit is 30 s"):
+        decode_wav(a_frame_more)
+
+
+def test_finding_3_duration_counts_the_frames_the_file_holds_not_only_what_the_header_claims() -> None:
+    """A streaming writer's header may claim gigabytes; what is decoded (and bounded) is the data present."""
+    one_second = wav_bytes(b"\x00\x00" * 16000)
+    claims_a_day = one_second[:40] + struct.pack("<I", 0xFFFFFFF0) + one_second[44:]
+    assert decode_wav(claims_a_day, max_seconds=2).duration_seconds == 1
+    with pytest.raises(InvalidAudio, match=r"the limit is 0\.5 s"):
+        decode_wav(claims_a_day, max_seconds=0.5)
