@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from devhost.process import DevHost
 from tests.e2e.conftest import StartDevHost
 
-FUZZ_EXAMPLES = 300
+FUZZ_EXAMPLES = 1000
 LIVE = "{live}"
 """Stands for the id of a conversation that is really running, so routes past the id check are hit too."""
 
