@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -30,7 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from devhost import history, replay
 from devhost.faults import Faults
-from devhost.registry import Registry
+from devhost.registry import Activity, Registry
 
 log = logging.getLogger("devhost.durable")
 
@@ -57,6 +58,10 @@ class ActivityTask:
     attempt: int = 1
 
 
+class FunctionTimeout(Exception):
+    """An activity ran past host.json's functionTimeout (the host's FunctionTimeoutException)."""
+
+
 class InstanceExists(Exception):
     """start_new for an id whose instance is still running."""
 
@@ -77,10 +82,12 @@ class Engine:
         pool: AsyncConnectionPool[AsyncConnection[DictRow]],
         registry: Registry,
         faults: Faults | None = None,
+        function_timeout_seconds: float = math.inf,
     ) -> None:
         self._pool = pool
         self._registry = registry
         self._faults = faults or Faults()
+        self._function_timeout = function_timeout_seconds
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="activity")
         self._locks: dict[str, asyncio.Lock] = {}
         self._running: set[tuple[str, int, int]] = set()
@@ -437,13 +444,7 @@ class Engine:
             argument = ActivityTriggerConverter.decode(
                 Datum(type="string", value=task.input or "null"), trigger_metadata=None
             )
-            kwargs = {activity.input_arg: argument}
-            if inspect.iscoroutinefunction(activity.handler):
-                result = await activity.handler(**kwargs)
-            else:
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, functools.partial(activity.handler, **kwargs)
-                )
+            result = await self._within_function_timeout(task.name, activity, argument)
             encoded = ActivityTriggerConverter.encode(result, expected_type=None)
             elapsed = (_now() - started).total_seconds() * 1000
             log.info("%s: activity %s #%d done in %.0f ms", task.instance_id, task.name, task.task_id, elapsed)
@@ -458,6 +459,27 @@ class Engine:
                 error,
             )
             return history.activity_failed(_now(), task.task_id, task.name, error)
+
+    async def _within_function_timeout(self, name: str, activity: Activity, argument: Any) -> Any:
+        """Run the activity; past host.json's functionTimeout it fails as on Azure (and is retried).
+
+        A synchronous activity cannot be stopped inside its thread: its late result is ignored.
+        """
+        kwargs = {activity.input_arg: argument}
+        if inspect.iscoroutinefunction(activity.handler):
+            running: Awaitable[Any] = activity.handler(**kwargs)
+        else:
+            running = asyncio.get_running_loop().run_in_executor(
+                self._executor, functools.partial(activity.handler, **kwargs)
+            )
+        try:
+            return await asyncio.wait_for(
+                running, None if math.isinf(self._function_timeout) else self._function_timeout
+            )
+        except TimeoutError:
+            raise FunctionTimeout(
+                f"Timeout value of {self._function_timeout:g} s was exceeded by function: Functions.{name}"
+            ) from None
 
     async def _fire_timers(self) -> None:
         """Fire due timers, then sleep until the next one is due or the set of timers changes."""

@@ -126,7 +126,7 @@ def build_app(
     pool: AsyncConnectionPool[AsyncConnection[DictRow]] = AsyncConnectionPool(
         database_url, min_size=2, max_size=10, kwargs={"row_factory": dict_row, "autocommit": True}, open=False
     )
-    engine = Engine(pool, registry, faults)
+    engine = Engine(pool, registry, faults, options.limits.function_timeout_seconds)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         owner = await AsyncConnection.connect(database_url, autocommit=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +21,11 @@ from psycopg.types.json import Jsonb
 from devhost import history
 from devhost.__main__ import DEVHOST_MIGRATIONS
 from devhost.faults import Faults
+from devhost.http_triggers import HttpLimits
 from devhost.management import PREFIX, client_binding
 from devhost.process import free_port
 from devhost.registry import discover
-from devhost.server import build_app
+from devhost.server import HostOptions, build_app
 from shared.event_data import raised_value
 from shared.storage.migrations import apply_migrations
 
@@ -85,9 +87,21 @@ def _app() -> df.DFApp:
             yield context.task_all([context.call_activity("double", n) for n in range(20)])
             yield context.create_timer(context.current_utc_datetime)
 
+    @app.orchestration_trigger(context_name="context")
+    def patient(context: df.DurableOrchestrationContext) -> Any:
+        try:
+            return (yield context.call_activity("sleepy", context.get_input()))
+        except Exception as error:
+            return str(error)
+
     @app.activity_trigger(input_name="number")
     def double(number: int) -> int:
         return number * 2
+
+    @app.activity_trigger(input_name="seconds")
+    def sleepy(seconds: float) -> str:
+        time.sleep(seconds)
+        return "awake"
 
     @app.activity_trigger(input_name="reason")
     def explode(reason: str) -> None:
@@ -99,10 +113,12 @@ def _app() -> df.DFApp:
 Scenario = Callable[[df.DurableOrchestrationClient, str], Any]
 
 
-async def _with_devhost(database_url: str, scenario: Scenario, faults: Faults | None = None) -> Any:
+async def _with_devhost(
+    database_url: str, scenario: Scenario, faults: Faults | None = None, options: HostOptions | None = None
+) -> Any:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    runner = web.AppRunner(build_app(discover(_app()), database_url, base, faults))
+    runner = web.AppRunner(build_app(discover(_app()), database_url, base, faults, options))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
@@ -327,3 +343,20 @@ async def _until_status(client: df.DurableOrchestrationClient, instance_id: str,
             return state
         await asyncio.sleep(0.05)
     raise AssertionError(f"{instance_id} never got there: {state.to_json()}")
+
+
+def test_finding_3_an_activity_past_function_timeout_fails_as_on_azure(new_database: Callable[[], str]) -> None:
+    """host.json's functionTimeout bounds activities too (the host's FunctionTimeoutException), so a
+    poison input cannot hold an activity slot forever; a quick activity is unaffected."""
+    options = HostOptions(limits=HttpLimits(function_timeout_seconds=0.5, response_limit_seconds=230))
+
+    async def scenario(client: df.DurableOrchestrationClient, _: str) -> None:
+        slow = await client.start_new("patient", None, 3)
+        quick = await client.start_new("patient", None, 0)
+        assert (
+            "Timeout value of 0.5 s was exceeded by function: Functions.sleepy"
+            in (await _until(client, slow, "Completed")).output
+        )
+        assert (await _until(client, quick, "Completed")).output == "awake"
+
+    asyncio.run(_with_devhost(_database(new_database), scenario, options=options))
