@@ -47,7 +47,7 @@ class DevHost:
                 "--port",
                 str(self.port),
                 "--data-dir",
-                str(self._log_path.parent),
+                str(self.data_dir),
             ],
             cwd=REPOSITORY_ROOT,
             env=self._env,
@@ -80,6 +80,10 @@ class DevHost:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+
+    @property
+    def data_dir(self) -> Path:
+        return self._log_path.parent
 
     def url(self, path: str) -> str:
         return self.base + path

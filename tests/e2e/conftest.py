@@ -19,10 +19,10 @@ def start_devhost(
     blob_connection_string: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StartDevHost]:
-    """Starts a devhost with the given settings; all are stopped at the end of the run."""
+    """Starts a devhost with the given settings (bound to `bind`); all are stopped at the end of the run."""
     hosts: list[DevHost] = []
 
-    def start(**settings: str) -> DevHost:
+    def start(bind: str = "127.0.0.1", **settings: str) -> DevHost:
         env = {
             "DATABASE_URL": new_database(),
             "REDIS_URL": redis_url,
@@ -31,7 +31,7 @@ def start_devhost(
             "AUDIO_CONTAINER": f"audio{secrets.token_hex(4)}",
             **settings,
         }
-        host = DevHost(env, tmp_path_factory.mktemp("devhost") / "devhost.log")
+        host = DevHost(env, tmp_path_factory.mktemp("devhost") / "devhost.log", bind=bind)
         hosts.append(host)
         host.start()
         return host

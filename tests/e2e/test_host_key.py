@@ -6,40 +6,26 @@ loopback-only RPC endpoint (team notes, durable-local-host.md §12). Requests he
 
 from __future__ import annotations
 
-import secrets
 import stat
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from devhost.access import KEY_FILE
 from devhost.process import DevHost
+from tests.e2e.conftest import StartDevHost
 
 DURABLE = "/runtime/webhooks/durabletask"
 
 
-@pytest.fixture
-def exposed_host(
-    new_database: Callable[[], str], redis_url: str, blob_connection_string: str, tmp_path: Path
-) -> Iterator[DevHost]:
-    env = {
-        "DATABASE_URL": new_database(),
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"e2e-{secrets.token_hex(4)}:",
-        "BLOB_CONNECTION_STRING": blob_connection_string,
-        "AUDIO_CONTAINER": f"audio{secrets.token_hex(4)}",
-    }
-    host = DevHost(env, tmp_path / "devhost.log", bind="0.0.0.0")
-    host.start()
-    yield host
-    host.stop()
+@pytest.fixture(scope="module")
+def exposed_host(start_devhost: StartDevHost) -> DevHost:
+    return start_devhost(bind="0.0.0.0")
 
 
 def test_finding_12_bound_beyond_loopback_the_durable_api_needs_the_key_and_calls_still_work(
-    exposed_host: DevHost, tmp_path: Path
+    exposed_host: DevHost,
 ) -> None:
-    key_file = tmp_path / KEY_FILE
+    key_file = exposed_host.data_dir / KEY_FILE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = key_file.read_text().strip()
 

@@ -6,13 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
 
 from shared.agent.catalog import AgentFileError, load_agent_file, load_agents
 from shared.agent.chain import reply_to
-from shared.agent.intents import classify, words
+from shared.agent.intents import classify
 from shared.agent.offline_model import answer_from
 from shared.agent.prompt import (
     PROMPT,
@@ -24,21 +22,7 @@ from shared.agent.prompt import (
 )
 from shared.config import REPOSITORY_ROOT
 from shared.models import AgentProfile, Intent, TurnKind, TurnRecord
-
-
-@pytest.fixture(scope="module")
-def demo() -> AgentProfile:
-    return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
-
-
-class TitleRetriever(BaseRetriever):
-    """Finds the documents whose title shares a word with the query (a stand-in for full-text search)."""
-
-    documents: list[Document]
-
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        asked = {w[:4] for w in words(query)}
-        return [d for d in self.documents if asked & {w[:4] for w in words(d.metadata["title"])}]
+from tests.title_retriever import TitleRetriever
 
 
 @pytest.fixture(scope="module")
