@@ -6,11 +6,13 @@ finds its earlier work and returns it instead of doing it twice.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 
 from shared.agent.chain import reply_to
 from shared.agent.retriever import PostgresKnowledgeRetriever
+from shared.errors import InvalidAudio
 from shared.models import (
     AgentProfile,
     ConversationSummary,
@@ -28,6 +30,8 @@ from shared.services import Services
 from shared.speech.audio import decode_wav, encode_wav
 from shared.storage.blobs import reply_audio_name
 
+log = logging.getLogger(__name__)
+
 
 def _elapsed_ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
@@ -41,12 +45,23 @@ def agent_profile(services: Services, name: str) -> AgentProfile:
 
 
 def transcribe(services: Services, request: TranscribeInput) -> Transcript:
+    """Hear the caller's audio; audio past the upload bounds is heard as nothing.
+
+    The bounds are checked again here because audio stored before they existed (or under looser
+    settings) is still replayed after a restart. An empty transcript keeps the call alive: the agent
+    answers it as it answers silence, where an error would be retried and then end the call.
+    """
     started = time.perf_counter()
     data = services.audio.get(request.audio_blob)
     if data is None:
         raise LookupError(f"caller audio {request.audio_blob} is missing")
+    try:
+        audio = decode_wav(data, services.settings.audio_max_seconds)
+    except InvalidAudio as refused:
+        log.warning("caller audio %s heard as nothing: %s", request.audio_blob, refused.message)
+        return Transcript(text="", stt_ms=_elapsed_ms(started))
     profile = agent_profile(services, request.agent)
-    text = services.stt.transcribe(decode_wav(data), request.language, profile.listening_phrases())
+    text = services.stt.transcribe(audio, request.language, profile.listening_phrases())
     return Transcript(text=text, stt_ms=_elapsed_ms(started))
 
 

@@ -25,8 +25,8 @@ _PCM8_TO_16 = 256
 
 MIN_RATE = 8000
 MAX_RATE = 48000
-"""Telephone to studio rates. Work downstream is per second of audio at the model's rate, so a
-header claiming 1 Hz made 1 KB of samples into 17 minutes of audio to resample and recognise."""
+"""Telephone to studio rates. Work downstream is per second of audio, so a header claiming 8 Hz
+made 1 KB of samples into 62 s of audio (87 s to recognise), and one claiming 1 Hz into 8 minutes."""
 MAX_CHANNELS = 2
 """Mono or stereo: what microphones and phones record. More channels would be downmixed into one
 voice anyway, so a surround or multitrack file is a client's mistake, not speech to average."""

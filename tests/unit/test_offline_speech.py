@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
@@ -163,3 +169,40 @@ def test_concurrent_callers_all_get_their_own_transcript(tts: TextToSpeech) -> N
     with ThreadPoolExecutor(max_workers=4) as pool:
         heard = list(pool.map(round_trip, jobs))
     assert heard == [text for text, _ in jobs]
+
+
+def test_finding_3_other_threads_keep_running_while_the_slowest_audio_is_recognised(stt: SpeechToText) -> None:
+    """Noise is the slowest audio to recognise, and the recogniser holds the GIL while it searches.
+    Run in this process, another thread (the worker's event loop, in the app) got 11 turns in all
+    while 10 s of noise was heard; fed in 50 ms chunks, about 200. It runs in a child process now."""
+    noise = Audio(np.random.default_rng(2).integers(-30000, 30001, 16000 * 10).astype(np.int16), 16000)
+    turns = 0
+    done = threading.Event()
+
+    def other_thread() -> None:
+        nonlocal turns
+        while not done.is_set():
+            time.sleep(0.002)
+            turns += 1
+
+    other = threading.Thread(target=other_thread)
+    other.start()
+    try:
+        stt.transcribe(noise, "en-US", PHRASES)
+    finally:
+        done.set()
+        other.join()
+    assert turns > 300
+
+
+def test_finding_3_a_recogniser_that_dies_fails_one_call_and_the_next_starts_afresh(spoken: dict[str, Audio]) -> None:
+    """Out of memory in the recogniser (the issue saw `std::bad_alloc`) ends its child process, not the worker."""
+    stt = PocketsphinxRecognizer()
+    before = set(multiprocessing.active_children())
+    assert stt.transcribe(spoken["goodbye"], "en-US", PHRASES) == "goodbye"
+    (child,) = set(multiprocessing.active_children()) - before
+    os.kill(child.pid or 0, signal.SIGKILL)
+    child.join()
+    with pytest.raises(BrokenProcessPool):
+        stt.transcribe(spoken["goodbye"], "en-US", PHRASES)
+    assert stt.transcribe(spoken["hello there"], "en-US", PHRASES) == "hello there"
