@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
@@ -81,16 +82,36 @@ def _input_problem(request: web.Request) -> str | None:
     return None
 
 
+def _holds_nul(body: bytes) -> bool:
+    """A NUL in the body or in any string its JSON decodes to (`\\u0000`), not merely the text `\\u0000`."""
+    if b"\x00" in body:
+        return True
+    if b"\\u0000" not in body:
+        return False
+    try:
+        pending: list[Any] = [json.loads(body)]
+    except (ValueError, RecursionError):
+        return False
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            return True
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return False
+
+
 @web.middleware
 async def devhost_input(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bad ids, queries and bodies on the devhost's routes get a JSON 400 before any work starts."""
     if not access.is_devhost_path(request.path):
         return await handler(request)
     problem = _input_problem(request)
-    if problem is None and request.can_read_body:
-        body = await request.read()
-        if b"\x00" in body or b"\\u0000" in body:
-            problem = "The body holds a NUL character, which the task hub's store refuses."
+    if problem is None and request.can_read_body and _holds_nul(await request.read()):
+        problem = "The body holds a NUL character, which the task hub's store refuses."
     if problem is not None:
         return error_response(400, "bad_request", problem)
     return await handler(request)

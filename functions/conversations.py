@@ -12,6 +12,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
@@ -44,6 +45,8 @@ START_KEY_TTL_SECONDS = 24 * 3600
 """How long a start request's Idempotency-Key keeps pointing at the conversation it made."""
 INSTANCE_CHECK_SECONDS = 2.0
 """How often a waiting request checks that the orchestration it waits on is still alive."""
+RAISE_GRACE_SECONDS = 30
+"""How long a request that took the turn may take to raise its utterance before a retry does it."""
 UNSTARTED_GRACE_SECONDS = 60
 """A conversation whose orchestration cannot be found this long after creation will never start."""
 
@@ -80,7 +83,23 @@ async def _conversation(svc: Services, conversation_id: str) -> Conversation:
     return conversation
 
 
-async def _settled(svc: Services, conversation: Conversation, status: df.DurableOrchestrationStatus) -> Conversation:
+def _not_found(status: DurableOrchestrationStatus) -> bool:
+    """The status query answered 404 (a text body, usually empty), not an error with a JSON body.
+
+    The SDK client turns 404 and 500 alike into a falsy status; only a 404 says the instance is gone.
+    """
+    return not status and isinstance(getattr(status, "message", None), str)
+
+
+def _ending(conversation: Conversation, status: DurableOrchestrationStatus) -> Outcome | None:
+    """The outcome to close the conversation with if its orchestration is dead, else None."""
+    if status:
+        return DEAD.get(status.runtime_status)
+    age = datetime.now(UTC) - conversation.created_at
+    return Outcome.TERMINATED if _not_found(status) and age.total_seconds() > UNSTARTED_GRACE_SECONDS else None
+
+
+async def _settled(svc: Services, conversation: Conversation, status: DurableOrchestrationStatus) -> Conversation:
     """The conversation as it really is: one whose orchestration is dead is finalized now.
 
     A terminated or failed instance runs no more code (a failed `finalize` included), so whoever
@@ -88,11 +107,7 @@ async def _settled(svc: Services, conversation: Conversation, status: df.Durable
     """
     if conversation.status == "completed":
         return conversation
-    if status:
-        outcome = DEAD.get(status.runtime_status)
-    else:
-        age = datetime.now(UTC) - conversation.created_at
-        outcome = Outcome.TERMINATED if age.total_seconds() > UNSTARTED_GRACE_SECONDS else None
+    outcome = _ending(conversation, status)
     if outcome is None:
         return conversation
     closing = FinalizeInput(conversation_id=conversation.id, outcome=outcome)
@@ -168,8 +183,13 @@ async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrat
                 await svc.waiter.release_start(request_id, conversation_id)
             raise
     location = {"Location": f"/api/conversations/{claimed}"}
+    earlier = None if claimed == conversation_id else await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
     try:
-        greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID)
+        greeting = (
+            earlier
+            if earlier is not None and earlier.audio_blob is not None  # spoken long ago: no hand-off copy left
+            else await _await_reply(svc, client, claimed, GREETING_REQUEST_ID)
+        )
     except ApiError as error:
         body = {"error": {"code": error.code, "message": error.message}, "conversation_id": claimed}
         return json_response(body, status=error.status, headers=location)
@@ -242,24 +262,27 @@ async def _take_turn(
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
 
     Returns the turn and whether it was answered before (a retry), not made for this request. A
-    retry whose original died before raising the utterance raises it itself, so no retry waits on
-    a lock nothing will release.
+    retry whose original died before raising the utterance (nothing raised, and nobody raising it
+    for RAISE_GRACE_SECONDS) raises it itself, so no retry waits on a lock nothing will release.
     """
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
     if stored is not None:
         return TurnRecord.model_validate(stored), True
     if conversation.status != "active":
+        earlier = await _earlier_turn(svc, conversation.id, request_id)
+        if earlier is not None:
+            return earlier, True
         raise Conflict("The conversation has ended.", code="conversation_completed")
     lock_ttl = int(svc.settings.turn_reply_timeout_seconds) + TURN_LOCK_MARGIN_SECONDS
     claim = await svc.waiter.claim_turn(conversation.id, request_id, lock_ttl)
     if claim is Claim.TAKEN:
         raise Conflict("Another turn of this conversation is still in progress.", code="turn_in_progress")
     if claim is Claim.NEW:
-        earlier = await asyncio.to_thread(lambda: svc.conversations.get_turn_by_request(conversation.id, request_id))
+        earlier = await _earlier_turn(svc, conversation.id, request_id)
         if earlier is not None:  # a key re-used after its hand-off copy expired: the same turn again
             await svc.waiter.release_turn(conversation.id, request_id)
             return earlier, True
-    if claim is Claim.NEW or not await svc.waiter.was_raised(conversation.id, request_id):
+    if await svc.waiter.begin_raise(conversation.id, request_id, RAISE_GRACE_SECONDS):
         try:
             await _raise_utterance(svc, client, conversation, request_id, body)
         except BaseException:
@@ -267,6 +290,10 @@ async def _take_turn(
             raise
         await svc.waiter.mark_raised(conversation.id, request_id, lock_ttl)
     return await _await_reply(svc, client, conversation.id, request_id), claim is Claim.HELD
+
+
+async def _earlier_turn(svc: Services, conversation_id: str, request_id: str) -> TurnRecord | None:
+    return await asyncio.to_thread(lambda: svc.conversations.get_turn_by_request(conversation_id, request_id))
 
 
 async def _raise_utterance(
@@ -278,6 +305,8 @@ async def _raise_utterance(
 ) -> None:
     """Send the utterance under the event name the orchestrator is listening for."""
     status = await client.get_status(conversation.id)
+    if not status and _ending(conversation, status) is None:
+        raise Conflict("The conversation is still starting; retry in a moment.", code="conversation_starting")
     if not status or status.runtime_status not in ACCEPTING:
         await _settled(svc, conversation, status)
         raise Conflict("The conversation has ended.", code="conversation_completed")

@@ -149,17 +149,24 @@ class ReplyWaiter:
         """Forget a start that failed before its conversation existed, so a retry starts afresh."""
         await self._release(keys=[self._start_key(request_id)], args=[conversation_id])
 
+    async def begin_raise(self, conversation_id: str, request_id: str, grace_seconds: int) -> bool:
+        """True if this request should raise the utterance: nobody raised it, nor is raising it now.
+
+        A request marks itself as raising for `grace_seconds`; a retry takes over only after that,
+        so an original still uploading its audio is never doubled by its own retry.
+        """
+        key = TurnKeys(self._prefix, conversation_id).raised(request_id)
+        return bool(await self._redis.set(key, "raising", nx=True, ex=grace_seconds))
+
     async def mark_raised(self, conversation_id: str, request_id: str, ttl_seconds: int) -> None:
         """Remember that this request's utterance reached the orchestration."""
-        await self._redis.set(TurnKeys(self._prefix, conversation_id).raised(request_id), 1, ex=ttl_seconds)
-
-    async def was_raised(self, conversation_id: str, request_id: str) -> bool:
-        """False when the request holding the turn died before its utterance was raised."""
-        return bool(await self._redis.exists(TurnKeys(self._prefix, conversation_id).raised(request_id)))
+        await self._redis.set(TurnKeys(self._prefix, conversation_id).raised(request_id), "raised", ex=ttl_seconds)
 
     async def release_turn(self, conversation_id: str, request_id: str) -> None:
-        key = TurnKeys(self._prefix, conversation_id).lock
-        await self._release(keys=[key], args=[request_id])
+        """Give the turn back (its utterance was never raised): a retry starts afresh."""
+        keys = TurnKeys(self._prefix, conversation_id)
+        await self._release(keys=[keys.lock], args=[request_id])
+        await self._redis.delete(keys.raised(request_id))
 
     async def stored_reply(self, conversation_id: str, request_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).reply(request_id))

@@ -145,6 +145,32 @@ def test_finding_12_a_key_reused_after_its_reply_expired_gets_the_same_turn(host
     assert say(host, conversation_id, "what is on the menu").json()["turn"] == 2, "no turn number is skipped"
 
 
+def test_finding_12_replays_after_the_hand_off_copy_expired_still_answer(host: DevHost) -> None:
+    """A start or a turn retried after its Redis copy expired (1 h) gets its stored answer, ended or not."""
+    first = start(host, **{"Idempotency-Key": "start-old"})
+    assert first.status_code == 201, first.text
+    conversation_id = first.json()["conversation_id"]
+    assert say(host, conversation_id, "hello", key="turn-old").status_code == 200
+    assert host.post(f"/api/conversations/{conversation_id}/end").status_code == 202
+    wait_until(lambda: conversation(host, conversation_id)["status"], lambda status: status == "completed")
+    for request_id in ("greeting", "key:turn-old"):
+        cache(host).delete(keys(host, conversation_id).reply(request_id))
+    again = start(host, **{"Idempotency-Key": "start-old"})
+    assert again.status_code == 201, again.text
+    assert (again.json()["conversation_id"], again.json()["replayed"]) == (conversation_id, True)
+    turn = say(host, conversation_id, "hello", key="turn-old")
+    assert turn.status_code == 200, turn.text
+    assert (turn.json()["turn"], turn.json()["replayed"]) == (1, True)
+
+
+def test_text_that_spells_a_nul_escape_is_an_ordinary_turn(host: DevHost) -> None:
+    """A backslash followed by `u0000` is text, not a NUL: the devhost's store check must not refuse it."""
+    conversation_id = started(host)
+    turn = say(host, conversation_id, "my path is C:\\u0000x")
+    assert turn.status_code == 200, turn.text
+    assert turn.json()["transcript"] == "my path is C:\\u0000x"
+
+
 def test_a_retry_whose_original_died_before_raising_its_utterance_raises_it_itself(host: DevHost) -> None:
     conversation_id = started(host)
     cache(host).set(keys(host, conversation_id).lock, "key:orphan", ex=600)  # the worker died right here
