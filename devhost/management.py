@@ -130,6 +130,7 @@ def routes(engine: Engine) -> list[web.RouteDef]:
 
     async def raise_event(request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
+        # The extension answers 404/410 before it looks at the body; the engine checks again under its lock.
         row = await engine.status(instance_id)
         if row is None:
             return web.Response(status=404)
