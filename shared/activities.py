@@ -10,7 +10,7 @@ import logging
 import time
 from collections import Counter
 
-from shared.agent.chain import reply_to
+from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.retriever import PostgresKnowledgeRetriever
 from shared.errors import InvalidAudio
 from shared.models import (
@@ -84,7 +84,8 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
     else:
         retriever = PostgresKnowledgeRetriever(repository=services.knowledge, agent=profile.name)
         history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
-        reply = reply_to(profile, retriever, request.text or "", history, request.summary)
+        model = chat_model_for(profile, services.settings)
+        reply = reply_to(profile, retriever, request.text or "", history, request.summary, model=model)
         text, intent = reply.text, reply.intent
     return repository.record_turn(
         TurnRecord(

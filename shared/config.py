@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +67,39 @@ class Settings(BaseSettings):
     public_base_url: str = Field(
         default="",
         description="Origin used in audio URLs (e.g. behind a proxy). Empty: the request's own origin.",
+    )
+    azure_openai_endpoint: str = Field(
+        default="",
+        description="https://<resource>.openai.azure.com: with AZURE_OPENAI_CHAT_DEPLOYMENT, Azure OpenAI is the "
+        "primary chat model.",
+    )
+    azure_openai_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Azure OpenAI key. Empty: Microsoft Entra ID (DefaultAzureCredential, e.g. managed identity).",
+    )
+    azure_openai_api_version: str = Field(default="2024-10-21", description="Azure OpenAI REST api-version.")
+    azure_openai_chat_deployment: str = Field(default="", description="Azure OpenAI deployment of the chat model.")
+    azure_openai_embeddings_deployment: str = Field(
+        default="", description="Azure OpenAI deployment of the embeddings model (read, not used yet)."
+    )
+    openai_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="OpenAI key. With it or OPENAI_BASE_URL, OpenAI is the fallback chat model.",
+    )
+    openai_base_url: str = Field(
+        default="",
+        description="Any OpenAI-compatible server (Ollama, vLLM, llama.cpp), e.g. http://127.0.0.1:11434/v1. "
+        "Empty: api.openai.com.",
+    )
+    openai_model: str = Field(default="gpt-4o-mini", description="Model the OpenAI fallback asks for.")
+    llm_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="Per-call timeout of each chat model before the next one answers."
+    )
+    llm_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=5,
+        description="Retries per chat model on 429, 5xx and timeouts (honouring Retry-After) before the next one.",
     )
 
 

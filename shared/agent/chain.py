@@ -1,29 +1,45 @@
 """The agent chain: retrieve -> prompt -> chat model -> parsed reply.
 
-Callers get an `AgentReply`; which chat model answers (the offline model today, Azure OpenAI then
-OpenAI as fallbacks later) is decided here and nowhere else. Whatever the model says, the caller
-hears something: output that is not a reply with words in it becomes the agent's fallback line.
+Callers get an `AgentReply`; which chat model answers is decided here and nowhere else: Azure OpenAI,
+then OpenAI (or any OpenAI-compatible server), then the offline model, each only when configured. Whatever
+the model says, the caller hears something: output that is not a reply with words in it becomes the
+agent's fallback line.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from operator import itemgetter
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-from langchain_core.exceptions import OutputParserException
-from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.exceptions import ModelRefusalError, OutputParserException
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 from pydantic import StringConstraints
 
 from shared.agent.offline_model import OfflineAgentModel
 from shared.agent.prompt import PROMPT, format_knowledge, history_messages, memory_messages
+from shared.config import Settings
 from shared.models import AgentProfile, AgentReply, Intent, TurnRecord
 
+if TYPE_CHECKING:
+    from langchain_core.language_models.chat_models import BaseChatModel
+
 log = logging.getLogger(__name__)
+
+ChatModel = Runnable[LanguageModelInput, BaseMessage]
+TokenProvider = Callable[[], str]
+"""Returns a current Microsoft Entra ID bearer token; called by the SDK before each request."""
+
+AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
+
+
+class ContentFiltered(Exception):
+    """A provider refused the prompt or its own reply under its content policy; the next model may answer."""
 
 
 class SpokenReply(AgentReply):
@@ -32,8 +48,88 @@ class SpokenReply(AgentReply):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-def chat_model_for(profile: AgentProfile) -> BaseChatModel:
-    return OfflineAgentModel(agent=profile)
+def chat_model_for(
+    profile: AgentProfile, settings: Settings, azure_token_provider: TokenProvider | None = None
+) -> ChatModel:
+    """Azure OpenAI, then OpenAI, then the offline model: each configured provider, in that order.
+
+    A rate limit, server error, timeout, connection error or content-filter refusal moves on to the next;
+    each provider first retries on its own (`LLM_MAX_RETRIES`, honouring Retry-After). With nothing
+    configured this is the offline model alone. `azure_token_provider` replaces Entra ID in tests.
+    """
+    offline = OfflineAgentModel(agent=profile)
+    providers = [*_azure_openai(settings, azure_token_provider), *_openai(settings)]
+    if not providers:
+        return offline
+    from openai import APIConnectionError, InternalServerError, RateLimitError
+
+    primary, *fallbacks = providers
+    return primary.with_fallbacks(
+        [*fallbacks, offline],
+        exceptions_to_handle=(RateLimitError, InternalServerError, APIConnectionError, ContentFiltered),
+    )
+
+
+def _azure_openai(settings: Settings, token_provider: TokenProvider | None) -> list[ChatModel]:
+    if not (settings.azure_openai_endpoint and settings.azure_openai_chat_deployment):
+        return []
+    from langchain_openai import AzureChatOpenAI
+
+    api_key = settings.azure_openai_api_key if settings.azure_openai_api_key.get_secret_value() else None
+    if api_key is None and token_provider is None:
+        token_provider = _entra_id_token_provider()
+    model = AzureChatOpenAI(
+        azure_endpoint=settings.azure_openai_endpoint,
+        azure_deployment=settings.azure_openai_chat_deployment,
+        api_version=settings.azure_openai_api_version,
+        api_key=api_key,
+        azure_ad_token=None,
+        azure_ad_token_provider=None if api_key else token_provider,
+        max_retries=settings.llm_max_retries,
+        timeout=settings.llm_timeout_seconds,
+    )
+    return [_refusals_as_content_filtered(model)]
+
+
+def _entra_id_token_provider() -> TokenProvider:
+    from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+
+    return get_bearer_token_provider(DefaultAzureCredential(), AZURE_OPENAI_SCOPE)
+
+
+def _openai(settings: Settings) -> list[ChatModel]:
+    api_key = settings.openai_api_key.get_secret_value()
+    if not (api_key or settings.openai_base_url):
+        return []
+    from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
+
+    model = ChatOpenAI(
+        model=settings.openai_model,
+        base_url=settings.openai_base_url or None,
+        # Local OpenAI-compatible servers ignore the key, but the SDK insists on one.
+        api_key=SecretStr(api_key or "not-needed"),
+        max_retries=settings.llm_max_retries,
+        timeout=settings.llm_timeout_seconds,
+    )
+    return [_refusals_as_content_filtered(model)]
+
+
+def _refusals_as_content_filtered(model: BaseChatModel) -> ChatModel:
+    """The model, with Azure's content-filter 400 and a filtered reply raised as `ContentFiltered`."""
+    from openai import BadRequestError
+
+    def invoke(messages: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
+        try:
+            return model.invoke(messages, config)
+        except BadRequestError as error:
+            if error.code == "content_filter":
+                raise ContentFiltered(f"{model.get_name()}: the prompt was filtered") from error
+            raise
+        except ModelRefusalError as error:
+            raise ContentFiltered(f"{model.get_name()}: the reply was filtered") from error
+
+    return RunnableLambda(invoke, name=model.get_name())
 
 
 def reply_parser(profile: AgentProfile) -> Runnable[BaseMessage | str, AgentReply]:
@@ -48,7 +144,9 @@ def reply_parser(profile: AgentProfile) -> Runnable[BaseMessage | str, AgentRepl
     )
 
 
-def build_chain(profile: AgentProfile, retriever: BaseRetriever) -> Runnable[dict[str, object], AgentReply]:
+def build_chain(
+    profile: AgentProfile, retriever: BaseRetriever, model: ChatModel
+) -> Runnable[dict[str, object], AgentReply]:
     """The runnable that turns {"utterance", "history", "memory"} into an AgentReply for this agent."""
     knowledge = itemgetter("utterance") | retriever | format_knowledge
     return (
@@ -56,16 +154,25 @@ def build_chain(profile: AgentProfile, retriever: BaseRetriever) -> Runnable[dic
             knowledge=knowledge, display_name=lambda _: profile.display_name, language=lambda _: profile.language
         )
         | PROMPT
-        | chat_model_for(profile)
+        | model
         | reply_parser(profile)
     )
 
 
 def reply_to(
-    profile: AgentProfile, retriever: BaseRetriever, utterance: str, history: list[TurnRecord], summary: str = ""
+    profile: AgentProfile,
+    retriever: BaseRetriever,
+    utterance: str,
+    history: list[TurnRecord],
+    summary: str = "",
+    *,
+    model: ChatModel | None = None,
 ) -> AgentReply:
-    """The agent's reply to one utterance, given recent turns and a summary of what came before."""
-    chain = build_chain(profile, retriever)
+    """The agent's reply to one utterance, given recent turns and a summary of what came before.
+
+    `model` is the chain from `chat_model_for`; without one the offline model answers.
+    """
+    chain = build_chain(profile, retriever, model or OfflineAgentModel(agent=profile))
     return chain.invoke(
         {"utterance": utterance, "history": history_messages(history), "memory": memory_messages(summary)}
     )

@@ -1,0 +1,193 @@
+"""A fake OpenAI chat-completions server on loopback, in both URL forms, with scripted behaviour.
+
+It answers `POST /v1/chat/completions` (OpenAI and compatible servers) and Azure's
+`POST /openai/deployments/{deployment}/chat/completions?api-version=...`, non-streaming only. Each
+request takes the next scripted behaviour (an answer, a 429 with Retry-After, a 500, a slow answer,
+Azure's content-filter refusal); with the script empty it answers with the default content. Every
+request is recorded (path, query, headers, body) so tests can check what the SDK sent. Bodies follow
+what the `openai` SDK parses: `ChatCompletion` for answers, `{"error": {...}}` for errors (the SDK
+reads `error.code`, and `Retry-After` / `retry-after-ms` for its back-off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass(frozen=True)
+class Answer:
+    content: str
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    retry_after_seconds: int = 0
+
+
+@dataclass(frozen=True)
+class ServerError:
+    pass
+
+
+@dataclass(frozen=True)
+class Slow:
+    """Answers only after `seconds`: longer than the client's timeout, it is a timeout."""
+
+    seconds: float
+    content: str = "{}"
+
+
+@dataclass(frozen=True)
+class ContentFilter:
+    """Azure's refusal of a prompt its content filter flagged (HTTP 400, code `content_filter`)."""
+
+
+Behaviour = Answer | RateLimited | ServerError | Slow | ContentFilter
+
+CONTENT_FILTER_BODY: dict[str, Any] = {
+    "error": {
+        "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+        "policy. Please modify your prompt and retry. To learn more about our content filtering policies "
+        "please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": {
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {
+                "hate": {"filtered": False, "severity": "safe"},
+                "jailbreak": {"filtered": True, "detected": True},
+                "self_harm": {"filtered": False, "severity": "safe"},
+                "sexual": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": False, "severity": "safe"},
+            },
+        },
+    }
+}
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeOpenAIServer:
+    """Start with `with FakeOpenAIServer() as server:`; `server.url` is its origin."""
+
+    default_content: str = '{"intent": "question", "text": "Hello from the fake model."}'
+    requests: list[RecordedRequest] = field(default_factory=list)
+    _script: deque[Behaviour] = field(default_factory=deque)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+    _port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    def script(self, *behaviours: Behaviour) -> None:
+        """The next requests' behaviours, in order; afterwards the default answer."""
+        with self._lock:
+            self._script.extend(behaviours)
+
+    def __enter__(self) -> FakeOpenAIServer:
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="fake-openai")
+        self._thread.start()
+        if not started.wait(10):
+            raise RuntimeError("the fake OpenAI server did not start")
+        return self
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _serve(self, started: threading.Event) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat_completions)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat_completions)
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self._port = server.sockets[0].getsockname()[1]
+        started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+        self._loop.close()
+
+    def _next(self) -> Behaviour:
+        with self._lock:
+            return self._script.popleft() if self._script else Answer(self.default_content)
+
+    async def _chat_completions(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(RecordedRequest(request.path, dict(request.query), dict(request.headers), body))
+        if request.match_info.get("deployment") and "api-version" not in request.query:
+            return _error(404, {"error": {"code": "404", "message": "Resource not found"}})
+        if body.get("stream"):
+            return _error(400, {"error": {"message": "the fake does not stream yet", "type": "invalid_request_error"}})
+        behaviour = self._next()
+        match behaviour:
+            case Answer(content):
+                return web.json_response(self._completion(body, content))
+            case RateLimited(seconds):
+                message = f"Requests have exceeded the rate limit. Please retry after {seconds} seconds."
+                return _error(429, {"error": {"code": "429", "message": message}}, {"Retry-After": str(seconds)})
+            case ServerError():
+                message = "The server had an error while processing your request. Sorry about that!"
+                return _error(500, {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+            case Slow(seconds, content):
+                await asyncio.sleep(seconds)
+                return web.json_response(self._completion(body, content))
+            case ContentFilter():
+                return _error(400, CONTENT_FILTER_BODY)
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+        completion_tokens = len(content.split())
+        return {
+            "id": f"chatcmpl-fake-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)

@@ -1,0 +1,194 @@
+"""The chat model chain against fake Azure OpenAI and OpenAI servers, through the real SDKs on loopback.
+
+`langchain-openai` and `openai` speak HTTP to `tests/fakes/openai_server.py`; the chain's fallbacks,
+the SDK's retries and timeouts and the reply parser all run for real.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+
+from shared.agent.catalog import load_agent_file
+from shared.agent.chain import chat_model_for, reply_to
+from shared.agent.offline_model import OfflineAgentModel
+from shared.config import REPOSITORY_ROOT, Settings
+from shared.models import AgentProfile, AgentReply, Intent
+from tests.fakes.openai_server import ContentFilter, FakeOpenAIServer, RateLimited, ServerError, Slow
+from tests.title_retriever import TitleRetriever
+
+AZURE_KEY = "azure-key-never-logged"
+OPENAI_KEY = "openai-key-never-logged"
+DEPLOYMENT = "chat-deployment"
+QUESTION = "what are your opening hours"
+OFFLINE_ANSWER = "8 am to 10 pm"
+
+
+@pytest.fixture(scope="module")
+def demo() -> AgentProfile:
+    return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
+
+
+@pytest.fixture
+def azure() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer('{"intent": "question", "text": "Azure answers."}') as server:
+        yield server
+
+
+@pytest.fixture
+def openai() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer('{"intent": "question", "text": "OpenAI answers."}') as server:
+        yield server
+
+
+def llm_settings(**overrides: Any) -> Settings:
+    """Settings with every language-model knob given, so the shell's environment cannot leak in."""
+    values: dict[str, Any] = {
+        "azure_openai_endpoint": "",
+        "azure_openai_api_key": "",
+        "azure_openai_api_version": "2024-10-21",
+        "azure_openai_chat_deployment": "",
+        "openai_api_key": "",
+        "openai_base_url": "",
+        "openai_model": "fake-model",
+        "llm_timeout_seconds": 5.0,
+        "llm_max_retries": 0,
+    }
+    return Settings(**(values | overrides))
+
+
+def both(azure: FakeOpenAIServer, openai: FakeOpenAIServer, **overrides: Any) -> Settings:
+    return llm_settings(
+        azure_openai_endpoint=azure.url,
+        azure_openai_api_key=AZURE_KEY,
+        azure_openai_chat_deployment=DEPLOYMENT,
+        openai_api_key=OPENAI_KEY,
+        openai_base_url=f"{openai.url}/v1",
+        **overrides,
+    )
+
+
+def ask(demo: AgentProfile, settings: Settings, **seam: Any) -> AgentReply:
+    retriever = TitleRetriever(
+        documents=[Document(page_content=k.text, metadata={"title": k.title}) for k in demo.knowledge]
+    )
+    return reply_to(demo, retriever, QUESTION, [], model=chat_model_for(demo, settings, **seam))
+
+
+def test_azure_primary_answers_and_its_api_key_goes_in_the_api_key_header(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    reply = ask(demo, both(azure, openai))
+
+    assert (reply.intent, reply.text) == (Intent.QUESTION, "Azure answers.")
+    [sent] = azure.requests
+    assert sent.path == f"/openai/deployments/{DEPLOYMENT}/chat/completions"
+    assert sent.query["api-version"] == "2024-10-21"
+    assert sent.headers["api-key"] == AZURE_KEY
+    assert "Authorization" not in sent.headers
+    assert sent.body["messages"][0]["role"] == "system"
+    assert QUESTION in sent.body["messages"][-1]["content"]
+    assert openai.requests == []
+
+
+def test_azure_without_a_key_sends_the_entra_id_bearer_token_from_the_token_provider(
+    demo: AgentProfile, azure: FakeOpenAIServer
+) -> None:
+    settings = llm_settings(azure_openai_endpoint=azure.url, azure_openai_chat_deployment=DEPLOYMENT)
+
+    reply = ask(demo, settings, azure_token_provider=lambda: "entra-token-1")
+
+    assert reply.text == "Azure answers."
+    [sent] = azure.requests
+    assert sent.headers["Authorization"] == "Bearer entra-token-1"
+    assert "api-key" not in sent.headers
+
+
+def test_primary_rate_limited_past_its_retries_hands_the_turn_to_openai(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    azure.script(RateLimited(retry_after_seconds=1), RateLimited(retry_after_seconds=1))
+
+    reply = ask(demo, both(azure, openai, llm_max_retries=1))
+
+    assert reply.text == "OpenAI answers."
+    assert len(azure.requests) == 2, "one call plus one retry after Retry-After, then the fallback"
+    [sent] = openai.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.body["model"] == "fake-model"
+    assert sent.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
+
+
+def test_primary_500_and_fallback_timeout_leave_the_offline_model_to_answer(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    azure.script(ServerError())
+    openai.script(Slow(seconds=10, content='{"intent": "question", "text": "Too late."}'))
+
+    reply = ask(demo, both(azure, openai, llm_timeout_seconds=0.5))
+
+    assert reply.intent is Intent.QUESTION
+    assert OFFLINE_ANSWER in reply.text
+    assert len(azure.requests) == 1
+    assert len(openai.requests) == 1
+
+
+def test_content_filter_refusal_on_the_primary_moves_to_openai(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    azure.script(ContentFilter())
+
+    reply = ask(demo, both(azure, openai, llm_max_retries=2))
+
+    assert reply.text == "OpenAI answers."
+    assert len(azure.requests) == 1, "a content-filter refusal is not retried"
+
+
+def test_an_openai_compatible_server_without_a_key_is_the_only_provider(
+    demo: AgentProfile, openai: FakeOpenAIServer
+) -> None:
+    reply = ask(demo, llm_settings(openai_base_url=f"{openai.url}/v1"))
+
+    assert reply.text == "OpenAI answers."
+    assert len(openai.requests) == 1
+
+
+def test_a_provider_server_down_is_a_connection_error_and_the_next_one_answers(
+    demo: AgentProfile, openai: FakeOpenAIServer
+) -> None:
+    with FakeOpenAIServer() as gone:
+        closed_url = gone.url
+    settings = llm_settings(
+        azure_openai_endpoint=closed_url,
+        azure_openai_api_key=AZURE_KEY,
+        azure_openai_chat_deployment=DEPLOYMENT,
+        openai_base_url=f"{openai.url}/v1",
+    )
+
+    assert ask(demo, settings).text == "OpenAI answers."
+
+
+def test_nothing_configured_is_exactly_the_offline_model(demo: AgentProfile) -> None:
+    model = chat_model_for(demo, llm_settings())
+
+    assert isinstance(model, OfflineAgentModel)
+    assert OFFLINE_ANSWER in ask(demo, llm_settings()).text
+
+
+def test_provider_keys_never_reach_the_logs_even_while_failing_over(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    azure.script(ServerError(), ServerError())
+    openai.script(RateLimited(), RateLimited())
+    caplog.set_level(logging.DEBUG)
+
+    reply = ask(demo, both(azure, openai, llm_max_retries=1))
+
+    assert OFFLINE_ANSWER in reply.text
+    assert caplog.records, "the SDKs log at DEBUG, so this test can see a leak"
+    assert AZURE_KEY not in caplog.text
+    assert OPENAI_KEY not in caplog.text
