@@ -13,7 +13,7 @@ from collections.abc import Callable
 from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated
 
-from langchain_core.exceptions import ModelRefusalError, OutputParserException
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import PydanticOutputParser
@@ -116,18 +116,28 @@ def _openai(settings: Settings) -> list[ChatModel]:
 
 
 def _refusals_as_content_filtered(model: BaseChatModel) -> ChatModel:
-    """The model, with Azure's content-filter 400 and a filtered reply raised as `ContentFiltered`."""
+    """The model, with a content-filter refusal of the prompt or of the reply raised as `ContentFiltered`.
+
+    Azure refuses a flagged prompt with HTTP 400 `content_filter`; a filtered reply comes back as
+    `finish_reason: content_filter`, which `AzureChatOpenAI` raises as a ValueError and `ChatOpenAI`
+    returns as a message with that finish reason.
+    """
     from openai import BadRequestError
 
     def invoke(messages: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
         try:
-            return model.invoke(messages, config)
+            message = model.invoke(messages, config)
         except BadRequestError as error:
             if error.code == "content_filter":
                 raise ContentFiltered(f"{model.get_name()}: the prompt was filtered") from error
             raise
-        except ModelRefusalError as error:
-            raise ContentFiltered(f"{model.get_name()}: the reply was filtered") from error
+        except ValueError as error:
+            if "content filter" in str(error):
+                raise ContentFiltered(f"{model.get_name()}: the reply was filtered") from error
+            raise
+        if message.response_metadata.get("finish_reason") == "content_filter":
+            raise ContentFiltered(f"{model.get_name()}: the reply was filtered")
+        return message
 
     return RunnableLambda(invoke, name=model.get_name())
 

@@ -3,10 +3,10 @@
 It answers `POST /v1/chat/completions` (OpenAI and compatible servers) and Azure's
 `POST /openai/deployments/{deployment}/chat/completions?api-version=...`, non-streaming only. Each
 request takes the next scripted behaviour (an answer, a 429 with Retry-After, a 500, a slow answer,
-Azure's content-filter refusal); with the script empty it answers with the default content. Every
-request is recorded (path, query, headers, body) so tests can check what the SDK sent. Bodies follow
-what the `openai` SDK parses: `ChatCompletion` for answers, `{"error": {...}}` for errors (the SDK
-reads `error.code`, and `Retry-After` / `retry-after-ms` for its back-off).
+Azure's content-filter refusal of a prompt or of a reply); with the script empty it answers with the
+default content. Every request is recorded (path, query, headers, body) so tests can check what the
+SDK sent. Bodies follow what the `openai` SDK parses: `ChatCompletion` for answers and
+`{"error": {...}}` for errors (the SDK reads `error.code`, and `Retry-After` for its back-off).
 """
 
 from __future__ import annotations
@@ -52,7 +52,12 @@ class ContentFilter:
     """Azure's refusal of a prompt its content filter flagged (HTTP 400, code `content_filter`)."""
 
 
-Behaviour = Answer | RateLimited | ServerError | Slow | ContentFilter
+@dataclass(frozen=True)
+class FilteredReply:
+    """A reply the content filter withheld: HTTP 200, no content, `finish_reason: content_filter`."""
+
+
+Behaviour = Answer | RateLimited | ServerError | Slow | ContentFilter | FilteredReply
 
 CONTENT_FILTER_BODY: dict[str, Any] = {
     "error": {
@@ -164,8 +169,10 @@ class FakeOpenAIServer:
                 return web.json_response(self._completion(body, content))
             case ContentFilter():
                 return _error(400, CONTENT_FILTER_BODY)
+            case FilteredReply():
+                return web.json_response(self._completion(body, "", finish_reason="content_filter"))
 
-    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], content: str, finish_reason: str = "stop") -> dict[str, Any]:
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         completion_tokens = len(content.split())
         return {
@@ -178,7 +185,7 @@ class FakeOpenAIServer:
                     "index": 0,
                     "message": {"role": "assistant", "content": content, "refusal": None},
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": {

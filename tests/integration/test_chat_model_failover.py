@@ -18,7 +18,7 @@ from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.offline_model import OfflineAgentModel
 from shared.config import REPOSITORY_ROOT, Settings
 from shared.models import AgentProfile, AgentReply, Intent
-from tests.fakes.openai_server import ContentFilter, FakeOpenAIServer, RateLimited, ServerError, Slow
+from tests.fakes.openai_server import ContentFilter, FakeOpenAIServer, FilteredReply, RateLimited, ServerError, Slow
 from tests.title_retriever import TitleRetriever
 
 AZURE_KEY = "azure-key-never-logged"
@@ -146,6 +146,17 @@ def test_content_filter_refusal_on_the_primary_moves_to_openai(
 
     assert reply.text == "OpenAI answers."
     assert len(azure.requests) == 1, "a content-filter refusal is not retried"
+
+
+def test_a_filtered_reply_from_azure_moves_to_openai_and_one_from_openai_to_the_offline_model(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    azure.script(FilteredReply(), FilteredReply())
+
+    assert ask(demo, both(azure, openai)).text == "OpenAI answers."
+    openai.script(FilteredReply())
+    assert OFFLINE_ANSWER in ask(demo, both(azure, openai)).text
+    assert (len(azure.requests), len(openai.requests)) == (2, 2)
 
 
 def test_an_openai_compatible_server_without_a_key_is_the_only_provider(
