@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import lru_cache
 from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +20,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
-from pydantic import StringConstraints
+from pydantic import SecretStr, StringConstraints
 
 from shared.agent.offline_model import OfflineAgentModel
 from shared.agent.prompt import PROMPT, format_knowledge, history_messages, memory_messages
@@ -91,7 +92,9 @@ def _azure_openai(settings: Settings, token_provider: TokenProvider | None) -> l
     return [_refusals_as_content_filtered(model)]
 
 
+@lru_cache(maxsize=1)
 def _entra_id_token_provider() -> TokenProvider:
+    """One credential per process: it caches its token and refreshes it before expiry."""
     from azure.identity import DefaultAzureCredential, get_bearer_token_provider
 
     return get_bearer_token_provider(DefaultAzureCredential(), AZURE_OPENAI_SCOPE)
@@ -102,7 +105,6 @@ def _openai(settings: Settings) -> list[ChatModel]:
     if not (api_key or settings.openai_base_url):
         return []
     from langchain_openai import ChatOpenAI
-    from pydantic import SecretStr
 
     model = ChatOpenAI(
         model=settings.openai_model,
