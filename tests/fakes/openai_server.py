@@ -57,7 +57,12 @@ class FilteredReply:
     """A reply the content filter withheld: HTTP 200, no content, `finish_reason: content_filter`."""
 
 
-Behaviour = Answer | RateLimited | ServerError | Slow | ContentFilter | FilteredReply
+@dataclass(frozen=True)
+class Unauthorized:
+    """Azure's answer to a wrong key (HTTP 401)."""
+
+
+Behaviour = Answer | RateLimited | ServerError | Slow | ContentFilter | FilteredReply | Unauthorized
 
 CONTENT_FILTER_BODY: dict[str, Any] = {
     "error": {
@@ -169,6 +174,12 @@ class FakeOpenAIServer:
                 return web.json_response(self._completion(body, content))
             case ContentFilter():
                 return _error(400, CONTENT_FILTER_BODY)
+            case Unauthorized():
+                message = (
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                    "valid key for an active subscription and use a correct regional API endpoint for your resource."
+                )
+                return _error(401, {"error": {"code": "401", "message": message}})
             case FilteredReply():
                 return web.json_response(self._completion(body, "", finish_reason="content_filter"))
 

@@ -12,13 +12,23 @@ from typing import Any
 
 import pytest
 from langchain_core.documents import Document
+from openai import AuthenticationError
 
 from shared.agent.catalog import load_agent_file
 from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.offline_model import OfflineAgentModel
 from shared.config import REPOSITORY_ROOT, Settings
 from shared.models import AgentProfile, AgentReply, Intent
-from tests.fakes.openai_server import ContentFilter, FakeOpenAIServer, FilteredReply, RateLimited, ServerError, Slow
+from tests.fakes.openai_server import (
+    Answer,
+    ContentFilter,
+    FakeOpenAIServer,
+    FilteredReply,
+    RateLimited,
+    ServerError,
+    Slow,
+    Unauthorized,
+)
 from tests.title_retriever import TitleRetriever
 
 AZURE_KEY = "azure-key-never-logged"
@@ -95,6 +105,16 @@ def test_azure_primary_answers_and_its_api_key_goes_in_the_api_key_header(
     assert openai.requests == []
 
 
+def test_a_real_models_reply_wrapped_in_a_json_code_fence_is_still_parsed(
+    demo: AgentProfile, openai: FakeOpenAIServer
+) -> None:
+    openai.script(Answer('```json\n{"intent": "goodbye", "text": "Bye for now."}\n```'))
+
+    reply = ask(demo, llm_settings(openai_base_url=f"{openai.url}/v1"))
+
+    assert (reply.intent, reply.text) == (Intent.GOODBYE, "Bye for now.")
+
+
 def test_azure_without_a_key_sends_the_entra_id_bearer_token_from_the_token_provider(
     demo: AgentProfile, azure: FakeOpenAIServer
 ) -> None:
@@ -157,6 +177,17 @@ def test_a_filtered_reply_from_azure_moves_to_openai_and_one_from_openai_to_the_
     openai.script(FilteredReply())
     assert OFFLINE_ANSWER in ask(demo, both(azure, openai)).text
     assert (len(azure.requests), len(openai.requests)) == (2, 2)
+
+
+def test_a_wrong_key_is_not_hidden_behind_the_fallbacks(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    azure.script(Unauthorized())
+
+    with pytest.raises(AuthenticationError):
+        ask(demo, both(azure, openai, llm_max_retries=2))
+
+    assert (len(azure.requests), len(openai.requests)) == (1, 0)
 
 
 def test_an_openai_compatible_server_without_a_key_is_the_only_provider(
