@@ -353,6 +353,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                     "intent": t.intent,
                     "reply": _reply(req, svc.settings, t),
                     "timings_ms": {"stt": t.stt_ms, "agent": t.agent_ms, "tts": t.tts_ms},
+                    "llm": t.llm.model_dump(mode="json") if t.llm else None,
                 }
                 for t in turns
             ],

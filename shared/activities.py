@@ -78,15 +78,15 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
     profile = agent_profile(services, request.agent)
     started = time.perf_counter()
     if request.kind is TurnKind.GREETING:
-        text, intent = profile.greeting, None
+        text, intent, llm = profile.greeting, None, None
     elif request.kind is TurnKind.REPROMPT:
-        text, intent = profile.reprompt, None
+        text, intent, llm = profile.reprompt, None, None
     else:
         retriever = PostgresKnowledgeRetriever(repository=services.knowledge, agent=profile.name)
         history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
         model = chat_model_for(profile, services.settings)
-        reply = reply_to(profile, retriever, request.text or "", history, request.summary, model=model)
-        text, intent = reply.text, reply.intent
+        answered = reply_to(profile, retriever, request.text or "", history, request.summary, model=model)
+        text, intent, llm = answered.reply.text, answered.reply.intent, answered.llm
     return repository.record_turn(
         TurnRecord(
             conversation_id=request.conversation_id,
@@ -98,6 +98,7 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
             reply_text=text,
             stt_ms=request.stt_ms,
             agent_ms=_elapsed_ms(started),
+            llm=llm,
         )
     )
 

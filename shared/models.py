@@ -148,8 +148,32 @@ class AgentReply(Frozen):
     text: str
 
 
+class ModelUsage(Frozen):
+    """Which language model answered a turn, what it cost in tokens, and an estimate in US dollars.
+
+    Token counts are what the provider reported (None when a compatible server reports none); the cost is
+    None for a model missing from the price table (`shared/agent/pricing.py`).
+    """
+
+    provider: str
+    model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+
+
+class AnsweredReply(Frozen):
+    """The agent's reply and the usage of the model that produced it."""
+
+    reply: AgentReply
+    llm: ModelUsage
+
+
 class TurnRecord(Frozen):
-    """A persisted turn, as `respond` returns it and the conversation API shows it."""
+    """A persisted turn, as `respond` returns it and the conversation API shows it.
+
+    `llm` is None for turns no model answered (greeting, re-prompt).
+    """
 
     conversation_id: str
     turn: int
@@ -162,6 +186,7 @@ class TurnRecord(Frozen):
     stt_ms: float | None = None
     agent_ms: float | None = None
     tts_ms: float | None = None
+    llm: ModelUsage | None = None
 
 
 class SynthesizeInput(Frozen):

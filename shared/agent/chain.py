@@ -16,16 +16,17 @@ from typing import TYPE_CHECKING, Annotated
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
 from pydantic import SecretStr, StringConstraints
 
 from shared.agent.offline_model import OfflineAgentModel
+from shared.agent.pricing import estimated_cost_usd
 from shared.agent.prompt import PROMPT, format_knowledge, history_messages, memory_messages
 from shared.config import Settings
-from shared.models import AgentProfile, AgentReply, Intent, TurnRecord
+from shared.models import AgentProfile, AgentReply, AnsweredReply, Intent, ModelUsage, TurnRecord
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -37,6 +38,8 @@ TokenProvider = Callable[[], str]
 """Returns a current Microsoft Entra ID bearer token; called by the SDK before each request."""
 
 AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
+AZURE_OPENAI_PROVIDER = "azure_openai"
+OPENAI_PROVIDER = "openai"
 
 
 class ContentFiltered(Exception):
@@ -89,7 +92,7 @@ def _azure_openai(settings: Settings, token_provider: TokenProvider | None) -> l
         max_retries=settings.llm_max_retries,
         timeout=settings.llm_timeout_seconds,
     )
-    return [_refusals_as_content_filtered(model)]
+    return [_provider(AZURE_OPENAI_PROVIDER, model)]
 
 
 @lru_cache(maxsize=1)
@@ -114,15 +117,17 @@ def _openai(settings: Settings) -> list[ChatModel]:
         max_retries=settings.llm_max_retries,
         timeout=settings.llm_timeout_seconds,
     )
-    return [_refusals_as_content_filtered(model)]
+    return [_provider(OPENAI_PROVIDER, model)]
 
 
-def _refusals_as_content_filtered(model: BaseChatModel) -> ChatModel:
-    """The model, with a content-filter refusal of the prompt or of the reply raised as `ContentFiltered`.
+def _provider(name: str, model: BaseChatModel) -> ChatModel:
+    """The model, its messages stamped with the provider `name`, and content-filter refusals raised as
+    `ContentFiltered`.
 
-    Azure refuses a flagged prompt with HTTP 400 `content_filter`; a filtered reply comes back as
-    `finish_reason: content_filter`, which `AzureChatOpenAI` raises as a ValueError and `ChatOpenAI`
-    returns as a message with that finish reason.
+    Behind `with_fallbacks` only the message can say who answered, and `langchain-openai` stamps
+    "openai" on Azure's messages too. Azure refuses a flagged prompt with HTTP 400 `content_filter`; a
+    filtered reply comes back as `finish_reason: content_filter`, which `AzureChatOpenAI` raises as a
+    ValueError and `ChatOpenAI` returns as a message with that finish reason.
     """
     from openai import BadRequestError
 
@@ -139,7 +144,7 @@ def _refusals_as_content_filtered(model: BaseChatModel) -> ChatModel:
             raise
         if message.response_metadata.get("finish_reason") == "content_filter":
             raise ContentFiltered(f"{model.get_name()}: the reply was filtered")
-        return message
+        return message.model_copy(update={"response_metadata": message.response_metadata | {"model_provider": name}})
 
     return RunnableLambda(invoke, name=model.get_name())
 
@@ -156,18 +161,38 @@ def reply_parser(profile: AgentProfile) -> Runnable[BaseMessage | str, AgentRepl
     )
 
 
+def usage_of(message: BaseMessage) -> ModelUsage:
+    """Who answered with this message, its token counts and estimated cost, as the provider reported them."""
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    model_name = message.response_metadata.get("model_name")
+    input_tokens = usage["input_tokens"] if usage else None
+    output_tokens = usage["output_tokens"] if usage else None
+    return ModelUsage(
+        provider=message.response_metadata.get("model_provider", "unknown"),
+        model=model_name,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=estimated_cost_usd(model_name, input_tokens, output_tokens),
+    )
+
+
 def build_chain(
     profile: AgentProfile, retriever: BaseRetriever, model: ChatModel
-) -> Runnable[dict[str, object], AgentReply]:
-    """The runnable that turns {"utterance", "history", "memory"} into an AgentReply for this agent."""
+) -> Runnable[dict[str, object], AnsweredReply]:
+    """The runnable that turns {"utterance", "history", "memory"} into this agent's reply and its model usage."""
     knowledge = itemgetter("utterance") | retriever | format_knowledge
+    parser = reply_parser(profile)
+
+    def answered(message: BaseMessage, config: RunnableConfig) -> AnsweredReply:
+        return AnsweredReply(reply=parser.invoke(message, config), llm=usage_of(message))
+
     return (
         RunnablePassthrough.assign(
             knowledge=knowledge, display_name=lambda _: profile.display_name, language=lambda _: profile.language
         )
         | PROMPT
         | model
-        | reply_parser(profile)
+        | RunnableLambda(answered, name="answered")
     )
 
 
@@ -179,8 +204,9 @@ def reply_to(
     summary: str = "",
     *,
     model: ChatModel | None = None,
-) -> AgentReply:
-    """The agent's reply to one utterance, given recent turns and a summary of what came before.
+) -> AnsweredReply:
+    """The agent's reply to one utterance, given recent turns and a summary of what came before, and the
+    usage of the model that answered.
 
     `model` is the chain from `chat_model_for`; without one the offline model answers.
     """

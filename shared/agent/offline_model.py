@@ -22,6 +22,9 @@ from shared.agent.intents import classify, words
 from shared.agent.prompt import Passage, parse_knowledge
 from shared.models import AgentProfile, Intent
 
+OFFLINE_PROVIDER = "offline"
+OFFLINE_MODEL_NAME = "offline-agent"
+"""It has no tokenizer: its token counts are whitespace-separated words of the prompt and of its reply."""
 ANSWER_SENTENCES = 2
 STEM_LENGTH = 4
 """Words sharing their first letters count as the same word ("opening" ~ "open") when picking sentences."""
@@ -84,7 +87,7 @@ class OfflineAgentModel(BaseChatModel):
 
     @property
     def _llm_type(self) -> str:
-        return "offline-agent"
+        return OFFLINE_MODEL_NAME
 
     def _generate(
         self,
@@ -97,8 +100,19 @@ class OfflineAgentModel(BaseChatModel):
         system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
         passages = parse_knowledge(system)
         intent = classify(utterance, self.agent.intents, has_knowledge=bool(passages))
-        reply = {"intent": intent.value, "text": self._reply(intent, utterance, passages)}
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(json.dumps(reply)))])
+        content = json.dumps({"intent": intent.value, "text": self._reply(intent, utterance, passages)})
+        input_tokens = sum(len(m.text.split()) for m in messages)
+        output_tokens = len(content.split())
+        message = AIMessage(
+            content,
+            response_metadata={"model_provider": OFFLINE_PROVIDER, "model_name": OFFLINE_MODEL_NAME},
+            usage_metadata={
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens,
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _reply(self, intent: Intent, utterance: str, passages: list[Passage]) -> str:
         if intent is Intent.QUESTION:

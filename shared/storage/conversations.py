@@ -16,8 +16,16 @@ from shared.storage.postgres import Pool
 
 TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
-    " reply_text, audio_blob, stt_ms, agent_ms, tts_ms"
+    " reply_text, audio_blob, stt_ms, agent_ms, tts_ms, llm_provider, llm_model, input_tokens, output_tokens,"
+    " cost_usd::double precision AS cost_usd"
 )
+_LLM_COLUMNS = {
+    "llm_provider": "provider",
+    "llm_model": "model",
+    "input_tokens": "input_tokens",
+    "output_tokens": "output_tokens",
+    "cost_usd": "cost_usd",
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,10 @@ class Conversation:
 
 
 def _turn(row: dict[str, Any]) -> TurnRecord:
-    return TurnRecord.model_validate(row)
+    """A turn from its row; the model-usage columns become its `llm` (None when no model answered)."""
+    turn = {k: v for k, v in row.items() if k not in _LLM_COLUMNS}
+    llm = {field: row[column] for column, field in _LLM_COLUMNS.items()}
+    return TurnRecord.model_validate(turn | {"llm": llm if llm["provider"] is not None else None})
 
 
 class ConversationRepository:
@@ -80,11 +91,13 @@ class ConversationRepository:
 
     def record_turn(self, turn: TurnRecord) -> TurnRecord:
         """Insert the turn unless it exists; return what is stored either way."""
+        llm = turn.llm
         with self._pool.connection() as conn:
             conn.execute(
                 """INSERT INTO turns (conversation_id, turn, kind, request_id, user_text, intent,
-                                      reply_text, stt_ms, agent_ms)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                      reply_text, stt_ms, agent_ms,
+                                      llm_provider, llm_model, input_tokens, output_tokens, cost_usd)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT DO NOTHING""",
                 (
                     turn.conversation_id,
@@ -96,6 +109,11 @@ class ConversationRepository:
                     turn.reply_text,
                     turn.stt_ms,
                     turn.agent_ms,
+                    llm.provider if llm else None,
+                    llm.model if llm else None,
+                    llm.input_tokens if llm else None,
+                    llm.output_tokens if llm else None,
+                    llm.cost_usd if llm else None,
                 ),
             )
         stored = self.get_turn(turn.conversation_id, turn.turn)

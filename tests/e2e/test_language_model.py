@@ -11,6 +11,7 @@ from tests.e2e.conftest import StartDevHost
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
 
 SECRET_KEY = "sk-e2e-never-logged"
+MODEL_SAYS = '{"intent": "question", "text": "We open at seven, said the real model."}'
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,10 @@ def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost
     )
 
 
-def test_a_typed_turn_is_answered_with_the_configured_models_words(
+def test_a_typed_turn_is_answered_with_the_configured_models_words_and_shows_its_usage(
     host: DevHost, model_server: FakeOpenAIServer
 ) -> None:
-    model_server.script(Answer('{"intent": "question", "text": "We open at seven, said the real model."}'))
+    model_server.script(Answer(MODEL_SAYS))
     started = host.post("/api/conversations", json={"agent": "demo"})
     assert started.status_code == 201, started.text
     conversation_id = started.json()["conversation_id"]
@@ -47,3 +48,14 @@ def test_a_typed_turn_is_answered_with_the_configured_models_words(
     assert sent.body["model"] == "fake-e2e-model"
     assert "when do you open" in sent.body["messages"][-1]["content"]
     assert SECRET_KEY not in host.log_tail(lines=1_000_000)
+    shown = host.get(f"/api/conversations/{conversation_id}")
+    assert shown.status_code == 200, shown.text
+    greeting, answered = shown.json()["turns"]
+    assert greeting["llm"] is None, "the greeting uses no model"
+    assert answered["llm"] == {
+        "provider": "openai",
+        "model": "fake-e2e-model",
+        "input_tokens": sum(len(m["content"].split()) for m in sent.body["messages"]),
+        "output_tokens": len(MODEL_SAYS.split()),
+        "cost_usd": None,
+    }, "the fake reports words as tokens; a model missing from the price table has no cost"

@@ -6,6 +6,7 @@ the SDK's retries and timeouts and the reply parser all run for real.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from shared.agent.catalog import load_agent_file
 from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.offline_model import OfflineAgentModel
 from shared.config import REPOSITORY_ROOT, Settings
-from shared.models import AgentProfile, AgentReply, Intent
+from shared.models import AgentProfile, AgentReply, AnsweredReply, Intent
 from tests.fakes.openai_server import (
     Answer,
     ContentFilter,
@@ -82,11 +83,15 @@ def both(azure: FakeOpenAIServer, openai: FakeOpenAIServer, **overrides: Any) ->
     )
 
 
-def ask(demo: AgentProfile, settings: Settings, **seam: Any) -> AgentReply:
+def answer(demo: AgentProfile, settings: Settings, **seam: Any) -> AnsweredReply:
     retriever = TitleRetriever(
         documents=[Document(page_content=k.text, metadata={"title": k.title}) for k in demo.knowledge]
     )
     return reply_to(demo, retriever, QUESTION, [], model=chat_model_for(demo, settings, **seam))
+
+
+def ask(demo: AgentProfile, settings: Settings, **seam: Any) -> AgentReply:
+    return answer(demo, settings, **seam).reply
 
 
 def test_azure_primary_answers_and_its_api_key_goes_in_the_api_key_header(
@@ -234,3 +239,50 @@ def test_provider_keys_never_reach_the_logs_even_while_failing_over(
     assert caplog.records, "the SDKs log at DEBUG, so this test can see a leak"
     assert AZURE_KEY not in caplog.text
     assert OPENAI_KEY not in caplog.text
+
+
+def fake_usage(server: FakeOpenAIServer, content: str) -> tuple[int, int]:
+    """The token counts the fake reported for its last request: words of the prompt and of the answer."""
+    prompt = server.requests[-1].body["messages"]
+    return sum(len(m["content"].split()) for m in prompt), len(content.split())
+
+
+def test_the_turn_answered_by_azure_records_azure_its_model_and_the_token_counts_it_reported(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    content = '{"intent": "question", "text": "Azure answers with usage."}'
+    azure.script(Answer(content))
+
+    llm = answer(demo, both(azure, openai)).llm
+
+    input_tokens, output_tokens = fake_usage(azure, content)
+    assert input_tokens > 0
+    assert (llm.provider, llm.input_tokens, llm.output_tokens) == ("azure_openai", input_tokens, output_tokens)
+    assert llm.model == azure.requests[-1].body.get("model", "fake")
+    assert llm.cost_usd is None, "a model missing from the price table has no cost, not a zero one"
+
+
+def test_after_azure_is_rate_limited_the_turn_records_openai_and_the_priced_models_cost(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    content = '{"intent": "question", "text": "OpenAI answers."}'
+    azure.script(RateLimited())
+
+    llm = answer(demo, both(azure, openai, openai_model="gpt-4o-mini")).llm
+
+    input_tokens, output_tokens = fake_usage(openai, content)
+    assert (llm.provider, llm.model) == ("openai", "gpt-4o-mini")
+    assert (llm.input_tokens, llm.output_tokens) == (input_tokens, output_tokens)
+    assert llm.cost_usd == pytest.approx((input_tokens * 0.15 + output_tokens * 0.60) / 1_000_000)
+
+
+def test_with_nothing_configured_the_turn_records_the_offline_model_and_its_word_counts(demo: AgentProfile) -> None:
+    answered = answer(demo, llm_settings())
+
+    assert OFFLINE_ANSWER in answered.reply.text
+    llm = answered.llm
+    assert (llm.provider, llm.model, llm.cost_usd) == ("offline", "offline-agent", 0.0)
+    assert llm.input_tokens is not None
+    assert llm.input_tokens > len(QUESTION.split()), "the whole prompt counts, not only the question"
+    said = json.dumps({"intent": answered.reply.intent.value, "text": answered.reply.text})
+    assert llm.output_tokens == len(said.split())

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agent_file
 from shared.config import REPOSITORY_ROOT
-from shared.models import AgentProfile, Intent, KnowledgeDocument, Outcome, TurnKind, TurnRecord
+from shared.models import AgentProfile, Intent, KnowledgeDocument, ModelUsage, Outcome, TurnKind, TurnRecord
 from shared.storage.blobs import AudioStore, blob_service, reply_audio_name
 from shared.storage.conversations import ConversationRepository
 from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter
@@ -95,6 +95,23 @@ def test_a_retried_turn_write_keeps_one_row(pool: Pool, demo: AgentProfile) -> N
     with pytest.raises(LookupError):
         repository.record_turn(_turn(conversation_id, 2, "req-1"))
     assert [t.turn for t in repository.list_turns(conversation_id)] == [1]
+
+
+def test_a_turns_model_usage_round_trips_and_a_turn_without_a_model_reads_back_none(
+    pool: Pool, demo: AgentProfile
+) -> None:
+    repository = ConversationRepository(pool)
+    conversation_id = str(uuid.uuid4())
+    repository.create(conversation_id, "demo", "en", "api")
+    usage = ModelUsage(provider="openai", model="gpt-4o-mini", input_tokens=1200, output_tokens=35, cost_usd=0.000201)
+
+    stored = repository.record_turn(_turn(conversation_id, 1, "r1").model_copy(update={"llm": usage}))
+    greeting = repository.record_turn(_turn(conversation_id, 0, None))
+
+    assert stored.llm == usage
+    assert greeting.llm is None
+    assert [t.llm for t in repository.list_turns(conversation_id)] == [None, usage]
+    assert repository.get_turn_by_request(conversation_id, "r1") == stored
 
 
 def test_turns_list_in_order_and_last_n(pool: Pool, demo: AgentProfile) -> None:

@@ -61,8 +61,8 @@ def test_finding_6_caller_text_never_reaches_a_system_message(
     history = [_turn(1, hostile, demo.not_understood)]
     summary = describe(history)
     with recording_chat_model_inputs() as sent:
-        to_hostile = reply_to(demo, demo_knowledge, hostile, history, summary)
-        to_question = reply_to(demo, demo_knowledge, "what are your opening hours", history, summary)
+        to_hostile = reply_to(demo, demo_knowledge, hostile, history, summary).reply
+        to_question = reply_to(demo, demo_knowledge, "what are your opening hours", history, summary).reply
     assert to_hostile.text.strip(), "a hostile turn is answered"
     assert "8 am to 10 pm" in to_question.text, "the knowledge still reads right after the hostile turn"
     systems = sent.system_texts()
@@ -109,7 +109,7 @@ def test_finding_6_a_passage_holding_delimiter_text_is_read_back_whole(
         }
     ).to_messages()[0]
     assert parse_knowledge(system.text) == [Passage(title=t, text=x) for t, x in documents]
-    reply = reply_to(demo, _retriever(documents), "what are your opening hours", [])
+    reply = reply_to(demo, _retriever(documents), "what are your opening hours", []).reply
     assert reply.intent is Intent.QUESTION
     assert reply.text.strip()
     assert set(words(reply.text)) <= set(words(text)), "the answer comes from the passage as written"
@@ -146,5 +146,5 @@ def test_finding_6_a_usable_model_reply_passes_the_parser_unchanged_but_trimmed(
 
 
 def test_finding_6_an_empty_passage_gives_the_fallback_line_not_an_empty_reply(demo: AgentProfile) -> None:
-    reply = reply_to(demo, _retriever([("Parking", "   ")]), "tell me about parking", [])
+    reply = reply_to(demo, _retriever([("Parking", "   ")]), "tell me about parking", []).reply
     assert reply == AgentReply(intent=Intent.NOT_UNDERSTOOD, text=demo.not_understood)

@@ -50,7 +50,7 @@ def retriever(demo: AgentProfile) -> TitleRetriever:
 def test_demo_agent_answers(
     demo: AgentProfile, retriever: TitleRetriever, utterance: str, intent: Intent, needle: str
 ) -> None:
-    reply = reply_to(demo, retriever, utterance, [])
+    reply = reply_to(demo, retriever, utterance, []).reply
     assert reply.intent is intent
     assert needle in reply.text
 
