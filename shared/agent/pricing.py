@@ -1,9 +1,10 @@
 """Estimated cost of a model call, from a small price table in US dollars per million tokens.
 
-Prices are OpenAI's standard (pay-as-you-go, non-batch, uncached) list prices from
-https://platform.openai.com/docs/pricing, as read in 2026; Azure OpenAI's global standard deployments
-list the same prices for these models (https://azure.microsoft.com/pricing/details/cognitive-services/openai-service/).
-They are estimates for dashboards, not invoices: cached input, batch discounts and regional or
+Prices are meant to be OpenAI's standard (pay-as-you-go, non-batch, uncached) list prices
+(https://platform.openai.com/docs/pricing; Azure OpenAI's global standard deployments list the same for
+these models). They were taken from secondary summaries of that page, not checked against the page
+itself from this workplace: verify them before relying on them. They are estimates for dashboards, not
+invoices: cached input, batch discounts and regional or
 provisioned deployments cost differently, and prices change. A model missing here costs None
 (unknown), never zero; the offline model runs locally and costs nothing.
 """
