@@ -190,7 +190,7 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             publishing = _publish(context, state, utterance.request_id)
             continue
         state = dialog.after_turn(state, utterance.request_id)
-        decision = dialog.after_reply(state, record.intent)
+        decision = dialog.after_reply(state, record.action)
         if decision.step is dialog.Step.CONTINUE:
             publishing = _publish(context, state, utterance.request_id)
         elif decision.step is dialog.Step.CONTINUE_AS_NEW:

@@ -240,6 +240,8 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
             "transcript": turn.user_text,
             "intent": turn.intent,
             "reply": _reply(req, svc.settings, turn),
+            "action": turn.action,
+            "transfer_to": turn.transfer_to,
             "timings_ms": {
                 "stt": turn.stt_ms,
                 "agent": turn.agent_ms,
@@ -354,6 +356,9 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                     "reply": _reply(req, svc.settings, t),
                     "timings_ms": {"stt": t.stt_ms, "agent": t.agent_ms, "tts": t.tts_ms},
                     "llm": t.llm.model_dump(mode="json") if t.llm else None,
+                    "action": t.action,
+                    "transfer_to": t.transfer_to,
+                    "tool_calls": [call.model_dump(mode="json") for call in t.tool_calls],
                 }
                 for t in turns
             ],

@@ -12,6 +12,7 @@ from collections import Counter
 
 from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.retriever import PostgresKnowledgeRetriever
+from shared.agent.tools import ToolBox
 from shared.errors import InvalidAudio
 from shared.models import (
     AgentProfile,
@@ -22,6 +23,7 @@ from shared.models import (
     SynthesizeInput,
     TranscribeInput,
     Transcript,
+    TurnAction,
     TurnInput,
     TurnKind,
     TurnRecord,
@@ -77,6 +79,7 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
         return existing
     profile = agent_profile(services, request.agent)
     started = time.perf_counter()
+    action, transfer_to, tool_calls = TurnAction.CONTINUE, None, []
     if request.kind is TurnKind.GREETING:
         text, intent, llm = profile.greeting, None, None
     elif request.kind is TurnKind.REPROMPT:
@@ -84,9 +87,20 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
     else:
         retriever = PostgresKnowledgeRetriever(repository=services.knowledge, agent=profile.name)
         history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
-        model = chat_model_for(profile, services.settings)
-        answered = reply_to(profile, retriever, request.text or "", history, request.summary, model=model)
+        toolbox = ToolBox(
+            profile=profile,
+            retriever=retriever,
+            egress=services.egress,
+            conversation_id=request.conversation_id,
+            turn=request.turn,
+            callbacks=services.callbacks,
+        )
+        model = chat_model_for(profile, services.settings, tools=toolbox.specs())
+        answered = reply_to(
+            profile, retriever, request.text or "", history, request.summary, model=model, toolbox=toolbox
+        )
         text, intent, llm = answered.reply.text, answered.reply.intent, answered.llm
+        action, transfer_to, tool_calls = answered.action, answered.transfer_to, answered.tool_calls
     return repository.record_turn(
         TurnRecord(
             conversation_id=request.conversation_id,
@@ -99,6 +113,9 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
             stt_ms=request.stt_ms,
             agent_ms=_elapsed_ms(started),
             llm=llm,
+            action=action,
+            transfer_to=transfer_to,
+            tool_calls=tool_calls,
         )
     )
 

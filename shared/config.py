@@ -102,6 +102,16 @@ class Settings(BaseSettings):
         description="Retries per chat model on 429, 5xx and timeouts (honouring Retry-After) before the next one.",
     )
 
+    http_tool_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts the agents' HTTP tools may call (`api.example.com`, `*.example.com`). "
+        "Empty: HTTP tools are refused.",
+    )
+    http_tool_allow_private_networks: bool = Field(
+        default=False,
+        description="Let HTTP tools reach private, loopback and link-local addresses (local testing only).",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.models import ConversationState, Intent, Outcome, Utterance
+from shared.models import ConversationState, Outcome, TurnAction, Utterance
 
 RECENT_REQUESTS_KEPT = 8
 """Request ids remembered to recognise a provider's retry of an already answered turn."""
@@ -28,10 +28,12 @@ class Decision:
     outcome: Outcome | None = None
 
 
-ENDING_INTENTS: dict[Intent, Outcome] = {
-    Intent.GOODBYE: Outcome.COMPLETED,
-    Intent.HUMAN: Outcome.TRANSFERRED,
+ENDING_ACTIONS: dict[TurnAction, Outcome] = {
+    TurnAction.END_CALL: Outcome.COMPLETED,
+    TurnAction.TRANSFER: Outcome.TRANSFERRED,
 }
+"""The agent ends or transfers a call by calling a tool (`end_call`, `transfer_to_human`), never by
+the words of its reply: a model that says goodbye without calling end_call keeps the line open."""
 
 
 def utterance_event(state: ConversationState) -> str:
@@ -58,10 +60,10 @@ def is_retry(state: ConversationState, request_id: str) -> bool:
     return request_id in state.recent_request_ids
 
 
-def after_reply(state: ConversationState, intent: Intent | None) -> Decision:
+def after_reply(state: ConversationState, action: TurnAction) -> Decision:
     """After the agent has answered: end the call, keep going, or start a fresh generation."""
-    if intent in ENDING_INTENTS:
-        return Decision(Step.HANG_UP, ENDING_INTENTS[intent])
+    if action in ENDING_ACTIONS:
+        return Decision(Step.HANG_UP, ENDING_ACTIONS[action])
     if state.turns_this_generation >= state.policy.turns_per_generation:
         return Decision(Step.CONTINUE_AS_NEW)
     return Decision(Step.CONTINUE)

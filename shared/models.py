@@ -6,13 +6,22 @@ stores and validates on the way back in.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+PHONE_NUMBER = r"^\+[1-9][0-9]{6,14}$"
+"""E.164: what phone providers dial."""
+TOOL_NAME = r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$"
+"""What OpenAI's tool calling accepts as a function name (and a readable subset of it)."""
+BUILT_IN_TOOLS = frozenset({"search_knowledge", "transfer_to_human", "end_call", "schedule_callback"})
 
 
 class Intent(StrEnum):
@@ -23,6 +32,7 @@ class Intent(StrEnum):
     SMALL_TALK = "small_talk"
     HUMAN = "human"
     GOODBYE = "goodbye"
+    CALLBACK = "callback"
     NOT_UNDERSTOOD = "not_understood"
 
 
@@ -55,6 +65,71 @@ class KnowledgeDocument(Frozen):
     text: str
 
 
+class ModelParameters(Frozen):
+    """How the agent's language model writes: bounded so one agent file cannot run up a bill."""
+
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    max_tokens: int = Field(default=300, ge=16, le=4096, description="Longest reply, in tokens.")
+
+
+class HttpMethod(StrEnum):
+    GET = "GET"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+
+
+class HttpTool(Frozen):
+    """A tool the agent may call on the caller's behalf: one HTTP endpoint of the agent owner's.
+
+    GET and DELETE send the arguments as query parameters, the others as a JSON body. Only hosts in
+    HTTP_TOOL_ALLOWED_HOSTS are reached. `offline_pattern` (a regex whose named groups are the
+    arguments) and `offline_reply` (a template over the JSON answer's fields) let the offline model
+    call the tool deterministically.
+    """
+
+    name: str = Field(pattern=TOOL_NAME)
+    description: str = Field(min_length=1, max_length=1024)
+    url: str = Field(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048)
+    method: HttpMethod = HttpMethod.POST
+    parameters: dict[str, object] = Field(
+        default_factory=lambda: dict[str, object](type="object", properties={}),
+        description="JSON Schema of the arguments (an object schema).",
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, le=10)
+    offline_pattern: str | None = Field(default=None, max_length=500)
+    offline_reply: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _arguments_are_an_object_schema(self) -> HttpTool:
+        from jsonschema import Draft202012Validator, SchemaError
+
+        if self.parameters.get("type") != "object":
+            raise ValueError('parameters must be a JSON Schema with "type": "object"')
+        try:
+            Draft202012Validator.check_schema(self.parameters)
+        except SchemaError as error:
+            raise ValueError(f"parameters is not a valid JSON Schema: {error.message}") from None
+        if self.offline_pattern is not None:
+            try:
+                groups = set(re.compile(self.offline_pattern).groupindex)
+            except re.error as error:
+                raise ValueError(f"offline_pattern is not a regular expression: {error}") from None
+            properties = self.parameters.get("properties")
+            unknown = groups - set(properties if isinstance(properties, dict) else {})
+            if unknown:
+                raise ValueError(f"offline_pattern names arguments the parameters do not have: {sorted(unknown)}")
+        return self
+
+
+class ExtractionField(Frozen):
+    """One fact the agent pulls out of a finished call (name, order number, callback time, ...)."""
+
+    description: str = Field(min_length=1, max_length=500)
+    type: Literal["string", "number", "integer", "boolean"] = "string"
+
+
 class AgentProfile(Frozen):
     """An agent as its file describes it (see `agents/*.toml`)."""
 
@@ -71,6 +146,25 @@ class AgentProfile(Frozen):
         default_factory=list,
         description="Extra sentences callers are likely to say; the offline recogniser listens for them.",
     )
+    instructions: str = Field(
+        default="", max_length=8000, description="The agent's own system prompt: persona, rules, what it may do."
+    )
+    model: ModelParameters = Field(default_factory=ModelParameters)
+    transfer_number: str | None = Field(
+        default=None, pattern=PHONE_NUMBER, description="Where `transfer_to_human` sends the caller (E.164)."
+    )
+    tools: list[HttpTool] = Field(default_factory=list, max_length=32)
+    extraction: dict[str, ExtractionField] = Field(
+        default_factory=dict, description="Facts filled in from the whole call when it ends."
+    )
+
+    @model_validator(mode="after")
+    def _tool_names_are_unique(self) -> AgentProfile:
+        names = [tool.name for tool in self.tools]
+        taken = sorted({n for n in names if names.count(n) > 1} | (set(names) & BUILT_IN_TOOLS))
+        if taken:
+            raise ValueError(f"tool names must be unique and not those of the built-in tools: {taken}")
+        return self
 
     def listening_phrases(self) -> list[str]:
         """Every phrase the offline speech recogniser should expect for this agent."""
@@ -162,11 +256,33 @@ class ModelUsage(Frozen):
     cost_usd: float | None
 
 
+class TurnAction(StrEnum):
+    """What the call does after this turn's reply, as the agent's tools decided."""
+
+    CONTINUE = "continue"
+    END_CALL = "end_call"
+    TRANSFER = "transfer"
+
+
+class ToolCall(Frozen):
+    """One tool the agent called during a turn, as stored with the turn."""
+
+    name: str
+    arguments: dict[str, object]
+    result: str = Field(description="What the tool answered (what the model read), cut to a bounded length.")
+    error: bool = False
+    started_at: str = Field(description="ISO 8601 UTC time the call started.")
+    ms: float
+
+
 class AnsweredReply(Frozen):
-    """The agent's reply and the usage of the model that produced it."""
+    """The agent's reply, the usage of the model that produced it, and what its tools did."""
 
     reply: AgentReply
     llm: ModelUsage
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    action: TurnAction = TurnAction.CONTINUE
+    transfer_to: str | None = None
 
 
 class TurnRecord(Frozen):
@@ -187,6 +303,9 @@ class TurnRecord(Frozen):
     agent_ms: float | None = None
     tts_ms: float | None = None
     llm: ModelUsage | None = None
+    action: TurnAction = TurnAction.CONTINUE
+    transfer_to: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 class SynthesizeInput(Frozen):

@@ -19,10 +19,12 @@ import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agents
 from shared.config import Settings, get_settings
+from shared.security.egress import EgressPolicy
 from shared.speech.espeak import EspeakSynthesizer
 from shared.speech.pocketsphinx import PocketsphinxRecognizer
 from shared.speech.ports import SpeechToText, TextToSpeech
 from shared.storage.blobs import AudioStore, blob_service
+from shared.storage.callbacks import CallbackRepository
 from shared.storage.conversations import ConversationRepository
 from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
@@ -50,6 +52,16 @@ class Services:
     @cached_property
     def conversations(self) -> ConversationRepository:
         return ConversationRepository(self.pool)
+
+    @cached_property
+    def callbacks(self) -> CallbackRepository:
+        return CallbackRepository(self.pool)
+
+    @cached_property
+    def egress(self) -> EgressPolicy:
+        return EgressPolicy.from_setting(
+            self.settings.http_tool_allowed_hosts, self.settings.http_tool_allow_private_networks
+        )
 
     @cached_property
     def knowledge(self) -> KnowledgeRepository:

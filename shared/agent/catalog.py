@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from shared.models import AgentProfile
 
 
@@ -12,12 +14,23 @@ class AgentFileError(ValueError):
     """An agent file that cannot be used, with the file named so its author can fix it."""
 
 
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem: the field's path in the file and why it was refused."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or '(file)'}: {problem['msg']}" for problem in error.errors()
+    )
+
+
 def load_agent_file(path: Path) -> AgentProfile:
+    """The agent in `path`, or AgentFileError naming the file, each bad field and why."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        profile = AgentProfile.model_validate(data)
-    except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise AgentFileError(f"{path}: {error}") from error
+    try:
+        profile = AgentProfile.model_validate(data)
+    except ValidationError as error:
+        raise AgentFileError(f"{path}: {describe_errors(error)}") from error
     if profile.name != path.stem:
         raise AgentFileError(f"{path}: name {profile.name!r} must match the file name")
     return profile

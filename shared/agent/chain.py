@@ -9,10 +9,10 @@ agent's fallback line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from operator import itemgetter
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LanguageModelInput
@@ -25,8 +25,9 @@ from pydantic import SecretStr, StringConstraints
 from shared.agent.offline_model import OfflineAgentModel
 from shared.agent.pricing import estimated_cost_usd
 from shared.agent.prompt import PROMPT, format_knowledge, history_messages, memory_messages
+from shared.agent.tools import ToolBox, ToolSpec
 from shared.config import Settings
-from shared.models import AgentProfile, AgentReply, AnsweredReply, Intent, ModelUsage, TurnRecord
+from shared.models import AgentProfile, AgentReply, AnsweredReply, Intent, ModelUsage, TurnAction, TurnRecord
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -34,9 +35,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ChatModel = Runnable[LanguageModelInput, BaseMessage]
+T = TypeVar("T", int, float)
 TokenProvider = Callable[[], str]
 """Returns a current Microsoft Entra ID bearer token; called by the SDK before each request."""
 
+MAX_TOOL_ROUNDS = 3
+"""Model calls that may ask for tools in one turn before it must answer: each costs the caller a round trip."""
 AZURE_OPENAI_SCOPE = "https://cognitiveservices.azure.com/.default"
 AZURE_OPENAI_PROVIDER = "azure_openai"
 OPENAI_PROVIDER = "openai"
@@ -53,16 +57,23 @@ class SpokenReply(AgentReply):
 
 
 def chat_model_for(
-    profile: AgentProfile, settings: Settings, azure_token_provider: TokenProvider | None = None
+    profile: AgentProfile,
+    settings: Settings,
+    azure_token_provider: TokenProvider | None = None,
+    tools: Sequence[ToolSpec] = (),
 ) -> ChatModel:
-    """Azure OpenAI, then OpenAI, then the offline model: each configured provider, in that order.
+    """Azure OpenAI, then OpenAI, then the offline model: each configured provider, in that order, each
+    able to call `tools`.
 
     A rate limit, server error, timeout, connection error or content-filter refusal moves on to the next;
     each provider first retries on its own (`LLM_MAX_RETRIES`, honouring Retry-After). With nothing
     configured this is the offline model alone. `azure_token_provider` replaces Entra ID in tests.
     """
-    offline = OfflineAgentModel(agent=profile)
-    providers = [*_azure_openai(settings, azure_token_provider), *_openai(settings)]
+    offline = _with_tools(OfflineAgentModel(agent=profile), tools)
+    providers = [
+        *_azure_openai(profile, settings, azure_token_provider, tools),
+        *_openai(profile, settings, tools),
+    ]
     if not providers:
         return offline
     from openai import APIConnectionError, InternalServerError, RateLimitError
@@ -74,7 +85,13 @@ def chat_model_for(
     )
 
 
-def _azure_openai(settings: Settings, token_provider: TokenProvider | None) -> list[ChatModel]:
+def _with_tools(model: BaseChatModel, tools: Sequence[ToolSpec]) -> ChatModel:
+    return model.bind_tools(list(tools)) if tools else model
+
+
+def _azure_openai(
+    profile: AgentProfile, settings: Settings, token_provider: TokenProvider | None, tools: Sequence[ToolSpec]
+) -> list[ChatModel]:
     if not (settings.azure_openai_endpoint and settings.azure_openai_chat_deployment):
         return []
     from langchain_openai import AzureChatOpenAI
@@ -91,8 +108,10 @@ def _azure_openai(settings: Settings, token_provider: TokenProvider | None) -> l
         azure_ad_token_provider=None if api_key else token_provider,
         max_retries=settings.llm_max_retries,
         timeout=settings.llm_timeout_seconds,
+        temperature=profile.model.temperature,
+        max_completion_tokens=profile.model.max_tokens,
     )
-    return [_provider(AZURE_OPENAI_PROVIDER, model)]
+    return [_provider(AZURE_OPENAI_PROVIDER, _with_tools(model, tools))]
 
 
 @lru_cache(maxsize=1)
@@ -103,7 +122,7 @@ def _entra_id_token_provider() -> TokenProvider:
     return get_bearer_token_provider(DefaultAzureCredential(), AZURE_OPENAI_SCOPE)
 
 
-def _openai(settings: Settings) -> list[ChatModel]:
+def _openai(profile: AgentProfile, settings: Settings, tools: Sequence[ToolSpec]) -> list[ChatModel]:
     api_key = settings.openai_api_key.get_secret_value()
     if not (api_key or settings.openai_base_url):
         return []
@@ -116,11 +135,13 @@ def _openai(settings: Settings) -> list[ChatModel]:
         api_key=SecretStr(api_key or "not-needed"),
         max_retries=settings.llm_max_retries,
         timeout=settings.llm_timeout_seconds,
+        temperature=profile.model.temperature,
+        max_completion_tokens=profile.model.max_tokens,
     )
-    return [_provider(OPENAI_PROVIDER, model)]
+    return [_provider(OPENAI_PROVIDER, _with_tools(model, tools))]
 
 
-def _provider(name: str, model: BaseChatModel) -> ChatModel:
+def _provider(name: str, model: ChatModel) -> ChatModel:
     """The model, its messages stamped with the provider `name`, and content-filter refusals raised as
     `ContentFiltered`.
 
@@ -176,24 +197,64 @@ def usage_of(message: BaseMessage) -> ModelUsage:
     )
 
 
+def total_usage(usages: list[ModelUsage]) -> ModelUsage:
+    """One turn's usage over its model calls: who answered last, tokens and cost added up (None if any is)."""
+    last = usages[-1]
+
+    def added(values: list[T | None]) -> T | None:
+        known = [v for v in values if v is not None]
+        return sum(known[1:], known[0]) if len(known) == len(values) else None
+
+    return last.model_copy(
+        update={
+            "input_tokens": added([u.input_tokens for u in usages]),
+            "output_tokens": added([u.output_tokens for u in usages]),
+            "cost_usd": added([u.cost_usd for u in usages]),
+        }
+    )
+
+
 def build_chain(
-    profile: AgentProfile, retriever: BaseRetriever, model: ChatModel
+    profile: AgentProfile, retriever: BaseRetriever, model: ChatModel, toolbox: ToolBox | None = None
 ) -> Runnable[dict[str, object], AnsweredReply]:
-    """The runnable that turns {"utterance", "history", "memory"} into this agent's reply and its model usage."""
+    """The runnable that turns {"utterance", "history", "memory"} into this agent's reply, its model usage
+    and what its tools did.
+
+    The model sees the knowledge retrieval found for the utterance; when it calls tools, they run and
+    it is asked again with their answers, up to MAX_TOOL_ROUNDS times. `model` must have been given
+    `toolbox.specs()` (see `chat_model_for`).
+    """
     knowledge = itemgetter("utterance") | retriever | format_knowledge
-    parser = reply_parser(profile)
-
-    def answered(message: BaseMessage, config: RunnableConfig) -> AnsweredReply:
-        return AnsweredReply(reply=parser.invoke(message, config), llm=usage_of(message))
-
-    return (
+    prompt = (
         RunnablePassthrough.assign(
-            knowledge=knowledge, display_name=lambda _: profile.display_name, language=lambda _: profile.language
+            knowledge=knowledge,
+            display_name=lambda _: profile.display_name,
+            language=lambda _: profile.language,
+            instructions=lambda _: profile.instructions,
         )
         | PROMPT
-        | model
-        | RunnableLambda(answered, name="answered")
     )
+    parser = reply_parser(profile)
+
+    def converse(inputs: dict[str, object], config: RunnableConfig) -> AnsweredReply:
+        messages = prompt.invoke(inputs, config).to_messages()
+        usages = []
+        for _ in range(MAX_TOOL_ROUNDS + 1):
+            message = model.invoke(messages, config)
+            usages.append(usage_of(message))
+            requested = message.tool_calls if isinstance(message, AIMessage) else []
+            if not requested or toolbox is None or len(usages) > MAX_TOOL_ROUNDS:
+                break
+            messages += [message, *toolbox.run(requested)]
+        return AnsweredReply(
+            reply=parser.invoke(message, config),
+            llm=total_usage(usages),
+            tool_calls=toolbox.calls if toolbox else [],
+            action=toolbox.action if toolbox else TurnAction.CONTINUE,
+            transfer_to=toolbox.transfer_to if toolbox else None,
+        )
+
+    return RunnableLambda(converse, name="agent")
 
 
 def reply_to(
@@ -204,13 +265,17 @@ def reply_to(
     summary: str = "",
     *,
     model: ChatModel | None = None,
+    toolbox: ToolBox | None = None,
 ) -> AnsweredReply:
-    """The agent's reply to one utterance, given recent turns and a summary of what came before, and the
-    usage of the model that answered.
+    """The agent's reply to one utterance, given recent turns and a summary of what came before, the
+    usage of the model that answered, and what its tools did.
 
-    `model` is the chain from `chat_model_for`; without one the offline model answers.
+    `model` is the chain from `chat_model_for` (given `toolbox.specs()` when there is a toolbox); without
+    one the offline model answers, with the toolbox's tools.
     """
-    chain = build_chain(profile, retriever, model or OfflineAgentModel(agent=profile))
+    if model is None:
+        model = _with_tools(OfflineAgentModel(agent=profile), toolbox.specs() if toolbox else ())
+    chain = build_chain(profile, retriever, model, toolbox)
     return chain.invoke(
         {"utterance": utterance, "history": history_messages(history), "memory": memory_messages(summary)}
     )

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from shared.agent.intents import classify, words
+from shared.agent.intents import STRONG_INTENTS, classify, words
 from shared.agent.prompt import Passage, parse_knowledge
 from shared.models import AgentProfile, Intent
 
@@ -65,7 +70,9 @@ DEFAULT_REPLIES: dict[Intent, str] = {
     Intent.SMALL_TALK: "I'm doing well, thank you. How can I help you?",
     Intent.HUMAN: "I'm connecting you to a member of our team now.",
     Intent.GOODBYE: "Thank you for calling. Goodbye!",
+    Intent.CALLBACK: "I have arranged for someone to call you back {when}.",
 }
+"""Replies for intents the agent file gives none; the callback one is a template over the tool's arguments."""
 
 
 def _stems(text: str) -> set[str]:
@@ -80,14 +87,64 @@ def answer_from(passage: str, question: str) -> str:
     return " ".join(sentences[i] for i in sorted(scored))
 
 
+CALLBACK_TIME = re.compile(
+    r"\b(?:(?:today|tomorrow|tonight|(?:mon|tues|wednes|thurs|fri|satur|sun)day)(?:\s+(?:morning|afternoon|evening))?"
+    r"(?:\s+at\s+\d{1,2}(?::\d{2})?\s*(?:am|pm)?)?|at\s+\d{1,2}(?::\d{2})?\s*(?:am|pm)?|in\s+an?\s+hour)\b",
+    re.IGNORECASE,
+)
+PHONE_DIGITS = re.compile(r"\+?\d[\d\s-]{5,18}\d")
+TOOL_FAILED_REPLY = "Sorry, I could not do that right now."
+TOOL_DONE_REPLY = "Done."
+NO_CALLBACK_REPLY = "I'm sorry, I cannot arrange a callback on this line."
+
+
+def callback_arguments(utterance: str) -> dict[str, str]:
+    """What a caller asking for a callback said about where and when, read with two patterns."""
+    number = PHONE_DIGITS.search(utterance)
+    when = CALLBACK_TIME.search(utterance)
+    return {
+        "phone_number": re.sub(r"[\s-]", "", number.group()) if number else "caller",
+        "when": when.group() if when else "as soon as possible",
+        "note": utterance[:200],
+    }
+
+
+def _tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
+    return {t["function"]["name"] for t in tools or [] if isinstance(t, dict) and "function" in t}
+
+
+def _last_tool_round(messages: list[BaseMessage]) -> tuple[AIMessage, list[ToolMessage]] | None:
+    """The model's last tool calls and their answers, when the prompt ends with them."""
+    answers: list[ToolMessage] = []
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            answers.insert(0, message)
+        elif isinstance(message, AIMessage) and message.tool_calls and answers:
+            return message, answers
+        else:
+            return None
+    return None
+
+
 class OfflineAgentModel(BaseChatModel):
-    """Deterministic stand-in for an LLM, built for one agent profile."""
+    """Deterministic stand-in for an LLM, built for one agent profile.
+
+    Given tools (`bind_tools`), it calls them as an LLM would, by rule: `transfer_to_human` when the
+    caller asks for a person, `end_call` on goodbye, `schedule_callback` on a callback request, an
+    HTTP tool whose `offline_pattern` matches, `search_knowledge` for a question the retrieved
+    passages missed; then it answers from what the tools said.
+    """
 
     agent: AgentProfile
 
     @property
     def _llm_type(self) -> str:
         return OFFLINE_MODEL_NAME
+
+    def bind_tools(
+        self, tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool], **kwargs: Any
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
     def _generate(
         self,
@@ -96,23 +153,62 @@ class OfflineAgentModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        utterance = messages[-1].text if messages and isinstance(messages[-1], HumanMessage) else ""
-        system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
-        passages = parse_knowledge(system)
-        intent = classify(utterance, self.agent.intents, has_knowledge=bool(passages))
-        content = json.dumps({"intent": intent.value, "text": self._reply(intent, utterance, passages)})
+        tools = _tool_names(kwargs.get("tools"))
+        round_ = _last_tool_round(messages)
+        if round_ is not None:
+            message = self._answer_after_tools(*round_)
+        else:
+            utterance = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+            system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
+            message = self._first_answer(utterance, parse_knowledge(system), tools)
         input_tokens = sum(len(m.text.split()) for m in messages)
-        output_tokens = len(content.split())
-        message = AIMessage(
-            content,
-            response_metadata={"model_provider": OFFLINE_PROVIDER, "model_name": OFFLINE_MODEL_NAME},
-            usage_metadata={
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens,
-            },
-        )
+        output_tokens = len(message.text.split()) + sum(len(json.dumps(c["args"]).split()) for c in message.tool_calls)
+        message.response_metadata = {"model_provider": OFFLINE_PROVIDER, "model_name": OFFLINE_MODEL_NAME}
+        message.usage_metadata = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        }
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _first_answer(self, utterance: str, passages: list[Passage], tools: set[str]) -> AIMessage:
+        intent = classify(utterance, self.agent.intents, has_knowledge=bool(passages))
+        if intent is Intent.HUMAN and "transfer_to_human" in tools:
+            return _calling("transfer_to_human", {"reason": "the caller asked for a person"})
+        if intent is Intent.GOODBYE and "end_call" in tools:
+            return _calling("end_call", {"reason": "the caller said goodbye"})
+        if intent not in STRONG_INTENTS:
+            for tool in self.agent.tools:
+                found = re.search(tool.offline_pattern, utterance, re.IGNORECASE) if tool.offline_pattern else None
+                if found is not None and tool.name in tools:
+                    return _calling(tool.name, {k: v for k, v in found.groupdict().items() if v is not None})
+        if intent is Intent.CALLBACK:
+            if "schedule_callback" not in tools:
+                return _saying(intent, NO_CALLBACK_REPLY)
+            return _calling("schedule_callback", callback_arguments(utterance))
+        if intent is Intent.NOT_UNDERSTOOD and "search_knowledge" in tools and _stems(utterance):
+            return _calling("search_knowledge", {"query": " ".join(sorted(_stems(utterance)))})
+        return _saying(intent, self._reply(intent, utterance, passages))
+
+    def _answer_after_tools(self, asked: AIMessage, answers: list[ToolMessage]) -> AIMessage:
+        call, answer = asked.tool_calls[-1], answers[-1]
+        if answer.text.startswith("error:"):
+            return _saying(Intent.NOT_UNDERSTOOD, TOOL_FAILED_REPLY)
+        name = call["name"]
+        if name == "transfer_to_human":
+            return _saying(Intent.HUMAN, self._reply(Intent.HUMAN, "", []))
+        if name == "end_call":
+            return _saying(Intent.GOODBYE, self._reply(Intent.GOODBYE, "", []))
+        if name == "schedule_callback":
+            template = self._reply(Intent.CALLBACK, "", [])
+            return _saying(Intent.CALLBACK, _filled(template, call["args"]) or template)
+        if name == "search_knowledge":
+            passages = parse_knowledge(answer.text)
+            if not passages:
+                return _saying(Intent.NOT_UNDERSTOOD, self.agent.not_understood)
+            return _saying(Intent.QUESTION, answer_from(passages[0].text, str(call["args"].get("query", ""))))
+        tool = next((t for t in self.agent.tools if t.name == name), None)
+        return _saying(Intent.QUESTION, _http_tool_reply(tool.offline_reply if tool else None, answer.text))
 
     def _reply(self, intent: Intent, utterance: str, passages: list[Passage]) -> str:
         if intent is Intent.QUESTION:
@@ -121,3 +217,30 @@ class OfflineAgentModel(BaseChatModel):
             return self.agent.not_understood
         rule = self.agent.intents.get(intent)
         return rule.reply if rule is not None and rule.reply else DEFAULT_REPLIES[intent]
+
+
+def _calling(name: str, arguments: dict[str, Any]) -> AIMessage:
+    return AIMessage("", tool_calls=[{"name": name, "args": arguments, "id": f"call_{name}", "type": "tool_call"}])
+
+
+def _saying(intent: Intent, text: str) -> AIMessage:
+    return AIMessage(json.dumps({"intent": intent.value, "text": text}))
+
+
+def _filled(template: str, fields: dict[str, Any]) -> str | None:
+    """`template` with its {field}s filled in; None when a field is missing or the template is malformed."""
+    try:
+        return template.format_map(fields)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return None
+
+
+def _http_tool_reply(template: str | None, answer: str) -> str:
+    """The tool's answer spoken through the agent's template ({field} of a JSON object answer), or as it is."""
+    try:
+        fields = json.loads(answer)
+    except ValueError:
+        fields = None
+    if template is None:
+        return answer[:300] if answer.strip() and not isinstance(fields, dict | list) else TOOL_DONE_REPLY
+    return _filled(template, fields if isinstance(fields, dict) else {"answer": answer}) or TOOL_DONE_REPLY

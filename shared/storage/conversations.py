@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from shared.models import Outcome, TurnRecord
 from shared.storage.postgres import Pool
 
 TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
     " reply_text, audio_blob, stt_ms, agent_ms, tts_ms, llm_provider, llm_model, input_tokens, output_tokens,"
-    " cost_usd::double precision AS cost_usd"
+    " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls"
 )
 _LLM_COLUMNS = {
     "llm_provider": "provider",
@@ -96,8 +98,9 @@ class ConversationRepository:
             conn.execute(
                 """INSERT INTO turns (conversation_id, turn, kind, request_id, user_text, intent,
                                       reply_text, stt_ms, agent_ms,
-                                      llm_provider, llm_model, input_tokens, output_tokens, cost_usd)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                      llm_provider, llm_model, input_tokens, output_tokens, cost_usd,
+                                      action, transfer_to, tool_calls)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT DO NOTHING""",
                 (
                     turn.conversation_id,
@@ -114,6 +117,9 @@ class ConversationRepository:
                     llm.input_tokens if llm else None,
                     llm.output_tokens if llm else None,
                     llm.cost_usd if llm else None,
+                    turn.action.value,
+                    turn.transfer_to,
+                    Jsonb([call.model_dump(mode="json") for call in turn.tool_calls]),
                 ),
             )
         stored = self.get_turn(turn.conversation_id, turn.turn)

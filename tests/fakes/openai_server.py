@@ -2,7 +2,7 @@
 
 It answers `POST /v1/chat/completions` (OpenAI and compatible servers) and Azure's
 `POST /openai/deployments/{deployment}/chat/completions?api-version=...`, non-streaming only. Each
-request takes the next scripted behaviour (an answer, a 429 with Retry-After, a 500, a slow answer,
+request takes the next scripted behaviour (an answer, tool calls, a 429 with Retry-After, a 500, a slow answer,
 Azure's content-filter refusal of a prompt or of a reply); with the script empty it answers with the
 default content. Every request is recorded (path, query, headers, body) so tests can check what the
 SDK sent. Bodies follow what the `openai` SDK parses: `ChatCompletion` for answers and
@@ -27,6 +27,13 @@ from aiohttp import web
 @dataclass(frozen=True)
 class Answer:
     content: str
+
+
+@dataclass(frozen=True)
+class CallsTools:
+    """An answer that asks for tool calls: (function name, arguments) pairs, `finish_reason: tool_calls`."""
+
+    calls: tuple[tuple[str, dict[str, Any]], ...]
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,7 @@ class Unauthorized:
     """Azure's answer to a wrong key (HTTP 401)."""
 
 
-Behaviour = Answer | RateLimited | ServerError | Slow | ContentFilter | FilteredReply | Unauthorized
+Behaviour = Answer | CallsTools | RateLimited | ServerError | Slow | ContentFilter | FilteredReply | Unauthorized
 
 CONTENT_FILTER_BODY: dict[str, Any] = {
     "error": {
@@ -163,6 +170,8 @@ class FakeOpenAIServer:
         match behaviour:
             case Answer(content):
                 return web.json_response(self._completion(body, content))
+            case CallsTools(calls):
+                return web.json_response(self._tool_calls(body, calls))
             case RateLimited(seconds):
                 message = f"Requests have exceeded the rate limit. Please retry after {seconds} seconds."
                 return _error(429, {"error": {"code": "429", "message": message}}, {"Retry-After": str(seconds)})
@@ -205,6 +214,26 @@ class FakeOpenAIServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+
+    def _tool_calls(self, body: dict[str, Any], calls: tuple[tuple[str, dict[str, Any]], ...]) -> dict[str, Any]:
+        answer = self._completion(body, "", finish_reason="tool_calls")
+        answer["choices"][0]["message"] = {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [
+                {
+                    "id": f"call_fake_{next(self._ids)}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(arguments)},
+                }
+                for name, arguments in calls
+            ],
+        }
+        answer["usage"]["completion_tokens"] = sum(len(json.dumps(a).split()) for _, a in calls)
+        answer["usage"]["total_tokens"] = answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"]
+        return answer
 
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared import dialog
 from shared.dialog import Step
-from shared.models import ConversationState, DialogPolicy, Intent, Outcome
+from shared.models import ConversationState, DialogPolicy, Outcome, TurnAction
 
 
 def state(**fields: object) -> ConversationState:
@@ -19,15 +19,14 @@ def test_only_a_new_conversation_greets() -> None:
     assert not dialog.needs_greeting(state(next_turn=4, turns_this_generation=0))
 
 
-def test_goodbye_hangs_up_completed_and_human_hangs_up_transferred() -> None:
-    assert dialog.after_reply(state(), Intent.GOODBYE) == dialog.Decision(Step.HANG_UP, Outcome.COMPLETED)
-    assert dialog.after_reply(state(), Intent.HUMAN) == dialog.Decision(Step.HANG_UP, Outcome.TRANSFERRED)
+def test_end_call_hangs_up_completed_and_a_transfer_hangs_up_transferred() -> None:
+    assert dialog.after_reply(state(), TurnAction.END_CALL) == dialog.Decision(Step.HANG_UP, Outcome.COMPLETED)
+    assert dialog.after_reply(state(), TurnAction.TRANSFER) == dialog.Decision(Step.HANG_UP, Outcome.TRANSFERRED)
 
 
-def test_other_intents_continue_until_the_generation_is_full() -> None:
-    for intent in (Intent.QUESTION, Intent.GREETING, Intent.SMALL_TALK, Intent.NOT_UNDERSTOOD, None):
-        assert dialog.after_reply(state(turns_this_generation=2), intent).step is Step.CONTINUE
-    assert dialog.after_reply(state(turns_this_generation=3), Intent.QUESTION).step is Step.CONTINUE_AS_NEW
+def test_a_turn_whose_tools_did_not_end_the_call_continues_until_the_generation_is_full() -> None:
+    assert dialog.after_reply(state(turns_this_generation=2), TurnAction.CONTINUE).step is Step.CONTINUE
+    assert dialog.after_reply(state(turns_this_generation=3), TurnAction.CONTINUE).step is Step.CONTINUE_AS_NEW
 
 
 def test_silence_reprompts_then_hangs_up_after_max_silences() -> None:

@@ -1,0 +1,1 @@
+"""Who and what the product lets in and out."""
