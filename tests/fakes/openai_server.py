@@ -215,7 +215,6 @@ class FakeOpenAIServer:
             },
         }
 
-
     def _tool_calls(self, body: dict[str, Any], calls: tuple[tuple[str, dict[str, Any]], ...]) -> dict[str, Any]:
         answer = self._completion(body, "", finish_reason="tool_calls")
         answer["choices"][0]["message"] = {

@@ -8,6 +8,7 @@ import pytest
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from pydantic import Field
 
 from shared.agent.chain import reply_to, total_usage
 from shared.agent.offline_model import TOOL_FAILED_REPLY, callback_arguments
@@ -23,7 +24,7 @@ class SecondLookRetriever(BaseRetriever):
     """Finds nothing for the utterance itself, then `documents` for any other query (the tool's own)."""
 
     documents: list[Document]
-    queries: list[str] = []
+    queries: list[str] = Field(default_factory=list)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         self.queries.append(query)
@@ -73,7 +74,7 @@ def test_goodbye_calls_end_call(demo: AgentProfile) -> None:
 def test_a_question_the_first_retrieval_missed_is_searched_again_and_answered_from_what_the_tool_found(
     demo: AgentProfile,
 ) -> None:
-    retriever = SecondLookRetriever(documents=[Document(page_content="Parking is behind the building.")], queries=[])
+    retriever = SecondLookRetriever(documents=[Document(page_content="Parking is behind the building.")])
 
     answered = answer(demo, "tell me about parking", retriever)
 
