@@ -19,6 +19,9 @@ import pytest
 import redis
 
 from devhost import standins
+from shared.agent.catalog import load_agent_file
+from shared.config import REPOSITORY_ROOT
+from shared.models import AgentProfile
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 LOCAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -103,3 +106,9 @@ def blob_connection_string(services_dir: Path) -> Iterator[str]:
     server = standins.start_azurite(services_dir, in_memory=True, blob_port=0)
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo() -> AgentProfile:
+    """The demo agent, as its file in the repository describes it."""
+    return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")

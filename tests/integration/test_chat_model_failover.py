@@ -15,10 +15,9 @@ import pytest
 from langchain_core.documents import Document
 from openai import AuthenticationError
 
-from shared.agent.catalog import load_agent_file
 from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.offline_model import OfflineAgentModel
-from shared.config import REPOSITORY_ROOT, Settings
+from shared.config import Settings
 from shared.models import AgentProfile, AgentReply, AnsweredReply, Intent
 from tests.fakes.openai_server import (
     Answer,
@@ -37,11 +36,6 @@ OPENAI_KEY = "openai-key-never-logged"
 DEPLOYMENT = "chat-deployment"
 QUESTION = "what are your opening hours"
 OFFLINE_ANSWER = "8 am to 10 pm"
-
-
-@pytest.fixture(scope="module")
-def demo() -> AgentProfile:
-    return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
 
 
 @pytest.fixture
