@@ -24,6 +24,7 @@ from devhost.faults import Faults
 from devhost.http_triggers import HttpLimits
 from devhost.server import HostOptions, build_app
 from devhost.worker_index import AppRefused
+from shared.agent.catalog import AgentFileError, load_agents
 from shared.config import REPOSITORY_ROOT, Settings
 
 log = logging.getLogger("devhost")
@@ -135,6 +136,12 @@ def main() -> int:
     if problems:
         log.error("refusing to start, settings out of bounds:\n%s", "\n".join(problems))
         return 1
+    try:
+        agents = load_agents(Settings().agents_dir)
+    except AgentFileError as error:
+        log.error("refusing to start, an agent file is not valid:\n  %s", error)
+        return 1
+    log.info("agents: %s", ", ".join(a.name for a in agents) or "none")
     try:
         app_registry = registry.load(args.script_root)
     except AppRefused as error:
