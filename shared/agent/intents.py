@@ -1,7 +1,7 @@
 """Rule-based intent recognition for the offline agent: phrase matching, no model.
 
 A phrase matches when its words appear in the utterance in order and next to each other. Strong
-signals (asking for a human, saying goodbye) win outright; greetings and small talk win only when
+signals (asking for a human or a callback, saying goodbye) win outright; greetings and small talk win only when
 they are most of what was said, so "hello, when do you open?" is still treated as a question.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from shared.models import Intent, IntentRule
 
-STRONG_INTENTS = (Intent.HUMAN, Intent.GOODBYE)
+STRONG_INTENTS = (Intent.HUMAN, Intent.GOODBYE, Intent.CALLBACK)
 SOCIAL_INTENTS = (Intent.GREETING, Intent.SMALL_TALK)
 SOCIAL_COVERAGE = 0.6
 """Share of the utterance a greeting/small-talk phrase must cover to beat a knowledge answer."""
