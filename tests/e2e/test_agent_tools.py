@@ -20,9 +20,12 @@ ORDER_TOOL = """
 name = "order_status"
 description = "Look up where an order is."
 url = "{url}/status"
-parameters = {{ type = "object", properties = {{ order_id = {{ type = "string", pattern = "^[0-9]+$" }} }}, required = ["order_id"] }}
 offline_pattern = "order (?P<order_id>[0-9]+)"
 offline_reply = "Your order is {{status}}."
+[tools.parameters]
+type = "object"
+required = ["order_id"]
+properties = {{ order_id = {{ type = "string", pattern = "^[0-9]+$" }} }}
 """
 
 
