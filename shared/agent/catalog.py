@@ -5,6 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from shared.errors import UnsupportedMediaType
+from shared.knowledge.loading import content_type_of
 from shared.models import AgentProfile
 
 
@@ -20,6 +22,14 @@ def load_agent_file(path: Path) -> AgentProfile:
         raise AgentFileError(f"{path}: {error}") from error
     if profile.name != path.stem:
         raise AgentFileError(f"{path}: name {profile.name!r} must match the file name")
+    for entry in profile.knowledge:
+        if entry.path and not (path.parent / entry.path).is_file():
+            raise AgentFileError(f"{path}: knowledge {entry.title!r}: no file {entry.path!r} next to the agent file")
+        if entry.path:
+            try:
+                content_type_of(entry.path)
+            except UnsupportedMediaType as error:
+                raise AgentFileError(f"{path}: knowledge {entry.title!r}: {error.message}") from error
     return profile
 
 
