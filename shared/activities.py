@@ -11,7 +11,6 @@ import time
 from collections import Counter
 
 from shared.agent.chain import chat_model_for, reply_to
-from shared.agent.retriever import PostgresKnowledgeRetriever
 from shared.agent.tools import ToolBox
 from shared.errors import InvalidAudio
 from shared.models import (
@@ -85,7 +84,7 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
     elif request.kind is TurnKind.REPROMPT:
         text, intent, llm = profile.reprompt, None, None
     else:
-        retriever = PostgresKnowledgeRetriever(repository=services.knowledge, agent=profile.name)
+        retriever = services.retriever(profile.name)
         history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
         toolbox = ToolBox(
             profile=profile,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,9 @@ class Settings(BaseSettings):
     azure_openai_api_version: str = Field(default="2024-10-21", description="Azure OpenAI REST api-version.")
     azure_openai_chat_deployment: str = Field(default="", description="Azure OpenAI deployment of the chat model.")
     azure_openai_embeddings_deployment: str = Field(
-        default="", description="Azure OpenAI deployment of the embeddings model (read, not used yet)."
+        default="",
+        description="Azure OpenAI deployment of the embeddings model: with AZURE_OPENAI_ENDPOINT, it embeds knowledge "
+        "chunks and questions for Azure AI Search.",
     )
     openai_api_key: SecretStr = Field(
         default=SecretStr(""),
@@ -92,6 +94,11 @@ class Settings(BaseSettings):
         "Empty: api.openai.com.",
     )
     openai_model: str = Field(default="gpt-4o-mini", description="Model the OpenAI fallback asks for.")
+    openai_embeddings_model: str = Field(
+        default="text-embedding-3-small",
+        description="OpenAI embeddings model, used for Azure AI Search when no Azure OpenAI embeddings deployment is "
+        "configured.",
+    )
     llm_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="Per-call timeout of each chat model before the next one answers."
     )
@@ -101,6 +108,68 @@ class Settings(BaseSettings):
         le=5,
         description="Retries per chat model on 429, 5xx and timeouts (honouring Retry-After) before the next one.",
     )
+    knowledge_container: str = Field(
+        default="knowledge", description="Blob container holding the source file of every knowledge document."
+    )
+    knowledge_max_file_bytes: int = Field(
+        default=10_000_000, gt=0, le=100_000_000, description="Largest knowledge file accepted, checked before reading."
+    )
+    knowledge_max_pdf_pages: int = Field(
+        default=300, ge=1, le=5000, description="Most pages of a PDF knowledge file, checked before extracting text."
+    )
+    knowledge_max_characters: int = Field(
+        default=2_000_000,
+        ge=1,
+        le=50_000_000,
+        description="Most characters of text one knowledge document may hold once extracted (refused above).",
+    )
+    knowledge_chunk_characters: int = Field(
+        default=1000, ge=100, le=8000, description="Target size of a knowledge chunk, in characters."
+    )
+    knowledge_chunk_overlap: int = Field(
+        default=150,
+        ge=0,
+        le=2000,
+        description="Characters neighbouring chunks share, so a sentence cut at a boundary is found in one of "
+        "them. Less than KNOWLEDGE_CHUNK_CHARACTERS.",
+    )
+    knowledge_passages: int = Field(
+        default=2, ge=1, le=20, description="Knowledge chunks retrieved for each caller question."
+    )
+    azure_search_endpoint: str = Field(
+        default="",
+        description="https://<service>.search.windows.net: knowledge is indexed in and retrieved from Azure AI Search "
+        "(hybrid text + vector). Empty: Postgres full-text search.",
+    )
+    azure_search_index: str = Field(
+        default="knowledge",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,127}$",
+        description="Azure AI Search index of every agent's knowledge chunks (created by the app).",
+    )
+    azure_search_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Azure AI Search admin key. Empty: Microsoft Entra ID (DefaultAzureCredential, e.g. managed "
+        "identity).",
+    )
+    azure_search_max_retries: int = Field(
+        default=2, ge=0, le=5, description="Retries of each Azure AI Search call on 429, 5xx and timeouts."
+    )
+
+    @model_validator(mode="after")
+    def _knowledge_settings_agree(self) -> Settings:
+        if self.knowledge_chunk_overlap >= self.knowledge_chunk_characters:
+            raise ValueError("KNOWLEDGE_CHUNK_OVERLAP must be less than KNOWLEDGE_CHUNK_CHARACTERS")
+        if self.azure_search_endpoint and not self.has_embeddings:
+            raise ValueError(
+                "AZURE_SEARCH_ENDPOINT needs an embeddings model: AZURE_OPENAI_ENDPOINT with "
+                "AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT, or OPENAI_API_KEY / OPENAI_BASE_URL"
+            )
+        return self
+
+    @property
+    def has_embeddings(self) -> bool:
+        azure = bool(self.azure_openai_endpoint and self.azure_openai_embeddings_deployment)
+        return azure or bool(self.openai_api_key.get_secret_value() or self.openai_base_url)
 
     http_tool_allowed_hosts: str = Field(
         default="",

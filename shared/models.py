@@ -61,8 +61,17 @@ class IntentRule(Frozen):
 
 
 class KnowledgeDocument(Frozen):
+    """One `[[knowledge]]` entry of an agent file: its text inline, or a file path relative to the agent file."""
+
     title: str
-    text: str
+    text: str = ""
+    path: str = ""
+
+    @model_validator(mode="after")
+    def _text_or_path(self) -> KnowledgeDocument:
+        if bool(self.text.strip()) == bool(self.path.strip()):
+            raise ValueError(f"knowledge entry {self.title!r} needs either text or path, not both")
+        return self
 
 
 class ModelParameters(Frozen):

@@ -13,12 +13,16 @@ import logging
 import threading
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agents
+from shared.agent.retriever import AzureSearchRetriever, PostgresKnowledgeRetriever
 from shared.config import Settings, get_settings
+from shared.knowledge.library import KnowledgeLibrary
+from shared.knowledge.sources import SourceStore
 from shared.security.egress import EgressPolicy
 from shared.speech.espeak import EspeakSynthesizer
 from shared.speech.pocketsphinx import PocketsphinxRecognizer
@@ -30,6 +34,12 @@ from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.retrievers import BaseRetriever
+
+    from shared.knowledge.azure_search import AzureSearchIndex
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +75,64 @@ class Services:
 
     @cached_property
     def knowledge(self) -> KnowledgeRepository:
+        """The repository, once every agent file (and the knowledge files it names) is synced into it."""
         repository = KnowledgeRepository(self.pool)
+        library = self._library(repository)
         for profile in load_agents(self.settings.agents_dir):
             if repository.upsert_agent(profile):
                 log.info("agent %s synced from its file", profile.name)
+            library.sync_agent_file(profile, self.settings.agents_dir)
+            try:
+                library.index_pending(profile.name)
+            except Exception:
+                # The index catches up on a later start; until then turns fall back to full-text search.
+                log.exception("agent %s: knowledge not uploaded to Azure AI Search", profile.name)
         return repository
+
+    @cached_property
+    def library(self) -> KnowledgeLibrary:
+        return self._library(self.knowledge)
+
+    @cached_property
+    def knowledge_sources(self) -> SourceStore:
+        service = blob_service(self.settings.blob_connection_string, self.settings.blob_account_url)
+        return SourceStore(service, self.settings.knowledge_container)
+
+    @cached_property
+    def search_index(self) -> AzureSearchIndex | None:
+        if not self.settings.azure_search_endpoint:
+            return None
+        from shared.knowledge.azure_search import AzureSearchIndex
+
+        return AzureSearchIndex.from_settings(self.settings)
+
+    @cached_property
+    def embeddings(self) -> Embeddings | None:
+        from shared.knowledge.embeddings import embeddings_for
+
+        return embeddings_for(self.settings)
+
+    def retriever(self, agent: str) -> BaseRetriever:
+        """Azure AI Search (hybrid) when AZURE_SEARCH_ENDPOINT is set, else Postgres full-text search."""
+        local = PostgresKnowledgeRetriever(
+            repository=self.knowledge, agent=agent, limit=self.settings.knowledge_passages
+        )
+        if self.search_index is None or self.embeddings is None:
+            return local
+        return AzureSearchRetriever(
+            index=self.search_index,
+            embeddings=self.embeddings,
+            repository=self.knowledge,
+            agent=agent,
+            limit=self.settings.knowledge_passages,
+            fallback=local,
+        )
+
+    def _library(self, repository: KnowledgeRepository) -> KnowledgeLibrary:
+        index = self.search_index
+        return KnowledgeLibrary(
+            repository, self.knowledge_sources, self.settings, index, self.embeddings if index else None
+        )
 
     @cached_property
     def audio(self) -> AudioStore:

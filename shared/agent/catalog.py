@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared.errors import UnsupportedMediaType
+from shared.knowledge.loading import content_type_of
 from shared.models import AgentProfile
 
 
@@ -33,6 +35,14 @@ def load_agent_file(path: Path) -> AgentProfile:
         raise AgentFileError(f"{path}: {describe_errors(error)}") from error
     if profile.name != path.stem:
         raise AgentFileError(f"{path}: name {profile.name!r} must match the file name")
+    for entry in profile.knowledge:
+        if entry.path and not (path.parent / entry.path).is_file():
+            raise AgentFileError(f"{path}: knowledge {entry.title!r}: no file {entry.path!r} next to the agent file")
+        if entry.path:
+            try:
+                content_type_of(entry.path)
+            except UnsupportedMediaType as error:
+                raise AgentFileError(f"{path}: knowledge {entry.title!r}: {error.message}") from error
     return profile
 
 

@@ -1,37 +1,122 @@
-"""Agents and their knowledge in Postgres, with full-text search as the local retriever."""
+"""Agents, their knowledge documents and chunks in Postgres, with full-text search as the local retriever.
+
+A document is one source of an agent's knowledge: an inline `[[knowledge]]` entry of its agent file
+(`inline`), a file that entry names (`file`), or a file ingested with `python -m shared.knowledge`
+(`ingest`). Its chunks are replaced as a whole, in one transaction, so a search never sees half of
+an old and half of a new version. Postgres is the source of truth; an Azure AI Search index, when
+configured, is a copy of these chunks.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
+from psycopg import Connection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from shared.models import AgentProfile
+from shared.models import AgentProfile, KnowledgeDocument
 from shared.storage.postgres import Pool
+
+Origin = Literal["inline", "file", "ingest"]
+
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
 class KnowledgeHit:
+    """A chunk a search found, with what an answer needs to cite it."""
+
     title: str
     body: str
     rank: float
+    chunk_id: str = ""
+    document_id: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A document to store, with its chunks' texts in order."""
+
+    agent: str
+    document_id: str
+    title: str
+    source: str
+    origin: Origin
+    content_type: str
+    content_hash: str
+    size_bytes: int
+    chunks: Sequence[str]
+    blob_name: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    agent: str
+    document_id: str
+    title: str
+    source: str
+    origin: Origin
+    content_type: str
+    blob_name: str | None
+    content_hash: str
+    size_bytes: int
+    chunks: int
+    indexed: bool
+    updated_at: datetime
 
 
 def profile_hash(profile: AgentProfile) -> str:
     return hashlib.sha256(profile.model_dump_json().encode()).hexdigest()
 
 
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def slug(text: str, limit: int = 100) -> str:
+    """Lowercase letters, digits and dashes: safe as a document id, a blob name part and an AI Search key."""
+    value = _NOT_SLUG.sub("-", text.lower()).strip("-")[:limit].strip("-")
+    return value or "x" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def chunk_id(agent: str, document_id: str, position: int) -> str:
+    """Stable across re-ingests of the same document: `agent=document=position` (`=` is in neither name)."""
+    return f"{agent}={document_id}={position}"
+
+
+def inline_document_ids(entries: Sequence[KnowledgeDocument]) -> list[str]:
+    """`inline-<title>`, numbered when two inline entries share a title."""
+    ids: list[str] = []
+    for entry in entries:
+        base = f"inline-{slug(entry.title, 90)}"
+        candidate, n = base, 2
+        while candidate in ids:
+            candidate, n = f"{base}-{n}", n + 1
+        ids.append(candidate)
+    return ids
+
+
 class KnowledgeRepository:
-    """Reads and writes agents and knowledge chunks."""
+    """Reads and writes agents, knowledge documents and their chunks."""
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
     def upsert_agent(self, profile: AgentProfile) -> bool:
-        """Store the agent and replace its knowledge; a no-op (False) when nothing changed."""
+        """Store the agent and replace its inline knowledge; a no-op (False) when nothing changed.
+
+        Documents from files (the agent file's `path` entries, ingested files) are not touched here.
+        """
         digest = profile_hash(profile)
+        ids = inline_document_ids(profile.knowledge)
+        inline = [(doc_id, e) for doc_id, e in zip(ids, profile.knowledge, strict=True) if e.text]
         with self._pool.connection() as conn, conn.transaction():
             row = conn.execute("SELECT content_hash FROM agents WHERE name = %s FOR UPDATE", (profile.name,)).fetchone()
             if row is not None and row["content_hash"] == digest:
@@ -42,11 +127,26 @@ class KnowledgeRepository:
                    SET profile = EXCLUDED.profile, content_hash = EXCLUDED.content_hash, updated_at = now()""",
                 (profile.name, Jsonb(profile.model_dump(mode="json")), digest),
             )
-            conn.execute("DELETE FROM knowledge_chunks WHERE agent = %s", (profile.name,))
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO knowledge_chunks (agent, title, body) VALUES (%s, %s, %s)",
-                    [(profile.name, doc.title, doc.text) for doc in profile.knowledge],
+            conn.execute(
+                "DELETE FROM knowledge_documents WHERE agent = %s AND origin = 'inline' AND NOT document_id = ANY(%s)",
+                (profile.name, [doc_id for doc_id, _ in inline]),
+            )
+            for doc_id, entry in inline:
+                text = entry.text.encode()
+                _replace(
+                    conn,
+                    NewDocument(
+                        agent=profile.name,
+                        document_id=doc_id,
+                        title=entry.title,
+                        source=f"{profile.name}.toml",
+                        origin="inline",
+                        content_type="text/plain",
+                        content_hash=content_hash(entry.title.encode() + b"\0" + text),
+                        size_bytes=len(text),
+                        chunks=[entry.text],
+                    ),
+                    only_if_changed=True,
                 )
         return True
 
@@ -54,6 +154,57 @@ class KnowledgeRepository:
         with self._pool.connection() as conn:
             row = conn.execute("SELECT profile FROM agents WHERE name = %s", (name,)).fetchone()
         return None if row is None else AgentProfile.model_validate(row["profile"])
+
+    def replace_document(self, document: NewDocument) -> list[str]:
+        """Store the document and its chunks in place of any earlier version; the earlier chunk ids."""
+        with self._pool.connection() as conn, conn.transaction():
+            return _replace(conn, document, only_if_changed=False)
+
+    def delete_document(self, agent: str, document_id: str) -> list[str]:
+        """Remove the document and its chunks; the chunk ids it had."""
+        with self._pool.connection() as conn, conn.transaction():
+            ids = _chunk_ids(conn, agent, document_id)
+            conn.execute("DELETE FROM knowledge_documents WHERE agent = %s AND document_id = %s", (agent, document_id))
+        return ids
+
+    def get_document(self, agent: str, document_id: str) -> StoredDocument | None:
+        documents = self._documents("d.agent = %s AND d.document_id = %s", (agent, document_id))
+        return documents[0] if documents else None
+
+    def list_documents(self, agent: str, origin: Origin | None = None) -> list[StoredDocument]:
+        if origin is None:
+            return self._documents("d.agent = %s", (agent,))
+        return self._documents("d.agent = %s AND d.origin = %s", (agent, origin))
+
+    def unindexed_documents(self, agent: str) -> list[StoredDocument]:
+        """Documents whose current version is not yet in the search index."""
+        return self._documents("d.agent = %s AND d.indexed_hash IS DISTINCT FROM d.content_hash", (agent,))
+
+    def mark_indexed(self, agent: str, document_id: str, indexed_hash: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE knowledge_documents SET indexed_hash = %s WHERE agent = %s AND document_id = %s",
+                (indexed_hash, agent, document_id),
+            )
+
+    def chunks(self, agent: str, document_id: str) -> list[KnowledgeHit]:
+        """The document's chunks in order (rank 0)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                """SELECT c.chunk_id, c.document_id, c.title, c.body, d.source
+                   FROM knowledge_chunks c JOIN knowledge_documents d USING (agent, document_id)
+                   WHERE c.agent = %s AND c.document_id = %s ORDER BY c.position""",
+                (agent, document_id),
+            ).fetchall()
+        return [_hit(r, 0.0) for r in rows]
+
+    def existing_chunk_ids(self, agent: str, ids: Sequence[str]) -> set[str]:
+        """Which of these chunk ids the agent still has (a search index may lag behind a delete)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT chunk_id FROM knowledge_chunks WHERE agent = %s AND chunk_id = ANY(%s)", (agent, list(ids))
+            ).fetchall()
+        return {r["chunk_id"] for r in rows}
 
     def search(self, agent: str, query: str, limit: int = 3) -> list[KnowledgeHit]:
         """Chunks matching any meaningful word of the query, best first.
@@ -67,11 +218,109 @@ class KnowledgeRepository:
                        SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS query
                        FROM unnest(to_tsvector('english', %(text)s))
                    )
-                   SELECT title, body, ts_rank_cd(search, q.query) AS rank
-                   FROM knowledge_chunks, q
-                   WHERE agent = %(agent)s AND q.query IS NOT NULL AND search @@ q.query
-                   ORDER BY rank DESC, id
+                   SELECT c.chunk_id, c.document_id, c.title, c.body, d.source, ts_rank_cd(c.search, q.query) AS rank
+                   FROM knowledge_chunks c JOIN knowledge_documents d USING (agent, document_id), q
+                   WHERE c.agent = %(agent)s AND q.query IS NOT NULL AND c.search @@ q.query
+                   ORDER BY rank DESC, c.id
                    LIMIT %(limit)s""",
                 {"text": query, "agent": agent, "limit": limit},
             ).fetchall()
-        return [KnowledgeHit(r["title"], r["body"], float(r["rank"])) for r in rows]
+        return [_hit(r, float(r["rank"])) for r in rows]
+
+    def _documents(self, where: str, params: tuple[object, ...]) -> list[StoredDocument]:
+        """Documents matching `where`, always one of the fixed clauses above (never caller text)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"""SELECT d.*, (SELECT count(*) FROM knowledge_chunks c
+                                 WHERE c.agent = d.agent AND c.document_id = d.document_id) AS chunk_count
+                    FROM knowledge_documents d WHERE {where} ORDER BY d.document_id""",
+                params,
+            ).fetchall()
+        return [
+            StoredDocument(
+                agent=r["agent"],
+                document_id=r["document_id"],
+                title=r["title"],
+                source=r["source"],
+                origin=r["origin"],
+                content_type=r["content_type"],
+                blob_name=r["blob_name"],
+                content_hash=r["content_hash"],
+                size_bytes=r["size_bytes"],
+                chunks=r["chunk_count"],
+                indexed=r["indexed_hash"] == r["content_hash"],
+                updated_at=r["updated_at"],
+            )
+            for r in rows
+        ]
+
+
+def _hit(row: dict[str, Any], rank: float) -> KnowledgeHit:
+    return KnowledgeHit(
+        title=row["title"],
+        body=row["body"],
+        rank=rank,
+        chunk_id=row["chunk_id"],
+        document_id=row["document_id"],
+        source=row["source"],
+    )
+
+
+def _chunk_ids(conn: Connection[DictRow], agent: str, document_id: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT chunk_id FROM knowledge_chunks WHERE agent = %s AND document_id = %s ORDER BY position",
+        (agent, document_id),
+    ).fetchall()
+    return [r["chunk_id"] for r in rows]
+
+
+def _replace(conn: Connection[DictRow], document: NewDocument, *, only_if_changed: bool) -> list[str]:
+    if only_if_changed:
+        row = conn.execute(
+            "SELECT content_hash FROM knowledge_documents WHERE agent = %s AND document_id = %s",
+            (document.agent, document.document_id),
+        ).fetchone()
+        if row is not None and row["content_hash"] == document.content_hash:
+            return []
+    previous = _chunk_ids(conn, document.agent, document.document_id)
+    conn.execute(
+        """INSERT INTO knowledge_documents
+               (agent, document_id, title, source, origin, content_type, blob_name, content_hash, size_bytes)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (agent, document_id) DO UPDATE
+           SET title = EXCLUDED.title, source = EXCLUDED.source, origin = EXCLUDED.origin,
+               content_type = EXCLUDED.content_type, blob_name = EXCLUDED.blob_name,
+               content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,
+               indexed_hash = NULL, updated_at = now()""",
+        (
+            document.agent,
+            document.document_id,
+            document.title,
+            document.source,
+            document.origin,
+            document.content_type,
+            document.blob_name,
+            document.content_hash,
+            document.size_bytes,
+        ),
+    )
+    conn.execute(
+        "DELETE FROM knowledge_chunks WHERE agent = %s AND document_id = %s", (document.agent, document.document_id)
+    )
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO knowledge_chunks (agent, document_id, chunk_id, position, title, body)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            [
+                (
+                    document.agent,
+                    document.document_id,
+                    chunk_id(document.agent, document.document_id, i),
+                    i,
+                    document.title,
+                    text,
+                )
+                for i, text in enumerate(document.chunks)
+            ],
+        )
+    return previous

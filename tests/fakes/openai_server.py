@@ -7,13 +7,23 @@ Azure's content-filter refusal of a prompt or of a reply); with the script empty
 default content. Every request is recorded (path, query, headers, body) so tests can check what the
 SDK sent. Bodies follow what the `openai` SDK parses: `ChatCompletion` for answers and
 `{"error": {...}}` for errors (the SDK reads `error.code`, and `Retry-After` for its back-off).
+
+Embeddings too: `POST /v1/embeddings` and `POST /openai/deployments/{deployment}/embeddings`, one
+deterministic vector per input (a hashed bag of words, unit length, `embedding_dimensions` long), as
+floats or, when asked with `encoding_format: base64` (the `openai` SDK's default), as base64 float32.
+Embedding requests are recorded in `embedding_requests` and do not take scripted behaviours.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import json
+import math
+import re
+import struct
 import threading
 import time
 from collections import deque
@@ -107,7 +117,9 @@ class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as server:`; `server.url` is its origin."""
 
     default_content: str = '{"intent": "question", "text": "Hello from the fake model."}'
+    embedding_dimensions: int = 64
     requests: list[RecordedRequest] = field(default_factory=list)
+    embedding_requests: list[RecordedRequest] = field(default_factory=list)
     _script: deque[Behaviour] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -143,6 +155,8 @@ class FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat_completions)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -192,6 +206,35 @@ class FakeOpenAIServer:
             case FilteredReply():
                 return web.json_response(self._completion(body, "", finish_reason="content_filter"))
 
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.embedding_requests.append(RecordedRequest(request.path, dict(request.query), dict(request.headers), body))
+        if request.match_info.get("deployment") and "api-version" not in request.query:
+            return _error(404, {"error": {"code": "404", "message": "Resource not found"}})
+        inputs = body.get("input")
+        texts = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            message = "'input' must be a string or a non-empty array of strings (the fake takes no token arrays)"
+            return _error(400, {"error": {"message": message, "type": "invalid_request_error", "code": None}})
+        vectors = [bag_of_words_vector(t, self.embedding_dimensions) for t in texts]
+        as_base64 = body.get("encoding_format") == "base64"
+        tokens = sum(len(t.split()) for t in texts)
+        return web.json_response(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "object": "embedding",
+                        "index": i,
+                        "embedding": base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() if as_base64 else v,
+                    }
+                    for i, v in enumerate(vectors)
+                ],
+                "model": body.get("model", "fake-embeddings"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
     def _completion(self, body: dict[str, Any], content: str, finish_reason: str = "stop") -> dict[str, Any]:
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         completion_tokens = len(content.split())
@@ -233,6 +276,15 @@ class FakeOpenAIServer:
         answer["usage"]["completion_tokens"] = sum(len(json.dumps(a).split()) for _, a in calls)
         answer["usage"]["total_tokens"] = answer["usage"]["prompt_tokens"] + answer["usage"]["completion_tokens"]
         return answer
+
+
+def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
+    """Each lowercase word adds 1 at a position its hash picks: texts sharing words point the same way."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big") % dimensions] += 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
 
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:

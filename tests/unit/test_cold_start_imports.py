@@ -1,4 +1,5 @@
-"""Cold start: importing the app must not load the language-model vendor SDKs (they load on first use)."""
+"""Cold start: importing the app must not load the language-model, search or document-loading vendor SDKs
+(they load on first use)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import sys
 
 from shared.config import REPOSITORY_ROOT
 
-VENDOR_SDKS = ("openai", "langchain_openai", "azure.identity", "tiktoken")
+VENDOR_SDKS = (
+    "openai",
+    "langchain_openai",
+    "azure.identity",
+    "azure.search",
+    "tiktoken",
+    "pypdf",
+    "bs4",
+    "langchain_text_splitters",
+)
 
 LOADED_VENDOR_MODULES = f"""
 import json, sys
