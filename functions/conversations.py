@@ -354,6 +354,8 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                     "reply": _reply(req, svc.settings, t),
                     "timings_ms": {"stt": t.stt_ms, "agent": t.agent_ms, "tts": t.tts_ms},
                     "llm": t.llm.model_dump(mode="json") if t.llm else None,
+                    "stt_engine": t.stt_engine,
+                    "tts_engine": t.tts_engine,
                 }
                 for t in turns
             ],

@@ -101,6 +101,24 @@ class Settings(BaseSettings):
         le=5,
         description="Retries per chat model on 429, 5xx and timeouts (honouring Retry-After) before the next one.",
     )
+    sarvam_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Sarvam AI subscription key. With it, Sarvam is the primary speech-to-text and text-to-speech "
+        "engine (the offline engines answer when it cannot). Empty: Sarvam is not used.",
+    )
+    sarvam_base_url: str = Field(
+        default="https://api.sarvam.ai", description="Sarvam AI REST origin (tests point it at a local fake)."
+    )
+    sarvam_stt_model: str = Field(default="saaras:v3", description="Sarvam speech-to-text model.")
+    sarvam_tts_model: str = Field(
+        default="bulbul:v3", description="Sarvam text-to-speech model (bulbul:v2, bulbul:v3 or bulbul:v4-flash)."
+    )
+    speech_timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        le=60,
+        description="Per-request timeout of the cloud speech engine before the offline engine answers.",
+    )
 
 
 @lru_cache(maxsize=1)

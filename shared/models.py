@@ -7,8 +7,12 @@ stores and validates on the way back in.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+SpeechProvider = Literal["auto", "sarvam", "offline"]
+"""Which speech engine an agent wants: "auto" is Sarvam when configured, else the offline engines."""
 
 
 class Frozen(BaseModel):
@@ -62,6 +66,12 @@ class AgentProfile(Frozen):
     display_name: str
     language: str = "en-US"
     voice: str = ""
+    stt_provider: SpeechProvider = Field(default="auto", description="Who listens: auto, sarvam or offline.")
+    tts_provider: SpeechProvider = Field(default="auto", description="Who speaks: auto, sarvam or offline.")
+    speaker: str = Field(default="", description="Sarvam speaker (voice) name; empty: the model's default.")
+    detect_language: bool = Field(
+        default=False, description="Let Sarvam detect each utterance's language instead of assuming `language`."
+    )
     greeting: str
     reprompt: str = "Are you still there?"
     not_understood: str = "Sorry, I did not catch that. Could you say it another way?"
@@ -137,8 +147,12 @@ class TranscribeInput(Frozen):
 
 
 class Transcript(Frozen):
+    """What the caller said, which engine heard it, and the language it heard (detected or assumed)."""
+
     text: str
     stt_ms: float
+    engine: str | None = None
+    language: str | None = None
 
 
 class AgentReply(Frozen):
@@ -187,6 +201,8 @@ class TurnRecord(Frozen):
     agent_ms: float | None = None
     tts_ms: float | None = None
     llm: ModelUsage | None = None
+    stt_engine: str | None = None
+    tts_engine: str | None = None
 
 
 class SynthesizeInput(Frozen):
@@ -195,12 +211,14 @@ class SynthesizeInput(Frozen):
     turn: int
     language: str
     text: str
+    sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
 
 
 class SynthesizedAudio(Frozen):
     audio_blob: str
     tts_ms: float
     duration_seconds: float
+    engine: str | None = None
 
 
 class PublishInput(Frozen):

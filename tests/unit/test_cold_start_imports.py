@@ -1,4 +1,4 @@
-"""Cold start: importing the app must not load the language-model vendor SDKs (they load on first use)."""
+"""Cold start: importing the app must not load the language-model or speech vendor SDKs (they load on first use)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 from shared.config import REPOSITORY_ROOT
 
-VENDOR_SDKS = ("openai", "langchain_openai", "azure.identity", "tiktoken")
+VENDOR_SDKS = ("openai", "langchain_openai", "azure.identity", "tiktoken", "sarvamai")
 
 LOADED_VENDOR_MODULES = f"""
 import json, sys
