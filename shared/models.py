@@ -186,7 +186,9 @@ class AnsweredReply(Frozen):
 class TurnRecord(Frozen):
     """A persisted turn, as `respond` returns it and the conversation API shows it.
 
-    `llm` is None for turns no model answered (greeting, re-prompt).
+    `llm` is None for turns no model answered (greeting, re-prompt). `stt_engine` names the engine that
+    heard a spoken utterance (None for typed turns and the agent's own lines), `tts_engine` the one that
+    spoke the reply; both are set when the reply audio is stored.
     """
 
     conversation_id: str
