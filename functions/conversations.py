@@ -359,6 +359,8 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                     "action": t.action,
                     "transfer_to": t.transfer_to,
                     "tool_calls": [call.model_dump(mode="json") for call in t.tool_calls],
+                    "stt_engine": t.stt_engine,
+                    "tts_engine": t.tts_engine,
                 }
                 for t in turns
             ],

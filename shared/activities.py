@@ -29,7 +29,8 @@ from shared.models import (
 )
 from shared.services import Services
 from shared.speech.audio import decode_wav, encode_wav
-from shared.storage.blobs import reply_audio_name
+from shared.speech.ports import Hearing, Speaking
+from shared.storage.blobs import caller_audio_name, reply_audio_name
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,15 @@ def transcribe(services: Services, request: TranscribeInput) -> Transcript:
         log.warning("caller audio %s heard as nothing: %s", request.audio_blob, refused.message)
         return Transcript(text="", stt_ms=_elapsed_ms(started))
     profile = agent_profile(services, request.agent)
-    text = services.stt.transcribe(audio, request.language, profile.listening_phrases())
-    return Transcript(text=text, stt_ms=_elapsed_ms(started))
+    hearing = Hearing(
+        language=request.language,
+        phrases=tuple(profile.listening_phrases()),
+        detect_language=profile.detect_language,
+        provider=profile.stt_provider,
+    )
+    heard = services.stt.transcribe(audio, hearing)
+    services.conversations.record_heard(request.conversation_id, request.audio_blob, heard.engine, heard.language)
+    return Transcript(text=heard.text, stt_ms=_elapsed_ms(started), engine=heard.engine, language=heard.language)
 
 
 def respond(services: Services, request: TurnInput) -> TurnRecord:
@@ -120,15 +128,34 @@ def respond(services: Services, request: TurnInput) -> TurnRecord:
 
 
 def synthesize(services: Services, request: SynthesizeInput) -> SynthesizedAudio:
-    """Speak the reply into a WAV blob named after the turn (overwriting is harmless on retry)."""
+    """Speak the reply into a WAV blob named after the turn (overwriting is harmless on retry).
+
+    The turn then records which engine spoke it and, for a spoken utterance, which engine heard it
+    (noted by `transcribe` before the turn existed).
+    """
     profile = agent_profile(services, request.agent)
     started = time.perf_counter()
-    audio = services.tts.synthesize(request.text, request.language, profile.voice)
+    speaking = Speaking(
+        language=request.language,
+        voice=profile.voice,
+        speaker=profile.speaker,
+        rate=request.sample_rate,
+        provider=profile.tts_provider,
+    )
+    spoken = services.tts.synthesize(request.text, speaking)
     name = reply_audio_name(request.conversation_id, request.turn)
-    services.audio.put(name, encode_wav(audio))
+    services.audio.put(name, encode_wav(spoken.audio))
     tts_ms = _elapsed_ms(started)
-    services.conversations.set_audio(request.conversation_id, request.turn, name, tts_ms)
-    return SynthesizedAudio(audio_blob=name, tts_ms=tts_ms, duration_seconds=audio.duration_seconds)
+    turn = services.conversations.get_turn(request.conversation_id, request.turn)
+    heard_blob = None
+    if turn is not None and turn.request_id is not None:
+        heard_blob = caller_audio_name(request.conversation_id, turn.request_id)
+    services.conversations.set_audio(
+        request.conversation_id, request.turn, name, tts_ms, tts_engine=spoken.engine, heard_blob=heard_blob
+    )
+    return SynthesizedAudio(
+        audio_blob=name, tts_ms=tts_ms, duration_seconds=spoken.audio.duration_seconds, engine=spoken.engine
+    )
 
 
 def publish(services: Services, conversation_id: str, request_id: str) -> PublishResult:

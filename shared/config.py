@@ -154,6 +154,33 @@ class Settings(BaseSettings):
     azure_search_max_retries: int = Field(
         default=2, ge=0, le=5, description="Retries of each Azure AI Search call on 429, 5xx and timeouts."
     )
+    http_tool_allowed_hosts: str = Field(
+        default="",
+        description="Comma-separated hosts the agents' HTTP tools may call (`api.example.com`, `*.example.com`). "
+        "Empty: HTTP tools are refused.",
+    )
+    http_tool_allow_private_networks: bool = Field(
+        default=False,
+        description="Let HTTP tools reach private, loopback and link-local addresses (local testing only).",
+    )
+    sarvam_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Sarvam AI subscription key. With it, Sarvam is the primary speech-to-text and text-to-speech "
+        "engine (the offline engines answer when it cannot). Empty: Sarvam is not used.",
+    )
+    sarvam_base_url: str = Field(
+        default="https://api.sarvam.ai", description="Sarvam AI REST origin (tests point it at a local fake)."
+    )
+    sarvam_stt_model: str = Field(default="saaras:v3", description="Sarvam speech-to-text model.")
+    sarvam_tts_model: str = Field(
+        default="bulbul:v3", description="Sarvam text-to-speech model (bulbul:v2, bulbul:v3 or bulbul:v4-flash)."
+    )
+    speech_timeout_seconds: float = Field(
+        default=8.0,
+        gt=0,
+        le=60,
+        description="Per-request timeout of the cloud speech engine before the offline engine answers.",
+    )
 
     @model_validator(mode="after")
     def _knowledge_settings_agree(self) -> Settings:
@@ -170,16 +197,6 @@ class Settings(BaseSettings):
     def has_embeddings(self) -> bool:
         azure = bool(self.azure_openai_endpoint and self.azure_openai_embeddings_deployment)
         return azure or bool(self.openai_api_key.get_secret_value() or self.openai_base_url)
-
-    http_tool_allowed_hosts: str = Field(
-        default="",
-        description="Comma-separated hosts the agents' HTTP tools may call (`api.example.com`, `*.example.com`). "
-        "Empty: HTTP tools are refused.",
-    )
-    http_tool_allow_private_networks: bool = Field(
-        default=False,
-        description="Let HTTP tools reach private, loopback and link-local addresses (local testing only).",
-    )
 
 
 @lru_cache(maxsize=1)

@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+SpeechProvider = Literal["auto", "sarvam", "offline"]
+"""Which speech engine an agent wants: "auto" is Sarvam when configured, else the offline engines."""
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -146,6 +149,12 @@ class AgentProfile(Frozen):
     display_name: str
     language: str = "en-US"
     voice: str = ""
+    stt_provider: SpeechProvider = Field(default="auto", description="Who listens: auto, sarvam or offline.")
+    tts_provider: SpeechProvider = Field(default="auto", description="Who speaks: auto, sarvam or offline.")
+    speaker: str = Field(default="", description="Sarvam speaker (voice) name; empty: the model's default.")
+    detect_language: bool = Field(
+        default=False, description="Let Sarvam detect each utterance's language instead of assuming `language`."
+    )
     greeting: str
     reprompt: str = "Are you still there?"
     not_understood: str = "Sorry, I did not catch that. Could you say it another way?"
@@ -240,8 +249,12 @@ class TranscribeInput(Frozen):
 
 
 class Transcript(Frozen):
+    """What the caller said, which engine heard it, and the language it heard (detected or assumed)."""
+
     text: str
     stt_ms: float
+    engine: str | None = None
+    language: str | None = None
 
 
 class AgentReply(Frozen):
@@ -297,7 +310,9 @@ class AnsweredReply(Frozen):
 class TurnRecord(Frozen):
     """A persisted turn, as `respond` returns it and the conversation API shows it.
 
-    `llm` is None for turns no model answered (greeting, re-prompt).
+    `llm` is None for turns no model answered (greeting, re-prompt). `stt_engine` names the engine that
+    heard a spoken utterance (None for typed turns and the agent's own lines), `tts_engine` the one that
+    spoke the reply; both are set when the reply audio is stored.
     """
 
     conversation_id: str
@@ -315,6 +330,8 @@ class TurnRecord(Frozen):
     action: TurnAction = TurnAction.CONTINUE
     transfer_to: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    stt_engine: str | None = None
+    tts_engine: str | None = None
 
 
 class SynthesizeInput(Frozen):
@@ -323,12 +340,14 @@ class SynthesizeInput(Frozen):
     turn: int
     language: str
     text: str
+    sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
 
 
 class SynthesizedAudio(Frozen):
     audio_blob: str
     tts_ms: float
     duration_seconds: float
+    engine: str | None = None
 
 
 class PublishInput(Frozen):

@@ -25,8 +25,12 @@ from shared.knowledge.library import KnowledgeLibrary
 from shared.knowledge.sources import SourceStore
 from shared.security.egress import EgressPolicy
 from shared.speech.espeak import EspeakSynthesizer
+from shared.speech.fallback import OFFLINE, Choice, FallbackSpeechToText, FallbackTextToSpeech
+from shared.speech.offline import OfflineSpeechToText, OfflineTextToSpeech
 from shared.speech.pocketsphinx import PocketsphinxRecognizer
 from shared.speech.ports import SpeechToText, TextToSpeech
+from shared.speech.sarvam import ENGINE as SARVAM
+from shared.speech.sarvam import SarvamConnection, SarvamSpeechToText, SarvamTextToSpeech
 from shared.storage.blobs import AudioStore, blob_service
 from shared.storage.callbacks import CallbackRepository
 from shared.storage.conversations import ConversationRepository
@@ -144,12 +148,30 @@ class Services:
         return ReplyPublisher(self.redis, self.settings.redis_key_prefix)
 
     @cached_property
+    def sarvam(self) -> SarvamConnection | None:
+        """Sarvam AI, when SARVAM_API_KEY is set (its SDK loads on the first request, not here)."""
+        key = self.settings.sarvam_api_key.get_secret_value()
+        if not key:
+            return None
+        return SarvamConnection(key, self.settings.sarvam_base_url, self.settings.speech_timeout_seconds)
+
+    @cached_property
     def stt(self) -> SpeechToText:
-        return PocketsphinxRecognizer()
+        """Sarvam first when configured, then PocketSphinx (offline, English)."""
+        chain: list[Choice[SpeechToText]] = []
+        if self.sarvam is not None:
+            chain.append(Choice(SARVAM, SarvamSpeechToText(self.sarvam, self.settings.sarvam_stt_model)))
+        chain.append(Choice(OFFLINE, OfflineSpeechToText(PocketsphinxRecognizer())))
+        return FallbackSpeechToText(chain)
 
     @cached_property
     def tts(self) -> TextToSpeech:
-        return EspeakSynthesizer()
+        """Sarvam first when configured, then eSpeak NG (offline, with Indian voices)."""
+        chain: list[Choice[TextToSpeech]] = []
+        if self.sarvam is not None:
+            chain.append(Choice(SARVAM, SarvamTextToSpeech(self.sarvam, self.settings.sarvam_tts_model)))
+        chain.append(Choice(OFFLINE, OfflineTextToSpeech(EspeakSynthesizer())))
+        return FallbackTextToSpeech(chain)
 
     @cached_property
     def waiter(self) -> ReplyWaiter:

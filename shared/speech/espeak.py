@@ -39,9 +39,12 @@ _VOICES = {
     "kn-in": "kn",
     "ml-in": "ml",
     "pa-in": "pa",
+    "od-in": "or",
+    "or-in": "or",
 }
 """BCP-47 tags to eSpeak voice names. eSpeak's British voice is plain "en"; it has no
-Indian English, and US English is what the offline recogniser's model was trained on."""
+Indian English, and US English is what the offline recogniser's model was trained on.
+Odia is `od-IN` to Sarvam and `or` to eSpeak."""
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000

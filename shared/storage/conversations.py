@@ -19,7 +19,7 @@ from shared.storage.postgres import Pool
 TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
     " reply_text, audio_blob, stt_ms, agent_ms, tts_ms, llm_provider, llm_model, input_tokens, output_tokens,"
-    " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls"
+    " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls, stt_engine, tts_engine"
 )
 _LLM_COLUMNS = {
     "llm_provider": "provider",
@@ -127,11 +127,40 @@ class ConversationRepository:
             raise LookupError(f"turn {turn.turn} of {turn.conversation_id} vanished after insert")
         return stored
 
-    def set_audio(self, conversation_id: str, turn: int, audio_blob: str, tts_ms: float) -> None:
+    def set_audio(
+        self,
+        conversation_id: str,
+        turn: int,
+        audio_blob: str,
+        tts_ms: float,
+        *,
+        tts_engine: str | None = None,
+        heard_blob: str | None = None,
+    ) -> None:
+        """Store the reply audio and the engine that spoke it; with `heard_blob` (the caller audio the turn
+        answers), also the engine that heard it, as `record_heard` noted (kept as is when none was noted)."""
         with self._pool.connection() as conn:
             conn.execute(
-                "UPDATE turns SET audio_blob = %s, tts_ms = %s WHERE conversation_id = %s AND turn = %s",
-                (audio_blob, tts_ms, conversation_id, turn),
+                """UPDATE turns SET audio_blob = %s, tts_ms = %s, tts_engine = coalesce(%s, tts_engine),
+                          stt_engine = coalesce(
+                              (SELECT stt_engine FROM heard_audio WHERE conversation_id = %s AND audio_blob = %s),
+                              stt_engine)
+                   WHERE conversation_id = %s AND turn = %s""",
+                (audio_blob, tts_ms, tts_engine, conversation_id, heard_blob, conversation_id, turn),
+            )
+
+    def record_heard(self, conversation_id: str, audio_blob: str, stt_engine: str, language: str | None) -> None:
+        """Note which engine heard an uploaded utterance (a retried transcription overwrites it).
+
+        Nothing is noted for a conversation that is not stored (audio transcribed outside one).
+        """
+        with self._pool.connection() as conn:
+            conn.execute(
+                """INSERT INTO heard_audio (conversation_id, audio_blob, stt_engine, language)
+                   SELECT id, %s, %s, %s FROM conversations WHERE id = %s
+                   ON CONFLICT (conversation_id, audio_blob)
+                   DO UPDATE SET stt_engine = excluded.stt_engine, language = excluded.language""",
+                (audio_blob, stt_engine, language, conversation_id),
             )
 
     def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:

@@ -1,5 +1,5 @@
-"""Cold start: importing the app must not load the language-model, search or document-loading vendor SDKs
-(they load on first use)."""
+"""Cold start: importing the app must not load the language-model, speech, search or document-loading
+vendor SDKs (they load on first use)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ VENDOR_SDKS = (
     "pypdf",
     "bs4",
     "langchain_text_splitters",
+    "sarvamai",
 )
 
 LOADED_VENDOR_MODULES = f"""

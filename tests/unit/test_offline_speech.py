@@ -16,7 +16,7 @@ import pytest
 from shared.speech.audio import Audio, resample
 from shared.speech.espeak import EspeakSynthesizer, voices_for
 from shared.speech.pocketsphinx import PocketsphinxRecognizer
-from shared.speech.ports import SpeechToText, TextToSpeech
+from shared.speech.ports import Recognizer, Synthesizer
 
 PHRASES = [
     "what are your opening hours",
@@ -29,21 +29,21 @@ NOT_EXPECTED = "where is my order"
 
 
 @pytest.fixture(scope="module")
-def tts() -> TextToSpeech:
+def tts() -> Synthesizer:
     return EspeakSynthesizer()
 
 
 @pytest.fixture(scope="module")
-def stt() -> SpeechToText:
+def stt() -> Recognizer:
     return PocketsphinxRecognizer()
 
 
 @pytest.fixture(scope="module")
-def spoken(tts: TextToSpeech) -> dict[str, Audio]:
+def spoken(tts: Synthesizer) -> dict[str, Audio]:
     return {text: tts.synthesize(text, "en-US", "") for text in [*PHRASES, NOT_EXPECTED]}
 
 
-def test_synthesis_is_16_khz_speech_of_a_plausible_length(tts: TextToSpeech) -> None:
+def test_synthesis_is_16_khz_speech_of_a_plausible_length(tts: Synthesizer) -> None:
     short = tts.synthesize("Hello there, how can I help you?", "en-US", "en-us")
     longer = tts.synthesize(
         "Hello there, how can I help you? We are open from nine to five every day.",
@@ -57,13 +57,13 @@ def test_synthesis_is_16_khz_speech_of_a_plausible_length(tts: TextToSpeech) -> 
 
 
 @pytest.mark.parametrize("text", ["", "   \n"])
-def test_synthesising_empty_text_is_a_caller_bug(tts: TextToSpeech, text: str) -> None:
+def test_synthesising_empty_text_is_a_caller_bug(tts: Synthesizer, text: str) -> None:
     with pytest.raises(ValueError, match="empty text"):
         tts.synthesize(text, "en-US", "")
 
 
 @pytest.mark.parametrize("language", ["hi-IN", "ta-IN", "bn-IN", "xx-YY"])
-def test_other_languages_still_produce_speech(tts: TextToSpeech, language: str) -> None:
+def test_other_languages_still_produce_speech(tts: Synthesizer, language: str) -> None:
     audio = tts.synthesize("नमस्ते, आप कैसे हैं? Hello.", language, "")
     assert audio.rate == 16000
     assert audio.duration_seconds > 0.5
@@ -77,7 +77,7 @@ def test_voices_follow_the_language_and_fall_back_to_us_english() -> None:
     assert voices_for("de-DE", "") == ["de", "en-us"]
 
 
-def test_a_voice_espeak_knows_wins_over_the_language(tts: TextToSpeech) -> None:
+def test_a_voice_espeak_knows_wins_over_the_language(tts: Synthesizer) -> None:
     """Numbers are read in the voice's language, which shows in the duration
     (eSpeak adds random jitter, so waveforms are never bit-identical)."""
     by_voice = tts.synthesize("12345", "hi-IN", "en-us").duration_seconds
@@ -88,46 +88,46 @@ def test_a_voice_espeak_knows_wins_over_the_language(tts: TextToSpeech) -> None:
 
 
 @pytest.mark.parametrize("text", PHRASES)
-def test_expected_phrases_are_transcribed_exactly(stt: SpeechToText, spoken: dict[str, Audio], text: str) -> None:
+def test_expected_phrases_are_transcribed_exactly(stt: Recognizer, spoken: dict[str, Audio], text: str) -> None:
     assert stt.transcribe(spoken[text], "en-US", PHRASES) == text
 
 
 @pytest.mark.parametrize("text", PHRASES)
-def test_telephone_quality_audio_is_transcribed_exactly(stt: SpeechToText, spoken: dict[str, Audio], text: str) -> None:
+def test_telephone_quality_audio_is_transcribed_exactly(stt: Recognizer, spoken: dict[str, Audio], text: str) -> None:
     telephone = resample(spoken[text], 8000)
     assert stt.transcribe(telephone, "en-US", PHRASES) == text
 
 
-def test_phrases_are_normalised_before_they_become_a_grammar(stt: SpeechToText, spoken: dict[str, Audio]) -> None:
+def test_phrases_are_normalised_before_they_become_a_grammar(stt: Recognizer, spoken: dict[str, Audio]) -> None:
     phrases = ["  Goodbye!", "Hello, there.", "xqzzyv", "", "नमस्ते"]
     assert stt.transcribe(spoken["hello there"], "en-US", phrases) == "hello there"
 
 
-def test_speech_outside_the_phrases_falls_back_to_free_form(stt: SpeechToText, spoken: dict[str, Audio]) -> None:
+def test_speech_outside_the_phrases_falls_back_to_free_form(stt: Recognizer, spoken: dict[str, Audio]) -> None:
     heard = stt.transcribe(spoken[NOT_EXPECTED], "en-US", PHRASES)
     assert heard not in PHRASES
     assert "order" in heard.split()
 
 
-def test_a_partial_grammar_match_is_not_a_transcript(stt: SpeechToText, tts: TextToSpeech) -> None:
+def test_a_partial_grammar_match_is_not_a_transcript(stt: Recognizer, tts: Synthesizer) -> None:
     """The grammar search ends on "what" here: a fragment, not one of the phrases."""
     heard = stt.transcribe(tts.synthesize("thank you very much", "en-US", ""), "en-US", PHRASES)
     assert heard not in PHRASES
     assert "you" in heard.split()
 
 
-def test_free_form_recognition_without_phrases(stt: SpeechToText, spoken: dict[str, Audio]) -> None:
+def test_free_form_recognition_without_phrases(stt: Recognizer, spoken: dict[str, Audio]) -> None:
     assert stt.transcribe(spoken["what are your opening hours"], "en-US", []).startswith("what are your")
 
 
-def test_silence_is_heard_as_nothing(stt: SpeechToText) -> None:
+def test_silence_is_heard_as_nothing(stt: Recognizer) -> None:
     silence = Audio(np.zeros(16000, dtype=np.int16), 16000)
     assert stt.transcribe(silence, "en-US", PHRASES) == ""
     assert stt.transcribe(Audio(np.zeros(0, dtype=np.int16), 8000), "en-US", PHRASES) == ""
 
 
 @pytest.mark.parametrize("text", ["hi", "bye", "goodbye"])
-def test_long_silence_around_short_words_does_not_matter(stt: SpeechToText, tts: TextToSpeech, text: str) -> None:
+def test_long_silence_around_short_words_does_not_matter(stt: Recognizer, tts: Synthesizer, text: str) -> None:
     gap = np.zeros(32000, dtype=np.int16)
     speech = tts.synthesize(text, "en-US", "").samples
     padded = Audio(np.concatenate([gap, speech, gap]), 16000)
@@ -135,13 +135,13 @@ def test_long_silence_around_short_words_does_not_matter(stt: SpeechToText, tts:
     assert stt.transcribe(padded, "en-US", phrases) == text
 
 
-def test_quiet_telephone_audio_is_transcribed_exactly(stt: SpeechToText, spoken: dict[str, Audio]) -> None:
+def test_quiet_telephone_audio_is_transcribed_exactly(stt: Recognizer, spoken: dict[str, Audio]) -> None:
     for text in PHRASES:
         quiet = Audio(spoken[text].samples // 20, 16000)
         assert stt.transcribe(resample(quiet, 8000), "en-US", PHRASES) == text
 
 
-def test_a_transcript_does_not_depend_on_earlier_ones(tts: TextToSpeech, spoken: dict[str, Audio]) -> None:
+def test_a_transcript_does_not_depend_on_earlier_ones(tts: Synthesizer, spoken: dict[str, Audio]) -> None:
     stt = PocketsphinxRecognizer()
     audio = resample(tts.synthesize("how much is it", "en-US", ""), 8000)
     first = stt.transcribe(audio, "en-US", [])
@@ -157,7 +157,7 @@ def test_evicted_grammars_are_rebuilt(spoken: dict[str, Audio]) -> None:
             assert stt.transcribe(spoken["goodbye"], "en-US", phrases) == "goodbye"
 
 
-def test_concurrent_callers_all_get_their_own_transcript(tts: TextToSpeech) -> None:
+def test_concurrent_callers_all_get_their_own_transcript(tts: Synthesizer) -> None:
     stt = PocketsphinxRecognizer()
     phrase_sets = [PHRASES, PHRASES[1:], PHRASES[:-1], PHRASES[::-1]]
     jobs = [(text, phrase_sets[index % 4]) for index, text in enumerate(PHRASES[1:4] * 4)]
@@ -171,7 +171,7 @@ def test_concurrent_callers_all_get_their_own_transcript(tts: TextToSpeech) -> N
     assert heard == [text for text, _ in jobs]
 
 
-def test_finding_3_other_threads_keep_running_while_the_slowest_audio_is_recognised(stt: SpeechToText) -> None:
+def test_finding_3_other_threads_keep_running_while_the_slowest_audio_is_recognised(stt: Recognizer) -> None:
     """Noise is the slowest audio to recognise, and the recogniser holds the GIL while it searches.
     Run in this process, another thread (the worker's event loop, in the app) got 11 turns in all
     while 10 s of noise was heard; fed in 50 ms chunks, about 200. It runs in a child process now."""
