@@ -440,10 +440,10 @@ class Engine:
         try:
             if activity is None:
                 raise LookupError(f"no activity named {task.name!r}")
-            await self._faults.before(task.name, task.attempt)
             argument = ActivityTriggerConverter.decode(
                 Datum(type="string", value=task.input or "null"), trigger_metadata=None
             )
+            await self._faults.before(task.name, task.attempt, argument)
             result = await self._within_function_timeout(task.name, activity, argument)
             encoded = ActivityTriggerConverter.encode(result, expected_type=None)
             elapsed = (_now() - started).total_seconds() * 1000

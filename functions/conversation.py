@@ -5,10 +5,14 @@ activities and obeys `shared.dialog`. It is deterministic (time comes from the c
 from its input) and keeps its state small so replay stays cheap; continue-as-new every N turns
 keeps it flat however long the call runs.
 
+The orchestrator is not on the path to the caller's first audio: one activity per turn
+(`answer_turn`) hears, answers, speaks sentence by sentence and hands the reply over, announcing
+first the event name the caller's next utterance goes under. A caller may speak before the
+orchestrator has seen the turn end; the runtime keeps that event until its waiter opens.
+
 Two rules keep events safe with the Durable Python SDK: each utterance has an event name of its
 own (`dialog.utterance_event`), and a waiter lives until its event arrives (re-used across silence
-timeouts) so no event can land on a forgotten waiter. The reply is published in the same step
-that starts listening again, so the caller's next utterance always finds a waiter open.
+timeouts) so no event can land on a forgotten waiter.
 
 Continue-as-new drops events the ending generation received but never looked at. An utterance
 that reached the open waiter before the generation ended is therefore carried in the next
@@ -33,9 +37,6 @@ from shared.models import (
     Outcome,
     PublishInput,
     PublishResult,
-    SynthesizeInput,
-    TranscribeInput,
-    Transcript,
     TurnInput,
     TurnKind,
     TurnRecord,
@@ -56,9 +57,7 @@ TURN_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_numb
 DELIVERY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=1000, max_number_of_attempts=5)
 """Handing a reply over and finalizing: cheap and idempotent, and giving up loses a finished turn."""
 RETRIES = {
-    "transcribe": TURN_RETRY,
-    "respond": TURN_RETRY,
-    "synthesize": TURN_RETRY,
+    "answer_turn": TURN_RETRY,
     "summarize": TURN_RETRY,
     "publish": DELIVERY_RETRY,
     "finalize": DELIVERY_RETRY,
@@ -87,40 +86,26 @@ def _turn_input(state: ConversationState, kind: TurnKind, **fields: Any) -> Turn
     )
 
 
-def _speak(context: Context, state: ConversationState, turn_input: TurnInput) -> Generator[Any, Any, TurnRecord]:
-    """Answer a turn and speak the answer (persisted; not yet handed to the waiting request).
+def _speak(context: Context, turn_input: TurnInput) -> Generator[Any, Any, TurnRecord]:
+    """Answer a turn: one activity hears, answers, speaks and hands the reply to the waiting request.
 
-    A request that already has a turn (its key re-used long after) gets that turn back, unspoken again.
+    A request that already has a turn (its key re-used long after) gets that turn back.
     """
-    record = TurnRecord.model_validate((yield _call(context, "respond", turn_input.model_dump(mode="json"))))
-    if record.turn != turn_input.turn:
-        return record
-    synthesize = SynthesizeInput(
-        conversation_id=state.conversation_id,
-        agent=state.agent,
-        turn=record.turn,
-        language=state.language,
-        text=record.reply_text,
-    )
-    yield _call(context, "synthesize", synthesize.model_dump())
-    return record
+    return TurnRecord.model_validate((yield _call(context, "answer_turn", turn_input.model_dump(mode="json"))))
 
 
 def _answer(context: Context, state: ConversationState, utterance: Utterance) -> Generator[Any, Any, TurnRecord]:
-    text, stt_ms = utterance.text, None
-    if utterance.audio_blob is not None:
-        request = TranscribeInput(
-            conversation_id=state.conversation_id,
-            agent=state.agent,
-            language=state.language,
-            audio_blob=utterance.audio_blob,
-        )
-        transcript = Transcript.model_validate((yield _call(context, "transcribe", request.model_dump())))
-        text, stt_ms = transcript.text, transcript.stt_ms
     turn_input = _turn_input(
-        state, TurnKind.UTTERANCE, request_id=utterance.request_id, text=text, stt_ms=stt_ms, summary=state.summary
+        state,
+        TurnKind.UTTERANCE,
+        request_id=utterance.request_id,
+        text=utterance.text,
+        audio_blob=utterance.audio_blob,
+        summary=state.summary,
+        next_event=dialog.utterance_event(state),
+        received_at=utterance.received_at,
     )
-    return (yield from _speak(context, state, turn_input))
+    return (yield from _speak(context, turn_input))
 
 
 def _utterance(heard: TaskBase) -> Utterance:
@@ -149,8 +134,14 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             return Outcome.ENDED_BY_CLIENT, state
     if dialog.needs_greeting(state):
         _status(context, state, "greeting")
-        yield from _speak(context, state, _turn_input(state, TurnKind.GREETING, request_id=GREETING_REQUEST_ID))
-        publishing = _publish(context, state, GREETING_REQUEST_ID)
+        greeting = _turn_input(
+            state,
+            TurnKind.GREETING,
+            request_id=GREETING_REQUEST_ID,
+            next_event=dialog.utterance_event(state),
+            received_at=context.current_utc_datetime.timestamp(),
+        )
+        yield from _speak(context, greeting)
         state = dialog.after_turn(state, GREETING_REQUEST_ID)
     heard = context.wait_for_external_event(dialog.utterance_event(state))
     ended = context.wait_for_external_event(END_EVENT)
@@ -175,7 +166,9 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
                 decision = dialog.on_silence(state)
                 if decision.step is dialog.Step.HANG_UP:
                     return decision.outcome or Outcome.NO_RESPONSE, state
-                yield from _speak(context, state, _turn_input(state, TurnKind.REPROMPT))
+                yield from _speak(
+                    context, _turn_input(state, TurnKind.REPROMPT, next_event=dialog.utterance_event(state))
+                )
                 state = dialog.after_reprompt(state)
                 continue
             utterance = _utterance(heard)
@@ -186,14 +179,11 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             continue
         _status(context, state, "responding")
         record = yield from _answer(context, state, utterance)
-        if record.turn != state.next_turn:
-            publishing = _publish(context, state, utterance.request_id)
+        if record.turn != state.next_turn:  # an old request's turn, handed over again by answer_turn
             continue
         state = dialog.after_turn(state, utterance.request_id)
         decision = dialog.after_reply(state, record.action)
-        if decision.step is dialog.Step.CONTINUE:
-            publishing = _publish(context, state, utterance.request_id)
-        elif decision.step is dialog.Step.CONTINUE_AS_NEW:
+        if decision.step is dialog.Step.CONTINUE_AS_NEW:
             summarizing = _call(context, "summarize", state.conversation_id)
             yield context.task_any([summarizing, heard])  # an unawaited waiter would not see its event
             summary = yield summarizing
@@ -201,9 +191,8 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             following = dialog.next_generation(state, summary, utterance.request_id, waiting)
             context.continue_as_new(following.model_dump(mode="json"))
             return None, state
-        else:
+        elif decision.step is dialog.Step.HANG_UP:
             _status(context, state, "ending")
-            yield _publish(context, state, utterance.request_id)
             return decision.outcome or Outcome.COMPLETED, state
 
 
@@ -223,18 +212,8 @@ def conversation(context: Context) -> Steps:
 
 
 @bp.activity_trigger(input_name="request")
-def transcribe(request: ActivityJson) -> Json:
-    return activities.transcribe(services(), TranscribeInput.model_validate(request)).model_dump(mode="json")
-
-
-@bp.activity_trigger(input_name="request")
-def respond(request: ActivityJson) -> Json:
-    return activities.respond(services(), TurnInput.model_validate(request)).model_dump(mode="json")
-
-
-@bp.activity_trigger(input_name="request")
-def synthesize(request: ActivityJson) -> Json:
-    return activities.synthesize(services(), SynthesizeInput.model_validate(request)).model_dump(mode="json")
+def answer_turn(request: ActivityJson) -> Json:
+    return activities.answer_turn(services(), TurnInput.model_validate(request)).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")

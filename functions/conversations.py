@@ -223,7 +223,7 @@ async def _begin(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    started = time.perf_counter()
+    started, received_at = time.perf_counter(), time.time()
     svc = services()
     settings = svc.settings
     body = parse_turn(
@@ -231,7 +231,7 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
     )
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     request_id = request_id_for(req.headers.get("idempotency-key"))
-    turn, replayed = await _take_turn(svc, client, conversation, request_id, body)
+    turn, replayed = await _take_turn(svc, client, conversation, request_id, body, received_at=received_at)
     total_ms = (time.perf_counter() - started) * 1000
     inside_ms = sum(t or 0.0 for t in (turn.stt_ms, turn.agent_ms, turn.tts_ms))
     return json_response(
@@ -246,6 +246,7 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
                 "stt": turn.stt_ms,
                 "agent": turn.agent_ms,
                 "tts": turn.tts_ms,
+                "first_audio": turn.first_audio_ms,
                 "overhead": None if replayed else round(total_ms - inside_ms, 2),
                 "total": round(total_ms, 2),
             },
@@ -260,6 +261,8 @@ async def _take_turn(
     conversation: Conversation,
     request_id: str,
     body: TurnBody,
+    *,
+    received_at: float,
 ) -> tuple[TurnRecord, bool]:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
 
@@ -286,7 +289,7 @@ async def _take_turn(
             return earlier, True
     if await svc.waiter.begin_raise(conversation.id, request_id, RAISE_GRACE_SECONDS):
         try:
-            await _raise_utterance(svc, client, conversation, request_id, body)
+            await _raise_utterance(svc, client, conversation, request_id, body, received_at=received_at)
         except BaseException:
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
@@ -304,8 +307,11 @@ async def _raise_utterance(
     conversation: Conversation,
     request_id: str,
     body: TurnBody,
+    *,
+    received_at: float,
 ) -> None:
-    """Send the utterance under the event name the orchestrator is listening for."""
+    """Send the utterance under the event name the last reply announced (before its first audio), or,
+    before any reply has, the one the orchestration's custom status shows."""
     status = await client.get_status(conversation.id)
     if not status and _ending(conversation, status) is None:
         raise Conflict("The conversation is still starting; retry in a moment.", code="conversation_starting")
@@ -313,17 +319,19 @@ async def _raise_utterance(
         await _settled(svc, conversation, status)
         raise Conflict("The conversation has ended.", code="conversation_completed")
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
-    if "expecting" not in custom:
-        if custom.get("state") in ENDING_STATES:
-            raise Conflict("The conversation is ending.", code="conversation_completed")
+    announced = await svc.waiter.expecting(conversation.id)
+    if custom.get("state") in ENDING_STATES or announced == "":
+        raise Conflict("The conversation is ending.", code="conversation_completed")
+    event = announced or custom.get("expecting")
+    if event is None:
         raise Conflict("The conversation is still starting; retry in a moment.", code="conversation_starting")
     audio_blob, wav = None, body.wav
     if wav is not None:
         blob = audio_blob = caller_audio_name(conversation.id, request_id)
         await asyncio.to_thread(lambda: svc.audio.put(blob, wav))
-    utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob)
+    utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob, received_at=received_at)
     try:
-        await client.raise_event(conversation.id, str(custom["expecting"]), utterance.model_dump())
+        await client.raise_event(conversation.id, str(event), utterance.model_dump())
     except Exception as error:
         raise Conflict("The conversation is no longer accepting turns.", code="conversation_completed") from error
 

@@ -18,9 +18,6 @@ from shared.models import (
     ConversationSummary,
     FinalizeInput,
     PublishResult,
-    SynthesizedAudio,
-    SynthesizeInput,
-    TranscribeInput,
     Transcript,
     TurnAction,
     TurnInput,
@@ -28,9 +25,11 @@ from shared.models import (
     TurnRecord,
 )
 from shared.services import Services
-from shared.speech.audio import decode_wav, encode_wav
+from shared.speech.audio import Audio, decode_wav, encode_wav
 from shared.speech.ports import Hearing, Speaking
-from shared.storage.blobs import caller_audio_name, reply_audio_name
+from shared.spoken_reply import SpokenReply, joined
+from shared.storage.blobs import reply_audio_name, sentence_audio_name
+from shared.storage.reply_stream import ReplyStream
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def agent_profile(services: Services, name: str) -> AgentProfile:
     return profile
 
 
-def transcribe(services: Services, request: TranscribeInput) -> Transcript:
+def hear(services: Services, profile: AgentProfile, language: str, audio_blob: str) -> Transcript:
     """Hear the caller's audio; audio past the upload bounds is heard as nothing.
 
     The bounds are checked again here because audio stored before they existed (or under looser
@@ -54,87 +53,58 @@ def transcribe(services: Services, request: TranscribeInput) -> Transcript:
     answers it as it answers silence, where an error would be retried and then end the call.
     """
     started = time.perf_counter()
-    data = services.audio.get(request.audio_blob)
+    data = services.audio.get(audio_blob)
     if data is None:
-        raise LookupError(f"caller audio {request.audio_blob} is missing")
+        raise LookupError(f"caller audio {audio_blob} is missing")
     try:
         audio = decode_wav(data, services.settings.audio_max_seconds)
     except InvalidAudio as refused:
-        log.warning("caller audio %s heard as nothing: %s", request.audio_blob, refused.message)
+        log.warning("caller audio %s heard as nothing: %s", audio_blob, refused.message)
         return Transcript(text="", stt_ms=_elapsed_ms(started))
-    profile = agent_profile(services, request.agent)
     hearing = Hearing(
-        language=request.language,
+        language=language,
         phrases=tuple(profile.listening_phrases()),
         detect_language=profile.detect_language,
         provider=profile.stt_provider,
     )
     heard = services.stt.transcribe(audio, hearing)
-    services.conversations.record_heard(request.conversation_id, request.audio_blob, heard.engine, heard.language)
     return Transcript(text=heard.text, stt_ms=_elapsed_ms(started), engine=heard.engine, language=heard.language)
 
 
-def respond(services: Services, request: TurnInput) -> TurnRecord:
-    """Answer one turn and persist it; a retry returns the turn already stored."""
+def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
+    """The whole turn on the caller's critical path, in one activity: hear (when spoken), answer while
+    the model streams, speak each sentence as soon as it is written, announce each on the turn's reply
+    stream, then persist the turn and hand it to the request waiting on it.
+
+    The first sentence is preceded by the event name the caller's next utterance goes under (none
+    when the agent ended or transferred the call), so a channel never raises it under a stale name.
+    A retry finds the stored turn and hands it over again, never a second turn.
+    """
     repository = services.conversations
-    if request.request_id is not None:
-        existing = repository.get_turn_by_request(request.conversation_id, request.request_id)
-        if existing is not None:
-            return existing
     existing = repository.get_turn(request.conversation_id, request.turn)
+    if request.request_id is not None:
+        existing = repository.get_turn_by_request(request.conversation_id, request.request_id) or existing
     if existing is not None:
+        _hand_over(services, existing)
         return existing
     profile = agent_profile(services, request.agent)
-    started = time.perf_counter()
-    action, transfer_to, tool_calls = TurnAction.CONTINUE, None, []
-    if request.kind is TurnKind.GREETING:
-        text, intent, llm = profile.greeting, None, None
-    elif request.kind is TurnKind.REPROMPT:
-        text, intent, llm = profile.reprompt, None, None
-    else:
-        retriever = services.retriever(profile.name)
-        history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
-        toolbox = ToolBox(
-            profile=profile,
-            retriever=retriever,
-            egress=services.egress,
-            conversation_id=request.conversation_id,
-            turn=request.turn,
-            callbacks=services.callbacks,
-        )
-        model = chat_model_for(profile, services.settings, tools=toolbox.specs())
-        answered = reply_to(
-            profile, retriever, request.text or "", history, request.summary, model=model, toolbox=toolbox
-        )
-        text, intent, llm = answered.reply.text, answered.reply.intent, answered.llm
-        action, transfer_to, tool_calls = answered.action, answered.transfer_to, answered.tool_calls
-    return repository.record_turn(
-        TurnRecord(
-            conversation_id=request.conversation_id,
-            turn=request.turn,
-            kind=request.kind,
-            request_id=request.request_id,
-            user_text=request.text,
-            intent=intent,
-            reply_text=text,
-            stt_ms=request.stt_ms,
-            agent_ms=_elapsed_ms(started),
-            llm=llm,
-            action=action,
-            transfer_to=transfer_to,
-            tool_calls=tool_calls,
-        )
+    transcript = None if request.audio_blob is None else hear(services, profile, request.language, request.audio_blob)
+    text = transcript.text if transcript is not None else request.text
+    stream = ReplyStream(services.redis, services.settings.redis_key_prefix, request.conversation_id, request.turn)
+    toolbox = ToolBox(
+        profile=profile,
+        retriever=services.retriever(profile.name),
+        egress=services.egress,
+        conversation_id=request.conversation_id,
+        turn=request.turn,
+        callbacks=services.callbacks,
     )
 
+    def announce_next_event() -> None:
+        next_event = request.next_event if toolbox.action is TurnAction.CONTINUE else None
+        services.publisher.announce_expecting(request.conversation_id, next_event)
+        stream.start(next_event)
 
-def synthesize(services: Services, request: SynthesizeInput) -> SynthesizedAudio:
-    """Speak the reply into a WAV blob named after the turn (overwriting is harmless on retry).
-
-    The turn then records which engine spoke it and, for a spoken utterance, which engine heard it
-    (noted by `transcribe` before the turn existed).
-    """
-    profile = agent_profile(services, request.agent)
-    started = time.perf_counter()
     speaking = Speaking(
         language=request.language,
         voice=profile.voice,
@@ -142,20 +112,74 @@ def synthesize(services: Services, request: SynthesizeInput) -> SynthesizedAudio
         rate=request.sample_rate,
         provider=profile.tts_provider,
     )
-    spoken = services.tts.synthesize(request.text, speaking)
-    name = reply_audio_name(request.conversation_id, request.turn)
-    services.audio.put(name, encode_wav(spoken.audio))
-    tts_ms = _elapsed_ms(started)
-    turn = services.conversations.get_turn(request.conversation_id, request.turn)
-    heard_blob = None
-    if turn is not None and turn.request_id is not None:
-        heard_blob = caller_audio_name(request.conversation_id, turn.request_id)
-    services.conversations.set_audio(
-        request.conversation_id, request.turn, name, tts_ms, tts_engine=spoken.engine, heard_blob=heard_blob
+    reply = SpokenReply(
+        speak=lambda sentence: services.tts.synthesize(sentence, speaking),
+        store=lambda index, audio: _store_sentence(services, request, index, audio),
+        stream=stream,
+        before_first_audio=announce_next_event,
     )
-    return SynthesizedAudio(
-        audio_blob=name, tts_ms=tts_ms, duration_seconds=spoken.audio.duration_seconds, engine=spoken.engine
+    started = time.perf_counter()
+    if request.kind is TurnKind.UTTERANCE:
+        history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
+        model = chat_model_for(profile, services.settings, tools=toolbox.specs())
+        answered = reply_to(
+            profile,
+            toolbox.retriever,
+            text or "",
+            history,
+            request.summary,
+            model=model,
+            toolbox=toolbox,
+            on_text=reply.feed,
+        )
+        reply_text, intent, llm = answered.reply.text, answered.reply.intent, answered.llm
+    else:
+        reply_text = profile.greeting if request.kind is TurnKind.GREETING else profile.reprompt
+        intent, llm = None, None
+    agent_ms = _elapsed_ms(started)
+    spoken = reply.finish(reply_text)
+    whole = reply_audio_name(request.conversation_id, request.turn)
+    services.audio.put(whole, encode_wav(joined(spoken)))
+    first_audio_ms = None
+    if request.received_at is not None and reply.first_audio_at is not None:
+        first_audio_ms = round(max(0.0, reply.first_audio_at - request.received_at) * 1000, 2)
+    stored = repository.record_turn(
+        TurnRecord(
+            conversation_id=request.conversation_id,
+            turn=request.turn,
+            kind=request.kind,
+            request_id=request.request_id,
+            user_text=text,
+            intent=intent,
+            reply_text=reply_text,
+            audio_blob=whole,
+            stt_ms=transcript.stt_ms if transcript else None,
+            agent_ms=agent_ms,
+            tts_ms=round(sum(s.tts_ms for s in spoken), 2),
+            llm=llm,
+            action=toolbox.action,
+            transfer_to=toolbox.transfer_to,
+            tool_calls=toolbox.calls,
+            stt_engine=transcript.engine if transcript else None,
+            tts_engine=spoken[0].spoken.engine,
+            first_audio_ms=first_audio_ms,
+        )
     )
+    stream.done(stored.model_dump(mode="json"))
+    _hand_over(services, stored)
+    return stored
+
+
+def _store_sentence(services: Services, request: TurnInput, index: int, audio: Audio) -> str:
+    name = sentence_audio_name(request.conversation_id, request.turn, index)
+    services.audio.put(name, encode_wav(audio))
+    return name
+
+
+def _hand_over(services: Services, turn: TurnRecord) -> None:
+    """Give the turn to the request waiting on it (there is none for a re-prompt)."""
+    if turn.request_id is not None:
+        services.publisher.publish(turn.conversation_id, turn.request_id, turn.model_dump(mode="json"))
 
 
 def publish(services: Services, conversation_id: str, request_id: str) -> PublishResult:

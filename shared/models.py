@@ -204,6 +204,9 @@ class Utterance(Frozen):
     request_id: str = Field(min_length=1, max_length=256)
     text: str | None = None
     audio_blob: str | None = None
+    received_at: float | None = Field(
+        default=None, description="When the channel received it (Unix seconds): first audio is timed from here."
+    )
 
 
 class ConversationState(Frozen):
@@ -228,7 +231,7 @@ class ConversationState(Frozen):
 
 
 class TurnInput(Frozen):
-    """Input of the `respond` activity: one turn to answer and persist."""
+    """Input of the `answer_turn` activity: one turn to hear (if spoken), answer, speak and hand over."""
 
     conversation_id: str
     agent: str
@@ -237,15 +240,14 @@ class TurnInput(Frozen):
     kind: TurnKind
     request_id: str | None = None
     text: str | None = None
-    stt_ms: float | None = None
+    audio_blob: str | None = Field(default=None, description="The caller's recording, when the turn was spoken.")
     summary: str = Field(default="", description="Earlier generations of the conversation, summarised.")
-
-
-class TranscribeInput(Frozen):
-    conversation_id: str
-    agent: str
-    language: str
-    audio_blob: str
+    next_event: str | None = Field(
+        default=None,
+        description="The event name of the caller's next utterance, announced before any audio of this reply.",
+    )
+    received_at: float | None = None
+    sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
 
 
 class Transcript(Frozen):
@@ -332,22 +334,9 @@ class TurnRecord(Frozen):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     stt_engine: str | None = None
     tts_engine: str | None = None
-
-
-class SynthesizeInput(Frozen):
-    conversation_id: str
-    agent: str
-    turn: int
-    language: str
-    text: str
-    sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
-
-
-class SynthesizedAudio(Frozen):
-    audio_blob: str
-    tts_ms: float
-    duration_seconds: float
-    engine: str | None = None
+    first_audio_ms: float | None = Field(
+        default=None, description="From the utterance reaching the channel to its reply's first audio being announced."
+    )
 
 
 class PublishInput(Frozen):

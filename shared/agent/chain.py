@@ -9,17 +9,19 @@ agent's fallback line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from operator import itemgetter
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk
 from langchain_core.output_parsers import PydanticOutputParser
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, RunnablePassthrough
+from langchain_core.utils.json import parse_json_markdown, parse_partial_json
 from pydantic import SecretStr, StringConstraints
 
 from shared.agent.offline_model import OfflineAgentModel
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 
 ChatModel = Runnable[LanguageModelInput, BaseMessage]
 T = TypeVar("T", int, float)
+M = TypeVar("M", bound=BaseMessage)
+OnText = Callable[[str], None]
+"""Hears a streamed reply's text so far, each time it grows."""
 TokenProvider = Callable[[], str]
 """Returns a current Microsoft Entra ID bearer token; called by the SDK before each request."""
 
@@ -110,6 +115,7 @@ def _azure_openai(
         timeout=settings.llm_timeout_seconds,
         temperature=profile.model.temperature,
         max_completion_tokens=profile.model.max_tokens,
+        stream_usage=True,
     )
     return [_provider(AZURE_OPENAI_PROVIDER, _with_tools(model, tools))]
 
@@ -137,37 +143,65 @@ def _openai(profile: AgentProfile, settings: Settings, tools: Sequence[ToolSpec]
         timeout=settings.llm_timeout_seconds,
         temperature=profile.model.temperature,
         max_completion_tokens=profile.model.max_tokens,
+        stream_usage=True,
     )
     return [_provider(OPENAI_PROVIDER, _with_tools(model, tools))]
 
 
-def _provider(name: str, model: ChatModel) -> ChatModel:
-    """The model, its messages stamped with the provider `name`, and content-filter refusals raised as
-    `ContentFiltered`.
+class _Provider(Runnable[LanguageModelInput, BaseMessage]):
+    """One provider's model: its messages stamped with the provider's name, and content-filter refusals
+    raised as `ContentFiltered`, whether it is invoked or streamed.
 
     Behind `with_fallbacks` only the message can say who answered, and `langchain-openai` stamps
     "openai" on Azure's messages too. Azure refuses a flagged prompt with HTTP 400 `content_filter`; a
     filtered reply comes back as `finish_reason: content_filter`, which `AzureChatOpenAI` raises as a
     ValueError and `ChatOpenAI` returns as a message with that finish reason.
     """
-    from openai import BadRequestError
 
-    def invoke(messages: LanguageModelInput, config: RunnableConfig) -> BaseMessage:
+    def __init__(self, name: str, model: ChatModel) -> None:
+        self.provider = name
+        self.model = model
+
+    def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
+        return self.model.get_name(suffix, name=name)
+
+    def invoke(self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any) -> BaseMessage:
+        with self._refusals():
+            message = self.model.invoke(input, config, **kwargs)
+        return self._checked(message)
+
+    def stream(
+        self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[BaseMessage]:
+        with self._refusals():
+            for chunk in self.model.stream(input, config, **kwargs):
+                yield self._checked(chunk)
+
+    @contextmanager
+    def _refusals(self) -> Iterator[None]:
+        from openai import BadRequestError
+
         try:
-            message = model.invoke(messages, config)
+            yield
         except BadRequestError as error:
             if error.code == "content_filter":
-                raise ContentFiltered(f"{model.get_name()}: the prompt was filtered") from error
+                raise ContentFiltered(f"{self.get_name()}: the prompt was filtered") from error
             raise
         except ValueError as error:
             if "content filter" in str(error):
-                raise ContentFiltered(f"{model.get_name()}: the reply was filtered") from error
+                raise ContentFiltered(f"{self.get_name()}: the reply was filtered") from error
             raise
-        if message.response_metadata.get("finish_reason") == "content_filter":
-            raise ContentFiltered(f"{model.get_name()}: the reply was filtered")
-        return message.model_copy(update={"response_metadata": message.response_metadata | {"model_provider": name}})
 
-    return RunnableLambda(invoke, name=model.get_name())
+    def _checked(self, message: M) -> M:
+        if message.response_metadata.get("finish_reason") == "content_filter":
+            raise ContentFiltered(f"{self.get_name()}: the reply was filtered")
+        return message.model_copy(
+            update={"response_metadata": message.response_metadata | {"model_provider": self.provider}}
+        )
+
+
+def _provider(name: str, model: ChatModel) -> ChatModel:
+    return _Provider(name, model)
 
 
 def reply_parser(profile: AgentProfile) -> Runnable[BaseMessage | str, AgentReply]:
@@ -214,15 +248,60 @@ def total_usage(usages: list[ModelUsage]) -> ModelUsage:
     )
 
 
+def reply_text_so_far(message: BaseMessage) -> str | None:
+    """The "text" of a JSON reply that is still being written, as far as it has come (None before it starts)."""
+    try:
+        partial = parse_json_markdown(message.text, parser=parse_partial_json)
+    except ValueError:
+        return None
+    text = partial.get("text") if isinstance(partial, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _streamed(model: ChatModel, messages: list[BaseMessage], config: RunnableConfig, on_text: OnText) -> BaseMessage:
+    """The model's message, streamed: `on_text` hears the reply's text as it grows.
+
+    Chunks are added up as LangChain adds them, except their metadata: the first value of each key is
+    kept (adding would join the strings, "gpt-4ogpt-4o"), the finish reason is the last. A failure
+    after the first chunk cannot move to a fallback inside the stream; the whole chain is asked
+    again without streaming (its answer replaces what was streamed).
+    """
+    from openai import APIConnectionError, APITimeoutError, InternalServerError, RateLimitError
+
+    message: BaseMessage | None = None
+    metadata: dict[str, Any] = {}
+    try:
+        for chunk in model.stream(messages, config):
+            for key, value in chunk.response_metadata.items():
+                metadata.setdefault(key, value)
+            if "finish_reason" in chunk.response_metadata:
+                metadata["finish_reason"] = chunk.response_metadata["finish_reason"]
+            message = message + chunk if isinstance(message, BaseMessageChunk) else chunk
+            text = reply_text_so_far(message)
+            if text:
+                on_text(text)
+    except (RateLimitError, InternalServerError, APIConnectionError, APITimeoutError, ContentFiltered) as error:
+        log.warning("the model failed while streaming (%s); asking the chain again", type(error).__name__)
+        return model.invoke(messages, config)
+    if message is None:
+        return model.invoke(messages, config)
+    return message.model_copy(update={"response_metadata": metadata})
+
+
 def build_chain(
-    profile: AgentProfile, retriever: BaseRetriever, model: ChatModel, toolbox: ToolBox | None = None
+    profile: AgentProfile,
+    retriever: BaseRetriever,
+    model: ChatModel,
+    toolbox: ToolBox | None = None,
+    on_text: OnText | None = None,
 ) -> Runnable[dict[str, object], AnsweredReply]:
     """The runnable that turns {"utterance", "history", "memory"} into this agent's reply, its model usage
     and what its tools did.
 
     The model sees the knowledge retrieval found for the utterance; when it calls tools, they run and
     it is asked again with their answers, up to MAX_TOOL_ROUNDS times. `model` must have been given
-    `toolbox.specs()` (see `chat_model_for`).
+    `toolbox.specs()` (see `chat_model_for`). With `on_text`, the model's answers are streamed and
+    `on_text` hears the reply's text as it grows (see `shared/spoken_reply.py`).
     """
     knowledge = itemgetter("utterance") | retriever | format_knowledge
     prompt = (
@@ -240,7 +319,7 @@ def build_chain(
         messages = prompt.invoke(inputs, config).to_messages()
         usages = []
         for _ in range(MAX_TOOL_ROUNDS + 1):
-            message = model.invoke(messages, config)
+            message = model.invoke(messages, config) if on_text is None else _streamed(model, messages, config, on_text)
             usages.append(usage_of(message))
             requested = message.tool_calls if isinstance(message, AIMessage) else []
             if not requested or toolbox is None or len(usages) > MAX_TOOL_ROUNDS:
@@ -266,6 +345,7 @@ def reply_to(
     *,
     model: ChatModel | None = None,
     toolbox: ToolBox | None = None,
+    on_text: OnText | None = None,
 ) -> AnsweredReply:
     """The agent's reply to one utterance, given recent turns and a summary of what came before, the
     usage of the model that answered, and what its tools did.
@@ -275,7 +355,7 @@ def reply_to(
     """
     if model is None:
         model = _with_tools(OfflineAgentModel(agent=profile), toolbox.specs() if toolbox else ())
-    chain = build_chain(profile, retriever, model, toolbox)
+    chain = build_chain(profile, retriever, model, toolbox, on_text)
     return chain.invoke(
         {"utterance": utterance, "history": history_messages(history), "memory": memory_messages(summary)}
     )

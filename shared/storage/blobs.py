@@ -22,6 +22,11 @@ def reply_audio_name(conversation_id: str, turn: int) -> str:
     return f"conversations/{conversation_id}/turns/{turn:05d}.wav"
 
 
+def sentence_audio_name(conversation_id: str, turn: int, index: int) -> str:
+    """One sentence of a reply, announced on the reply stream while the rest is still being made."""
+    return f"conversations/{conversation_id}/turns/{turn:05d}/{index:03d}.wav"
+
+
 def caller_audio_name(conversation_id: str, request_id: str) -> str:
     """Named after a hash of the request id: client-chosen ids are not blob-safe."""
     digest = hashlib.sha256(request_id.encode()).hexdigest()[:32]

@@ -19,7 +19,8 @@ from shared.storage.postgres import Pool
 TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
     " reply_text, audio_blob, stt_ms, agent_ms, tts_ms, llm_provider, llm_model, input_tokens, output_tokens,"
-    " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls, stt_engine, tts_engine"
+    " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls, stt_engine, tts_engine,"
+    " first_audio_ms"
 )
 _LLM_COLUMNS = {
     "llm_provider": "provider",
@@ -92,76 +93,40 @@ class ConversationRepository:
             return cur.rowcount == 1
 
     def record_turn(self, turn: TurnRecord) -> TurnRecord:
-        """Insert the turn unless it exists; return what is stored either way."""
+        """Insert the turn, whole (its reply audio included), unless it exists; return what is stored either way."""
         llm = turn.llm
+        values = {
+            "conversation_id": turn.conversation_id,
+            "turn": turn.turn,
+            "kind": turn.kind.value,
+            "request_id": turn.request_id,
+            "user_text": turn.user_text,
+            "intent": turn.intent.value if turn.intent else None,
+            "reply_text": turn.reply_text,
+            "audio_blob": turn.audio_blob,
+            "stt_ms": turn.stt_ms,
+            "agent_ms": turn.agent_ms,
+            "tts_ms": turn.tts_ms,
+            "llm_provider": llm.provider if llm else None,
+            "llm_model": llm.model if llm else None,
+            "input_tokens": llm.input_tokens if llm else None,
+            "output_tokens": llm.output_tokens if llm else None,
+            "cost_usd": llm.cost_usd if llm else None,
+            "action": turn.action.value,
+            "transfer_to": turn.transfer_to,
+            "tool_calls": Jsonb([call.model_dump(mode="json") for call in turn.tool_calls]),
+            "stt_engine": turn.stt_engine,
+            "tts_engine": turn.tts_engine,
+            "first_audio_ms": turn.first_audio_ms,
+        }
+        columns = ", ".join(values)
+        placeholders = ", ".join(f"%({name})s" for name in values)
         with self._pool.connection() as conn:
-            conn.execute(
-                """INSERT INTO turns (conversation_id, turn, kind, request_id, user_text, intent,
-                                      reply_text, stt_ms, agent_ms,
-                                      llm_provider, llm_model, input_tokens, output_tokens, cost_usd,
-                                      action, transfer_to, tool_calls)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT DO NOTHING""",
-                (
-                    turn.conversation_id,
-                    turn.turn,
-                    turn.kind.value,
-                    turn.request_id,
-                    turn.user_text,
-                    turn.intent.value if turn.intent else None,
-                    turn.reply_text,
-                    turn.stt_ms,
-                    turn.agent_ms,
-                    llm.provider if llm else None,
-                    llm.model if llm else None,
-                    llm.input_tokens if llm else None,
-                    llm.output_tokens if llm else None,
-                    llm.cost_usd if llm else None,
-                    turn.action.value,
-                    turn.transfer_to,
-                    Jsonb([call.model_dump(mode="json") for call in turn.tool_calls]),
-                ),
-            )
+            conn.execute(f"INSERT INTO turns ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING", values)
         stored = self.get_turn(turn.conversation_id, turn.turn)
         if stored is None:
             raise LookupError(f"turn {turn.turn} of {turn.conversation_id} vanished after insert")
         return stored
-
-    def set_audio(
-        self,
-        conversation_id: str,
-        turn: int,
-        audio_blob: str,
-        tts_ms: float,
-        *,
-        tts_engine: str | None = None,
-        heard_blob: str | None = None,
-    ) -> None:
-        """Store the reply audio and the engine that spoke it; with `heard_blob` (the caller audio the turn
-        answers), also the engine that heard it, as `record_heard` noted (kept as is when none was noted)."""
-        with self._pool.connection() as conn:
-            conn.execute(
-                """UPDATE turns SET audio_blob = %s, tts_ms = %s, tts_engine = coalesce(%s, tts_engine),
-                          stt_engine = coalesce(
-                              (SELECT stt_engine FROM heard_audio WHERE conversation_id = %s AND audio_blob = %s),
-                              stt_engine)
-                   WHERE conversation_id = %s AND turn = %s""",
-                (audio_blob, tts_ms, tts_engine, conversation_id, heard_blob, conversation_id, turn),
-            )
-
-    def record_heard(self, conversation_id: str, audio_blob: str, stt_engine: str, language: str | None) -> None:
-        """Note which engine heard an uploaded utterance (a retried transcription overwrites it).
-
-        Nothing is noted for a conversation that is not stored (audio transcribed outside one).
-        """
-        with self._pool.connection() as conn:
-            conn.execute(
-                """INSERT INTO heard_audio (conversation_id, audio_blob, stt_engine, language)
-                   SELECT id, %s, %s, %s FROM conversations WHERE id = %s
-                   ON CONFLICT (conversation_id, audio_blob)
-                   DO UPDATE SET stt_engine = excluded.stt_engine, language = excluded.language""",
-                (audio_blob, stt_engine, language, conversation_id),
-            )
 
     def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:
         with self._pool.connection() as conn:

@@ -73,6 +73,14 @@ class TurnKeys:
     def ended(self) -> str:
         return self._base + "ended"
 
+    @property
+    def expecting(self) -> str:
+        """The event name the caller's next utterance goes under, as the last reply announced it."""
+        return self._base + "expecting"
+
+    def stream(self, turn: int) -> str:
+        return f"{self._base}turn:{turn}:reply"
+
 
 def _delivered(raw: bytes | str) -> dict[str, Any]:
     """The reply in an inbox envelope; ConversationEnded when the envelope says the call is over."""
@@ -99,6 +107,11 @@ class ReplyPublisher:
             pipe.expire(keys.inbox(request_id), REPLY_TTL_SECONDS)
             pipe.execute()
         self._release(keys=[keys.lock], args=[request_id])
+
+    def announce_expecting(self, conversation_id: str, next_event: str | None) -> None:
+        """Say under which event name the caller's next utterance goes (None: the call takes no more)."""
+        keys = TurnKeys(self._prefix, conversation_id)
+        self._redis.set(keys.expecting, next_event or "", ex=REPLY_TTL_SECONDS)
 
     def announce_end(self, conversation_id: str, outcome: str) -> None:
         """Wake the request holding the turn (it answers at once) and drop the lock with the call."""
@@ -167,6 +180,12 @@ class ReplyWaiter:
         keys = TurnKeys(self._prefix, conversation_id)
         await self._release(keys=[keys.lock], args=[request_id])
         await self._redis.delete(keys.raised(request_id))
+
+    async def expecting(self, conversation_id: str) -> str | None:
+        """The next utterance's event name as the last reply announced it; "" once the call takes no more,
+        None when no reply has said (the orchestration's custom status tells then)."""
+        raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).expecting)
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def stored_reply(self, conversation_id: str, request_id: str) -> dict[str, Any] | None:
         raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).reply(request_id))

@@ -77,7 +77,8 @@ def test_six_turn_typed_conversation(host: DevHost) -> None:
         assert turn["transcript"] == text
         assert turn["intent"] == intent, turn
         assert needle in turn["reply"]["text"]
-        assert set(turn["timings_ms"]) == {"stt", "agent", "tts", "overhead", "total"}
+        assert set(turn["timings_ms"]) == {"stt", "agent", "tts", "first_audio", "overhead", "total"}
+        assert 0 < turn["timings_ms"]["first_audio"] < turn["timings_ms"]["total"]
         assert turn["timings_ms"]["stt"] is None
         assert turn["timings_ms"]["agent"] > 0
         assert turn["timings_ms"]["tts"] > 0

@@ -65,7 +65,7 @@ def cache(host: DevHost) -> redis.Redis:
 def host(start_devhost: StartDevHost) -> DevHost:
     return start_devhost(
         TURNS_PER_GENERATION="2",
-        DEVHOST_SLOW_ACTIVITIES="summarize=2,transcribe=5",
+        DEVHOST_SLOW_ACTIVITIES="summarize=2,answer_turn?audio_blob=5",
         TURN_REPLY_TIMEOUT_SECONDS="60",
     )
 
@@ -119,7 +119,7 @@ def test_finding_8_terminated_under_a_waiting_turn_the_turn_learns_at_once(host:
             data=question,
             headers={"Content-Type": "audio/wav"},
         )
-        wait_until(lambda: running_activities(host, conversation_id), lambda names: "transcribe" in names)
+        wait_until(lambda: running_activities(host, conversation_id), lambda names: "answer_turn" in names)
         assert host.post(f"{DURABLE}/instances/{conversation_id}/terminate?reason=x").status_code == 202
         answer = turn.result()
     assert (answer.status_code, answer.json()["error"]["code"]) == (409, "conversation_completed"), answer.text
@@ -182,7 +182,7 @@ def test_a_retry_whose_original_died_before_raising_its_utterance_raises_it_itse
 
 @pytest.fixture(scope="module")
 def slow_greeting_host(start_devhost: StartDevHost) -> DevHost:
-    return start_devhost(DEVHOST_SLOW_ACTIVITIES="synthesize=2", TURN_REPLY_TIMEOUT_SECONDS="1")
+    return start_devhost(DEVHOST_SLOW_ACTIVITIES="answer_turn=2", TURN_REPLY_TIMEOUT_SECONDS="1")
 
 
 def test_finding_9_a_slow_greeting_answers_504_with_the_conversation_and_takes_turns(

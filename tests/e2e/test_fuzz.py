@@ -29,6 +29,9 @@ LIVE = "{live}"
 HOST_EMPTY_ANSWERS = (400, 404)
 """What the Functions host itself answers, with no body, before any function runs: a path it cannot
 decode (400) and a route or method no function has (404)."""
+REQUEST_LINE_LIMIT = 8190
+"""The HTTP parser's longest request line (aiohttp's; Kestrel's is 8 KB): a longer one is refused with
+its own 400 before any routing, so no function answers it (README, "HTTP parser")."""
 
 METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "PROPFIND", "PURGE"])
 OTHER_SEGMENTS = st.one_of(
@@ -170,6 +173,9 @@ def live_id(fuzzed_host: DevHost) -> str:
 def test_hostile_requests_get_no_5xx_and_api_errors_are_json(fuzzed_host: DevHost, live_id: str, probe: Probe) -> None:
     status, body = send(fuzzed_host, probe, live_id)
     assert status < 500, f"{probe.method} {probe.path[:200]} -> {status} {body[:300]!r}\n{fuzzed_host.log_tail(20)}"
+    if len(f"{probe.method} {probe.path.replace(LIVE, live_id)} HTTP/1.1") > REQUEST_LINE_LIMIT:
+        assert status == 400, f"an over-long request line -> {status}"
+        return
     if status >= 400 and probe.path.lower().startswith("/api/") and probe.method != "HEAD":
         if not body:
             assert status in HOST_EMPTY_ANSWERS, f"{probe.method} {probe.path[:200]} -> empty {status}"

@@ -57,10 +57,10 @@ def refused_with(response: requests.Response, status: int, code: str) -> str:
 
 
 def transcribing(host: DevHost, conversation_id: str) -> bool:
-    """Whether the devhost has the turn's transcribe activity scheduled and not yet completed."""
+    """Whether the devhost has the turn's activity (which hears the audio first) scheduled and not yet completed."""
     with psycopg.connect(host.env["DATABASE_URL"]) as conn:
         row = conn.execute(
-            "SELECT 1 FROM durable_tasks WHERE instance_id = %s AND name = 'transcribe'", (conversation_id,)
+            "SELECT 1 FROM durable_tasks WHERE instance_id = %s AND name = 'answer_turn'", (conversation_id,)
         ).fetchone()
     return row is not None
 

@@ -23,7 +23,7 @@ REPLY_TIMEOUT_SECONDS = 1.0
 def slow_host(start_devhost: StartDevHost) -> DevHost:
     """Spoken turns take longer than the reply deadline (typed turns stay fast)."""
     return start_devhost(
-        DEVHOST_SLOW_ACTIVITIES=f"transcribe={SLOW_TRANSCRIBE_SECONDS}",
+        DEVHOST_SLOW_ACTIVITIES=f"answer_turn?audio_blob={SLOW_TRANSCRIBE_SECONDS}",
         TURN_REPLY_TIMEOUT_SECONDS=str(REPLY_TIMEOUT_SECONDS),
         TURNS_PER_GENERATION="4",
     )
@@ -107,7 +107,7 @@ def test_killed_while_a_turn_is_in_flight_the_turn_completes_once(slow_host: Dev
 
     sender = threading.Thread(target=send)
     sender.start()
-    wait_until(lambda: running_activities(slow_host, conversation_id), lambda names: "transcribe" in names)
+    wait_until(lambda: running_activities(slow_host, conversation_id), lambda names: "answer_turn" in names)
     slow_host.kill()
     sender.join(timeout=30)
     assert len(outcome) == 1
@@ -140,7 +140,7 @@ def test_a_failing_activity_ends_the_conversation_as_failed_and_keeps_its_turns(
     start_devhost: StartDevHost, spoken_question: bytes
 ) -> None:
     """The waiting request learns of the failure at once (502), not after its 120 s deadline (504)."""
-    host = start_devhost(DEVHOST_FAILING_ACTIVITIES="transcribe", TURN_REPLY_TIMEOUT_SECONDS="120")
+    host = start_devhost(DEVHOST_FAILING_ACTIVITIES="answer_turn?audio_blob", TURN_REPLY_TIMEOUT_SECONDS="120")
     conversation_id = start(host)
     assert say(host, conversation_id, "hello")["turn"] == 1
     doomed = speak(host, conversation_id, spoken_question, "doomed-1")

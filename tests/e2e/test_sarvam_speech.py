@@ -11,6 +11,7 @@ import pytest
 from devhost.process import DevHost
 from shared.speech.audio import decode_wav, encode_wav
 from shared.speech.espeak import EspeakSynthesizer
+from shared.speech.sentences import sentences
 from tests.e2e.conftest import StartDevHost
 from tests.fakes.sarvam_server import SECONDS_PER_CHARACTER, FakeSarvamServer, ServerError
 
@@ -92,8 +93,9 @@ def test_a_hindi_agent_listens_and_speaks_through_sarvam(host: DevHost, sarvam: 
     assert audio.headers["Content-Type"].startswith("audio/wav")
     wav = decode_wav(audio.content, max_seconds=120)
     assert wav.rate == 16000
-    spoken_text = " ".join(str(r.fields["text"]) for r in tts[1:])
-    assert wav.duration_seconds == pytest.approx(len(spoken_text) * SECONDS_PER_CHARACTER, abs=0.05)
+    said = sentences(answered["reply"]["text"])
+    assert [str(r.fields["text"]) for r in tts[-len(said) :]] == said, "one request per sentence, in order"
+    assert wav.duration_seconds == pytest.approx(sum(map(len, said)) * SECONDS_PER_CHARACTER, abs=0.05)
     assert SECRET_KEY not in host.log_tail(lines=1_000_000)
 
 

@@ -1,12 +1,14 @@
 """A fake OpenAI chat-completions server on loopback, in both URL forms, with scripted behaviour.
 
 It answers `POST /v1/chat/completions` (OpenAI and compatible servers) and Azure's
-`POST /openai/deployments/{deployment}/chat/completions?api-version=...`, non-streaming only. Each
-request takes the next scripted behaviour (an answer, tool calls, a 429 with Retry-After, a 500, a slow answer,
-Azure's content-filter refusal of a prompt or of a reply); with the script empty it answers with the
-default content. Every request is recorded (path, query, headers, body) so tests can check what the
-SDK sent. Bodies follow what the `openai` SDK parses: `ChatCompletion` for answers and
-`{"error": {...}}` for errors (the SDK reads `error.code`, and `Retry-After` for its back-off).
+`POST /openai/deployments/{deployment}/chat/completions?api-version=...`, whole or streamed as
+server-sent events (`"stream": true`, paced by a latency profile: first token, tokens per second).
+Each request takes the next scripted behaviour (an answer, tool calls, a 429 with Retry-After, a
+500, a slow answer, a stream that breaks off, Azure's content-filter refusal of a prompt or of a
+reply); with the script empty it answers with the default content. Every request is recorded
+(path, query, headers, body) so tests can check what the SDK sent. Bodies follow what the `openai`
+SDK parses: `ChatCompletion` (or its chunks) for answers and `{"error": {...}}` for errors (the SDK
+reads `error.code`, and `Retry-After` for its back-off).
 
 Embeddings too: `POST /v1/embeddings` and `POST /openai/deployments/{deployment}/embeddings`, one
 deterministic vector per input (a hashed bag of words, unit length, `embedding_dimensions` long), as
@@ -47,6 +49,13 @@ class CallsTools:
 
 
 @dataclass(frozen=True)
+class BreaksMidStream:
+    """Starts streaming `content`, then drops the connection after a few tokens."""
+
+    content: str
+
+
+@dataclass(frozen=True)
 class RateLimited:
     retry_after_seconds: int = 0
 
@@ -79,7 +88,17 @@ class Unauthorized:
     """Azure's answer to a wrong key (HTTP 401)."""
 
 
-Behaviour = Answer | CallsTools | RateLimited | ServerError | Slow | ContentFilter | FilteredReply | Unauthorized
+Behaviour = (
+    Answer
+    | CallsTools
+    | BreaksMidStream
+    | RateLimited
+    | ServerError
+    | Slow
+    | ContentFilter
+    | FilteredReply
+    | Unauthorized
+)
 
 CONTENT_FILTER_BODY: dict[str, Any] = {
     "error": {
@@ -117,8 +136,13 @@ class FakeOpenAIServer:
     """Start with `with FakeOpenAIServer() as server:`; `server.url` is its origin."""
 
     default_content: str = '{"intent": "question", "text": "Hello from the fake model."}'
+    first_token_seconds: float = 0.0
+    """Latency profile of streamed answers: the wait before the first token, then tokens per second (0: unpaced)."""
+    tokens_per_second: float = 0.0
     embedding_dimensions: int = 64
     requests: list[RecordedRequest] = field(default_factory=list)
+    streams_finished_at: list[float] = field(default_factory=list)
+    """When each streamed answer sent its last token (Unix seconds), in order."""
     embedding_requests: list[RecordedRequest] = field(default_factory=list)
     _script: deque[Behaviour] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -173,15 +197,25 @@ class FakeOpenAIServer:
         with self._lock:
             return self._script.popleft() if self._script else Answer(self.default_content)
 
-    async def _chat_completions(self, request: web.Request) -> web.Response:
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(RecordedRequest(request.path, dict(request.query), dict(request.headers), body))
         if request.match_info.get("deployment") and "api-version" not in request.query:
             return _error(404, {"error": {"code": "404", "message": "Resource not found"}})
-        if body.get("stream"):
-            return _error(400, {"error": {"message": "the fake does not stream yet", "type": "invalid_request_error"}})
         behaviour = self._next()
+        streaming = bool(body.get("stream"))
         match behaviour:
+            case Answer(content) if streaming:
+                return await self._stream(request, body, self._completion(body, content))
+            case CallsTools(calls) if streaming:
+                return await self._stream(request, body, self._tool_calls(body, calls))
+            case Slow(seconds, content) if streaming:
+                await asyncio.sleep(seconds)
+                return await self._stream(request, body, self._completion(body, content))
+            case FilteredReply() if streaming:
+                return await self._stream(request, body, self._completion(body, "", finish_reason="content_filter"))
+            case BreaksMidStream(content):
+                return await self._stream(request, body, self._completion(body, content), break_after=3)
             case Answer(content):
                 return web.json_response(self._completion(body, content))
             case CallsTools(calls):
@@ -205,6 +239,50 @@ class FakeOpenAIServer:
                 return _error(401, {"error": {"code": "401", "message": message}})
             case FilteredReply():
                 return web.json_response(self._completion(body, "", finish_reason="content_filter"))
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], completion: dict[str, Any], break_after: int | None = None
+    ) -> web.StreamResponse:
+        """The completion as server-sent events, as the OpenAI API streams it: a chunk per token (paced by
+        the latency profile), the finish reason, the usage when `stream_options.include_usage` asks, [DONE].
+        `break_after` drops the connection after that many tokens."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        choice = completion["choices"][0]
+        message = choice["message"]
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+            event = {
+                "id": completion["id"],
+                "object": "chat.completion.chunk",
+                "created": completion["created"],
+                "model": completion["model"],
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            }
+            return f"data: {json.dumps(event)}\n\n".encode()
+
+        await asyncio.sleep(self.first_token_seconds)
+        await response.write(chunk({"role": "assistant", "content": ""}))
+        for sent, token in enumerate(re.findall(r"\s*\S+", message.get("content") or "")):
+            if break_after is not None and sent == break_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            await response.write(chunk({"content": token}))
+            if self.tokens_per_second:
+                await asyncio.sleep(1 / self.tokens_per_second)
+        if message.get("tool_calls"):
+            calls = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+            await response.write(chunk({"tool_calls": calls}))
+        self.streams_finished_at.append(time.time())
+        await response.write(chunk({}, choice["finish_reason"]))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            usage = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"]}
+            usage |= {"model": completion["model"], "choices": [], "usage": completion["usage"]}
+            await response.write(f"data: {json.dumps(usage)}\n\n".encode())
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from devhost import history
 from devhost.__main__ import DEVHOST_MIGRATIONS
-from devhost.faults import Faults
+from devhost.faults import Faults, Target
 from devhost.http_triggers import HttpLimits
 from devhost.management import PREFIX, client_binding
 from devhost.process import free_port
@@ -305,7 +305,7 @@ def test_finding_10_retries_run_as_dtfx_runs_them_and_failures_read_as_there(
         ]
         assert "Traceback" not in json.dumps(events)
 
-    asyncio.run(_with_devhost(_database(new_database), scenario, Faults(failures={"double": 1})))
+    asyncio.run(_with_devhost(_database(new_database), scenario, Faults(failures={Target("double"): 1})))
 
 
 def test_finding_8_terminate_is_safe_at_any_moment(new_database: Callable[[], str]) -> None:

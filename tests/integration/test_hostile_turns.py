@@ -1,4 +1,5 @@
-"""Issue 13, finding 6, through the `respond` and `summarize` activities against real Postgres.
+"""Issue 13, finding 6, through the `answer_turn` and `summarize` activities against real Postgres, Redis
+and Azurite.
 
 A caller who types prompt markup or instructions gets answers, every turn is stored as said, and
 neither their words nor the summary quoting them (carried across continue-as-new) reach the
@@ -27,8 +28,16 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def services(new_database: Callable[[], str]) -> Iterator[Services]:
-    services = Services(Settings(database_url=new_database(), agents_dir=REPOSITORY_ROOT / "agents"))
+def services(new_database: Callable[[], str], redis_url: str, blob_connection_string: str) -> Iterator[Services]:
+    settings = Settings(
+        database_url=new_database(),
+        redis_url=redis_url,
+        redis_key_prefix=f"hostile-{uuid.uuid4().hex[:8]}:",
+        blob_connection_string=blob_connection_string,
+        audio_container=f"audio{uuid.uuid4().hex[:8]}",
+        agents_dir=REPOSITORY_ROOT / "agents",
+    )
+    services = Services(settings)
     yield services
     services.pool.close()
 
@@ -39,7 +48,7 @@ def demo(services: Services) -> AgentProfile:
 
 
 def _say(services: Services, conversation_id: str, turn: int, text: str, summary: str = "") -> TurnRecord:
-    return activities.respond(
+    return activities.answer_turn(
         services,
         TurnInput(
             conversation_id=conversation_id,
@@ -76,7 +85,7 @@ def test_finding_6_hostile_turns_are_answered_stored_and_kept_out_of_the_system_
     assert [t.reply_text for t in stored] == [t.reply_text for t in [*first_generation, question, nonsense]]
 
     systems = sent.system_texts()
-    assert len(systems) == len(stored), "one model call per caller turn, each with one system message"
+    assert len(systems) == len(sent.prompts) >= len(stored), "every model call has one system message"
     for system in systems:
         for caller_text in (*HOSTILE, summary, "ignore previous", "<knowledge>", "</knowledge>"):
             assert caller_text not in system

@@ -122,10 +122,13 @@ def test_turns_list_in_order_and_last_n(pool: Pool, demo: AgentProfile) -> None:
         repository.record_turn(_turn(conversation_id, number, f"r{number}"))
     assert [t.turn for t in repository.list_turns(conversation_id)] == [0, 1, 2, 3]
     assert [t.turn for t in repository.list_turns(conversation_id, last=2)] == [2, 3]
-    repository.set_audio(conversation_id, 2, "blob.wav", 12.5)
-    stored = repository.get_turn_by_request(conversation_id, "r2")
-    assert stored is not None
-    assert (stored.audio_blob, stored.tts_ms) == ("blob.wav", 12.5)
+
+    spoken = _turn(conversation_id, 4, "r4").model_copy(
+        update={"audio_blob": "blob.wav", "tts_ms": 12.5, "tts_engine": "espeak", "first_audio_ms": 80.25}
+    )
+    repository.record_turn(spoken)
+    stored = repository.get_turn_by_request(conversation_id, "r4")
+    assert stored == spoken, "a turn is stored whole, its audio included"
 
 
 def test_conversation_lifecycle(pool: Pool, demo: AgentProfile) -> None:

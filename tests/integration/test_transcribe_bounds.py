@@ -1,4 +1,4 @@
-"""The transcribe activity bounds its own work: audio stored before the upload bounds cannot freeze a host.
+"""Hearing a turn bounds its own work: audio stored before the upload bounds cannot freeze a host.
 
 Real Postgres and Azurite; the audio is put straight into the store, as it was before the bounds
 existed, and the activity runs as a restarted host would resume it.
@@ -15,7 +15,7 @@ import pytest
 
 from shared import activities
 from shared.config import Settings
-from shared.models import TranscribeInput
+from shared.models import Transcript
 from shared.services import Services
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
@@ -45,11 +45,11 @@ def claiming(rate: int) -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-def stored(services: Services, data: bytes) -> TranscribeInput:
-    conversation_id = str(uuid.uuid4())
-    name = caller_audio_name(conversation_id, f"key:{uuid.uuid4().hex}")
+def heard(services: Services, data: bytes) -> Transcript:
+    """What `answer_turn` hears of this recording, stored as a restarted host would find it."""
+    name = caller_audio_name(str(uuid.uuid4()), f"key:{uuid.uuid4().hex}")
     services.audio.put(name, data)
-    return TranscribeInput(conversation_id=conversation_id, agent="demo", language="en-US", audio_blob=name)
+    return activities.hear(services, activities.agent_profile(services, "demo"), "en-US", name)
 
 
 def spoken(text: str, pad_seconds: float = 0.0) -> bytes:
@@ -59,14 +59,14 @@ def spoken(text: str, pad_seconds: float = 0.0) -> bytes:
 
 
 def test_finding_3_stored_audio_within_the_bounds_is_transcribed(services: Services) -> None:
-    assert activities.transcribe(services, stored(services, spoken("goodbye"))).text == "goodbye"
+    assert heard(services, spoken("goodbye")).text == "goodbye"
 
 
 @pytest.mark.parametrize("rate", [8, 1])
 def test_finding_3_stored_1_kb_wav_claiming_8_or_1_hz_is_heard_as_nothing(services: Services, rate: int) -> None:
-    assert activities.transcribe(services, stored(services, claiming(rate))).text == ""
+    assert heard(services, claiming(rate)).text == ""
 
 
 def test_finding_3_stored_audio_longer_than_the_setting_is_heard_as_nothing(services: Services) -> None:
     """Speech the recogniser knows, made longer than the limit with silence: refused, not heard."""
-    assert activities.transcribe(services, stored(services, spoken("goodbye", STORED_LIMIT_SECONDS))).text == ""
+    assert heard(services, spoken("goodbye", STORED_LIMIT_SECONDS)).text == ""

@@ -57,7 +57,7 @@ def test_finding_1_the_app_indexes_through_the_python_workers_own_code_with_no_p
     assert result.returncode == 0, result.stderr
     names_line, modules_line = result.stdout.strip().splitlines()[-2:]
     names = json.loads(names_line)
-    activities = {"transcribe", "respond", "synthesize", "publish", "summarize", "finalize"}
+    activities = {"answer_turn", "publish", "summarize", "finalize"}
     assert activities | {"conversation", "health", "start_conversation", "take_turn"} <= set(names)
     assert modules_line == "loaded modules named tests: []"  # the worker's `tests.protos` never shadows ours
 
