@@ -353,6 +353,8 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
             "status": conversation.status,
             "outcome": conversation.outcome,
             "summary": conversation.summary,
+            "extraction": conversation.extraction,
+            "aftercall_llm": conversation.aftercall_llm.model_dump(mode="json") if conversation.aftercall_llm else None,
             "created_at": conversation.created_at.isoformat(),
             "ended_at": conversation.ended_at.isoformat() if conversation.ended_at else None,
             "turns": [

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 
+from shared.agent.aftercall import report_on
 from shared.agent.chain import chat_model_for, reply_to
 from shared.agent.tools import ToolBox
 from shared.errors import InvalidAudio
 from shared.models import (
+    AfterCallReport,
     AgentProfile,
     ConversationSummary,
     FinalizeInput,
+    Outcome,
     PublishResult,
     Transcript,
     TurnAction,
@@ -197,32 +199,41 @@ def publish(services: Services, conversation_id: str, request_id: str) -> Publis
 
 
 def summarize(services: Services, conversation_id: str) -> str:
-    """The summary the next generation carries; the agent reads it as a record of the call, never as instructions."""
-    return describe(services.conversations.list_turns(conversation_id))
+    """The summary the next generation carries: the after-call report's, so one model path writes both.
 
-
-def describe(turns: list[TurnRecord]) -> str:
-    """A short factual summary of a conversation from its stored turns.
-
-    It quotes the caller's last request, so wherever it goes it is caller data: the
-    prompt carries it in a user message, never in the system message.
+    The agent reads it as a record of the call (it quotes the caller), never as instructions.
     """
-    intents = Counter(t.intent.value for t in turns if t.intent is not None)
-    asked = [t.user_text for t in turns if t.user_text]
-    parts = [f"{len(turns)} turns"]
-    if intents:
-        parts.append("intents: " + ", ".join(f"{name} x{count}" for name, count in sorted(intents.items())))
-    if asked:
-        parts.append(f"last request: {asked[-1]!r}")
-    return "; ".join(parts)
+    return _report(services, conversation_id, services.conversations.list_turns(conversation_id)).summary
+
+
+def _report(services: Services, conversation_id: str, turns: list[TurnRecord]) -> AfterCallReport:
+    conversation = services.conversations.get(conversation_id)
+    if conversation is None:
+        raise LookupError(f"no conversation {conversation_id}")
+    return report_on(agent_profile(services, conversation.agent), turns, services.settings)
 
 
 def finalize(services: Services, request: FinalizeInput) -> ConversationSummary:
-    """Close the conversation once (a later call keeps the first outcome) and wake any waiting request."""
-    turns = services.conversations.list_turns(request.conversation_id)
-    summary = describe(turns)
-    services.conversations.complete(request.conversation_id, request.outcome, summary)
-    services.publisher.announce_end(request.conversation_id, request.outcome.value)
+    """Close the conversation once, with the after-call summary and extraction, and wake any waiting request.
+
+    A later call (a retry, or a second closer racing the first) keeps the first outcome and report: a
+    conversation already closed is not reported on again, and a report written second is not stored.
+    """
+    repository = services.conversations
+    turns = repository.list_turns(request.conversation_id)
+    conversation = repository.get(request.conversation_id)
+    if conversation is not None and conversation.status != "completed":
+        report = _report(services, request.conversation_id, turns)
+        repository.complete(request.conversation_id, request.outcome, report.summary, report.extraction, report.llm)
+        conversation = repository.get(request.conversation_id)
+    if conversation is None:
+        raise LookupError(f"no conversation {request.conversation_id}")
+    outcome = Outcome(conversation.outcome) if conversation.outcome else request.outcome
+    services.publisher.announce_end(request.conversation_id, outcome.value)
     return ConversationSummary(
-        conversation_id=request.conversation_id, outcome=request.outcome, summary=summary, turns=len(turns)
+        conversation_id=request.conversation_id,
+        outcome=outcome,
+        summary=conversation.summary or "",
+        turns=len(turns),
+        extraction=conversation.extraction or {},
     )

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
         description="Turns per orchestration generation before continue-as-new keeps replay short.",
     )
     history_turns: int = Field(default=6, ge=0, description="Previous turns the agent sees as conversation context.")
+    aftercall_transcript_characters: int = Field(
+        default=24_000,
+        ge=1000,
+        le=400_000,
+        description="Most characters of the call record the after-call model reads to summarise the call and fill "
+        "the agent's extraction fields (the latest turns are kept).",
+    )
     public_base_url: str = Field(
         default="",
         description="Origin used in audio URLs (e.g. behind a proxy). Empty: the request's own origin.",

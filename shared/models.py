@@ -353,8 +353,25 @@ class FinalizeInput(Frozen):
     outcome: Outcome
 
 
+ExtractedValue = str | int | float | bool | None
+"""One extraction field's value: of the field's declared type, or None when the call did not say."""
+
+
+class AfterCallReport(Frozen):
+    """What the after-call model made of a conversation: its summary and the agent's extraction fields.
+
+    `extraction` has every field the agent declares; `llm` is None when no model answered (the summary is
+    then the deterministic one).
+    """
+
+    summary: str
+    extraction: dict[str, ExtractedValue]
+    llm: ModelUsage | None
+
+
 class ConversationSummary(Frozen):
     conversation_id: str
     outcome: Outcome
     summary: str
     turns: int
+    extraction: dict[str, ExtractedValue] = Field(default_factory=dict)

@@ -5,12 +5,17 @@ passages the retriever put into the system message, read back with a JSON parser
 intent with the agent's phrase rules and answers from the best passage or with the agent's reply
 templates. It is what `make dev` and the tests talk to; Azure OpenAI and OpenAI are placed in front
 of it in the same chain.
+
+Asked for an after-call report (a system message whose last line is the report's shape, see
+`AFTER_CALL_PROMPT`), it reads the call record from the user message and reports by rule: see
+`OfflineAgentModel._report`.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +29,14 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from shared.agent.intents import STRONG_INTENTS, classify, words
-from shared.agent.prompt import Passage, parse_knowledge
+from shared.agent.prompt import (
+    CallRecord,
+    Passage,
+    ReportShape,
+    parse_call_record,
+    parse_knowledge,
+    parse_report_shape,
+)
 from shared.models import AgentProfile, Intent
 
 OFFLINE_PROVIDER = "offline"
@@ -109,6 +121,19 @@ def callback_arguments(utterance: str) -> dict[str, str]:
     }
 
 
+CALLER_NAME = re.compile(
+    r"\b(?i:my\s+name\s+is)\s+([^\W\d_][\w'-]*(?:\s+[A-Z][\w'-]*)?)|\b(?i:this\s+is)\s+([A-Z][\w'-]*)"
+)
+""""my name is X" (X as said, and a capitalised surname after it), or "this is X" with X capitalised, so
+"this is great" is no name."""
+
+
+def caller_name(caller_lines: list[str]) -> str | None:
+    """The name the caller last gave, read with CALLER_NAME; None if they gave none."""
+    names = [m.group(1) or m.group(2) for line in caller_lines for m in CALLER_NAME.finditer(line)]
+    return names[-1] if names else None
+
+
 def _tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
     return {t["function"]["name"] for t in tools or [] if isinstance(t, dict) and "function" in t}
 
@@ -155,11 +180,15 @@ class OfflineAgentModel(BaseChatModel):
     ) -> ChatResult:
         tools = _tool_names(kwargs.get("tools"))
         round_ = _last_tool_round(messages)
-        if round_ is not None:
+        utterance = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
+        system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
+        shape = parse_report_shape(system)
+        if shape is not None:
+            record = parse_call_record(utterance) or CallRecord(turns=0, transcript=[])
+            message = self._report(shape, record)
+        elif round_ is not None:
             message = self._answer_after_tools(*round_)
         else:
-            utterance = next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
-            system = messages[0].text if messages and isinstance(messages[0], SystemMessage) else ""
             message = self._first_answer(utterance, parse_knowledge(system), tools)
         input_tokens = sum(len(m.text.split()) for m in messages)
         output_tokens = len(message.text.split()) + sum(len(json.dumps(c["args"]).split()) for c in message.tool_calls)
@@ -209,6 +238,35 @@ class OfflineAgentModel(BaseChatModel):
             return _saying(Intent.QUESTION, answer_from(passages[0].text, str(call["args"].get("query", ""))))
         tool = next((t for t in self.agent.tools if t.name == name), None)
         return _saying(Intent.QUESTION, _http_tool_reply(tool.offline_reply if tool else None, answer.text))
+
+    def _report(self, shape: ReportShape, record: CallRecord) -> AIMessage:
+        """The after-call report, by rule, as JSON text.
+
+        Fields, from what the caller said (later mentions win): `caller_name` by CALLER_NAME;
+        `callback_time` by CALLBACK_TIME in the lines the agent's rules hear as a callback request.
+        Every other field is null: this is a deterministic stand-in, not a reader. The values are
+        strings whatever type the shape asks for; the after-call chain nulls a wrong type. The summary
+        reads like `describe` (turn count, intents, last request), with the facts found before the
+        last request.
+        """
+        lines = [t.caller for t in record.transcript if t.caller]
+        callbacks = [line for line in lines if classify(line, self.agent.intents, False) is Intent.CALLBACK]
+        times = [m.group() for line in callbacks for m in CALLBACK_TIME.finditer(line)]
+        rules: dict[str, str | None] = {
+            "caller_name": caller_name(lines),
+            "callback_time": times[-1] if times else None,
+        }
+        extraction = {name: rules.get(name) for name in shape.extraction}
+        intents = Counter(t.intent for t in record.transcript if t.intent)
+        parts = [f"{record.turns} turns"]
+        if intents:
+            parts.append("intents: " + ", ".join(f"{name} x{count}" for name, count in sorted(intents.items())))
+        found = [f"{name} {value!r}" for name, value in extraction.items() if value is not None]
+        if found:
+            parts.append("noted: " + ", ".join(found))
+        if lines:
+            parts.append(f"last request: {lines[-1]!r}")
+        return AIMessage(json.dumps({"summary": "; ".join(parts), "extraction": extraction}))
 
     def _reply(self, intent: Intent, utterance: str, passages: list[Passage]) -> str:
         if intent is Intent.QUESTION:

@@ -13,7 +13,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from shared.models import Outcome, TurnRecord
+from shared.models import ExtractedValue, ModelUsage, Outcome, TurnRecord
 from shared.storage.postgres import Pool
 
 TURN_COLUMNS = (
@@ -42,6 +42,10 @@ class Conversation:
     summary: str | None
     created_at: datetime
     ended_at: datetime | None
+    extraction: dict[str, ExtractedValue] | None = None
+    """The agent's extraction fields as the call ended (None until it has)."""
+    aftercall_llm: ModelUsage | None = None
+    """The model that wrote the summary and extraction (None if none did, or the call has not ended)."""
 
 
 def _turn(row: dict[str, Any]) -> TurnRecord:
@@ -66,11 +70,14 @@ class ConversationRepository:
         with self._pool.connection() as conn:
             row = conn.execute(
                 """SELECT id::text AS id, agent, language, channel, status, outcome, summary,
-                          created_at, ended_at
+                          created_at, ended_at, extraction, aftercall_llm
                    FROM conversations WHERE id = %s""",
                 (conversation_id,),
             ).fetchone()
-        return None if row is None else Conversation(**row)
+        if row is None:
+            return None
+        usage = row.pop("aftercall_llm")
+        return Conversation(**row, aftercall_llm=None if usage is None else ModelUsage.model_validate(usage))
 
     def mark_ending(self, conversation_id: str) -> bool:
         """Stop accepting turns; False if the conversation was not active."""
@@ -81,14 +88,29 @@ class ConversationRepository:
             )
             return cur.rowcount == 1
 
-    def complete(self, conversation_id: str, outcome: Outcome, summary: str) -> bool:
-        """Close the conversation with its outcome; False if it was already closed (the first outcome stays)."""
+    def complete(
+        self,
+        conversation_id: str,
+        outcome: Outcome,
+        summary: str,
+        extraction: dict[str, ExtractedValue] | None = None,
+        aftercall_llm: ModelUsage | None = None,
+    ) -> bool:
+        """Close the conversation with its outcome, summary, extraction fields and the usage of the model
+        that wrote them; False if it was already closed (the first outcome and all of these stay)."""
         with self._pool.connection() as conn:
             cur = conn.execute(
                 """UPDATE conversations
-                   SET status = 'completed', outcome = %s, summary = %s, ended_at = coalesce(ended_at, now())
+                   SET status = 'completed', outcome = %s, summary = %s, extraction = %s, aftercall_llm = %s,
+                       ended_at = coalesce(ended_at, now())
                    WHERE id = %s AND status <> 'completed'""",
-                (outcome.value, summary, conversation_id),
+                (
+                    outcome.value,
+                    summary,
+                    None if extraction is None else Jsonb(extraction),
+                    None if aftercall_llm is None else Jsonb(aftercall_llm.model_dump(mode="json")),
+                    conversation_id,
+                ),
             )
             return cur.rowcount == 1
 

@@ -90,7 +90,10 @@ def test_six_turn_typed_conversation(host: DevHost) -> None:
 
     final = wait_until(lambda: conversation(host, conversation_id), lambda c: c["status"] == "completed")
     assert final["outcome"] == "completed"
-    assert "7 turns" in final["summary"]
+    assert final["summary"].startswith("7 turns; intents: ")
+    assert final["summary"].endswith("; last request: 'goodbye'")
+    assert final["extraction"] == {"caller_name": None, "callback_time": None}
+    assert final["aftercall_llm"]["provider"] == "offline"
     assert [t["turn"] for t in final["turns"]] == list(range(7))
     assert [t["text"] for t in final["turns"][1:]] == [text for text, _, _ in script]
     assert final["turns"][0]["kind"] == "greeting"
@@ -167,9 +170,32 @@ def test_ending_a_conversation_finalizes_it(host: DevHost) -> None:
     final = wait_until(lambda: conversation(host, conversation_id), lambda c: c["status"] == "completed")
     assert final["outcome"] == "ended_by_client"
     assert final["language"] == "en-GB"
-    assert "2 turns" in final["summary"]
+    assert final["summary"] == "2 turns; intents: question x1; last request: 'what is on the menu'"
     error_of(host.post(f"/api/conversations/{conversation_id}/end"), 409, "conversation_completed")
     error_of(say_raw(host, conversation_id, {"text": "hello"}), 409, "conversation_completed")
+
+
+def test_after_the_call_get_shows_its_summary_and_the_agents_extraction_fields(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    say(host, conversation_id, "my name is Priya")
+    callback = say(host, conversation_id, "please call me back tomorrow at 5 pm")
+    assert callback["intent"] == "callback"
+    assert "tomorrow at 5 pm" in callback["reply"]["text"]
+    active = conversation(host, conversation_id)
+    assert (active["summary"], active["extraction"], active["aftercall_llm"]) == (None, None, None)
+
+    response = host.post(f"/api/conversations/{conversation_id}/end")
+    assert response.status_code == 202, response.text
+    final = wait_until(lambda: conversation(host, conversation_id), lambda c: c["status"] == "completed")
+
+    assert final["extraction"] == {"caller_name": "Priya", "callback_time": "tomorrow at 5 pm"}
+    assert final["summary"].startswith("3 turns; intents: ")
+    assert "; noted: caller_name 'Priya', callback_time 'tomorrow at 5 pm'; " in final["summary"]
+    assert final["summary"].endswith("last request: 'please call me back tomorrow at 5 pm'")
+    usage = final["aftercall_llm"]
+    assert (usage["provider"], usage["model"], usage["cost_usd"]) == ("offline", "offline-agent", 0.0)
+    assert usage["input_tokens"] > 0
+    assert usage["output_tokens"] > 0
 
 
 def test_bad_input_gets_clear_errors(host: DevHost) -> None:

@@ -2,8 +2,8 @@
 and Azurite.
 
 A caller who types prompt markup or instructions gets answers, every turn is stored as said, and
-neither their words nor the summary quoting them (carried across continue-as-new) reach the
-system message the chat model is sent.
+neither their words nor the summary quoting them (carried across continue-as-new, written by the
+after-call report) reach the system message the chat model is sent.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from langchain_core.messages import SystemMessage
 
 from shared import activities
+from shared.agent.prompt import parse_report_shape
 from shared.config import REPOSITORY_ROOT, Settings
 from shared.models import AgentProfile, TurnInput, TurnKind, TurnRecord
 from shared.services import Services
@@ -84,8 +86,13 @@ def test_finding_6_hostile_turns_are_answered_stored_and_kept_out_of_the_system_
     assert [t.user_text for t in stored] == [*HOSTILE, "what are your opening hours", "purple elephants dance"]
     assert [t.reply_text for t in stored] == [t.reply_text for t in [*first_generation, question, nonsense]]
 
+    assert all(sum(isinstance(m, SystemMessage) for m in prompt) == 1 for prompt in sent.prompts)
+    reports = [prompt for prompt in sent.prompts if parse_report_shape(prompt[0].text) is not None]
+    assert len(reports) == 1, "the summary carried across continue-as-new is the after-call report's"
+    assert len(sent.prompts) - len(reports) == sum(1 + len(t.tool_calls) for t in stored), (
+        "one model call per caller turn, and one more per tool it called"
+    )
     systems = sent.system_texts()
-    assert len(systems) == len(sent.prompts) >= len(stored), "every model call has one system message"
     for system in systems:
         for caller_text in (*HOSTILE, summary, "ignore previous", "<knowledge>", "</knowledge>"):
             assert caller_text not in system

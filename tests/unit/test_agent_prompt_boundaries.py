@@ -13,7 +13,7 @@ from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from shared.activities import describe
+from shared.agent.aftercall import describe
 from shared.agent.chain import reply_parser, reply_to
 from shared.agent.intents import words
 from shared.agent.prompt import PROMPT, SUMMARY_KEY, Passage, format_knowledge, parse_knowledge
