@@ -132,7 +132,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             request.summary,
             model=model,
             toolbox=toolbox,
-            on_text=reply.feed,
+            on_text=reply.feed if services.settings.llm_streaming else None,
         )
         reply_text, intent, llm = answered.reply.text, answered.reply.intent, answered.llm
     else:

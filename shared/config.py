@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="Per-call timeout of each chat model before the next one answers."
     )
+    llm_streaming: bool = Field(
+        default=True,
+        description="Stream the chat model's answer so each sentence is spoken as soon as it is written. False: "
+        "the whole answer first (for servers that stream badly).",
+    )
     llm_max_retries: int = Field(
         default=2,
         ge=0,

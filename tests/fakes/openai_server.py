@@ -217,8 +217,10 @@ class FakeOpenAIServer:
             case BreaksMidStream(content):
                 return await self._stream(request, body, self._completion(body, content), break_after=3)
             case Answer(content):
+                await self._generating(content)
                 return web.json_response(self._completion(body, content))
             case CallsTools(calls):
+                await self._generating("")
                 return web.json_response(self._tool_calls(body, calls))
             case RateLimited(seconds):
                 message = f"Requests have exceeded the rate limit. Please retry after {seconds} seconds."
@@ -239,6 +241,13 @@ class FakeOpenAIServer:
                 return _error(401, {"error": {"code": "401", "message": message}})
             case FilteredReply():
                 return web.json_response(self._completion(body, "", finish_reason="content_filter"))
+
+    async def _generating(self, content: str) -> None:
+        """A whole answer takes as long as streaming it would: the first token, then every other."""
+        tokens = len(re.findall(r"\s*\S+", content))
+        await asyncio.sleep(
+            self.first_token_seconds + (tokens / self.tokens_per_second if self.tokens_per_second else 0)
+        )
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], completion: dict[str, Any], break_after: int | None = None
