@@ -29,7 +29,7 @@ import azure.durable_functions as df
 from azure.durable_functions import DurableOrchestrationContext as Context
 from azure.durable_functions.models.Task import TaskBase
 
-from shared import activities, dialog
+from shared import dialog
 from shared.event_data import raised_value
 from shared.models import (
     ConversationState,
@@ -42,7 +42,6 @@ from shared.models import (
     TurnRecord,
     Utterance,
 )
-from shared.services import services
 
 bp = df.Blueprint()
 
@@ -211,22 +210,38 @@ def conversation(context: Context) -> Steps:
     return (yield _call(context, "finalize", finalize.model_dump(mode="json")))
 
 
+# The activities load the app's core on first use, not at import: LangChain, the speech engines and
+# the storage clients would add about a second to every cold start, HTTP functions included.
+
+
 @bp.activity_trigger(input_name="request")
 def answer_turn(request: ActivityJson) -> Json:
+    from shared import activities
+    from shared.services import services
+
     return activities.answer_turn(services(), TurnInput.model_validate(request)).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")
 def publish(request: ActivityJson) -> Json:
+    from shared import activities
+    from shared.services import services
+
     message = PublishInput.model_validate(request)
     return activities.publish(services(), message.conversation_id, message.request_id).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="conversation_id")
 def summarize(conversation_id: str) -> str:
+    from shared import activities
+    from shared.services import services
+
     return activities.summarize(services(), conversation_id)
 
 
 @bp.activity_trigger(input_name="request")
 def finalize(request: ActivityJson) -> Json:
+    from shared import activities
+    from shared.services import services
+
     return activities.finalize(services(), FinalizeInput.model_validate(request)).model_dump(mode="json")

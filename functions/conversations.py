@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -16,15 +16,17 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
-from shared import activities
-from shared.config import Settings
 from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
-from shared.services import Services, services
-from shared.storage.blobs import caller_audio_name
-from shared.storage.conversations import Conversation
-from shared.storage.handoff import Claim, ConversationEnded
-from shared.turn_requests import StartConversation, TurnBody, parse_start, parse_turn, request_id_for
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.services import Services
+    from shared.storage.conversations import Conversation
+    from shared.turn_requests import StartConversation, TurnBody
+
+# The app's core (storage clients, request parsing with audio decoding, the activities) loads on a
+# function's first call, not at import: every cold start, health checks included, would pay for it.
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -49,6 +51,12 @@ RAISE_GRACE_SECONDS = 30
 """How long a request that took the turn may take to raise its utterance before a retry does it."""
 UNSTARTED_GRACE_SECONDS = 60
 """A conversation whose orchestration cannot be found this long after creation will never start."""
+
+
+def _services() -> Services:
+    from shared.services import services
+
+    return services()
 
 
 def _policy(settings: Settings) -> DialogPolicy:
@@ -111,6 +119,8 @@ async def _settled(svc: Services, conversation: Conversation, status: DurableOrc
     if outcome is None:
         return conversation
     closing = FinalizeInput(conversation_id=conversation.id, outcome=outcome)
+    from shared import activities
+
     await asyncio.to_thread(lambda: activities.finalize(svc, closing))
     return await _conversation(svc, conversation.id)
 
@@ -136,6 +146,8 @@ async def _watch_instance(svc: Services, client: df.DurableOrchestrationClient, 
 async def _await_reply(
     svc: Services, client: df.DurableOrchestrationClient, conversation_id: str, request_id: str
 ) -> TurnRecord:
+    from shared.storage.handoff import ConversationEnded
+
     watching = asyncio.create_task(_watch_instance(svc, client, conversation_id))
     try:
         reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
@@ -167,7 +179,9 @@ async def _await_reply(
 @json_errors
 async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a conversation and answer its greeting; an Idempotency-Key makes a retry return the same one."""
-    svc = services()
+    from shared.turn_requests import parse_start, request_id_for
+
+    svc = _services()
     request = parse_start(req.headers.get("content-type"), req.get_body(), svc.settings.max_request_bytes)
     key = req.headers.get("idempotency-key")
     request_id = None if key is None else request_id_for(key)
@@ -223,8 +237,10 @@ async def _begin(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    from shared.turn_requests import parse_turn, request_id_for
+
     started, received_at = time.perf_counter(), time.time()
-    svc = services()
+    svc = _services()
     settings = svc.settings
     body = parse_turn(
         req.headers.get("content-type"), req.get_body(), settings.max_request_bytes, settings.audio_max_seconds
@@ -270,6 +286,8 @@ async def _take_turn(
     retry whose original died before raising the utterance (nothing raised, and nobody raising it
     for RAISE_GRACE_SECONDS) raises it itself, so no retry waits on a lock nothing will release.
     """
+    from shared.storage.handoff import Claim
+
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
     if stored is not None:
         return TurnRecord.model_validate(stored), True
@@ -312,6 +330,8 @@ async def _raise_utterance(
 ) -> None:
     """Send the utterance under the event name the last reply announced (before its first audio), or,
     before any reply has, the one the orchestration's custom status shows."""
+    from shared.storage.blobs import caller_audio_name
+
     status = await client.get_status(conversation.id)
     if not status and _ending(conversation, status) is None:
         raise Conflict("The conversation is still starting; retry in a moment.", code="conversation_starting")
@@ -340,7 +360,7 @@ async def _raise_utterance(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    svc = services()
+    svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     if conversation.status != "completed":
         conversation = await _settled(svc, conversation, await client.get_status(conversation.id))
@@ -382,7 +402,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    svc = services()
+    svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     if conversation.status == "completed":
         raise Conflict("The conversation has already ended.", code="conversation_completed")
@@ -398,7 +418,7 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
 @bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @json_errors
 async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
-    svc = services()
+    svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     turn_text = req.route_params["turn"]
     record = (

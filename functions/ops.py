@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
 from functions.http import json_errors, json_response
-from shared.services import Services, services
-from shared.storage.postgres import ping as ping_postgres
+
+if TYPE_CHECKING:
+    from shared.services import Services
 
 bp = func.Blueprint()
 
 
 def _postgres(svc: Services) -> None:
-    ping_postgres(svc.pool)
+    from shared.storage.postgres import ping
+
+    ping(svc.pool)
 
 
 def _redis(svc: Services) -> None:
@@ -43,6 +47,8 @@ def _check(probe: Callable[[Services], None], svc: Services) -> dict[str, object
 @bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @json_errors
 async def health(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services import services
+
     svc = services()
     results = await asyncio.gather(*(asyncio.to_thread(_check, probe, svc) for probe in PROBES.values()))
     checks = dict(zip(PROBES, results, strict=True))

@@ -1,5 +1,8 @@
-"""Cold start: importing the app must not load the language-model, speech, search or document-loading
-vendor SDKs (they load on first use)."""
+"""Cold start: importing the app loads the Functions and Durable SDKs and the domain types, nothing more.
+
+The language-model, speech, search and document-loading SDKs, LangChain, the storage clients and the
+audio stack load on a function's first call (`bench/cold_start.py` times the import).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import sys
 
 from shared.config import REPOSITORY_ROOT
 
-VENDOR_SDKS = (
+DEFERRED = (
     "openai",
     "langchain_openai",
     "azure.identity",
@@ -19,19 +22,28 @@ VENDOR_SDKS = (
     "bs4",
     "langchain_text_splitters",
     "sarvamai",
+    "langchain_core",
+    "numpy",
+    "soxr",
+    "redis",
+    "psycopg",
+    "psycopg_pool",
+    "yoyo",
+    "azure.storage",
+    "pydantic_settings",
 )
 
-LOADED_VENDOR_MODULES = f"""
+LOADED_DEFERRED_MODULES = f"""
 import json, sys
 import function_app
-sdks = {VENDOR_SDKS!r}
+sdks = {DEFERRED!r}
 print(json.dumps(sorted(m for m in sys.modules if any(m == s or m.startswith(s + ".") for s in sdks))))
 """
 
 
-def test_importing_the_function_app_loads_no_language_model_sdk() -> None:
+def test_importing_the_function_app_loads_no_vendor_sdk_storage_client_or_langchain() -> None:
     result = subprocess.run(
-        [sys.executable, "-c", LOADED_VENDOR_MODULES],
+        [sys.executable, "-c", LOADED_DEFERRED_MODULES],
         cwd=REPOSITORY_ROOT,
         capture_output=True,
         text=True,
