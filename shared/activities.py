@@ -134,10 +134,15 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             toolbox=toolbox,
             on_text=reply.feed if services.settings.llm_streaming else None,
         )
-        reply_text, intent, llm = answered.reply.text, answered.reply.intent, answered.llm
+        reply_text, intent, llm, citations = (
+            answered.reply.text,
+            answered.reply.intent,
+            answered.llm,
+            answered.citations,
+        )
     else:
         reply_text = profile.greeting if request.kind is TurnKind.GREETING else profile.reprompt
-        intent, llm = None, None
+        intent, llm, citations = None, None, []
     agent_ms = _elapsed_ms(started)
     spoken = reply.finish(reply_text)
     whole = reply_audio_name(request.conversation_id, request.turn)
@@ -165,6 +170,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             stt_engine=transcript.engine if transcript else None,
             tts_engine=spoken[0].spoken.engine,
             first_audio_ms=first_audio_ms,
+            citations=citations,
         )
     )
     stream.done(stored.model_dump(mode="json"))

@@ -260,10 +260,21 @@ class Transcript(Frozen):
 
 
 class AgentReply(Frozen):
-    """What the agent decided for a turn: the intent it recognised and what it says back."""
+    """What the agent decided for a turn: the intent it recognised, what it says back, and the ids of the
+    knowledge passages it answered from."""
 
     intent: Intent
     text: str
+    cites: list[str] = Field(default_factory=list, max_length=20)
+
+
+class Citation(Frozen):
+    """A knowledge chunk a reply was answered from, as stored with the turn."""
+
+    chunk_id: str
+    document_id: str | None = None
+    title: str = ""
+    source: str | None = None
 
 
 class ModelUsage(Frozen):
@@ -307,6 +318,7 @@ class AnsweredReply(Frozen):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     action: TurnAction = TurnAction.CONTINUE
     transfer_to: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
 
 
 class TurnRecord(Frozen):
@@ -337,6 +349,7 @@ class TurnRecord(Frozen):
     first_audio_ms: float | None = Field(
         default=None, description="From the utterance reaching the channel to its reply's first audio being announced."
     )
+    citations: list[Citation] = Field(default_factory=list)
 
 
 class PublishInput(Frozen):

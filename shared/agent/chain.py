@@ -12,9 +12,9 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
-from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+from langchain_core.documents import Document
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, BaseMessageChunk
@@ -29,7 +29,16 @@ from shared.agent.pricing import estimated_cost_usd
 from shared.agent.prompt import PROMPT, format_knowledge, history_messages, memory_messages
 from shared.agent.tools import ToolBox, ToolSpec
 from shared.config import Settings
-from shared.models import AgentProfile, AgentReply, AnsweredReply, Intent, ModelUsage, TurnAction, TurnRecord
+from shared.models import (
+    AgentProfile,
+    AgentReply,
+    AnsweredReply,
+    Citation,
+    Intent,
+    ModelUsage,
+    TurnAction,
+    TurnRecord,
+)
 
 if TYPE_CHECKING:
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -288,6 +297,21 @@ def _streamed(model: ChatModel, messages: list[BaseMessage], config: RunnableCon
     return message.model_copy(update={"response_metadata": metadata})
 
 
+def citations(cites: list[str], documents: list[Document]) -> list[Citation]:
+    """The chunks a reply cites, among those its model was shown (an id it was not shown is dropped)."""
+    shown = {str(d.metadata["chunk_id"]): d for d in documents if d.metadata.get("chunk_id")}
+    cited = [shown[chunk_id] for chunk_id in dict.fromkeys(cites) if chunk_id in shown]
+    return [
+        Citation(
+            chunk_id=str(d.metadata["chunk_id"]),
+            document_id=d.metadata.get("document_id"),
+            title=str(d.metadata.get("title", "")),
+            source=d.metadata.get("source"),
+        )
+        for d in cited
+    ]
+
+
 def build_chain(
     profile: AgentProfile,
     retriever: BaseRetriever,
@@ -303,10 +327,8 @@ def build_chain(
     `toolbox.specs()` (see `chat_model_for`). With `on_text`, the model's answers are streamed and
     `on_text` hears the reply's text as it grows (see `shared/spoken_reply.py`).
     """
-    knowledge = itemgetter("utterance") | retriever | format_knowledge
     prompt = (
         RunnablePassthrough.assign(
-            knowledge=knowledge,
             display_name=lambda _: profile.display_name,
             language=lambda _: profile.language,
             instructions=lambda _: profile.instructions,
@@ -316,7 +338,8 @@ def build_chain(
     parser = reply_parser(profile)
 
     def converse(inputs: dict[str, object], config: RunnableConfig) -> AnsweredReply:
-        messages = prompt.invoke(inputs, config).to_messages()
+        documents = retriever.invoke(str(inputs["utterance"]), config)
+        messages = prompt.invoke(inputs | {"knowledge": format_knowledge(documents)}, config).to_messages()
         usages = []
         for _ in range(MAX_TOOL_ROUNDS + 1):
             message = model.invoke(messages, config) if on_text is None else _streamed(model, messages, config, on_text)
@@ -325,12 +348,14 @@ def build_chain(
             if not requested or toolbox is None or len(usages) > MAX_TOOL_ROUNDS:
                 break
             messages += [message, *toolbox.run(requested)]
+        reply = parser.invoke(message, config)
         return AnsweredReply(
-            reply=parser.invoke(message, config),
+            reply=reply,
             llm=total_usage(usages),
             tool_calls=toolbox.calls if toolbox else [],
             action=toolbox.action if toolbox else TurnAction.CONTINUE,
             transfer_to=toolbox.transfer_to if toolbox else None,
+            citations=citations(reply.cites, [*documents, *(toolbox.found if toolbox else [])]),
         )
 
     return RunnableLambda(converse, name="agent")

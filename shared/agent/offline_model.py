@@ -217,7 +217,8 @@ class OfflineAgentModel(BaseChatModel):
             return _calling("schedule_callback", callback_arguments(utterance))
         if intent is Intent.NOT_UNDERSTOOD and "search_knowledge" in tools and _stems(utterance):
             return _calling("search_knowledge", {"query": " ".join(sorted(_stems(utterance)))})
-        return _saying(intent, self._reply(intent, utterance, passages))
+        cites = [passages[0].id] if intent is Intent.QUESTION and passages[0].id else []
+        return _saying(intent, self._reply(intent, utterance, passages), cites)
 
     def _answer_after_tools(self, asked: AIMessage, answers: list[ToolMessage]) -> AIMessage:
         call, answer = asked.tool_calls[-1], answers[-1]
@@ -235,7 +236,8 @@ class OfflineAgentModel(BaseChatModel):
             passages = parse_knowledge(answer.text)
             if not passages:
                 return _saying(Intent.NOT_UNDERSTOOD, self.agent.not_understood)
-            return _saying(Intent.QUESTION, answer_from(passages[0].text, str(call["args"].get("query", ""))))
+            answer_text = answer_from(passages[0].text, str(call["args"].get("query", "")))
+            return _saying(Intent.QUESTION, answer_text, [passages[0].id] if passages[0].id else [])
         tool = next((t for t in self.agent.tools if t.name == name), None)
         return _saying(Intent.QUESTION, _http_tool_reply(tool.offline_reply if tool else None, answer.text))
 
@@ -281,8 +283,12 @@ def _calling(name: str, arguments: dict[str, Any]) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": arguments, "id": f"call_{name}", "type": "tool_call"}])
 
 
-def _saying(intent: Intent, text: str) -> AIMessage:
-    return AIMessage(json.dumps({"intent": intent.value, "text": text}))
+def _saying(intent: Intent, text: str, cites: list[str] | None = None) -> AIMessage:
+    """A reply in the prompt's format; `cites` names the passages it was answered from."""
+    reply: dict[str, Any] = {"intent": intent.value, "text": text}
+    if cites:
+        reply["cites"] = cites
+    return AIMessage(json.dumps(reply))
 
 
 def _filled(template: str, fields: dict[str, Any]) -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from langchain_core.documents import Document
 from langchain_core.messages import ToolCall as ModelToolCall
 from langchain_core.messages import ToolMessage
 from langchain_core.retrievers import BaseRetriever
@@ -95,6 +96,8 @@ class ToolBox:
     turn: int
     callbacks: CallbackRepository | None = None
     calls: list[ToolCall] = field(default_factory=list)
+    found: list[Document] = field(default_factory=list)
+    """Knowledge passages `search_knowledge` showed the model: a reply may cite them."""
     action: TurnAction = TurnAction.CONTINUE
     transfer_to: str | None = None
 
@@ -136,7 +139,9 @@ class ToolBox:
             raise ToolFailed(f"there is no tool named {name!r}")
         if name == "search_knowledge":
             query = str(arguments.get("query", ""))[:TEXT_ARGUMENT_CHARS]
-            return format_knowledge(self.retriever.invoke(query))
+            documents = self.retriever.invoke(query)
+            self.found += documents
+            return format_knowledge(documents)
         if name == "end_call":
             self.action = TurnAction.END_CALL
             return json.dumps({"ending": True})

@@ -11,7 +11,6 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 import requests
@@ -21,6 +20,7 @@ from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
 from shared.storage.handoff import TurnKeys
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.instances import running_activities
 from tests.e2e.polling import wait_until
 
 DURABLE = "/runtime/webhooks/durabletask"
@@ -49,12 +49,6 @@ def conversation(host: DevHost, conversation_id: str) -> dict[str, Any]:
 
 def keys(host: DevHost, conversation_id: str) -> TurnKeys:
     return TurnKeys(host.env["REDIS_KEY_PREFIX"], conversation_id)
-
-
-def running_activities(host: DevHost, conversation_id: str) -> list[str]:
-    with psycopg.connect(host.env["DATABASE_URL"]) as conn:
-        rows = conn.execute("SELECT name FROM durable_tasks WHERE instance_id = %s", (conversation_id,)).fetchall()
-    return [row[0] for row in rows]
 
 
 def cache(host: DevHost) -> redis.Redis:
@@ -119,7 +113,7 @@ def test_finding_8_terminated_under_a_waiting_turn_the_turn_learns_at_once(host:
             data=question,
             headers={"Content-Type": "audio/wav"},
         )
-        wait_until(lambda: running_activities(host, conversation_id), lambda names: "answer_turn" in names)
+        wait_until(lambda: running_activities(host, conversation_id), lambda names: "answer_turn (spoken)" in names)
         assert host.post(f"{DURABLE}/instances/{conversation_id}/terminate?reason=x").status_code == 202
         answer = turn.result()
     assert (answer.status_code, answer.json()["error"]["code"]) == (409, "conversation_completed"), answer.text

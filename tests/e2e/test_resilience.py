@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 
@@ -13,6 +12,7 @@ from devhost.process import DevHost
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.instances import running_activities
 from tests.e2e.polling import wait_until
 
 SLOW_TRANSCRIBE_SECONDS = 3.0
@@ -50,13 +50,6 @@ def turns(host: DevHost, conversation_id: str) -> list[dict[str, Any]]:
     response = host.get(f"/api/conversations/{conversation_id}")
     assert response.status_code == 200, response.text
     return list(response.json()["turns"])
-
-
-def running_activities(host: DevHost, conversation_id: str) -> list[str]:
-    """Activities the devhost has scheduled and not yet completed for this conversation."""
-    with psycopg.connect(host.env["DATABASE_URL"]) as conn:
-        rows = conn.execute("SELECT name FROM durable_tasks WHERE instance_id = %s", (conversation_id,)).fetchall()
-    return [row[0] for row in rows]
 
 
 def speak(host: DevHost, conversation_id: str, wav: bytes, key: str) -> requests.Response:
@@ -107,7 +100,7 @@ def test_killed_while_a_turn_is_in_flight_the_turn_completes_once(slow_host: Dev
 
     sender = threading.Thread(target=send)
     sender.start()
-    wait_until(lambda: running_activities(slow_host, conversation_id), lambda names: "answer_turn" in names)
+    wait_until(lambda: running_activities(slow_host, conversation_id), lambda names: "answer_turn (spoken)" in names)
     slow_host.kill()
     sender.join(timeout=30)
     assert len(outcome) == 1
