@@ -36,11 +36,13 @@ TTS_SECONDS_PER_SENTENCE = 0.2
 STT_SECONDS = 0.15
 REPLY = json.dumps(
     {
-        "intent": "question",
         "text": "We are open from 8 am to 10 pm on weekdays. On Sundays we open at 9 am and close at 6 pm. "
         "We are closed on public holidays.",
+        "intent": "question",
+        "cites": [],
     }
 )
+"""A reply in the order the prompt asks for: the text first, so the caller hears it while the rest is written."""
 TASK_SCHEDULED, EVENT_RAISED = 4, 15
 
 

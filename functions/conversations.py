@@ -390,6 +390,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                     "transfer_to": t.transfer_to,
                     "tool_calls": [call.model_dump(mode="json") for call in t.tool_calls],
                     "citations": [citation.model_dump(mode="json") for citation in t.citations],
+                    "language": t.language,
                     "stt_engine": t.stt_engine,
                     "tts_engine": t.tts_engine,
                 }

@@ -73,6 +73,14 @@ def hear(services: Services, profile: AgentProfile, language: str, audio_blob: s
     return Transcript(text=heard.text, stt_ms=_elapsed_ms(started), engine=heard.engine, language=heard.language)
 
 
+def reply_language(profile: AgentProfile, language: str, transcript: Transcript | None) -> str:
+    """The language to answer in: the one the caller was heard speaking, for an agent that detects it;
+    else the conversation's."""
+    if profile.detect_language and transcript is not None and transcript.language and transcript.text:
+        return transcript.language
+    return language
+
+
 def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     """The whole turn on the caller's critical path, in one activity: hear (when spoken), answer while
     the model streams, speak each sentence as soon as it is written, announce each on the turn's reply
@@ -92,6 +100,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     profile = agent_profile(services, request.agent)
     transcript = None if request.audio_blob is None else hear(services, profile, request.language, request.audio_blob)
     text = transcript.text if transcript is not None else request.text
+    language = reply_language(profile, request.language, transcript)
     stream = ReplyStream(services.redis, services.settings.redis_key_prefix, request.conversation_id, request.turn)
     toolbox = ToolBox(
         profile=profile,
@@ -108,7 +117,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
         stream.start(next_event)
 
     speaking = Speaking(
-        language=request.language,
+        language=language,
         voice=profile.voice,
         speaker=profile.speaker,
         rate=request.sample_rate,
@@ -133,6 +142,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             model=model,
             toolbox=toolbox,
             on_text=reply.feed if services.settings.llm_streaming else None,
+            language=language,
         )
         reply_text, intent, llm, citations = (
             answered.reply.text,
@@ -171,6 +181,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             tts_engine=spoken[0].spoken.engine,
             first_audio_ms=first_audio_ms,
             citations=citations,
+            language=language,
         )
     )
     stream.done(stored.model_dump(mode="json"))

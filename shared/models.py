@@ -350,6 +350,7 @@ class TurnRecord(Frozen):
         default=None, description="From the utterance reaching the channel to its reply's first audio being announced."
     )
     citations: list[Citation] = Field(default_factory=list)
+    language: str | None = Field(default=None, description="The language the reply was written and spoken in.")
 
 
 class PublishInput(Frozen):

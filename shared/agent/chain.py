@@ -317,7 +317,9 @@ def build_chain(
     retriever: BaseRetriever,
     model: ChatModel,
     toolbox: ToolBox | None = None,
+    *,
     on_text: OnText | None = None,
+    language: str | None = None,
 ) -> Runnable[dict[str, object], AnsweredReply]:
     """The runnable that turns {"utterance", "history", "memory"} into this agent's reply, its model usage
     and what its tools did.
@@ -325,12 +327,13 @@ def build_chain(
     The model sees the knowledge retrieval found for the utterance; when it calls tools, they run and
     it is asked again with their answers, up to MAX_TOOL_ROUNDS times. `model` must have been given
     `toolbox.specs()` (see `chat_model_for`). With `on_text`, the model's answers are streamed and
-    `on_text` hears the reply's text as it grows (see `shared/spoken_reply.py`).
+    `on_text` hears the reply's text as it grows (see `shared/spoken_reply.py`). `language` is the one to
+    answer in (the agent's when None).
     """
     prompt = (
         RunnablePassthrough.assign(
             display_name=lambda _: profile.display_name,
-            language=lambda _: profile.language,
+            language=lambda _: language or profile.language,
             instructions=lambda _: profile.instructions,
         )
         | PROMPT
@@ -371,6 +374,7 @@ def reply_to(
     model: ChatModel | None = None,
     toolbox: ToolBox | None = None,
     on_text: OnText | None = None,
+    language: str | None = None,
 ) -> AnsweredReply:
     """The agent's reply to one utterance, given recent turns and a summary of what came before, the
     usage of the model that answered, and what its tools did.
@@ -380,7 +384,7 @@ def reply_to(
     """
     if model is None:
         model = _with_tools(OfflineAgentModel(agent=profile), toolbox.specs() if toolbox else ())
-    chain = build_chain(profile, retriever, model, toolbox, on_text)
+    chain = build_chain(profile, retriever, model, toolbox, on_text=on_text, language=language)
     return chain.invoke(
         {"utterance": utterance, "history": history_messages(history), "memory": memory_messages(summary)}
     )

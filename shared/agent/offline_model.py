@@ -285,7 +285,7 @@ def _calling(name: str, arguments: dict[str, Any]) -> AIMessage:
 
 def _saying(intent: Intent, text: str, cites: list[str] | None = None) -> AIMessage:
     """A reply in the prompt's format; `cites` names the passages it was answered from."""
-    reply: dict[str, Any] = {"intent": intent.value, "text": text}
+    reply: dict[str, Any] = {"text": text, "intent": intent.value}
     if cites:
         reply["cites"] = cites
     return AIMessage(json.dumps(reply))

@@ -20,7 +20,7 @@ TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
     " reply_text, audio_blob, stt_ms, agent_ms, tts_ms, llm_provider, llm_model, input_tokens, output_tokens,"
     " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls, stt_engine, tts_engine,"
-    " first_audio_ms, citations"
+    " first_audio_ms, citations, language"
 )
 _LLM_COLUMNS = {
     "llm_provider": "provider",
@@ -141,6 +141,7 @@ class ConversationRepository:
             "tts_engine": turn.tts_engine,
             "first_audio_ms": turn.first_audio_ms,
             "citations": Jsonb([citation.model_dump(mode="json") for citation in turn.citations]),
+            "language": turn.language,
         }
         columns = ", ".join(values)
         placeholders = ", ".join(f"%({name})s" for name in values)
