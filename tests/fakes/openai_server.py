@@ -30,10 +30,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackFake
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,10 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeOpenAIServer:
+class FakeOpenAIServer(LoopbackFake):
     """Start with `with FakeOpenAIServer() as server:`; `server.url` is its origin."""
+
+    _thread_name = "fake-openai"
 
     default_content: str = '{"intent": "question", "text": "Hello from the fake model."}'
     first_token_seconds: float = 0.0
@@ -147,51 +150,19 @@ class FakeOpenAIServer:
     _script: deque[Behaviour] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    _thread: threading.Thread | None = None
-    _runner: web.AppRunner | None = None
-    _port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
 
     def script(self, *behaviours: Behaviour) -> None:
         """The next requests' behaviours, in order; afterwards the default answer."""
         with self._lock:
             self._script.extend(behaviours)
 
-    def __enter__(self) -> FakeOpenAIServer:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="fake-openai")
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake OpenAI server did not start")
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _serve(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _application(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat_completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self._port = server.sockets[0].getsockname()[1]
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+        return app
 
     def _next(self) -> Behaviour:
         with self._lock:

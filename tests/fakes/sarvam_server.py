@@ -31,11 +31,12 @@ import threading
 import wave
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 from aiohttp import BodyPartReader, web
+
+from tests.fakes.loopback import LoopbackFake
 
 TTS_LANGUAGES = frozenset(
     {"bn-IN", "en-IN", "gu-IN", "hi-IN", "kn-IN", "ml-IN", "mr-IN", "od-IN", "pa-IN", "ta-IN", "te-IN"}
@@ -79,8 +80,10 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeSarvamServer:
+class FakeSarvamServer(LoopbackFake):
     """Start with `with FakeSarvamServer(api_key=...) as server:`; `server.url` is its origin."""
+
+    _thread_name = "fake-sarvam"
 
     api_key: str = "sarvam-fake-key"
     transcript: str = "नमस्ते, मुझे मदद चाहिए"
@@ -94,14 +97,6 @@ class FakeSarvamServer:
     _script: deque[Behaviour] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    _thread: threading.Thread | None = None
-    _runner: web.AppRunner | None = None
-    _port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
 
     def script(self, *behaviours: Behaviour) -> None:
         """The next requests' behaviours, in order; afterwards the standing one."""
@@ -119,35 +114,11 @@ class FakeSarvamServer:
     def paths(self) -> list[str]:
         return [r.path for r in self.requests]
 
-    def __enter__(self) -> FakeSarvamServer:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="fake-sarvam")
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake Sarvam server did not start")
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _serve(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _application(self) -> web.Application:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_post("/speech-to-text", self._speech_to_text)
         app.router.add_post("/text-to-speech", self._text_to_speech)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self._port = server.sockets[0].getsockname()[1]
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+        return app
 
     def _next(self) -> Behaviour | None:
         with self._lock:

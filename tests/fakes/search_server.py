@@ -12,17 +12,17 @@ queries. Scripted failures (429 with Retry-After, 503) answer the next requests.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.loopback import LoopbackFake
 
 INDEX_PATHS = ("/indexes('{name}')", "/indexes/{name}")
 _FILTER_CLAUSE = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
@@ -53,8 +53,10 @@ class RecordedRequest:
 
 
 @dataclass
-class FakeSearchServer:
+class FakeSearchServer(LoopbackFake):
     """Start with `with FakeSearchServer(api_key="k") as server:`; `server.url` is its endpoint."""
+
+    _thread_name = "fake-search"
 
     api_key: str = "test-search-key"
     indexes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -62,35 +64,13 @@ class FakeSearchServer:
     requests: list[RecordedRequest] = field(default_factory=list)
     _script: deque[Failure] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
-    _thread: threading.Thread | None = None
-    _runner: web.AppRunner | None = None
-    _port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port}"
 
     def fail(self, *failures: Failure) -> None:
         """The next requests fail like this, in order."""
         with self._lock:
             self._script.extend(failures)
 
-    def __enter__(self) -> FakeSearchServer:
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(started,), daemon=True, name="fake-search")
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the fake search server did not start")
-        return self
-
-    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-    def _serve(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _application(self) -> web.Application:
         app = web.Application(middlewares=[self._gate])
         for template in INDEX_PATHS:
             index = template.format(name="{name}")
@@ -101,17 +81,7 @@ class FakeSearchServer:
         app.router.add_post("/indexes/{name}/docs/index", self._index_documents)
         app.router.add_post("/indexes('{name}')/docs/search.post.search", self._search)
         app.router.add_post("/indexes/{name}/docs/search", self._search)
-        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        server = site._server
-        assert isinstance(server, asyncio.base_events.Server)
-        self._port = server.sockets[0].getsockname()[1]
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
+        return app
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
