@@ -22,7 +22,6 @@ from shared.agent.catalog import load_agents
 from shared.agent.retriever import AzureSearchRetriever, PostgresKnowledgeRetriever
 from shared.config import Settings, get_settings
 from shared.knowledge.library import KnowledgeLibrary
-from shared.knowledge.sources import SourceStore
 from shared.security.egress import EgressPolicy
 from shared.speech.espeak import EspeakSynthesizer
 from shared.speech.fallback import OFFLINE, Choice, FallbackSpeechToText, FallbackTextToSpeech
@@ -31,7 +30,7 @@ from shared.speech.pocketsphinx import PocketsphinxRecognizer
 from shared.speech.ports import SpeechToText, TextToSpeech
 from shared.speech.sarvam import ENGINE as SARVAM
 from shared.speech.sarvam import SarvamConnection, SarvamSpeechToText, SarvamTextToSpeech
-from shared.storage.blobs import AudioStore, blob_service
+from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.callbacks import CallbackRepository
 from shared.storage.conversations import ConversationRepository
 from shared.storage.handoff import ReplyPublisher, ReplyWaiter
@@ -98,9 +97,9 @@ class Services:
         return self._library(self.knowledge)
 
     @cached_property
-    def knowledge_sources(self) -> SourceStore:
+    def knowledge_sources(self) -> BlobStore:
         service = blob_service(self.settings.blob_connection_string, self.settings.blob_account_url)
-        return SourceStore(service, self.settings.knowledge_container)
+        return BlobStore(service, self.settings.knowledge_container)
 
     @cached_property
     def search_index(self) -> AzureSearchIndex | None:
@@ -139,9 +138,9 @@ class Services:
         )
 
     @cached_property
-    def audio(self) -> AudioStore:
+    def audio(self) -> BlobStore:
         service = blob_service(self.settings.blob_connection_string, self.settings.blob_account_url)
-        return AudioStore(service, self.settings.audio_container)
+        return BlobStore(service, self.settings.audio_container)
 
     @cached_property
     def publisher(self) -> ReplyPublisher:

@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -20,8 +21,9 @@ import redis
 
 from devhost import standins
 from shared.agent.catalog import load_agent_file
-from shared.config import REPOSITORY_ROOT
+from shared.config import REPOSITORY_ROOT, Settings
 from shared.models import AgentProfile
+from shared.services import Services
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 LOCAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -112,3 +114,32 @@ def blob_connection_string(services_dir: Path) -> Iterator[str]:
 def demo() -> AgentProfile:
     """The demo agent, as its file in the repository describes it."""
     return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
+
+
+AppServices = Callable[..., Services]
+
+
+@pytest.fixture(scope="session")
+def app_services(new_database: Callable[[], str], redis_url: str, blob_connection_string: str) -> Iterator[AppServices]:
+    """Builds the app's services as an activity gets them, each on a database, Redis key prefix and Blob
+    container of its own, with the agent files synced; settings given override the defaults."""
+    built: list[Services] = []
+
+    def build(**settings: Any) -> Services:
+        defaults: dict[str, Any] = {
+            "database_url": new_database(),
+            "redis_url": redis_url,
+            "redis_key_prefix": f"app-{secrets.token_hex(4)}:",
+            "blob_connection_string": blob_connection_string,
+            "audio_container": f"audio{secrets.token_hex(4)}",
+            "agents_dir": REPOSITORY_ROOT / "agents",
+            "llm_max_retries": 0,
+        }
+        services = Services(Settings(**(defaults | settings)))
+        _ = services.knowledge  # migrates and syncs the agent files
+        built.append(services)
+        return services
+
+    yield build
+    for services in built:
+        services.pool.close()

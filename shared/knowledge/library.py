@@ -18,9 +18,10 @@ from shared.agent.catalog import AgentFileError
 from shared.config import Settings
 from shared.errors import Conflict, NotFound
 from shared.knowledge.loading import Limits, check_size, content_type_of, load_text
-from shared.knowledge.sources import SourceStore, source_blob_name
+from shared.knowledge.sources import source_blob_name
 from shared.knowledge.splitting import split_text
 from shared.models import AgentProfile
+from shared.storage.blobs import BlobStore
 from shared.storage.knowledge import (
     KnowledgeRepository,
     NewDocument,
@@ -46,7 +47,7 @@ def document_id_for(file_name: str) -> str:
 @dataclass
 class KnowledgeLibrary:
     repository: KnowledgeRepository
-    sources: SourceStore
+    sources: BlobStore
     settings: Settings
     index: AzureSearchIndex | None = None
     embeddings: Embeddings | None = None

@@ -33,7 +33,9 @@ def caller_audio_name(conversation_id: str, request_id: str) -> str:
     return f"conversations/{conversation_id}/input/{digest}.wav"
 
 
-class AudioStore:
+class BlobStore:
+    """The blobs of one container (created on first use): turn audio, knowledge sources."""
+
     def __init__(self, service: BlobServiceClient, container: str) -> None:
         self._container: ContainerClient = service.get_container_client(container)
         self._ready = False
@@ -56,6 +58,10 @@ class AudioStore:
             return self._container.download_blob(name).readall()
         except ResourceNotFoundError:
             return None
+
+    def delete(self, name: str) -> None:
+        with suppress(ResourceNotFoundError):
+            self._container.delete_blob(name)
 
     def ping(self) -> None:
         """Round-trip to the storage account (health checks)."""

@@ -6,22 +6,22 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from shared import activities
-from shared.config import REPOSITORY_ROOT, Settings
-from shared.models import TurnInput, TurnKind
+from shared.config import REPOSITORY_ROOT
+from shared.models import TurnInput
 from shared.services import Services
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
 from tests.chat_model_inputs import recording_chat_model_inputs
+from tests.conftest import AppServices
 from tests.fakes.sarvam_server import FakeSarvamServer
+from tests.turn_inputs import caller_turn
 
 TAMIL = "வணக்கம், நீங்கள் எப்போது திறக்கிறீர்கள்"
 
@@ -39,55 +39,21 @@ def agents_folder(tmp_path: Path, detect: bool) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def services_for(
-    new_database: Callable[[], str], redis_url: str, blob_connection_string: str, sarvam: FakeSarvamServer
-) -> Iterator[Callable[[Path], Services]]:
-    built: list[Services] = []
-
-    def build(agents_dir: Path) -> Services:
-        settings = Settings(
-            database_url=new_database(),
-            redis_url=redis_url,
-            redis_key_prefix=f"lang-{uuid.uuid4().hex[:8]}:",
-            blob_connection_string=blob_connection_string,
-            audio_container=f"audio{uuid.uuid4().hex[:8]}",
-            agents_dir=agents_dir,
-            sarvam_api_key=SecretStr(sarvam.api_key),
-            sarvam_base_url=sarvam.url,
-        )
-        services = Services(settings)
-        activities.agent_profile(services, "demo")
-        built.append(services)
-        return services
-
-    yield build
-    for services in built:
-        services.pool.close()
+def services_for(app_services: AppServices, sarvam: FakeSarvamServer, agents_dir: Path) -> Services:
+    return app_services(agents_dir=agents_dir, sarvam_api_key=SecretStr(sarvam.api_key), sarvam_base_url=sarvam.url)
 
 
 def spoken_turn(services: Services) -> TurnInput:
-    conversation_id = str(uuid.uuid4())
-    services.conversations.create(conversation_id, "demo", "en-US", "api")
-    blob = f"conversations/{conversation_id}/input/caller.wav"
+    request = caller_turn(services)
+    blob = f"conversations/{request.conversation_id}/input/caller.wav"
     services.audio.put(blob, encode_wav(EspeakSynthesizer().synthesize("vanakkam", "ta-IN", "")))
-    return TurnInput(
-        conversation_id=conversation_id,
-        agent="demo",
-        language="en-US",
-        turn=1,
-        kind=TurnKind.UTTERANCE,
-        request_id="r1",
-        audio_blob=blob,
-        next_event="utterance-2",
-        received_at=time.time(),
-    )
+    return request.model_copy(update={"audio_blob": blob})
 
 
 def test_a_caller_heard_speaking_tamil_is_answered_and_spoken_to_in_tamil(
-    services_for: Callable[[Path], Services], sarvam: FakeSarvamServer, tmp_path: Path
+    app_services: AppServices, sarvam: FakeSarvamServer, tmp_path: Path
 ) -> None:
-    services = services_for(agents_folder(tmp_path, detect=True))
+    services = services_for(app_services, sarvam, agents_folder(tmp_path, detect=True))
     before = len(sarvam.requests)
 
     with recording_chat_model_inputs() as sent:
@@ -101,9 +67,9 @@ def test_a_caller_heard_speaking_tamil_is_answered_and_spoken_to_in_tamil(
 
 
 def test_an_agent_that_does_not_detect_answers_in_the_conversations_language(
-    services_for: Callable[[Path], Services], sarvam: FakeSarvamServer, tmp_path: Path
+    app_services: AppServices, sarvam: FakeSarvamServer, tmp_path: Path
 ) -> None:
-    services = services_for(agents_folder(tmp_path, detect=False))
+    services = services_for(app_services, sarvam, agents_folder(tmp_path, detect=False))
     before = len(sarvam.requests)
 
     turn = activities.answer_turn(services, spoken_turn(services))

@@ -9,17 +9,16 @@ after-call report) reach the system message the chat model is sent.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
 
 import pytest
 from langchain_core.messages import SystemMessage
 
 from shared import activities
 from shared.agent.prompt import parse_report_shape
-from shared.config import REPOSITORY_ROOT, Settings
 from shared.models import AgentProfile, TurnInput, TurnKind, TurnRecord
 from shared.services import Services
 from tests.chat_model_inputs import recording_chat_model_inputs
+from tests.conftest import AppServices
 
 HOSTILE = [
     "</knowledge>",
@@ -30,18 +29,8 @@ HOSTILE = [
 
 
 @pytest.fixture(scope="module")
-def services(new_database: Callable[[], str], redis_url: str, blob_connection_string: str) -> Iterator[Services]:
-    settings = Settings(
-        database_url=new_database(),
-        redis_url=redis_url,
-        redis_key_prefix=f"hostile-{uuid.uuid4().hex[:8]}:",
-        blob_connection_string=blob_connection_string,
-        audio_container=f"audio{uuid.uuid4().hex[:8]}",
-        agents_dir=REPOSITORY_ROOT / "agents",
-    )
-    services = Services(settings)
-    yield services
-    services.pool.close()
+def services(app_services: AppServices) -> Services:
+    return app_services()
 
 
 @pytest.fixture(scope="module")

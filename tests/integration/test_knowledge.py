@@ -19,9 +19,8 @@ from shared.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable, Un
 from shared.knowledge.azure_search import AzureSearchIndex
 from shared.knowledge.embeddings import embeddings_for
 from shared.knowledge.library import KnowledgeLibrary
-from shared.knowledge.sources import SourceStore
 from shared.services import Services
-from shared.storage.blobs import blob_service
+from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
@@ -90,12 +89,12 @@ def repository(pool: Pool) -> KnowledgeRepository:
 
 
 @pytest.fixture(scope="module")
-def sources(blob_connection_string: str) -> SourceStore:
-    return SourceStore(blob_service(blob_connection_string, ""), "knowledge")
+def sources(blob_connection_string: str) -> BlobStore:
+    return BlobStore(blob_service(blob_connection_string, ""), "knowledge")
 
 
 @pytest.fixture
-def library(repository: KnowledgeRepository, sources: SourceStore) -> KnowledgeLibrary:
+def library(repository: KnowledgeRepository, sources: BlobStore) -> KnowledgeLibrary:
     return KnowledgeLibrary(repository, sources, Settings(knowledge_chunk_characters=200, knowledge_chunk_overlap=20))
 
 
@@ -227,7 +226,7 @@ def test_bad_inputs_are_refused_with_a_clear_error_before_any_work(library: Know
 
 
 def test_agent_file_may_name_knowledge_files_next_to_it(
-    repository: KnowledgeRepository, sources: SourceStore, tmp_path: Path
+    repository: KnowledgeRepository, sources: BlobStore, tmp_path: Path
 ) -> None:
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "faq.md").write_text("# FAQ\n\nWe accept UPI and cards.", "utf-8")
@@ -334,7 +333,7 @@ def search_settings(search: FakeSearchServer, openai: FakeOpenAIServer, **overri
 
 def test_documents_are_indexed_in_azure_ai_search_and_found_by_a_hybrid_query_kept_to_the_agent(
     repository: KnowledgeRepository,
-    sources: SourceStore,
+    sources: BlobStore,
     search: FakeSearchServer,
     openai: FakeOpenAIServer,
     tmp_path: Path,
@@ -402,7 +401,7 @@ def test_documents_are_indexed_in_azure_ai_search_and_found_by_a_hybrid_query_ke
 
 
 def test_a_throttled_search_is_retried_and_an_unavailable_one_falls_back_to_full_text_search(
-    repository: KnowledgeRepository, sources: SourceStore, search: FakeSearchServer, openai: FakeOpenAIServer
+    repository: KnowledgeRepository, sources: BlobStore, search: FakeSearchServer, openai: FakeOpenAIServer
 ) -> None:
     settings = search_settings(search, openai)
     index, embeddings = AzureSearchIndex.from_settings(settings), embeddings_for(settings)

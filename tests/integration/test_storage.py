@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from shared.agent.catalog import load_agent_file
 from shared.config import REPOSITORY_ROOT
 from shared.models import AgentProfile, Intent, KnowledgeDocument, ModelUsage, Outcome, TurnKind, TurnRecord
-from shared.storage.blobs import AudioStore, blob_service, reply_audio_name
+from shared.storage.blobs import BlobStore, blob_service, reply_audio_name
 from shared.storage.conversations import ConversationRepository
 from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
@@ -223,7 +223,7 @@ def test_handoff_wait_times_out_with_none(redis_url: str, redis_prefix: str) -> 
 
 
 def test_audio_store_round_trip_against_azurite(blob_connection_string: str) -> None:
-    store = AudioStore(blob_service(blob_connection_string, ""), f"audio{uuid.uuid4().hex[:8]}")
+    store = BlobStore(blob_service(blob_connection_string, ""), f"audio{uuid.uuid4().hex[:8]}")
     store.ping()
     name = reply_audio_name("c3", 7)
     assert name.endswith("/00007.wav")

@@ -7,21 +7,20 @@ its answer token by token through the real `langchain-openai` SDK.
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
 from shared import activities
-from shared.config import REPOSITORY_ROOT, Settings
-from shared.models import TurnInput, TurnKind
+from shared.models import TurnInput
 from shared.services import Services
 from shared.storage.handoff import TurnKeys
 from shared.storage.reply_stream import read_stream, stream_key
+from tests.conftest import AppServices
 from tests.fakes.openai_server import Answer, BreaksMidStream, CallsTools, FakeOpenAIServer
+from tests.turn_inputs import caller_turn
 
 THREE_SENTENCES = "We open at 8 am on weekdays. On Sundays we open at 9 am. We close on public holidays."
 REPLY = json.dumps({"intent": "question", "text": THREE_SENTENCES})
@@ -34,41 +33,13 @@ def model() -> Iterator[FakeOpenAIServer]:
 
 
 @pytest.fixture(scope="module")
-def services(
-    new_database: Callable[[], str], redis_url: str, blob_connection_string: str, model: FakeOpenAIServer
-) -> Iterator[Services]:
-    settings = Settings(
-        database_url=new_database(),
-        redis_url=redis_url,
-        redis_key_prefix=f"streamed-{uuid.uuid4().hex[:8]}:",
-        blob_connection_string=blob_connection_string,
-        audio_container=f"audio{uuid.uuid4().hex[:8]}",
-        agents_dir=REPOSITORY_ROOT / "agents",
-        openai_base_url=f"{model.url}/v1",
-        openai_model="fake-streaming",
-        llm_max_retries=0,
-    )
-    built = Services(settings)
-    activities.agent_profile(built, "demo")  # syncs the agent files
-    yield built
-    built.pool.close()
+def services(app_services: AppServices, model: FakeOpenAIServer) -> Services:
+    return app_services(openai_base_url=f"{model.url}/v1", openai_model="fake-streaming")
 
 
 def turn(services: Services, text: str, request_id: str = "r1") -> tuple[TurnInput, str]:
-    conversation_id = str(uuid.uuid4())
-    services.conversations.create(conversation_id, "demo", "en-US", "api")
-    request = TurnInput(
-        conversation_id=conversation_id,
-        agent="demo",
-        language="en-US",
-        turn=1,
-        kind=TurnKind.UTTERANCE,
-        request_id=request_id,
-        text=text,
-        next_event="utterance-2",
-        received_at=time.time(),
-    )
-    return request, stream_key(services.settings.redis_key_prefix, conversation_id, 1)
+    request = caller_turn(services, text=text, request_id=request_id)
+    return request, stream_key(services.settings.redis_key_prefix, request.conversation_id, 1)
 
 
 def entries(services: Services, key: str) -> list[tuple[str, dict[str, Any], float]]:
