@@ -41,6 +41,7 @@ DEAD: dict[df.OrchestrationRuntimeStatus, Outcome] = {
 """Runtime states from which a conversation never answers again, and the outcome it is closed with."""
 ENDING_STATES = frozenset({"ending", "finalizing"})
 TURN_NUMBER = re.compile(r"[0-9]{1,9}")
+SENTENCE_NUMBER = re.compile(r"[0-9]{1,3}")
 TURN_LOCK_MARGIN_SECONDS = 120
 """How long a turn lock outlives the reply deadline if its turn never completes (a crash)."""
 START_KEY_TTL_SECONDS = 24 * 3600
@@ -434,6 +435,32 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
         data = await asyncio.to_thread(lambda: svc.audio.get(blob))
     if data is None:
         raise NotFound(f"No audio for turn {turn_text} (yet).", code="audio_not_found")
+    return _wav(data)
+
+
+@bp.route(
+    route="conversations/{conversation_id}/audio/{turn}/{sentence}",
+    methods=["GET"],
+    auth_level=func.AuthLevel.ANONYMOUS,
+)
+@json_errors
+async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
+    """One sentence of a reply, as the turn's reply stream announces it (before the whole turn is stored)."""
+    from shared.storage.blobs import sentence_audio_name
+
+    svc = _services()
+    conversation = await _conversation(svc, req.route_params["conversation_id"])
+    turn_text, sentence_text = req.route_params["turn"], req.route_params["sentence"]
+    data = None
+    if TURN_NUMBER.fullmatch(turn_text) and SENTENCE_NUMBER.fullmatch(sentence_text):
+        blob = sentence_audio_name(conversation.id, int(turn_text), int(sentence_text))
+        data = await asyncio.to_thread(lambda: svc.audio.get(blob))
+    if data is None:
+        raise NotFound(f"No audio for sentence {sentence_text} of turn {turn_text} (yet).", code="audio_not_found")
+    return _wav(data)
+
+
+def _wav(data: bytes) -> func.HttpResponse:
     return func.HttpResponse(
         data, status_code=200, mimetype="audio/wav", headers={"Cache-Control": "private, max-age=3600"}
     )

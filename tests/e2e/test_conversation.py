@@ -198,6 +198,27 @@ def test_after_the_call_get_shows_its_summary_and_the_agents_extraction_fields(h
     assert usage["output_tokens"] > 0
 
 
+def test_each_sentence_of_a_reply_is_served_and_together_they_make_the_turns_audio(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    turn = say(host, conversation_id, "how much does delivery cost")
+    base = f"/api/conversations/{conversation_id}/audio/{turn['turn']}"
+
+    sentences = []
+    for index in range(10):
+        response = host.get(f"{base}/{index}")
+        if response.status_code == 404:
+            break
+        assert response.headers["Content-Type"].startswith("audio/wav")
+        sentences.append(decode_wav(response.content).duration_seconds)
+    whole = decode_wav(host.get(base).content).duration_seconds
+
+    assert len(sentences) == len(turn["reply"]["text"].split(". ")) >= 2
+    assert sum(sentences) == pytest.approx(whole, abs=0.01)
+    for missing in (f"{base}/999", f"{base}/x", f"/api/conversations/{conversation_id}/audio/77/0"):
+        response = host.get(missing)
+        assert (response.status_code, response.json()["error"]["code"]) == (404, "audio_not_found")
+
+
 def test_bad_input_gets_clear_errors(host: DevHost) -> None:
     conversation_id = start(host)["conversation_id"]
     turns = f"/api/conversations/{conversation_id}/turns"
