@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 
 from shared.agent.aftercall import report_on
-from shared.agent.chain import chat_model_for, reply_to
+from shared.agent.chain import OnText, chat_model_for, reply_to
 from shared.agent.tools import ToolBox
 from shared.errors import InvalidAudio
 from shared.models import (
     AfterCallReport,
     AgentProfile,
+    Citation,
     ConversationSummary,
     FinalizeInput,
+    Intent,
+    ModelUsage,
     Outcome,
     PublishResult,
     Transcript,
@@ -34,6 +38,16 @@ from shared.storage.blobs import reply_audio_name, sentence_audio_name
 from shared.storage.reply_stream import ReplyStream
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Said:
+    """What the agent says in a turn, and, when a model wrote it, its intent, usage and citations."""
+
+    text: str
+    intent: Intent | None = None
+    llm: ModelUsage | None = None
+    citations: list[Citation] = field(default_factory=list)
 
 
 def _elapsed_ms(started: float) -> float:
@@ -123,38 +137,17 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
         rate=request.sample_rate,
         provider=profile.tts_provider,
     )
-    reply = SpokenReply(
+    with SpokenReply(
         speak=lambda sentence: services.tts.synthesize(sentence, speaking),
         store=lambda index, audio: _store_sentence(services, request, index, audio),
         stream=stream,
         before_first_audio=announce_next_event,
-    )
-    started = time.perf_counter()
-    if request.kind is TurnKind.UTTERANCE:
-        history = repository.list_turns(request.conversation_id, last=services.settings.history_turns)
-        model = chat_model_for(profile, services.settings, tools=toolbox.specs())
-        answered = reply_to(
-            profile,
-            toolbox.retriever,
-            text or "",
-            history,
-            request.summary,
-            model=model,
-            toolbox=toolbox,
-            on_text=reply.feed if services.settings.llm_streaming else None,
-            language=language,
-        )
-        reply_text, intent, llm, citations = (
-            answered.reply.text,
-            answered.reply.intent,
-            answered.llm,
-            answered.citations,
-        )
-    else:
-        reply_text = profile.greeting if request.kind is TurnKind.GREETING else profile.reprompt
-        intent, llm, citations = None, None, []
-    agent_ms = _elapsed_ms(started)
-    spoken = reply.finish(reply_text)
+    ) as reply:
+        started = time.perf_counter()
+        on_text = reply.feed if services.settings.llm_streaming else None
+        said = _reply_to(services, profile, request, text, toolbox, language=language, on_text=on_text)
+        agent_ms = _elapsed_ms(started)
+        spoken = reply.finish(said.text)
     whole = reply_audio_name(request.conversation_id, request.turn)
     services.audio.put(whole, encode_wav(joined(spoken)))
     first_audio_ms = None
@@ -167,26 +160,55 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             kind=request.kind,
             request_id=request.request_id,
             user_text=text,
-            intent=intent,
-            reply_text=reply_text,
+            intent=said.intent,
+            reply_text=said.text,
             audio_blob=whole,
             stt_ms=transcript.stt_ms if transcript else None,
             agent_ms=agent_ms,
             tts_ms=round(sum(s.tts_ms for s in spoken), 2),
-            llm=llm,
+            llm=said.llm,
             action=toolbox.action,
             transfer_to=toolbox.transfer_to,
             tool_calls=toolbox.calls,
             stt_engine=transcript.engine if transcript else None,
-            tts_engine=spoken[0].spoken.engine,
+            tts_engine="+".join(dict.fromkeys(s.spoken.engine for s in spoken)),
             first_audio_ms=first_audio_ms,
-            citations=citations,
+            citations=said.citations,
             language=language,
         )
     )
     stream.done(stored.model_dump(mode="json"))
     _hand_over(services, stored)
     return stored
+
+
+def _reply_to(
+    services: Services,
+    profile: AgentProfile,
+    request: TurnInput,
+    text: str | None,
+    toolbox: ToolBox,
+    *,
+    language: str,
+    on_text: OnText | None,
+) -> Said:
+    """The agent's answer to an utterance; a greeting or re-prompt is the agent's own line, no model asked."""
+    if request.kind is not TurnKind.UTTERANCE:
+        return Said(profile.greeting if request.kind is TurnKind.GREETING else profile.reprompt)
+    history = services.conversations.list_turns(request.conversation_id, last=services.settings.history_turns)
+    model = chat_model_for(profile, services.settings, tools=toolbox.specs())
+    answered = reply_to(
+        profile,
+        toolbox.retriever,
+        text or "",
+        history,
+        request.summary,
+        model=model,
+        toolbox=toolbox,
+        on_text=on_text,
+        language=language,
+    )
+    return Said(answered.reply.text, answered.reply.intent, answered.llm, answered.citations)
 
 
 def _store_sentence(services: Services, request: TurnInput, index: int, audio: Audio) -> str:

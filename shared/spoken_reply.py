@@ -66,6 +66,13 @@ class SpokenReply:
         self._streamed = ""
         self.first_audio_at: float | None = None
 
+    def __enter__(self) -> SpokenReply:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Whatever happened, no sentence is spoken after the reply is given up."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def feed(self, text: str) -> None:
         """The reply's text so far: every sentence completed since the last call starts being spoken."""
         if not text.startswith(self._streamed[: self._cut]):
