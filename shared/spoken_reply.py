@@ -12,7 +12,6 @@ agent's fallback line), the stream restarts with the final reply's sentences.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -23,11 +22,9 @@ import numpy as np
 
 from shared.speech.audio import Audio
 from shared.speech.ports import Spoken
-from shared.speech.sentences import sentences
+from shared.speech.sentences import SENTENCE_END, sentences
 from shared.storage.reply_stream import AnnouncedSentence, ReplyStream
 
-_COMPLETE = re.compile(r"[.!?।॥。！？]+[\"'”’)\]]*\s+")
-"""Where a sentence is known to be over: its marks, then the space that starts the next one."""
 TTS_WORKERS = 2
 """Sentences spoken at once: the next one is ready when the first has played, without flooding the engine."""
 
@@ -78,7 +75,7 @@ class SpokenReply:
         if not text.startswith(self._streamed[: self._cut]):
             return
         self._streamed = text
-        ends = list(_COMPLETE.finditer(text, self._cut))
+        ends = list(SENTENCE_END.finditer(text, self._cut))
         if not ends:
             return
         complete = text[self._cut : ends[-1].end()]
@@ -96,7 +93,7 @@ class SpokenReply:
                 self._announced, self._cut = [], 0
             self._stream.restart("the streamed reply was replaced by the final one")
             rest = final_text
-        for sentence in sentences(rest) or ([] if self._announced or not rest.strip() else [rest.strip()]):
+        for sentence in sentences(rest):
             self._submit(sentence)
         self._wait_for_pending()
         self._pool.shutdown()

@@ -38,6 +38,7 @@ from shared.agent.prompt import (
     parse_report_shape,
 )
 from shared.models import AgentProfile, Intent
+from shared.speech.sentences import sentences as sentences_of
 
 OFFLINE_PROVIDER = "offline"
 OFFLINE_MODEL_NAME = "offline-agent"
@@ -46,7 +47,6 @@ ANSWER_SENTENCES = 2
 STEM_LENGTH = 4
 """Words sharing their first letters count as the same word ("opening" ~ "open") when picking sentences."""
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _STOP_WORDS = frozenset(
     [
         "a",
@@ -93,7 +93,7 @@ def _stems(text: str) -> set[str]:
 
 def answer_from(passage: str, question: str) -> str:
     """The sentences of the passage that share the most words with the question, in passage order."""
-    sentences = [s for s in _SENTENCE_END.split(passage.strip()) if s]
+    sentences = sentences_of(passage)
     wanted = _stems(question)
     scored = sorted(range(len(sentences)), key=lambda i: (-len(_stems(sentences[i]) & wanted), i))[:ANSWER_SENTENCES]
     return " ".join(sentences[i] for i in sorted(scored))

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 
-_SENTENCE_END = re.compile(r"([.!?।॥。！？]+[\"'”’)\]]*)\s+")
+SENTENCE_END = re.compile(r"([.!?।॥。！？]+[\"'”’)\]]*)\s+")
 """A sentence ends at its marks (and any closing quotes or brackets), before the next one's space."""
 _CUT = "\u2029"
 
 
 def sentences(text: str) -> list[str]:
     """The sentences of `text`, stripped, in order; none empty."""
-    marked = _SENTENCE_END.sub(lambda end: end.group(1) + _CUT, text.replace(_CUT, " "))
+    marked = SENTENCE_END.sub(lambda end: end.group(1) + _CUT, text.replace(_CUT, " "))
     return [s.strip() for s in marked.split(_CUT) if s.strip()]
 
 
