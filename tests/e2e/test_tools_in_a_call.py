@@ -113,8 +113,10 @@ def test_goodbye_ends_the_call_through_end_call(host: DevHost) -> None:
     conversation_id = begin(host)
 
     goodbye = say(host, conversation_id, "goodbye")
+    after = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": "wait"}, timeout=60)
 
     assert goodbye["action"] == "end_call"
+    assert (after.status_code, after.json()["error"]["code"]) == (409, "conversation_completed"), after.text
     final = wait_until(lambda: shown(host, conversation_id), lambda c: c["status"] == "completed")
     assert final["outcome"] == "completed"
     assert [c["name"] for c in final["turns"][1]["tool_calls"]] == ["end_call"]
