@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     azure_openai_embeddings_deployment: str = Field(
         default="",
         description="Azure OpenAI deployment of the embeddings model: with AZURE_OPENAI_ENDPOINT, it embeds knowledge "
-        "chunks and questions for Azure AI Search.",
+        "chunks and questions for Azure AI Search, or for pgvector in Postgres.",
     )
     openai_api_key: SecretStr = Field(
         default=SecretStr(""),
@@ -103,8 +103,8 @@ class Settings(BaseSettings):
     openai_model: str = Field(default="gpt-4o-mini", description="Model the OpenAI fallback asks for.")
     openai_embeddings_model: str = Field(
         default="text-embedding-3-small",
-        description="OpenAI embeddings model, used for Azure AI Search when no Azure OpenAI embeddings deployment is "
-        "configured.",
+        description="OpenAI embeddings model, used for Azure AI Search (or pgvector in Postgres) when no Azure OpenAI "
+        "embeddings deployment is configured.",
     )
     llm_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, description="Per-call timeout of each chat model before the next one answers."

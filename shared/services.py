@@ -19,7 +19,7 @@ import redis
 import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agents
-from shared.agent.retriever import AzureSearchRetriever, PostgresKnowledgeRetriever
+from shared.agent.retriever import AzureSearchRetriever, PostgresHybridRetriever, PostgresKnowledgeRetriever
 from shared.config import Settings, get_settings
 from shared.knowledge.library import KnowledgeLibrary
 from shared.security.egress import EgressPolicy
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from langchain_core.retrievers import BaseRetriever
 
     from shared.knowledge.azure_search import AzureSearchIndex
+    from shared.knowledge.vectors import ChunkVectors
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,8 @@ class Services:
 
     @cached_property
     def knowledge(self) -> KnowledgeRepository:
-        """The repository, once every agent file (and the knowledge files it names) is synced into it."""
+        """The repository, once every agent file (and the knowledge files it names) is synced into it and
+        the search index or the chunk embeddings have caught up (failures only logged)."""
         repository = KnowledgeRepository(self.pool)
         library = self._library(repository)
         for profile in load_agents(self.settings.agents_dir):
@@ -90,6 +92,11 @@ class Services:
             except Exception:
                 # The index catches up on a later start; until then turns fall back to full-text search.
                 log.exception("agent %s: knowledge not uploaded to Azure AI Search", profile.name)
+            try:
+                library.embed_pending(profile.name)
+            except Exception:
+                # As above: chunks without an embedding are found by full-text search until a later start.
+                log.exception("agent %s: knowledge chunks not embedded", profile.name)
         return repository
 
     @cached_property
@@ -115,26 +122,58 @@ class Services:
 
         return embeddings_for(self.settings)
 
+    @cached_property
+    def chunk_vectors(self) -> ChunkVectors | None:
+        """Chunk embeddings kept in Postgres: with an embeddings model, without Azure AI Search (which keeps
+        its own), where the database has pgvector (migration 0009 added the column)."""
+        if self.settings.azure_search_endpoint or not self.settings.has_embeddings:
+            return None
+        from shared.knowledge.embeddings import embeddings_model_name
+        from shared.knowledge.vectors import ChunkVectors
+
+        repository = KnowledgeRepository(self.pool)
+        model = embeddings_model_name(self.settings)
+        if not repository.has_vectors():
+            log.info("knowledge: the database has no pgvector, so %s is not used; full-text search only", model)
+            return None
+        embeddings = self.embeddings
+        assert embeddings is not None  # has_embeddings is embeddings_for's own condition
+        log.info("knowledge: full-text search and pgvector nearest neighbours by %s", model)
+        return ChunkVectors(repository, embeddings, model)
+
     def retriever(self, agent: str) -> BaseRetriever:
-        """Azure AI Search (hybrid) when AZURE_SEARCH_ENDPOINT is set, else Postgres full-text search."""
+        """Azure AI Search (hybrid) when AZURE_SEARCH_ENDPOINT is set; else Postgres full-text search, fused
+        with pgvector nearest neighbours when an embeddings model is configured and the database has pgvector."""
         local = PostgresKnowledgeRetriever(
             repository=self.knowledge, agent=agent, limit=self.settings.knowledge_passages
         )
-        if self.search_index is None or self.embeddings is None:
-            return local
-        return AzureSearchRetriever(
-            index=self.search_index,
-            embeddings=self.embeddings,
-            repository=self.knowledge,
-            agent=agent,
-            limit=self.settings.knowledge_passages,
-            fallback=local,
-        )
+        if self.search_index is not None and self.embeddings is not None:
+            return AzureSearchRetriever(
+                index=self.search_index,
+                embeddings=self.embeddings,
+                repository=self.knowledge,
+                agent=agent,
+                limit=self.settings.knowledge_passages,
+                fallback=local,
+            )
+        if self.chunk_vectors is not None:
+            return PostgresHybridRetriever(
+                repository=self.knowledge,
+                vectors=self.chunk_vectors,
+                agent=agent,
+                limit=self.settings.knowledge_passages,
+            )
+        return local
 
     def _library(self, repository: KnowledgeRepository) -> KnowledgeLibrary:
         index = self.search_index
         return KnowledgeLibrary(
-            repository, self.knowledge_sources, self.settings, index, self.embeddings if index else None
+            repository,
+            self.knowledge_sources,
+            self.settings,
+            index,
+            self.embeddings if index else None,
+            None if index else self.chunk_vectors,
         )
 
     @cached_property

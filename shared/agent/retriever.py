@@ -1,4 +1,6 @@
-"""The knowledge retriever port's adapters: Postgres full-text search, and Azure AI Search when configured.
+"""The knowledge retriever port's adapters: Postgres full-text search, the same with pgvector nearest
+neighbours when an embeddings model is configured and the database has pgvector, and Azure AI Search
+when configured.
 
 Every retrieved Document carries what an answer needs to cite it, the same from either adapter:
 `chunk_id` (stable across re-ingests of an unchanged position), `document_id`, `title` and `source`
@@ -16,6 +18,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from shared.knowledge.azure_search import AzureSearchIndex, IndexMismatch
+from shared.knowledge.vectors import ChunkVectors, reciprocal_rank_fusion
 from shared.storage.knowledge import KnowledgeHit, KnowledgeRepository
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,39 @@ class PostgresKnowledgeRetriever(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return [cited(hit) for hit in self.repository.search(self.agent, query, self.limit)]
+
+
+class PostgresHybridRetriever(BaseRetriever):
+    """Top passages of one agent's knowledge: Postgres full-text ranking and pgvector nearest neighbours
+    (cosine), fused by reciprocal rank; full-text search alone if the embeddings or the vector query
+    fail, so the caller still gets an answer.
+
+    Each list brings `candidates` chunks to the fusion, so a chunk one list ranks low can still win.
+    """
+
+    repository: KnowledgeRepository
+    vectors: ChunkVectors
+    agent: str
+    limit: int = 2
+    candidates: int = 20
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        if not query.strip():
+            return []
+        import psycopg
+        from azure.core.exceptions import AzureError
+        from openai import APIError
+
+        depth = max(self.candidates, self.limit)
+        text = self.repository.search(self.agent, query, depth)
+        try:
+            near = self.vectors.nearest(self.agent, query, depth)
+        except (AzureError, APIError, psycopg.Error) as error:
+            log.warning("agent %s: vector search failed (%s); answering from full-text search", self.agent, error)
+            return [cited(hit) for hit in text[: self.limit]]
+        return [cited(hit) for hit in reciprocal_rank_fusion([text, near])[: self.limit]]
 
 
 class AzureSearchRetriever(BaseRetriever):

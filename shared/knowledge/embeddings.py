@@ -52,3 +52,11 @@ def embeddings_for(settings: Settings, azure_token_provider: TokenProvider | Non
             timeout=settings.llm_timeout_seconds,
         )
     return None
+
+
+def embeddings_model_name(settings: Settings) -> str:
+    """The name stored beside each chunk embedding made by `embeddings_for(settings)`: vectors of
+    different models are never compared, and changing the model re-embeds the chunks."""
+    if settings.azure_openai_endpoint and settings.azure_openai_embeddings_deployment:
+        return f"azure-openai/{settings.azure_openai_embeddings_deployment}"
+    return f"openai/{settings.openai_embeddings_model}"

@@ -4,6 +4,9 @@ One path for every source: the file is bounded and loaded, split into chunks, it
 Blob, its chunks stored in Postgres in place of the earlier version (one transaction), then, when
 Azure AI Search is configured, embedded and uploaded. Postgres is the truth: a document whose upload
 failed stays marked unindexed and is uploaded on the next `index_pending` (every cold start runs it).
+Without Azure AI Search, chunk embeddings are kept in Postgres instead when `vectors` is given (an
+embeddings model is configured and the database has pgvector); a chunk that could not be embedded is
+embedded by the next `embed_pending`, and until then is found by full-text search only.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from shared.knowledge.azure_search import AzureSearchIndex
+    from shared.knowledge.vectors import ChunkVectors
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class KnowledgeLibrary:
     settings: Settings
     index: AzureSearchIndex | None = None
     embeddings: Embeddings | None = None
+    vectors: ChunkVectors | None = None
 
     @property
     def limits(self) -> Limits:
@@ -103,6 +108,7 @@ class KnowledgeLibrary:
         )
         if index:
             self._index(agent, document_id, stale=previous)
+            self._embed(agent, document_id)
         elif self.index is not None:
             self.index.delete(previous)
         stored = self.repository.get_document(agent, document_id)
@@ -165,6 +171,20 @@ class KnowledgeLibrary:
         for document in pending:
             self._index(agent, document.document_id, stale=[])
         return len(pending)
+
+    def embed_pending(self, agent: str) -> int:
+        """Embed every chunk of the agent that has no embedding in Postgres yet; how many were embedded."""
+        return 0 if self.vectors is None else self.vectors.embed_pending(agent)
+
+    def _embed(self, agent: str, document_id: str) -> None:
+        if self.vectors is None:
+            return
+        try:
+            self.vectors.embed_pending(agent, document_id)
+        except Exception:
+            # Whatever the embeddings vendor raised: the document is stored and found by full-text
+            # search; the next embed_pending (a cold start) embeds it.
+            log.exception("agent %s: document %s stored without embeddings", agent, document_id)
 
     def _index(self, agent: str, document_id: str, stale: Sequence[str]) -> None:
         if self.index is None or self.embeddings is None:

@@ -4,7 +4,8 @@ A document is one source of an agent's knowledge: an inline `[[knowledge]]` entr
 (`inline`), a file that entry names (`file`), or a file ingested with `python -m shared.knowledge`
 (`ingest`). Its chunks are replaced as a whole, in one transaction, so a search never sees half of
 an old and half of a new version. Postgres is the source of truth; an Azure AI Search index, when
-configured, is a copy of these chunks.
+configured, is a copy of these chunks. Where the server has pgvector (migration 0009), each chunk can
+also keep its embedding, with the name of the model that made it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from pgvector import Vector
 from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
@@ -38,6 +40,16 @@ class KnowledgeHit:
     chunk_id: str = ""
     document_id: str = ""
     source: str = ""
+
+
+@dataclass(frozen=True)
+class ChunkText:
+    """A stored chunk as an embeddings model reads it. `id` is the row's, new on every re-ingest, so an
+    embedding made from an older version of the chunk never lands on the newer one."""
+
+    id: int
+    title: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -226,6 +238,53 @@ class KnowledgeRepository:
                 {"text": query, "agent": agent, "limit": limit},
             ).fetchall()
         return [_hit(r, float(r["rank"])) for r in rows]
+
+    def has_vectors(self) -> bool:
+        """Whether the chunks have an embedding column (the server had pgvector when migrations ran)."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                """SELECT 1 FROM pg_attribute
+                   WHERE attrelid = 'knowledge_chunks'::regclass AND attname = 'embedding' AND NOT attisdropped"""
+            ).fetchone()
+        return row is not None
+
+    def chunks_to_embed(
+        self, agent: str, model: str, *, document_id: str | None = None, after_id: int = 0, limit: int = 64
+    ) -> list[ChunkText]:
+        """The agent's chunks (or one document's) with no embedding by `model`, in row order after `after_id`."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                """SELECT id, title, body FROM knowledge_chunks
+                   WHERE agent = %(agent)s AND (%(document)s::text IS NULL OR document_id = %(document)s)
+                     AND (embedding IS NULL OR embedding_model IS DISTINCT FROM %(model)s) AND id > %(after)s
+                   ORDER BY id LIMIT %(limit)s""",
+                {"agent": agent, "document": document_id, "model": model, "after": after_id, "limit": limit},
+            ).fetchall()
+        return [ChunkText(r["id"], r["title"], r["body"]) for r in rows]
+
+    def store_embeddings(self, model: str, embeddings: Sequence[tuple[int, Sequence[float]]]) -> None:
+        """Keep each (chunk row id, vector); a row replaced since it was read is skipped (its id is gone)."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE knowledge_chunks SET embedding = %s, embedding_model = %s WHERE id = %s",
+                [(Vector(list(vector)), model, row_id) for row_id, vector in embeddings],
+            )
+
+    def nearest(self, agent: str, model: str, vector: Sequence[float], limit: int = 3) -> list[KnowledgeHit]:
+        """The agent's chunks nearest to `vector` by cosine distance, nearest first; rank is the cosine
+        similarity. Only vectors of the same model and dimension are compared."""
+        with self._pool.connection() as conn:
+            rows: list[dict[str, Any]] = conn.execute(
+                """SELECT c.chunk_id, c.document_id, c.title, c.body, d.source,
+                          1 - (c.embedding <=> %(vector)s) AS similarity
+                   FROM knowledge_chunks c JOIN knowledge_documents d USING (agent, document_id)
+                   WHERE c.agent = %(agent)s AND c.embedding_model = %(model)s
+                     AND vector_dims(c.embedding) = %(dims)s
+                   ORDER BY c.embedding <=> %(vector)s, c.id
+                   LIMIT %(limit)s""",
+                {"vector": Vector(list(vector)), "agent": agent, "model": model, "dims": len(vector), "limit": limit},
+            ).fetchall()
+        return [_hit(r, float(r["similarity"])) for r in rows]
 
     def _documents(self, where: str, params: tuple[object, ...]) -> list[StoredDocument]:
         """Documents matching `where`, always one of the fixed clauses above (never caller text)."""

@@ -13,7 +13,8 @@ reads `error.code`, and `Retry-After` for its back-off).
 Embeddings too: `POST /v1/embeddings` and `POST /openai/deployments/{deployment}/embeddings`, one
 deterministic vector per input (a hashed bag of words, unit length, `embedding_dimensions` long), as
 floats or, when asked with `encoding_format: base64` (the `openai` SDK's default), as base64 float32.
-Embedding requests are recorded in `embedding_requests` and do not take scripted behaviours.
+Embedding requests are recorded in `embedding_requests` and take their own script
+(`script_embeddings`: a 429, a 500 or a 401 for the next requests), not the chat script.
 """
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ Behaviour = (
     | Unauthorized
 )
 
+EmbeddingsFailure = RateLimited | ServerError | Unauthorized
+
 CONTENT_FILTER_BODY: dict[str, Any] = {
     "error": {
         "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
@@ -148,6 +151,7 @@ class FakeOpenAIServer(LoopbackFake):
     """When each streamed answer sent its last token (Unix seconds), in order."""
     embedding_requests: list[RecordedRequest] = field(default_factory=list)
     _script: deque[Behaviour] = field(default_factory=deque)
+    _embeddings_script: deque[EmbeddingsFailure] = field(default_factory=deque)
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,6 +159,11 @@ class FakeOpenAIServer(LoopbackFake):
         """The next requests' behaviours, in order; afterwards the default answer."""
         with self._lock:
             self._script.extend(behaviours)
+
+    def script_embeddings(self, *failures: EmbeddingsFailure) -> None:
+        """The next embedding requests' failures, in order; afterwards vectors again."""
+        with self._lock:
+            self._embeddings_script.extend(failures)
 
     def _application(self) -> web.Application:
         app = web.Application()
@@ -274,6 +283,10 @@ class FakeOpenAIServer(LoopbackFake):
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             message = "'input' must be a string or a non-empty array of strings (the fake takes no token arrays)"
             return _error(400, {"error": {"message": message, "type": "invalid_request_error", "code": None}})
+        with self._lock:
+            failure = self._embeddings_script.popleft() if self._embeddings_script else None
+        if failure is not None:
+            return _embeddings_failure(failure)
         vectors = [bag_of_words_vector(t, self.embedding_dimensions) for t in texts]
         as_base64 = body.get("encoding_format") == "base64"
         tokens = sum(len(t.split()) for t in texts)
@@ -343,6 +356,19 @@ def bag_of_words_vector(text: str, dimensions: int) -> list[float]:
         vector[int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "big") % dimensions] += 1.0
     norm = math.sqrt(sum(x * x for x in vector))
     return [x / norm for x in vector] if norm else vector
+
+
+def _embeddings_failure(failure: EmbeddingsFailure) -> web.Response:
+    """The same error answers the chat endpoints give."""
+    match failure:
+        case RateLimited(seconds):
+            message = f"Requests have exceeded the rate limit. Please retry after {seconds} seconds."
+            return _error(429, {"error": {"code": "429", "message": message}}, {"Retry-After": str(seconds)})
+        case ServerError():
+            message = "The server had an error while processing your request. Sorry about that!"
+            return _error(500, {"error": {"message": message, "type": "server_error", "param": None, "code": None}})
+        case Unauthorized():
+            return _error(401, {"error": {"code": "401", "message": "Access denied due to invalid subscription key."}})
 
 
 def _error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> web.Response:

@@ -28,6 +28,7 @@ DEFERRED = (
     "redis",
     "psycopg",
     "psycopg_pool",
+    "pgvector",
     "yoyo",
     "azure.storage",
     "pydantic_settings",
