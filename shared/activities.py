@@ -45,7 +45,7 @@ class Said:
     """What the agent says in a turn, and, when a model wrote it, its intent, usage and citations."""
 
     text: str
-    intent: Intent | None = None
+    intent: Intent | str | None = None
     llm: ModelUsage | None = None
     citations: list[Citation] = field(default_factory=list)
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 SpeechProvider = Literal["auto", "sarvam", "offline"]
 """Which speech engine an agent wants: "auto" is Sarvam when configured, else the offline engines."""
@@ -56,11 +56,29 @@ class Outcome(StrEnum):
     TERMINATED = "terminated"
 
 
+INTENT_NAME = r"^[a-z][a-z0-9_]{0,39}$"
+
+
+def _built_in_intent(value: object) -> object:
+    """A built-in intent's name becomes its `Intent`; an agent's own intent stays a string."""
+    if isinstance(value, str) and not isinstance(value, Intent) and value in Intent._value2member_map_:
+        return Intent(value)
+    return value
+
+
+IntentName = Annotated[
+    Intent | Annotated[str, StringConstraints(pattern=INTENT_NAME)], BeforeValidator(_built_in_intent)
+]
+"""An intent from the agent's list: a built-in one (`Intent`) or one its file declares (a name)."""
+
+
 class IntentRule(Frozen):
-    """Phrases that signal an intent and, optionally, the agent's fixed reply to it."""
+    """Phrases that signal an intent and, optionally, the agent's fixed reply to it; an intent of the
+    agent's own says what it means in `description` (the model reads it)."""
 
     phrases: list[str] = Field(default_factory=list)
     reply: str | None = None
+    description: str = Field(default="", max_length=300)
 
 
 class KnowledgeDocument(Frozen):
@@ -158,7 +176,10 @@ class AgentProfile(Frozen):
     greeting: str
     reprompt: str = "Are you still there?"
     not_understood: str = "Sorry, I did not catch that. Could you say it another way?"
-    intents: dict[Intent, IntentRule] = Field(default_factory=dict)
+    intents: dict[IntentName, IntentRule] = Field(
+        default_factory=dict,
+        description="Phrases and replies per intent: the built-in ones, and the agent's own (with a description).",
+    )
     knowledge: list[KnowledgeDocument] = Field(default_factory=list)
     expected_phrases: list[str] = Field(
         default_factory=list,
@@ -183,6 +204,11 @@ class AgentProfile(Frozen):
         if taken:
             raise ValueError(f"tool names must be unique and not those of the built-in tools: {taken}")
         return self
+
+    def intent_names(self) -> list[str]:
+        """Every intent a turn of this agent may record: the built-in ones, then the agent's own."""
+        own = [str(name) for name in self.intents if not isinstance(name, Intent)]
+        return [*(i.value for i in Intent), *own]
 
     def listening_phrases(self) -> list[str]:
         """Every phrase the offline speech recogniser should expect for this agent."""
@@ -263,7 +289,7 @@ class AgentReply(Frozen):
     """What the agent decided for a turn: the intent it recognised, what it says back, and the ids of the
     knowledge passages it answered from."""
 
-    intent: Intent
+    intent: IntentName
     text: str
     cites: list[str] = Field(default_factory=list, max_length=20)
 
@@ -334,7 +360,7 @@ class TurnRecord(Frozen):
     kind: TurnKind
     request_id: str | None
     user_text: str | None
-    intent: Intent | None
+    intent: IntentName | None
     reply_text: str
     audio_blob: str | None = None
     stt_ms: float | None = None

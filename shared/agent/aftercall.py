@@ -45,7 +45,7 @@ def describe(turns: list[TurnRecord]) -> str:
     It quotes the caller's last request, so wherever it goes it is caller data: the
     prompt carries it in a user message, never in the system message.
     """
-    intents = Counter(t.intent.value for t in turns if t.intent is not None)
+    intents = Counter(str(t.intent) for t in turns if t.intent is not None)
     asked = [t.user_text for t in turns if t.user_text]
     parts = [f"{len(turns)} turns"]
     if intents:

@@ -26,7 +26,7 @@ from pydantic import SecretStr, StringConstraints
 
 from shared.agent.offline_model import OfflineAgentModel
 from shared.agent.pricing import estimated_cost_usd
-from shared.agent.prompt import PROMPT, format_knowledge, history_messages, memory_messages
+from shared.agent.prompt import PROMPT, format_knowledge, history_messages, intents_of, memory_messages
 from shared.agent.tools import ToolBox, ToolSpec
 from shared.config import Settings
 from shared.models import (
@@ -65,8 +65,10 @@ class ContentFiltered(Exception):
 
 
 class SpokenReply(AgentReply):
-    """A reply with words to speak: blank text fails parsing, as malformed output does."""
+    """A reply with words to speak: blank text fails parsing, as malformed output does; its intent is
+    checked against the agent's list after parsing."""
 
+    intent: Annotated[str, StringConstraints(max_length=100)]
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
@@ -220,9 +222,16 @@ def reply_parser(profile: AgentProfile) -> Runnable[BaseMessage | str, AgentRepl
         log.warning("agent %s: the model's output is no usable reply; saying the fallback line", profile.name)
         return AgentReply(intent=Intent.NOT_UNDERSTOOD, text=profile.not_understood)
 
-    return PydanticOutputParser(pydantic_object=SpokenReply).with_fallbacks(
-        [RunnableLambda(fallback)], exceptions_to_handle=(OutputParserException,)
-    )
+    known = set(profile.intent_names())
+
+    def on_the_list(reply: SpokenReply) -> AgentReply:
+        """A reply naming an intent the agent does not have is no usable reply either."""
+        if reply.intent not in known:
+            raise OutputParserException(f"intent {reply.intent!r} is not one of the agent's")
+        return AgentReply(intent=reply.intent, text=reply.text, cites=reply.cites)
+
+    parsed = PydanticOutputParser(pydantic_object=SpokenReply) | RunnableLambda(on_the_list)
+    return parsed.with_fallbacks([RunnableLambda(fallback)], exceptions_to_handle=(OutputParserException,))
 
 
 def usage_of(message: BaseMessage) -> ModelUsage:
@@ -335,6 +344,7 @@ def build_chain(
             display_name=lambda _: profile.display_name,
             language=lambda _: language or profile.language,
             instructions=lambda _: profile.instructions,
+            intents=lambda _: intents_of(profile),
         )
         | PROMPT
     )

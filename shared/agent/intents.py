@@ -1,8 +1,9 @@
 """Rule-based intent recognition for the offline agent: phrase matching, no model.
 
 A phrase matches when its words appear in the utterance in order and next to each other. Strong
-signals (asking for a human or a callback, saying goodbye) win outright; greetings and small talk win only when
-they are most of what was said, so "hello, when do you open?" is still treated as a question.
+signals (asking for a human or a callback, saying goodbye) win outright, then the intents an agent
+file declares of its own (its author chose those phrases for them); greetings and small talk win
+only when they are most of what was said, so "hello, when do you open?" is still a question.
 """
 
 from __future__ import annotations
@@ -24,9 +25,18 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
+IntentKey = Intent | str
+"""A built-in intent, or the name of one the agent file declares."""
+
+
+def is_own(intent: IntentKey) -> bool:
+    """An intent the agent file declares, not a built-in one."""
+    return not isinstance(intent, Intent)
+
+
 @dataclass(frozen=True)
 class PhraseMatch:
-    intent: Intent
+    intent: IntentKey
     phrase_words: int
 
 
@@ -35,8 +45,8 @@ def _contains(haystack: list[str], needle: list[str]) -> bool:
     return size > 0 and any(haystack[i : i + size] == needle for i in range(len(haystack) - size + 1))
 
 
-def best_match(utterance: str, rules: dict[Intent, IntentRule]) -> PhraseMatch | None:
-    """The longest phrase of any intent found in the utterance; strong intents first."""
+def best_match(utterance: str, rules: dict[IntentKey, IntentRule]) -> PhraseMatch | None:
+    """The longest phrase of any intent found in the utterance; strong intents first, the agent's own next."""
     said = words(utterance)
     matches = [
         PhraseMatch(intent, len(words(phrase)))
@@ -47,16 +57,17 @@ def best_match(utterance: str, rules: dict[Intent, IntentRule]) -> PhraseMatch |
     if not matches:
         return None
     strong = [m for m in matches if m.intent in STRONG_INTENTS]
-    return max(strong or matches, key=lambda m: m.phrase_words)
+    own = [m for m in matches if is_own(m.intent)]
+    return max(strong or own or matches, key=lambda m: m.phrase_words)
 
 
-def classify(utterance: str, rules: dict[Intent, IntentRule], has_knowledge: bool) -> Intent:
+def classify(utterance: str, rules: dict[IntentKey, IntentRule], has_knowledge: bool) -> IntentKey:
     """The caller's intent, given whether retrieval found knowledge relevant to the utterance."""
     said = words(utterance)
     if not said:
         return Intent.NOT_UNDERSTOOD
     match = best_match(utterance, rules)
-    if match is not None and match.intent in STRONG_INTENTS:
+    if match is not None and (match.intent in STRONG_INTENTS or is_own(match.intent)):
         return match.intent
     if match is not None and match.phrase_words / len(said) >= SOCIAL_COVERAGE:
         return match.intent

@@ -28,7 +28,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from shared.agent.intents import STRONG_INTENTS, classify, words
+from shared.agent.intents import STRONG_INTENTS, IntentKey, classify, words
 from shared.agent.prompt import (
     CallRecord,
     Passage,
@@ -270,22 +270,28 @@ class OfflineAgentModel(BaseChatModel):
             parts.append(f"last request: {lines[-1]!r}")
         return AIMessage(json.dumps({"summary": "; ".join(parts), "extraction": extraction}))
 
-    def _reply(self, intent: Intent, utterance: str, passages: list[Passage]) -> str:
+    def _reply(self, intent: IntentKey, utterance: str, passages: list[Passage]) -> str:
         if intent is Intent.QUESTION:
             return answer_from(passages[0].text, utterance)
         if intent is Intent.NOT_UNDERSTOOD:
             return self.agent.not_understood
         rule = self.agent.intents.get(intent)
-        return rule.reply if rule is not None and rule.reply else DEFAULT_REPLIES[intent]
+        if rule is not None and rule.reply:
+            return rule.reply
+        return (
+            DEFAULT_REPLIES.get(intent, self.agent.not_understood)
+            if isinstance(intent, Intent)
+            else self.agent.not_understood
+        )
 
 
 def _calling(name: str, arguments: dict[str, Any]) -> AIMessage:
     return AIMessage("", tool_calls=[{"name": name, "args": arguments, "id": f"call_{name}", "type": "tool_call"}])
 
 
-def _saying(intent: Intent, text: str, cites: list[str] | None = None) -> AIMessage:
+def _saying(intent: IntentKey, text: str, cites: list[str] | None = None) -> AIMessage:
     """A reply in the prompt's format; `cites` names the passages it was answered from."""
-    reply: dict[str, Any] = {"text": text, "intent": intent.value}
+    reply: dict[str, Any] = {"text": text, "intent": str(intent)}
     if cites:
         reply["cites"] = cites
     return AIMessage(json.dumps(reply))

@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from shared.models import ExtractionField, Intent, TurnRecord
+from shared.models import AgentProfile, ExtractionField, Intent, TurnRecord
 
 SUMMARY_KEY = "earlier_in_this_call"
 AFTER_CALL_KEY = "after_call_report"
@@ -38,7 +38,7 @@ Answer questions only from the knowledge passages; if they do not cover the ques
 knowledge with the search_knowledge tool, and if that finds nothing either, say so.
 When the caller is done, say goodbye and call end_call; when they want a person, call
 transfer_to_human if you have it. Saying goodbye does not end the call: only end_call does.
-Classify the caller's intent as one of: {", ".join(i.value for i in Intent)}.
+Classify the caller's intent as one of: {{intents}}.
 Reply with a JSON object {{{{"text": "<what you say>", "intent": "<intent>", "cites": ["<id>"]}}}} in that
 order and nothing else ("text" first: the caller hears it while you write the rest); "cites" lists
 the ids of the knowledge passages your answer comes from (none: []).
@@ -55,8 +55,8 @@ PROMPT = ChatPromptTemplate.from_messages(
         MessagesPlaceholder("history"),
         ("human", "{utterance}"),
     ]
-).partial(instructions="")
-"""`instructions` are the agent file's own (empty when it has none)."""
+).partial(instructions="", intents=", ".join(i.value for i in Intent))
+"""`instructions` are the agent file's own (empty when it has none); `intents` its list (`intents_of`)."""
 
 
 class Passage(BaseModel):
@@ -68,6 +68,14 @@ class Passage(BaseModel):
 
 
 _PASSAGES = TypeAdapter(list[Passage])
+
+
+def intents_of(profile: AgentProfile) -> str:
+    """The intents a reply may name: the built-in ones, then the agent's own with what each means."""
+    own = {str(name): rule.description for name, rule in profile.intents.items() if not isinstance(name, Intent)}
+    return ", ".join(
+        name if name not in own or not own[name] else f"{name} ({own[name]})" for name in profile.intent_names()
+    )
 
 
 def format_knowledge(documents: list[Document]) -> str:
@@ -194,7 +202,7 @@ def call_record(turns: list[TurnRecord], max_characters: int) -> CallRecord:
             turn=turn.turn,
             caller=turn.user_text[:budget] if turn.user_text is not None else None,
             agent=turn.reply_text[:budget],
-            intent=turn.intent.value if turn.intent else None,
+            intent=str(turn.intent) if turn.intent else None,
             tools=[RecordedTool(name=c.name, arguments=c.arguments) for c in turn.tool_calls],
         )
         size = len(json.dumps(entry.model_dump(mode="json")))

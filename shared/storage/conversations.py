@@ -123,7 +123,7 @@ class ConversationRepository:
             "kind": turn.kind.value,
             "request_id": turn.request_id,
             "user_text": turn.user_text,
-            "intent": turn.intent.value if turn.intent else None,
+            "intent": str(turn.intent) if turn.intent else None,
             "reply_text": turn.reply_text,
             "audio_blob": turn.audio_blob,
             "stt_ms": turn.stt_ms,

@@ -278,5 +278,5 @@ def test_with_nothing_configured_the_turn_records_the_offline_model_and_its_word
     assert (llm.provider, llm.model, llm.cost_usd) == ("offline", "offline-agent", 0.0)
     assert llm.input_tokens is not None
     assert llm.input_tokens > len(QUESTION.split()), "the whole prompt counts, not only the question"
-    said = json.dumps({"intent": answered.reply.intent.value, "text": answered.reply.text})
+    said = json.dumps({"text": answered.reply.text, "intent": str(answered.reply.intent)})
     assert llm.output_tokens == len(said.split())
