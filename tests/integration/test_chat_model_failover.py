@@ -142,6 +142,19 @@ def test_primary_rate_limited_past_its_retries_hands_the_turn_to_openai(
     assert sent.headers["Authorization"] == f"Bearer {OPENAI_KEY}"
 
 
+def test_once_the_primary_recovers_the_next_turn_is_its_again(
+    demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
+) -> None:
+    settings = both(azure, openai)
+    azure.script(RateLimited())
+
+    during = ask(demo, settings)
+    after = ask(demo, settings)
+
+    assert (during.text, after.text) == ("OpenAI answers.", "Azure answers.")
+    assert (len(azure.requests), len(openai.requests)) == (2, 1)
+
+
 def test_primary_500_and_fallback_timeout_leave_the_offline_model_to_answer(
     demo: AgentProfile, azure: FakeOpenAIServer, openai: FakeOpenAIServer
 ) -> None:

@@ -3,6 +3,7 @@ SDKs against the fakes in tests/fakes/."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from shared import activities
 from shared.agent.catalog import AgentFileError, load_agent_file
 from shared.agent.retriever import AzureSearchRetriever, PostgresKnowledgeRetriever
 from shared.config import REPOSITORY_ROOT, Settings
@@ -24,8 +26,10 @@ from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.conftest import AppServices
+from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.search_server import FakeSearchServer, Throttled, Unavailable
+from tests.turn_inputs import caller_turn
 
 DEMO = REPOSITORY_ROOT / "agents" / "demo.toml"
 
@@ -468,3 +472,24 @@ def test_the_retriever_is_azure_ai_search_when_configured_and_full_text_search_o
     assert retriever.invoke("do you have vegan options")[0].metadata["title"] == "Menu"
     with pytest.raises(ValueError, match="needs an embeddings model"):
         Settings(azure_search_endpoint=search.url)
+
+
+def test_an_answer_from_azure_ai_search_cites_the_indexed_chunk_and_the_turn_keeps_it(
+    app_services: AppServices, search: FakeSearchServer, openai: FakeOpenAIServer
+) -> None:
+    services = app_services(
+        azure_search_endpoint=search.url,
+        azure_search_api_key=SecretStr("search-key"),
+        openai_base_url=f"{openai.url}/v1",
+        openai_embeddings_model="text-embedding-3-small",
+    )
+    cited = {"text": "Yes: oat milk chai.", "intent": "question", "cites": ["demo=inline-menu=0", "made-up"]}
+    openai.script(Answer(json.dumps(cited)))
+    request = caller_turn(services, text="do you have vegan options")
+
+    turn = activities.answer_turn(services, request)
+
+    assert any("search.post.search" in r.path for r in search.requests), "AI Search was asked"
+    [citation] = turn.citations
+    assert (citation.chunk_id, citation.title) == ("demo=inline-menu=0", "Menu")
+    assert services.conversations.get_turn(request.conversation_id, 1) == turn
