@@ -119,10 +119,11 @@ def demo() -> AgentProfile:
 AppServices = Callable[..., Services]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_services(new_database: Callable[[], str], redis_url: str, blob_connection_string: str) -> Iterator[AppServices]:
     """Builds the app's services as an activity gets them, each on a database, Redis key prefix and Blob
-    container of its own, with the agent files synced; settings given override the defaults."""
+    container of its own, with the agent files synced; settings given override the defaults. Their
+    connection pools close with the test module, so a run never holds more than a module's worth."""
     built: list[Services] = []
 
     def build(**settings: Any) -> Services:
