@@ -12,14 +12,15 @@ from devhost.process import DevHost
 StartDevHost = Callable[..., DevHost]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def start_devhost(
     new_database: Callable[[], str],
     redis_url: str,
     blob_connection_string: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[StartDevHost]:
-    """Starts a devhost with the given settings (bound to `bind`); all are stopped at the end of the run."""
+    """Starts a devhost with the given settings (bound to `bind`); they stop with the test module, so a run
+    holds a few devhosts, and their Postgres connections, at a time (the server allows 100)."""
     hosts: list[DevHost] = []
 
     def start(bind: str = "127.0.0.1", **settings: str) -> DevHost:
