@@ -194,6 +194,43 @@ class Settings(BaseSettings):
         description="Per-request timeout of the cloud speech engine before the offline engine answers.",
     )
 
+    auth_oidc_config_url: str = Field(
+        default="",
+        description="OpenID discovery document of the sign-in provider (Entra External ID or Azure AD B2C), e.g. "
+        "https://<tenant>.ciamlogin.com/<tenant-id>/v2.0/.well-known/openid-configuration: the token issuer and "
+        "its keys come from it. Empty: bearer tokens are refused.",
+    )
+    auth_audience: str = Field(
+        default="",
+        description="Comma-separated audiences a bearer token must carry one of: the API's application (client) "
+        "id and/or its App ID URI (api://...).",
+    )
+    auth_tenant_claim: str = Field(
+        default="extension_tenant",
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="Token claim naming the person's tenant in this product (a custom attribute, e.g. "
+        "extension_<app-id>_tenant in External ID, or tid where each Entra tenant is one of ours).",
+    )
+    auth_leeway_seconds: int = Field(
+        default=60, ge=0, le=300, description="Clock skew allowed when checking a token's exp and nbf."
+    )
+    auth_jwks_cache_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=86_400,
+        description="How long the provider's signing keys are cached before they are fetched again.",
+    )
+    auth_jwks_refresh_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Least time between two fetches of the signing keys caused by tokens naming an unknown key "
+        "id, so forged key ids cannot make every request fetch.",
+    )
+    auth_http_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=30, description="Timeout of each request to the sign-in provider (discovery, keys)."
+    )
+
     @model_validator(mode="after")
     def _knowledge_settings_agree(self) -> Settings:
         if self.knowledge_chunk_overlap >= self.knowledge_chunk_characters:

@@ -25,6 +25,20 @@ class BadRequest(ApiError):
     code = "bad_request"
 
 
+class Unauthorized(ApiError):
+    """No credentials, or credentials we refuse (a bad token, an unknown or revoked key): 401."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """Known credentials that may not do this: 403."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(ApiError):
     status = 404
     code = "not_found"
@@ -63,6 +77,13 @@ class InvalidText(Unprocessable):
 class GatewayTimeout(ApiError):
     status = 504
     code = "turn_timeout"
+
+
+class ServiceUnavailable(ApiError):
+    """A service we depend on to answer at all did not (e.g. the identity provider's keys): 503, retry later."""
+
+    status = 503
+    code = "service_unavailable"
 
 
 class TurnFailed(ApiError):

@@ -32,6 +32,8 @@ DEFERRED = (
     "yoyo",
     "azure.storage",
     "pydantic_settings",
+    "jwt",
+    "cryptography",
 )
 
 LOADED_DEFERRED_MODULES = f"""
