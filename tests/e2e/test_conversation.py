@@ -219,6 +219,25 @@ def test_each_sentence_of_a_reply_is_served_and_together_they_make_the_turns_aud
         assert (response.status_code, response.json()["error"]["code"]) == (404, "audio_not_found")
 
 
+def test_every_answer_carries_the_security_headers_and_json_is_never_cached(host: DevHost) -> None:
+    conversation_id = start(host)["conversation_id"]
+    answers = {
+        "json": host.get(f"/api/conversations/{conversation_id}"),
+        "error": host.get(f"/api/conversations/{uuid.uuid4()}"),
+        "audio": host.get(f"/api/conversations/{conversation_id}/audio/0"),
+        "health": host.get("/api/health"),
+    }
+
+    for name, answer in answers.items():
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", name
+        assert answer.headers["Referrer-Policy"] == "no-referrer", name
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age="), name
+        assert "default-src 'none'" in answer.headers["Content-Security-Policy"], name
+    assert answers["error"].status_code == 404
+    assert answers["json"].headers["Cache-Control"] == answers["error"].headers["Cache-Control"] == "no-store"
+    assert answers["audio"].headers["Cache-Control"] == "private, max-age=3600"
+
+
 def test_bad_input_gets_clear_errors(host: DevHost) -> None:
     conversation_id = start(host)["conversation_id"]
     turns = f"/api/conversations/{conversation_id}/turns"
