@@ -1,9 +1,11 @@
-"""Composition root: the Durable Functions app and its blueprints. Nothing else lives here."""
+"""Composition root: the Durable Functions app, its blueprints and the process-wide log masking."""
 
 import azure.durable_functions as df
 
 from functions import conversation, conversations, ops
+from shared.security import log_masking
 
+log_masking.install()
 app = df.DFApp()
 app.register_functions(conversation.bp)
 app.register_functions(conversations.bp)
