@@ -178,22 +178,8 @@ class TokenValidator:
                 leeway=self._leeway,
                 options={"require": list(REQUIRED_CLAIMS), "enforce_minimum_key_length": True},
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidToken("not_yet_valid") from None
-        except jwt.InvalidAudienceError:
-            raise InvalidToken("audience") from None
-        except jwt.InvalidIssuerError:
-            raise InvalidToken("issuer") from None
-        except jwt.MissingRequiredClaimError:
-            raise InvalidToken("missing_claim") from None
-        except jwt.InvalidSignatureError:
-            raise InvalidToken("signature") from None
-        except jwt.InvalidAlgorithmError:
-            raise InvalidToken("algorithm") from None
-        except (jwt.InvalidTokenError, jwt.InvalidKeyError):
-            raise InvalidToken("malformed") from None
+        except (jwt.InvalidTokenError, jwt.InvalidKeyError) as error:
+            raise InvalidToken(_refusal(error)) from None
         return self._principal(claims)
 
     def _principal(self, claims: dict[str, object]) -> Principal:
@@ -244,3 +230,19 @@ class TokenValidator:
         if not isinstance(issuer, str) or not issuer or not isinstance(jwks_uri, str) or not trusted_url(jwks_uri):
             raise IdentityProviderUnavailable()
         return Provider(issuer=issuer, jwks_uri=jwks_uri)
+
+
+_REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, "expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid"),
+    (jwt.InvalidAudienceError, "audience"),
+    (jwt.InvalidIssuerError, "issuer"),
+    (jwt.MissingRequiredClaimError, "missing_claim"),
+    (jwt.InvalidSignatureError, "signature"),
+    (jwt.InvalidAlgorithmError, "algorithm"),
+)
+"""Why PyJWT refused a token, in our words (its own messages may quote the token's contents)."""
+
+
+def _refusal(error: Exception) -> str:
+    return next((reason for kind, reason in _REFUSALS if isinstance(error, kind)), "malformed")
