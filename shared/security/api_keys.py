@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.errors import BadRequest, NotFound, Unauthorized
-from shared.security.roles import KEY_SCOPES, TENANT_ID, Principal, Scope
+from shared.security.roles import KEY_SCOPES, Principal, Scope
 from shared.storage.api_keys import ApiKeyRecord, ApiKeyRepository, DuplicateKeyId, NewApiKey
+from shared.tenancy import TENANT_ID
 
 PREFIX = "vao_"
 SECRET_CHARACTERS = 43

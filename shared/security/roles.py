@@ -20,7 +20,6 @@ API keys may carry any scope but `tenant:admin` (`KEY_SCOPES`): tenant-wide acti
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -54,9 +53,6 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.VIEWER: frozenset({Scope.CONVERSATIONS_READ, Scope.AGENTS_READ, Scope.USAGE_READ}),
 }
 """The table in the module docstring and the README, as data."""
-
-TENANT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
-"""A tenant id (`fullmatch`): lower-case letters, digits and `-`, like `demo` or an Entra tenant GUID."""
 
 KEY_SCOPES: frozenset[Scope] = frozenset(Scope) - {Scope.TENANT_ADMIN}
 """The scopes an API key may be created with."""

@@ -46,7 +46,8 @@ import jwt
 
 from shared.config import Settings
 from shared.errors import ServiceUnavailable, Unauthorized
-from shared.security.roles import TENANT_ID, Principal, Role
+from shared.security.roles import Principal, Role
+from shared.tenancy import TENANT_ID
 
 ALGORITHM = "RS256"
 REQUIRED_CLAIMS = ("exp", "nbf", "iss", "aud", "sub")
