@@ -20,6 +20,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from devhost import access, hostjson, registry, standins
+from devhost.demo_key import ensure_demo_key
 from devhost.faults import Faults
 from devhost.http_triggers import HttpLimits
 from devhost.server import HostOptions, build_app
@@ -32,14 +33,17 @@ log = logging.getLogger("devhost")
 DEVHOST_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 TRY_IT = """
-  Ready on {base}. Try:
+  Ready on {base}. Every route but health needs the demo tenant's API key, kept in {key_file}:
+    KEY=$(cat {key_file})
     curl -s {base}/api/health
-    curl -s -X POST {base}/api/conversations -H 'Content-Type: application/json' -d '{{"agent": "demo"}}'
-    curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: application/json' \\
+    curl -s -X POST {base}/api/conversations -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \\
+         -d '{{"agent": "demo"}}'
+    curl -s -X POST {base}/api/conversations/<id>/turns -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \\
          -d '{{"text": "what are your opening hours"}}'
-    curl -s -X POST {base}/api/conversations/<id>/turns -H 'Content-Type: audio/wav' --data-binary @question.wav
-    curl -s {base}/api/conversations/<id>
-    curl -s -X POST {base}/api/conversations/<id>/end
+    curl -s -X POST {base}/api/conversations/<id>/turns -H "X-API-Key: $KEY" -H 'Content-Type: audio/wav' \\
+         --data-binary @question.wav
+    curl -s {base}/api/conversations/<id> -H "X-API-Key: $KEY"
+    curl -s -X POST {base}/api/conversations/<id>/end -H "X-API-Key: $KEY"
   Ctrl-C stops the host and the stand-ins it started.
 """
 
@@ -159,6 +163,9 @@ def main() -> int:
         database_url = os.environ["DATABASE_URL"]
         log.info("devhost migrations: %d applied", apply_migrations(database_url, DEVHOST_MIGRATIONS))
         _ = services().knowledge  # migrates and syncs the agent files before the first request
+        demo_key = ensure_demo_key(args.data_dir, services().api_keys)
+        if demo_key.created:
+            print(f"  A new API key for the demo tenant: {demo_key.key}\n  (kept in {demo_key.path})", file=sys.stderr)
 
         base = _base_url(args.host, args.port)
         faults = Faults.from_env(os.environ)
@@ -174,7 +181,7 @@ def main() -> int:
         )
 
         async def announce(_: web.Application) -> None:
-            print(TRY_IT.format(base=base), file=sys.stderr, flush=True)
+            print(TRY_IT.format(base=base, key_file=demo_key.path), file=sys.stderr, flush=True)
 
         app.on_startup.append(announce)
         web.run_app(app, host=args.host, port=args.port, sock=sockets or None, print=None, access_log=None)

@@ -46,12 +46,16 @@ def is_loopback(host: str) -> bool:
 def new_system_key(data_dir: Path) -> str:
     """A fresh key, written to `<data-dir>/host-key` readable by its owner only."""
     key = secrets.token_urlsafe(32)
-    path = data_dir / KEY_FILE
+    write_secret(data_dir / KEY_FILE, key)
+    return key
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """`secret` and a newline in `path`, readable by its owner only (from the first byte written)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
+        file.write(secret + "\n")
     path.chmod(0o600)  # an older file keeps its old mode through O_CREAT
-    return key
 
 
 def _with_code(url: str, key: str) -> str:

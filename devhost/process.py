@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from devhost.demo_key import API_KEY_FILE
 from shared.config import REPOSITORY_ROOT
 
 START_DEADLINE_SECONDS = 90
@@ -88,13 +89,24 @@ class DevHost:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        return requests.post(self.url(path), **kwargs)
+    @property
+    def api_key(self) -> str:
+        """The demo tenant's key the devhost made at start (`make dev` prints it)."""
+        return (self.data_dir / API_KEY_FILE).read_text().strip()
 
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
-        return requests.get(self.url(path), **kwargs)
+    def post(self, path: str, *, anonymous: bool = False, **kwargs: Any) -> requests.Response:
+        """POST as the demo tenant's key, unless `anonymous` or the caller sends credentials of its own."""
+        return requests.post(self.url(path), **self._request_options(anonymous, kwargs))
+
+    def get(self, path: str, *, anonymous: bool = False, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url(path), **self._request_options(anonymous, kwargs))
+
+    def _request_options(self, anonymous: bool, options: dict[str, Any]) -> dict[str, Any]:
+        headers = dict(options.get("headers") or {})
+        named = {name.lower() for name in headers}
+        if not anonymous and not named & {"x-api-key", "authorization"}:
+            headers["X-API-Key"] = self.api_key
+        return {"timeout": 30, **options, "headers": headers}
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])

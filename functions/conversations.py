@@ -14,10 +14,12 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
+from functions.auth import guarded
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
 from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
+from shared.security.roles import Scope
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -178,6 +180,7 @@ async def _await_reply(
 @bp.route(route="conversations", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
 @json_errors
+@guarded(Scope.CONVERSATIONS_WRITE)
 async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a conversation and answer its greeting; an Idempotency-Key makes a retry return the same one."""
     from shared.turn_requests import parse_start, request_id_for
@@ -237,6 +240,7 @@ async def _begin(
 @bp.route(route="conversations/{conversation_id}/turns", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
 @json_errors
+@guarded(Scope.CONVERSATIONS_WRITE)
 async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     from shared.turn_requests import parse_turn, request_id_for
 
@@ -360,6 +364,7 @@ async def _raise_utterance(
 @bp.route(route="conversations/{conversation_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
 @json_errors
+@guarded(Scope.CONVERSATIONS_READ)
 async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
@@ -404,6 +409,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
 @bp.route(route="conversations/{conversation_id}/end", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
 @json_errors
+@guarded(Scope.CONVERSATIONS_WRITE)
 async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
@@ -420,6 +426,7 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
 
 @bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @json_errors
+@guarded(Scope.CONVERSATIONS_READ)
 async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
@@ -444,6 +451,7 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     auth_level=func.AuthLevel.ANONYMOUS,
 )
 @json_errors
+@guarded(Scope.CONVERSATIONS_READ)
 async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
     """One sentence of a reply, as the turn's reply stream announces it (before the whole turn is stored)."""
     from shared.storage.blobs import sentence_audio_name

@@ -35,8 +35,8 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     )
 
 
-def error_response(status: int, code: str, message: str) -> func.HttpResponse:
-    return json_response({"error": {"code": code, "message": message}}, status)
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return json_response({"error": {"code": code, "message": message}}, status, headers)
 
 
 def json_errors(
@@ -50,7 +50,7 @@ def json_errors(
         try:
             response = await handler(*args, **kwargs)
         except ApiError as error:
-            response = error_response(error.status, error.code, error.message)
+            response = error_response(error.status, error.code, error.message, error.headers())
         except Exception:
             log.exception("unhandled error in %s", handler.__name__)
             response = error_response(500, "internal_error", "Something went wrong on our side.")

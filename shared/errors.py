@@ -19,6 +19,10 @@ class ApiError(Exception):
         if code is not None:
             self.code = code
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the error's status calls for (a 401's challenge, a 429's Retry-After)."""
+        return {}
+
 
 class BadRequest(ApiError):
     status = 400
@@ -30,6 +34,10 @@ class Unauthorized(ApiError):
 
     status = 401
     code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750 §3: a 401 names the scheme; API-key clients ignore it.
+        return {"WWW-Authenticate": 'Bearer realm="api"'}
 
 
 class Forbidden(ApiError):

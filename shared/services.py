@@ -22,7 +22,9 @@ from shared.agent.catalog import load_agents
 from shared.agent.retriever import AzureSearchRetriever, PostgresHybridRetriever, PostgresKnowledgeRetriever
 from shared.config import Settings, get_settings
 from shared.knowledge.library import KnowledgeLibrary
+from shared.security.api_keys import ApiKeys
 from shared.security.egress import EgressPolicy
+from shared.security.tokens import TokenValidator
 from shared.speech.espeak import EspeakSynthesizer
 from shared.speech.fallback import OFFLINE, Choice, FallbackSpeechToText, FallbackTextToSpeech
 from shared.speech.offline import OfflineSpeechToText, OfflineTextToSpeech
@@ -30,6 +32,7 @@ from shared.speech.pocketsphinx import PocketsphinxRecognizer
 from shared.speech.ports import SpeechToText, TextToSpeech
 from shared.speech.sarvam import ENGINE as SARVAM
 from shared.speech.sarvam import SarvamConnection, SarvamSpeechToText, SarvamTextToSpeech
+from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.callbacks import CallbackRepository
 from shared.storage.conversations import ConversationRepository
@@ -66,6 +69,15 @@ class Services:
     @cached_property
     def conversations(self) -> ConversationRepository:
         return ConversationRepository(self.pool)
+
+    @cached_property
+    def api_keys(self) -> ApiKeys:
+        return ApiKeys(ApiKeyRepository(self.pool))
+
+    @cached_property
+    def tokens(self) -> TokenValidator:
+        """Bearer tokens; without AUTH_OIDC_CONFIG_URL every token is refused as not configured."""
+        return TokenValidator.from_settings(self.settings)
 
     @cached_property
     def callbacks(self) -> CallbackRepository:

@@ -42,7 +42,7 @@ def conversation(host: DevHost, conversation_id: str) -> dict[str, Any]:
 
 
 def wav_duration(host: DevHost, url: str) -> float:
-    response = requests.get(url, timeout=30)
+    response = requests.get(url, headers={"X-API-Key": host.api_key}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("audio/wav")
     return decode_wav(response.content).duration_seconds

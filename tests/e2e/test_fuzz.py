@@ -24,6 +24,8 @@ from tests.e2e.conftest import StartDevHost
 
 FUZZ_EXAMPLES = 1000
 LIVE = "{live}"
+VALID_KEY = "{valid-key}"
+"""Stands for the devhost's demo key in a drawn header (the key exists only once the host runs)."""
 """Stands for the id of a conversation that is really running, so routes past the id check are hit too."""
 
 HOST_EMPTY_ANSWERS = (400, 404)
@@ -97,6 +99,18 @@ CONTENT_TYPES = st.one_of(
 )
 
 
+CREDENTIALS = st.one_of(
+    st.just(("X-API-Key", VALID_KEY)),
+    st.just(("X-API-Key", VALID_KEY)),
+    st.just(("X-API-Key", VALID_KEY)),
+    st.none(),
+    st.tuples(st.just("X-API-Key"), HEADER_TEXT),
+    st.tuples(st.just("Authorization"), HEADER_TEXT),
+    st.tuples(st.just("Authorization"), st.builds("Bearer {}".format, HEADER_TEXT)),
+)
+"""Mostly the demo key (so bodies reach the routes), else none, junk keys and junk bearer tokens."""
+
+
 @dataclass(frozen=True)
 class Probe:
     method: str
@@ -137,13 +151,18 @@ def probes(draw: st.DrawFn) -> Probe:
     headers = {"Content-Type": content_type}
     if draw(st.booleans()):
         headers["Idempotency-Key"] = draw(HEADER_TEXT)
+    credentials = draw(CREDENTIALS)
+    if credentials is not None:
+        name, value = credentials
+        headers[name] = value
     return Probe(method, path, body, headers)
 
 
 def send(host: DevHost, probe: Probe, live_id: str) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", host.port, timeout=60)
     try:
-        connection.request(probe.method, probe.path.replace(LIVE, live_id), body=probe.body, headers=probe.headers)
+        headers = {name: value.replace(VALID_KEY, host.api_key) for name, value in probe.headers.items()}
+        connection.request(probe.method, probe.path.replace(LIVE, live_id), body=probe.body, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
