@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.security.cors import parse_origins
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 
@@ -230,6 +232,18 @@ class Settings(BaseSettings):
     auth_http_timeout_seconds: float = Field(
         default=5.0, gt=0, le=30, description="Timeout of each request to the sign-in provider (discovery, keys)."
     )
+
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins that may call the API (`https://app.example.com`, "
+        "`http://localhost:5173`): scheme, host and port only; `*` is refused. Empty: no cross-origin calls.",
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_parse(cls, value: str) -> str:
+        parse_origins(value)
+        return value
 
     @model_validator(mode="after")
     def _knowledge_settings_agree(self) -> Settings:
