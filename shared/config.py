@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -235,6 +236,28 @@ class Settings(BaseSettings):
         default=5.0, gt=0, le=30, description="Timeout of each request to the sign-in provider (discovery, keys)."
     )
 
+    rate_limit_per_key: str = Field(
+        default="600/minute",
+        description="Requests one API key may make, in the `limits` notation (`600/minute`, "
+        "`100/minute;10/second`). Empty: no limit per key.",
+    )
+    rate_limit_per_tenant: str = Field(
+        default="3000/minute",
+        description="Requests all of one tenant's callers may make together (same notation). Empty: no limit "
+        "per tenant.",
+    )
+    rate_limit_per_ip: str = Field(
+        default="1200/minute",
+        description="Requests one client address (an IPv6 /64) may make, checked before authentication (same "
+        "notation). Empty: no limit per address.",
+    )
+    trusted_proxy_hops: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Proxies that append the client's address to X-Forwarded-For, counted from the app: 1 is "
+        "Azure's own front end; 2 with Azure Front Door or Application Gateway in front of it.",
+    )
     allowed_origins: str = Field(
         default="",
         description="Comma-separated browser origins that may call the API (`https://app.example.com`, "
@@ -253,6 +276,13 @@ class Settings(BaseSettings):
     audio_url_ttl_seconds: int = Field(
         default=900, ge=30, le=3600, description="How long a signed audio URL stays valid."
     )
+
+    @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip")
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        if value.strip() and any(item.amount < 1 for item in parse_many(value)):
+            raise ValueError("a rate limit must allow at least one request")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod
