@@ -9,10 +9,15 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.security.cors import parse_origins
+
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+MIN_SIGNING_KEY_BYTES = 32
+"""256 bits, as long as the HMAC-SHA256 it keys: a shorter key would be the weakest part."""
 
 
 class Settings(BaseSettings):
@@ -230,6 +235,73 @@ class Settings(BaseSettings):
     auth_http_timeout_seconds: float = Field(
         default=5.0, gt=0, le=30, description="Timeout of each request to the sign-in provider (discovery, keys)."
     )
+
+    rate_limit_per_key: str = Field(
+        default="600/minute",
+        description="Requests one API key may make, in the `limits` notation (`600/minute`, "
+        "`100/minute;10/second`). Empty: no limit per key.",
+    )
+    rate_limit_per_tenant: str = Field(
+        default="3000/minute",
+        description="Requests all of one tenant's callers may make together (same notation). Empty: no limit "
+        "per tenant.",
+    )
+    rate_limit_per_ip: str = Field(
+        default="1200/minute",
+        description="Requests one client address (an IPv6 /64) may make, checked before authentication (same "
+        "notation). Empty: no limit per address.",
+    )
+    trusted_proxy_hops: int = Field(
+        default=1,
+        ge=1,
+        le=5,
+        description="Proxies that append the client's address to X-Forwarded-For, counted from the app: 1 is "
+        "Azure's own front end; 2 with Azure Front Door or Application Gateway in front of it.",
+    )
+    allowed_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins that may call the API (`https://app.example.com`, "
+        "`http://localhost:5173`): scheme, host and port only; `*` is refused. Empty: no cross-origin calls.",
+    )
+    audio_url_signing_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Secret (at least 32 bytes; in Azure a Key Vault reference) that signs the short-lived audio "
+        "URLs handed to browsers and phone providers. Empty: no audio URL can be signed.",
+    )
+    audio_url_signing_key_previous: SecretStr = Field(
+        default=SecretStr(""),
+        description="The signing key before the current one: URLs it signed still verify until they expire, so "
+        "the key can be rotated without breaking calls in progress. Empty after a rotation has settled.",
+    )
+    audio_url_ttl_seconds: int = Field(
+        default=900, ge=30, le=3600, description="How long a signed audio URL stays valid."
+    )
+
+    @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip")
+    @classmethod
+    def _rate_limits_parse(cls, value: str) -> str:
+        if value.strip() and any(item.amount < 1 for item in parse_many(value)):
+            raise ValueError("a rate limit must allow at least one request")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_parse(cls, value: str) -> str:
+        parse_origins(value)
+        return value
+
+    @field_validator("audio_url_signing_key", "audio_url_signing_key_previous")
+    @classmethod
+    def _signing_keys_long_enough(cls, value: SecretStr) -> SecretStr:
+        if 0 < len(value.get_secret_value().encode()) < MIN_SIGNING_KEY_BYTES:
+            raise ValueError(f"an audio URL signing key needs at least {MIN_SIGNING_KEY_BYTES} bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _signing_keys_agree(self) -> Settings:
+        if self.audio_url_signing_key_previous.get_secret_value() and not self.audio_url_signing_key.get_secret_value():
+            raise ValueError("AUDIO_URL_SIGNING_KEY_PREVIOUS needs AUDIO_URL_SIGNING_KEY, the key that signs now")
+        return self
 
     @model_validator(mode="after")
     def _knowledge_settings_agree(self) -> Settings:

@@ -99,3 +99,17 @@ class TurnFailed(ApiError):
 
     status = 502
     code = "turn_failed"
+
+
+class TooManyRequests(ApiError):
+    """A rate limit is spent: 429, with the whole seconds to wait in `Retry-After` (RFC 9110 §10.2.3)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
