@@ -31,6 +31,7 @@ from shared.config import REPOSITORY_ROOT, Settings
 log = logging.getLogger("devhost")
 
 DEVHOST_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+AUDIO_URL_KEY_FILE = "audio-url-key"
 
 TRY_IT = """
   Ready on {base}. Every route but health needs the demo tenant's API key, kept in {key_file}:
@@ -79,6 +80,12 @@ def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
         standin.adopt()  # left behind by a crashed run of ours: Ctrl-C stops it as well
         stack.callback(standin.stop)
         os.environ[variable] = standin.url
+
+
+def _provide_secrets(data_dir: Path) -> None:
+    """A signing key for audio links when none is configured, kept across runs (links stay valid)."""
+    if not os.environ.get("AUDIO_URL_SIGNING_KEY"):
+        os.environ["AUDIO_URL_SIGNING_KEY"] = access.kept_secret(data_dir / AUDIO_URL_KEY_FILE)
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -157,6 +164,7 @@ def main() -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         _provide_standins(args.data_dir, stack)
+        _provide_secrets(args.data_dir)
         from shared.services import services
         from shared.storage.migrations import apply_migrations
 

@@ -50,6 +50,17 @@ def new_system_key(data_dir: Path) -> str:
     return key
 
 
+def kept_secret(path: Path) -> str:
+    """The secret kept in `path`, made there (256 random bits, owner-only) when missing or too short."""
+    if path.exists():
+        kept = path.read_text().strip()
+        if len(kept) >= 32:
+            return kept
+    secret = secrets.token_urlsafe(32)
+    write_secret(path, secret)
+    return secret
+
+
 def write_secret(path: Path, secret: str) -> None:
     """`secret` and a newline in `path`, readable by its owner only (from the first byte written)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -7,6 +7,8 @@ Python worker (team notes, durable-local-host.md §12; azure-functions-host `ToR
 - header keys are lowercased; repeated headers and repeated query keys are joined with "," with
   empty values dropped (`StringValues.ToString()`), and a key left empty is dropped;
 - the body is passed only when `Content-Length` > 0: a chunked upload arrives empty;
+- `X-Forwarded-For` gets the peer's address appended (`ip:port`, `[ipv6]:port`), as App Service's
+  front end does, so the client-address rate limit works here as on Azure;
 - a response gets `; charset=...` only for `text/*` (azure-functions `http.py`).
 Unmatched routes and methods get the host's empty 404; a NUL in the path gets Kestrel's empty 400.
 A function is cut at host.json's functionTimeout (500) and the caller at Azure's 230 s front-end
@@ -106,6 +108,15 @@ def _timeout_response(limits: HttpLimits) -> web.Response:
     )
 
 
+def forwarded_for(request: web.Request) -> list[tuple[str, str]]:
+    """The peer as App Service's front end appends it to `X-Forwarded-For` (nothing on a unix socket)."""
+    peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+    if not isinstance(peer, tuple) or len(peer) < 2:
+        return []
+    host, port = str(peer[0]), int(peer[1])
+    return [("X-Forwarded-For", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")]
+
+
 class HttpFunctions:
     """The app's HTTP functions behind one catch-all aiohttp route."""
 
@@ -153,7 +164,7 @@ class HttpFunctions:
         http_request = func.HttpRequest(
             request.method,
             request_url(request),
-            headers=joined(request.headers.items(), lower_keys=True),
+            headers=joined([*request.headers.items(), *forwarded_for(request)], lower_keys=True),
             params=joined(request.query.items(), lower_keys=False),
             route_params=route_params,
             body=body,

@@ -13,21 +13,35 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
-from typing import ParamSpec
+from typing import TYPE_CHECKING, ParamSpec
 
 import azure.functions as func
 
+from functions.http import request_of
 from shared.errors import BadRequest, Unauthorized
+from shared.security.client_ip import client_ip
 from shared.security.roles import Principal, Scope, require
 from shared.tenancy import tenant_scope
+
+if TYPE_CHECKING:
+    from shared.services import Services
 
 P = ParamSpec("P")
 Handler = Callable[P, Awaitable[func.HttpResponse]]
 
+_NUMBER = re.compile(r"[0-9]{1,9}")
 API_KEY_HEADER = "x-api-key"
 AUTHORIZATION_HEADER = "authorization"
+
+
+def services() -> Services:
+    from shared.services import services
+
+    return services()
+
 
 _principal: ContextVar[Principal | None] = ContextVar("principal", default=None)
 
@@ -42,8 +56,6 @@ def current_principal() -> Principal:
 
 async def authenticate(req: func.HttpRequest) -> Principal:
     """The principal of the request's credentials, or `Unauthorized` (401) / `ServiceUnavailable` (503)."""
-    from shared.services import services
-
     svc = services()
     api_key = req.headers.get(API_KEY_HEADER)
     authorization = req.headers.get(AUTHORIZATION_HEADER)
@@ -56,16 +68,9 @@ async def authenticate(req: func.HttpRequest) -> Principal:
     return await asyncio.to_thread(svc.tokens.principal, authorization)
 
 
-def _request(args: tuple[object, ...], kwargs: dict[str, object]) -> func.HttpRequest:
-    """The trigger's request among the handler's arguments (the worker passes bindings by name)."""
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, func.HttpRequest):
-            return value
-    raise TypeError("a guarded handler needs an HTTP request argument")
-
-
 def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
-    """Authenticate, require `scope`, then run the handler as the caller in the caller's tenant.
+    """Count the request against its client address's rate limit, authenticate, count it against the
+    key's and the tenant's, require `scope`, then run the handler as the caller in the caller's tenant.
 
     Goes under `json_errors`, so a refusal is the usual JSON error (401 with a `WWW-Authenticate`
     challenge, 403 naming the missing permission).
@@ -74,7 +79,12 @@ def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
     def decorate(handler: Handler[P]) -> Handler[P]:
         @functools.wraps(handler)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
-            principal = await authenticate(_request(args, kwargs))
+            req = request_of(args, kwargs)
+            limiter = services().rate_limits
+            await limiter.check(ip=client_ip(req.headers, services().settings.trusted_proxy_hops))
+            principal = await authenticate(req)
+            key_id = principal.subject if principal.kind == "api_key" else None
+            await limiter.check(key_id=key_id, tenant=principal.tenant)
             require(principal, scope)
             token = _principal.set(principal)
             try:
@@ -86,3 +96,42 @@ def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
         return wrapper
 
     return decorate
+
+
+def guarded_or_signed(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
+    """`guarded(scope)`, or a `token` query parameter signed for exactly this audio (route parameters
+    `conversation_id`, `turn` and optionally `sentence`): a browser's `<audio>` and a phone provider's
+    `<Play>` fetch links and cannot send our headers. A signed fetch counts against its tenant's limit."""
+
+    def decorate(handler: Handler[P]) -> Handler[P]:
+        with_credentials = guarded(scope)(handler)
+
+        @functools.wraps(handler)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
+            req = request_of(args, kwargs)
+            token = req.params.get("token")
+            if token is None:
+                return await with_credentials(*args, **kwargs)
+            tenant = _signed_tenant(token, req.route_params)
+            await services().rate_limits.check(tenant=tenant)
+            with tenant_scope(tenant):
+                return await handler(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _signed_tenant(token: str, route: Mapping[str, str]) -> str:
+    from shared.security.signed_urls import InvalidAudioUrl
+
+    signer = services().audio_urls
+    turn, sentence = route.get("turn", ""), route.get("sentence")
+    if signer is None or not _NUMBER.fullmatch(turn) or not (sentence is None or _NUMBER.fullmatch(sentence)):
+        raise InvalidAudioUrl
+    return signer.verify(
+        token,
+        conversation_id=route.get("conversation_id", ""),
+        turn=int(turn),
+        sentence=None if sentence is None else int(sentence),
+    )

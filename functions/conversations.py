@@ -14,12 +14,13 @@ import azure.durable_functions as df
 import azure.functions as func
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
-from functions.auth import guarded
+from functions.auth import guarded, guarded_or_signed
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
 from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.security.roles import Scope
+from shared.tenancy import current_tenant
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -70,12 +71,17 @@ def _policy(settings: Settings) -> DialogPolicy:
     )
 
 
-def _audio_url(req: func.HttpRequest, settings: Settings, conversation_id: str, turn: int) -> str:
-    return f"{origin(req, settings.public_base_url)}/api/conversations/{conversation_id}/audio/{turn}"
+def _audio_url(req: func.HttpRequest, svc: Services, conversation_id: str, turn: int) -> str:
+    """The turn's audio link, signed for the caller's tenant when AUDIO_URL_SIGNING_KEY is set (so a
+    browser or a phone provider can fetch it without our headers), else behind the usual credentials."""
+    url = f"{origin(req, svc.settings.public_base_url)}/api/conversations/{conversation_id}/audio/{turn}"
+    if svc.audio_urls is None:
+        return url
+    return f"{url}?token={svc.audio_urls.sign(tenant=current_tenant(), conversation_id=conversation_id, turn=turn)}"
 
 
-def _reply(req: func.HttpRequest, settings: Settings, turn: TurnRecord) -> dict[str, Any]:
-    return {"text": turn.reply_text, "audio_url": _audio_url(req, settings, turn.conversation_id, turn.turn)}
+def _reply(req: func.HttpRequest, svc: Services, turn: TurnRecord) -> dict[str, Any]:
+    return {"text": turn.reply_text, "audio_url": _audio_url(req, svc, turn.conversation_id, turn.turn)}
 
 
 def _valid_id(conversation_id: str) -> str:
@@ -214,7 +220,7 @@ async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrat
     return json_response(
         {
             "conversation_id": claimed,
-            "reply": _reply(req, svc.settings, greeting),
+            "reply": _reply(req, svc, greeting),
             "replayed": claimed != conversation_id,
         },
         status=201,
@@ -260,7 +266,7 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
             "turn": turn.turn,
             "transcript": turn.user_text,
             "intent": turn.intent,
-            "reply": _reply(req, svc.settings, turn),
+            "reply": _reply(req, svc, turn),
             "action": turn.action,
             "transfer_to": turn.transfer_to,
             "timings_ms": {
@@ -389,7 +395,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                     "kind": t.kind,
                     "text": t.user_text,
                     "intent": t.intent,
-                    "reply": _reply(req, svc.settings, t),
+                    "reply": _reply(req, svc, t),
                     "timings_ms": {"stt": t.stt_ms, "agent": t.agent_ms, "tts": t.tts_ms},
                     "llm": t.llm.model_dump(mode="json") if t.llm else None,
                     "action": t.action,
@@ -426,7 +432,7 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
 
 @bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @json_errors
-@guarded(Scope.CONVERSATIONS_READ)
+@guarded_or_signed(Scope.CONVERSATIONS_READ)
 async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
@@ -451,7 +457,7 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     auth_level=func.AuthLevel.ANONYMOUS,
 )
 @json_errors
-@guarded(Scope.CONVERSATIONS_READ)
+@guarded_or_signed(Scope.CONVERSATIONS_READ)
 async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
     """One sentence of a reply, as the turn's reply stream announces it (before the whole turn is stored)."""
     from shared.storage.blobs import sentence_audio_name

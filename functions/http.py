@@ -47,6 +47,7 @@ def json_errors(
 
     @functools.wraps(handler)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
+        req = request_of(args, kwargs)
         try:
             response = await handler(*args, **kwargs)
         except ApiError as error:
@@ -54,9 +55,27 @@ def json_errors(
         except Exception:
             log.exception("unhandled error in %s", handler.__name__)
             response = error_response(500, "internal_error", "Something went wrong on our side.")
-        return secured(response)
+        return with_cors(secured(response), req)
 
     return wrapper
+
+
+def request_of(args: tuple[object, ...], kwargs: dict[str, object]) -> func.HttpRequest:
+    """The trigger's request among a handler's arguments (the worker passes bindings by name)."""
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, func.HttpRequest):
+            return value
+    raise TypeError("an HTTP handler needs its request argument")
+
+
+def with_cors(response: func.HttpResponse, req: func.HttpRequest) -> func.HttpResponse:
+    """The CORS headers for the request's `Origin` (ALLOWED_ORIGINS), errors included: a browser shows a
+    script nothing of a response without them, not even a 429's Retry-After."""
+    from shared.services import services
+
+    for name, value in services().cors.response_headers(req.headers.get("origin")).items():
+        response.headers[name] = value
+    return response
 
 
 def secured(response: func.HttpResponse) -> func.HttpResponse:

@@ -23,7 +23,10 @@ from shared.agent.retriever import AzureSearchRetriever, PostgresHybridRetriever
 from shared.config import Settings, get_settings
 from shared.knowledge.library import KnowledgeLibrary
 from shared.security.api_keys import ApiKeys
+from shared.security.cors import CorsPolicy
 from shared.security.egress import EgressPolicy
+from shared.security.rate_limits import RateLimiter
+from shared.security.signed_urls import AudioUrlSigner
 from shared.security.tokens import TokenValidator
 from shared.speech.espeak import EspeakSynthesizer
 from shared.speech.fallback import OFFLINE, Choice, FallbackSpeechToText, FallbackTextToSpeech
@@ -78,6 +81,22 @@ class Services:
     def tokens(self) -> TokenValidator:
         """Bearer tokens; without AUTH_OIDC_CONFIG_URL every token is refused as not configured."""
         return TokenValidator.from_settings(self.settings)
+
+    @cached_property
+    def rate_limits(self) -> RateLimiter:
+        """One per process: its Redis connections belong to the event loop that first uses them."""
+        return RateLimiter.from_settings(self.settings)
+
+    @cached_property
+    def cors(self) -> CorsPolicy:
+        return CorsPolicy.from_setting(self.settings.allowed_origins)
+
+    @cached_property
+    def audio_urls(self) -> AudioUrlSigner | None:
+        """Signs audio links when AUDIO_URL_SIGNING_KEY is set; without it, audio needs the caller's credentials."""
+        if not self.settings.audio_url_signing_key.get_secret_value():
+            return None
+        return AudioUrlSigner.from_settings(self.settings)
 
     @cached_property
     def callbacks(self) -> CallbackRepository:
