@@ -83,6 +83,7 @@ def test_a_preflight_from_an_unknown_origin_gets_none(host: DevHost) -> None:
     headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     response = requests.options(host.url("/api/conversations"), headers=headers, timeout=30)
     assert response.status_code == 403
+    assert response.json()["error"]["code"] == "cors_refused"
     assert not [name for name in response.headers if name.lower().startswith("access-control-")]
 
 
