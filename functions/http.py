@@ -40,7 +40,7 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 def model_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     """The model as the JSON body: what the OpenAPI document says the route answers is what it sends."""
-    return json_response(model.model_dump(mode="json"), status, headers)
+    return json_response(model.model_dump(mode="json", by_alias=True), status, headers)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:

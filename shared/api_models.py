@@ -18,6 +18,9 @@ Timestamp = Annotated[
 """An aware time, written as `datetime.isoformat()` (`+00:00`, as the routes always wrote it)."""
 
 
+ConversationStatus = Literal["active", "ending", "completed"]
+
+
 class ApiModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -97,7 +100,7 @@ class ConversationDetail(ApiModel):
     conversation_id: str
     agent: str
     language: str
-    status: Literal["active", "ending", "completed"]
+    status: ConversationStatus
     outcome: str | None
     summary: str | None
     extraction: dict[str, ExtractedValue] | None = Field(description="The agent's extraction fields, once ended.")
