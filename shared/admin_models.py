@@ -34,7 +34,7 @@ KeyScope = Annotated[Scope, AfterValidator(_key_scope), WithJsonSchema({"type": 
 
 
 class ApiKeyRequest(ApiModel):
-    name: Annotated[ClientText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[ClientText, StringConstraints(strip_whitespace=True, max_length=200, pattern=r"\S")]
     scopes: list[KeyScope] = Field(min_length=1, max_length=len(KEY_SCOPES))
     expires_at: AwareDatetime | None = Field(default=None, description="In the future, at most ten years ahead.")
 
