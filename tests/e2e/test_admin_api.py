@@ -240,8 +240,11 @@ def test_the_list_pages_newest_first_with_turn_counts_and_transcript_links(
     assert seen[-1]["turns"] == 3  # the greeting and two turns
 
 
+def ids(page: dict[str, Any]) -> list[str]:
+    return [item["conversation_id"] for item in page["items"]]
+
+
 def test_the_list_filters_by_status_outcome_agent_and_time(host: DevHost, conversations: list[str]) -> None:
-    ids = lambda page: [item["conversation_id"] for item in page["items"]]  # noqa: E731
     assert ids(listing(host, status="completed")) == [conversations[1]]
     assert ids(listing(host, outcome="ended_by_client")) == [conversations[1]]
     assert ids(listing(host, status="active")) == [c for c in conversations[::-1] if c != conversations[1]]
