@@ -2,7 +2,7 @@
 
 import azure.durable_functions as df
 
-from functions import conversation, conversations, cors, ops
+from functions import conversation, conversation_list, conversations, cors, keys, openapi, ops, usage
 from shared.security import log_masking
 
 log_masking.install()
@@ -10,4 +10,8 @@ app = df.DFApp()
 app.register_functions(conversation.bp)
 app.register_functions(conversations.bp)
 app.register_functions(ops.bp)
+app.register_functions(conversation_list.bp)
+app.register_functions(keys.bp)
+app.register_functions(usage.bp)
+app.register_functions(openapi.bp)
 app.register_functions(cors.bp)

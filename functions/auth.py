@@ -73,7 +73,8 @@ def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
     key's and the tenant's, require `scope`, then run the handler as the caller in the caller's tenant.
 
     Goes under `json_errors`, so a refusal is the usual JSON error (401 with a `WWW-Authenticate`
-    challenge, 403 naming the missing permission).
+    challenge, 403 naming the missing permission). The handler keeps `required_scope`, which the
+    OpenAPI catalogue's test checks against what the document says.
     """
 
     def decorate(handler: Handler[P]) -> Handler[P]:
@@ -93,6 +94,7 @@ def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
             finally:
                 _principal.reset(token)
 
+        wrapper.required_scope = scope  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
@@ -117,6 +119,7 @@ def guarded_or_signed(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
             with tenant_scope(tenant):
                 return await handler(*args, **kwargs)
 
+        wrapper.required_scope = scope  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

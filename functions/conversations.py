@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -16,7 +16,18 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 from functions.auth import guarded, guarded_or_signed
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
-from functions.http import json_errors, json_response, origin
+from functions.http import json_errors, model_response, origin
+from shared.api_models import (
+    ConversationDetail,
+    Ending,
+    Reply,
+    Started,
+    StartError,
+    StoredTimings,
+    TranscriptTurn,
+    TurnTaken,
+    TurnTimings,
+)
 from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.security.roles import Scope
@@ -80,8 +91,8 @@ def _audio_url(req: func.HttpRequest, svc: Services, conversation_id: str, turn:
     return f"{url}?token={svc.audio_urls.sign(tenant=current_tenant(), conversation_id=conversation_id, turn=turn)}"
 
 
-def _reply(req: func.HttpRequest, svc: Services, turn: TurnRecord) -> dict[str, Any]:
-    return {"text": turn.reply_text, "audio_url": _audio_url(req, svc, turn.conversation_id, turn.turn)}
+def _reply(req: func.HttpRequest, svc: Services, turn: TurnRecord) -> Reply:
+    return Reply(text=turn.reply_text, audio_url=_audio_url(req, svc, turn.conversation_id, turn.turn))
 
 
 def _valid_id(conversation_id: str) -> str:
@@ -215,17 +226,12 @@ async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrat
             else await _await_reply(svc, client, claimed, GREETING_REQUEST_ID)
         )
     except ApiError as error:
-        body = {"error": {"code": error.code, "message": error.message}, "conversation_id": claimed}
-        return json_response(body, status=error.status, headers=location)
-    return json_response(
-        {
-            "conversation_id": claimed,
-            "reply": _reply(req, svc, greeting),
-            "replayed": claimed != conversation_id,
-        },
-        status=201,
-        headers=location,
-    )
+        body = StartError.model_validate(
+            {"error": {"code": error.code, "message": error.message}, "conversation_id": claimed}
+        )
+        return model_response(body, status=error.status, headers=location)
+    started = Started(conversation_id=claimed, reply=_reply(req, svc, greeting), replayed=claimed != conversation_id)
+    return model_response(started, status=201, headers=location)
 
 
 async def _begin(
@@ -261,25 +267,24 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
     turn, replayed = await _take_turn(svc, client, conversation, request_id, body, received_at=received_at)
     total_ms = (time.perf_counter() - started) * 1000
     inside_ms = sum(t or 0.0 for t in (turn.stt_ms, turn.agent_ms, turn.tts_ms))
-    return json_response(
-        {
-            "turn": turn.turn,
-            "transcript": turn.user_text,
-            "intent": turn.intent,
-            "reply": _reply(req, svc, turn),
-            "action": turn.action,
-            "transfer_to": turn.transfer_to,
-            "timings_ms": {
-                "stt": turn.stt_ms,
-                "agent": turn.agent_ms,
-                "tts": turn.tts_ms,
-                "first_audio": turn.first_audio_ms,
-                "overhead": None if replayed else round(total_ms - inside_ms, 2),
-                "total": round(total_ms, 2),
-            },
-            "replayed": replayed,
-        }
+    taken = TurnTaken(
+        turn=turn.turn,
+        transcript=turn.user_text,
+        intent=turn.intent,
+        reply=_reply(req, svc, turn),
+        action=turn.action,
+        transfer_to=turn.transfer_to,
+        timings_ms=TurnTimings(
+            stt=turn.stt_ms,
+            agent=turn.agent_ms,
+            tts=turn.tts_ms,
+            first_audio=turn.first_audio_ms,
+            overhead=None if replayed else round(total_ms - inside_ms, 2),
+            total=round(total_ms, 2),
+        ),
+        replayed=replayed,
     )
+    return model_response(taken)
 
 
 async def _take_turn(
@@ -377,39 +382,38 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     if conversation.status != "completed":
         conversation = await _settled(svc, conversation, await client.get_status(conversation.id))
     turns = await asyncio.to_thread(lambda: svc.conversations.list_turns(conversation.id))
-    return json_response(
-        {
-            "conversation_id": conversation.id,
-            "agent": conversation.agent,
-            "language": conversation.language,
-            "status": conversation.status,
-            "outcome": conversation.outcome,
-            "summary": conversation.summary,
-            "extraction": conversation.extraction,
-            "aftercall_llm": conversation.aftercall_llm.model_dump(mode="json") if conversation.aftercall_llm else None,
-            "created_at": conversation.created_at.isoformat(),
-            "ended_at": conversation.ended_at.isoformat() if conversation.ended_at else None,
-            "turns": [
-                {
-                    "turn": t.turn,
-                    "kind": t.kind,
-                    "text": t.user_text,
-                    "intent": t.intent,
-                    "reply": _reply(req, svc, t),
-                    "timings_ms": {"stt": t.stt_ms, "agent": t.agent_ms, "tts": t.tts_ms},
-                    "llm": t.llm.model_dump(mode="json") if t.llm else None,
-                    "action": t.action,
-                    "transfer_to": t.transfer_to,
-                    "tool_calls": [call.model_dump(mode="json") for call in t.tool_calls],
-                    "citations": [citation.model_dump(mode="json") for citation in t.citations],
-                    "language": t.language,
-                    "stt_engine": t.stt_engine,
-                    "tts_engine": t.tts_engine,
-                }
-                for t in turns
-            ],
-        }
+    detail = ConversationDetail(
+        conversation_id=conversation.id,
+        agent=conversation.agent,
+        language=conversation.language,
+        status=conversation.status,  # type: ignore[arg-type]  # the column's CHECK allows these three
+        outcome=conversation.outcome,
+        summary=conversation.summary,
+        extraction=conversation.extraction,
+        aftercall_llm=conversation.aftercall_llm,
+        created_at=conversation.created_at,
+        ended_at=conversation.ended_at,
+        turns=[
+            TranscriptTurn(
+                turn=t.turn,
+                kind=t.kind,
+                text=t.user_text,
+                intent=t.intent,
+                reply=_reply(req, svc, t),
+                timings_ms=StoredTimings(stt=t.stt_ms, agent=t.agent_ms, tts=t.tts_ms),
+                llm=t.llm,
+                action=t.action,
+                transfer_to=t.transfer_to,
+                tool_calls=list(t.tool_calls),
+                citations=list(t.citations),
+                language=t.language,
+                stt_engine=t.stt_engine,
+                tts_engine=t.tts_engine,
+            )
+            for t in turns
+        ],
     )
+    return model_response(detail)
 
 
 @bp.route(route="conversations/{conversation_id}/end", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -427,7 +431,7 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     except Exception as error:
         await _settled(svc, conversation, await client.get_status(conversation.id))
         raise Conflict("The conversation has already ended.", code="conversation_completed") from error
-    return json_response({"conversation_id": conversation.id, "status": "ending"}, status=202)
+    return model_response(Ending(conversation_id=conversation.id, status="ending"), status=202)
 
 
 @bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

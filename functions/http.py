@@ -6,11 +6,14 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import azure.functions as func
 
 from shared.errors import ApiError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,11 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
         headers=headers,
         mimetype="application/json",
     )
+
+
+def model_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    """The model as the JSON body: what the OpenAPI document says the route answers is what it sends."""
+    return json_response(model.model_dump(mode="json", by_alias=True), status, headers)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:

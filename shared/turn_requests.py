@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -161,3 +162,19 @@ def parse_turn(content_type: str | None, body: bytes, max_bytes: int, max_audio_
     if not text:
         raise Unprocessable("Text is empty.", code="empty_text")
     return TurnBody(text=text)
+
+
+def parse_json(model: type[Model], content_type: str | None, body: bytes) -> Model:
+    """A JSON object body as `model` (the admin routes' bodies: small, flat, bounded by MAX_JSON_BYTES)."""
+    if media_type(content_type) not in JSON_TYPES:
+        raise UnsupportedMediaType("Send application/json.")
+    return _validated(model, _json_object(body))
+
+
+def parse_query(model: type[Model], params: Mapping[str, str]) -> Model:
+    """Query parameters as `model`; a bad or unknown one is a 400 naming it."""
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as error:
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in error.errors())
+        raise BadRequest(message, code="invalid_query") from error

@@ -123,6 +123,17 @@ class ApiKeys:
     def revoke(self, tenant: str, key_id: str) -> ApiKeyRecord:
         return self._repository.revoke(tenant, key_id)
 
+    def get(self, tenant: str, key_id: str) -> ApiKeyRecord:
+        """The tenant's key `key_id` (revoked or expired included); NotFound for any other."""
+        record = self._repository.get(tenant, key_id)
+        if record is None:
+            raise NotFound("No such API key.")
+        return record
+
+    def page(self, tenant: str, limit: int, after: tuple[datetime, str] | None = None) -> list[ApiKeyRecord]:
+        """A page of the tenant's keys, newest first, revoked ones included; never a secret or a hash."""
+        return self._repository.page(tenant, limit, after)
+
     def list(self, tenant: str) -> list[ApiKeyRecord]:
         """The tenant's keys, revoked ones included; never a secret or a hash."""
         return self._repository.list_for(tenant)

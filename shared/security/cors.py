@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-ALLOWED_METHODS = ("GET", "POST")
+ALLOWED_METHODS = ("GET", "POST", "DELETE")
 """The methods the API's routes take; a route with another method adds it here."""
 ALLOWED_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key")
 EXPOSED_HEADERS = ("Location", "Retry-After")

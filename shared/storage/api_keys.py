@@ -94,6 +94,19 @@ class ApiKeyRepository:
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def page(self, tenant_id: str, limit: int, after: tuple[datetime, str] | None = None) -> list[ApiKeyRecord]:
+        """Up to `limit` of the tenant's keys, newest first, after the position `after` (keyset paging)."""
+        after_time, after_id = after or (None, None)
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"""SELECT {_COLUMNS} FROM api_keys
+                    WHERE tenant_id = %(tenant)s
+                      AND (%(after_time)s::timestamptz IS NULL OR (created_at, id) < (%(after_time)s, %(after_id)s))
+                    ORDER BY created_at DESC, id DESC LIMIT %(limit)s""",
+                {"tenant": tenant_id, "after_time": after_time, "after_id": after_id, "limit": limit},
+            ).fetchall()
+        return [_record(row) for row in rows]
+
     def touch(self, key_id: str, resolution: timedelta) -> None:
         """Record a use, unless one was recorded less than `resolution` ago (also checked here, so
         concurrent requests write once)."""

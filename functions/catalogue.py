@@ -1,0 +1,209 @@
+"""Every HTTP route of the app, once: what it takes, answers and needs. The OpenAPI document is made from
+this, and a unit test holds it to the routes the app registers (none missing, none extra)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from shared.admin_models import (
+    ApiKeyPage,
+    ApiKeyRequest,
+    ApiKeyView,
+    ConversationPage,
+    ConversationQuery,
+    IssuedApiKey,
+    PageQuery,
+    UsageQuery,
+    UsageReport,
+)
+from shared.api_models import ConversationDetail, Ending, Health, Started, StartError, TurnTaken
+from shared.openapi import JSON, Answer, Content, Document, Operation
+from shared.security.roles import Scope
+from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
+
+WAV = "audio/wav"
+IDEMPOTENCY = {"Idempotency-Key": "1-200 visible ASCII characters: a retry with the same key gets the same answer."}
+CONVERSATION_ID = {"conversation_id": {"type": "string", "format": "uuid"}}
+AUDIO_PARAMETERS = CONVERSATION_ID | {"turn": {"type": "string", "pattern": "^[0-9]{1,9}$"}}
+SENTENCE_PARAMETERS = AUDIO_PARAMETERS | {"sentence": {"type": "string", "pattern": "^[0-9]{1,3}$"}}
+KEY_ID = {"key_id": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+
+
+def _json(description: str, model: type[BaseModel]) -> Answer:
+    return Answer(description, (Content(JSON, model),))
+
+
+OPERATIONS = (
+    Operation(
+        "GET",
+        "/api/health",
+        "health",
+        "Whether Postgres, Redis and Blob answer, and how fast",
+        "ops",
+        None,
+        {200: _json("All reachable.", Health), 503: _json("One or more unreachable.", Health)},
+    ),
+    Operation(
+        "GET",
+        "/api/openapi.json",
+        "openapi",
+        "This document",
+        "ops",
+        None,
+        {200: Answer("The OpenAPI 3.1 document of every route.", (Content(JSON),))},
+    ),
+    Operation(
+        "POST",
+        "/api/conversations",
+        "start_conversation",
+        "Start a conversation and hear its greeting",
+        "conversations",
+        Scope.CONVERSATIONS_WRITE,
+        {
+            201: Answer("Started (or replayed).", (Content(JSON, Started),), {"Location": "The conversation."}),
+            409: _json("The conversation ended before greeting; it exists.", StartError),
+            502: _json("The conversation failed before greeting; it exists.", StartError),
+            504: _json("The greeting is late; the conversation exists and takes turns.", StartError),
+        },
+        errors=(404, 413, 415, 422),
+        body=(Content(JSON, StartConversation),),
+        body_required=False,
+        headers=IDEMPOTENCY,
+        description="An empty body starts the default agent. Unknown agent: 404 `unknown_agent`.",
+    ),
+    Operation(
+        "GET",
+        "/api/conversations",
+        "list_conversations",
+        "List conversations, newest first, filtered and paged by cursor",
+        "conversations",
+        Scope.CONVERSATIONS_READ,
+        {200: _json("A page; `next_cursor` continues it.", ConversationPage)},
+        query=ConversationQuery,
+        description="An unknown query parameter is a 400 (a misspelt filter never silently widens the list).",
+    ),
+    Operation(
+        "POST",
+        "/api/conversations/{conversation_id}/turns",
+        "take_turn",
+        "Say or type one turn and get the agent's reply",
+        "conversations",
+        Scope.CONVERSATIONS_WRITE,
+        {200: _json("The turn and its reply.", TurnTaken)},
+        errors=(400, 404, 409, 413, 415, 422, 502, 504),
+        body=(Content(JSON, TypedTurn), Content(WAV)),
+        path_schemas=CONVERSATION_ID,
+        headers=IDEMPOTENCY,
+        description=f"Typed text (at most {MAX_TEXT_CHARS} characters) or a WAV recording.",
+    ),
+    Operation(
+        "GET",
+        "/api/conversations/{conversation_id}",
+        "get_conversation",
+        "The conversation: status, outcome, summary, extraction and every turn",
+        "conversations",
+        Scope.CONVERSATIONS_READ,
+        {200: _json("The transcript.", ConversationDetail)},
+        errors=(404,),
+        path_schemas=CONVERSATION_ID,
+    ),
+    Operation(
+        "POST",
+        "/api/conversations/{conversation_id}/end",
+        "end_conversation",
+        "End the conversation (it finalizes: summary, extraction, outcome)",
+        "conversations",
+        Scope.CONVERSATIONS_WRITE,
+        {202: _json("Ending.", Ending)},
+        errors=(404, 409),
+        path_schemas=CONVERSATION_ID,
+    ),
+    Operation(
+        "GET",
+        "/api/conversations/{conversation_id}/audio/{turn}",
+        "get_audio",
+        "A turn's reply audio",
+        "conversations",
+        Scope.CONVERSATIONS_READ,
+        {200: Answer("WAV, 16 kHz mono.", (Content(WAV),))},
+        errors=(404,),
+        path_schemas=AUDIO_PARAMETERS,
+    ),
+    Operation(
+        "GET",
+        "/api/conversations/{conversation_id}/audio/{turn}/{sentence}",
+        "get_sentence_audio",
+        "One sentence of a reply, as soon as the reply stream announces it",
+        "conversations",
+        Scope.CONVERSATIONS_READ,
+        {200: Answer("WAV.", (Content(WAV),))},
+        errors=(404,),
+        path_schemas=SENTENCE_PARAMETERS,
+    ),
+    Operation(
+        "POST",
+        "/api/keys",
+        "create_key",
+        "Create an API key (shown once)",
+        "keys",
+        Scope.KEYS_ADMIN,
+        {201: _json("The key, with its secret: the only time it is shown.", IssuedApiKey)},
+        errors=(413, 415, 422),
+        body=(Content(JSON, ApiKeyRequest),),
+        description="Only scopes the caller holds itself may be granted (403 otherwise).",
+    ),
+    Operation(
+        "GET",
+        "/api/keys",
+        "list_keys",
+        "List the tenant's API keys, newest first (never a secret or hash)",
+        "keys",
+        Scope.KEYS_ADMIN,
+        {200: _json("A page; `next_cursor` continues it.", ApiKeyPage)},
+        query=PageQuery,
+    ),
+    Operation(
+        "POST",
+        "/api/keys/{key_id}/rotate",
+        "rotate_key",
+        "Replace a key by a new one with its name, scopes and expiry; the old one is refused at once",
+        "keys",
+        Scope.KEYS_ADMIN,
+        {201: _json("The new key, with its secret: the only time it is shown.", IssuedApiKey)},
+        errors=(404,),
+        path_schemas=KEY_ID,
+        description="The caller must hold every scope of the key (403 otherwise). Revoked or expired: 404.",
+    ),
+    Operation(
+        "DELETE",
+        "/api/keys/{key_id}",
+        "revoke_key",
+        "Revoke a key (again is no error)",
+        "keys",
+        Scope.KEYS_ADMIN,
+        {200: _json("The key as it now is, `revoked_at` set.", ApiKeyView)},
+        errors=(404,),
+        path_schemas=KEY_ID,
+    ),
+    Operation(
+        "GET",
+        "/api/usage",
+        "usage",
+        "Usage per day (UTC): conversations, minutes, turns, tokens, spoken characters, estimated cost",
+        "usage",
+        Scope.USAGE_READ,
+        {200: _json("Every day of the range, oldest first.", UsageReport)},
+        query=UsageQuery,
+        description="A conversation and its turns count on the day it started; minutes count ended ones only.",
+    ),
+)
+
+
+def document() -> Document:
+    return Document(
+        OPERATIONS,
+        title="Voice Agent Orchestrator",
+        version="0.1.0",
+        description="Conversations with voice agents, and the admin API. Errors are always "
+        '`{"error": {"code", "message"}}`.',
+    )
