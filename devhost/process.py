@@ -96,12 +96,13 @@ class DevHost:
 
     def post(self, path: str, *, anonymous: bool = False, **kwargs: Any) -> requests.Response:
         """POST as the demo tenant's key, unless `anonymous` or the caller sends credentials of its own."""
-        return requests.post(self.url(path), **self._request_options(anonymous, kwargs))
+        return requests.post(self.url(path), **self.request_options(anonymous, kwargs))
 
     def get(self, path: str, *, anonymous: bool = False, **kwargs: Any) -> requests.Response:
-        return requests.get(self.url(path), **self._request_options(anonymous, kwargs))
+        return requests.get(self.url(path), **self.request_options(anonymous, kwargs))
 
-    def _request_options(self, anonymous: bool, options: dict[str, Any]) -> dict[str, Any]:
+    def request_options(self, anonymous: bool, options: dict[str, Any]) -> dict[str, Any]:
+        """Request options with the demo key added unless `anonymous` or credentials are already given."""
         headers = dict(options.get("headers") or {})
         named = {name.lower() for name in headers}
         if not anonymous and not named & {"x-api-key", "authorization"}:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from devhost.process import DevHost
 from shared.security.api_keys import ApiKeys
@@ -24,6 +25,12 @@ from tests.fakes.oidc_server import AUDIENCE, FakeOpenIdProvider
 
 GUARDED = [
     ("POST", "/api/conversations"),
+    ("GET", "/api/conversations"),
+    ("GET", "/api/keys"),
+    ("POST", "/api/keys"),
+    ("POST", "/api/keys/0123456789ab/rotate"),
+    ("DELETE", "/api/keys/0123456789ab"),
+    ("GET", "/api/usage"),
     ("POST", "/api/conversations/{id}/turns"),
     ("GET", "/api/conversations/{id}"),
     ("POST", "/api/conversations/{id}/end"),
@@ -59,8 +66,12 @@ def key_with(host: DevHost, *scopes: Scope) -> str:
 
 
 def call(host: DevHost, method: str, path: str, conversation_id: str, **kwargs: Any) -> tuple[int, dict[str, str]]:
-    send = host.post if method == "POST" else host.get
-    response = send(path.format(id=conversation_id), json={"text": "hello"} if method == "POST" else None, **kwargs)
+    if method == "DELETE":
+        kwargs = host.request_options(kwargs.pop("anonymous", False), kwargs)
+        response = requests.delete(host.url(path), **kwargs)
+    else:
+        send = host.post if method == "POST" else host.get
+        response = send(path.format(id=conversation_id), json={"text": "hello"} if method == "POST" else None, **kwargs)
     body = response.json()
     return response.status_code, body.get("error", {}) | {"challenge": response.headers.get("WWW-Authenticate", "")}
 
@@ -108,7 +119,7 @@ def test_a_read_only_key_reads_but_may_not_start_speak_or_end(host: DevHost, con
     reader = {"X-API-Key": key_with(host, Scope.CONVERSATIONS_READ)}
     assert host.get(f"/api/conversations/{conversation_id}", headers=reader).status_code == 200
     for method, path in GUARDED:
-        if method == "POST":
+        if method == "POST" and path.startswith("/api/conversations"):
             status, error = call(host, method, path, conversation_id, headers=reader)
             assert (status, error["code"]) == (403, "forbidden"), path
             assert "conversations:write" in error["message"]

@@ -15,6 +15,7 @@ from devhost.hostjson import route_prefix
 from functions.catalogue import OPERATIONS, document
 from shared.config import REPOSITORY_ROOT
 from shared.openapi import GUARD_ERRORS
+from shared.security.cors import ALLOWED_METHODS
 
 REGISTERED_ROUTES = """
 import json, sys
@@ -148,3 +149,7 @@ def test_path_parameters_are_declared_for_every_template(spec: dict[str, Any]) -
         assert [p["name"] for p in parameters if p["in"] == "path"] == operation.path_parameters()
     turns = spec["paths"]["/api/conversations/{conversation_id}/turns"]["post"]["requestBody"]["content"]
     assert set(turns) == {"application/json", "audio/wav"}
+
+
+def test_cors_preflights_allow_every_method_a_route_takes() -> None:
+    assert {operation.method for operation in OPERATIONS} <= set(ALLOWED_METHODS)
