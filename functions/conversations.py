@@ -18,6 +18,7 @@ from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, json_response, origin
 from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
+from shared.tenancy import current_tenant
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -119,7 +120,7 @@ async def _settled(svc: Services, conversation: Conversation, status: DurableOrc
     outcome = _ending(conversation, status)
     if outcome is None:
         return conversation
-    closing = FinalizeInput(conversation_id=conversation.id, outcome=outcome)
+    closing = FinalizeInput(conversation_id=conversation.id, tenant=current_tenant(), outcome=outcome)
     from shared import activities
 
     await asyncio.to_thread(lambda: activities.finalize(svc, closing))
@@ -229,7 +230,11 @@ async def _begin(
     language = request.language or profile.language
     await asyncio.to_thread(lambda: svc.conversations.create(conversation_id, profile.name, language, API_CHANNEL))
     state = ConversationState(
-        conversation_id=conversation_id, agent=profile.name, language=language, policy=_policy(svc.settings)
+        conversation_id=conversation_id,
+        tenant=current_tenant(),
+        agent=profile.name,
+        language=language,
+        policy=_policy(svc.settings),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
 
