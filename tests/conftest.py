@@ -50,9 +50,9 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def demo_tenant() -> Iterator[str]:
-    """Each test works as the demo tenant, as the agent files' conversations do; tests of tenancy itself
+    """Tests and their fixtures work as the demo tenant (the agent files' tenant); tests of tenancy itself
     enter other scopes (or none: `contextvars.Context().run`) inside."""
     with tenant_scope(DEMO_TENANT) as tenant:
         yield tenant

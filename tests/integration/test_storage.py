@@ -20,7 +20,6 @@ from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
-from shared.tenancy import DEMO_TENANT, tenant_scope
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +35,7 @@ def pool(new_database: Callable[[], str]) -> Iterator[Pool]:
 @pytest.fixture(scope="module")
 def demo(pool: Pool) -> AgentProfile:
     profile = load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml")
-    with tenant_scope(DEMO_TENANT):  # module fixtures run before the per-test demo scope
-        KnowledgeRepository(pool).upsert_agent(profile)
+    KnowledgeRepository(pool).upsert_agent(profile)
     return profile
 
 
