@@ -27,6 +27,7 @@ from devhost.server import HostOptions, build_app
 from devhost.worker_index import AppRefused
 from shared.agent.catalog import AgentFileError, load_agents
 from shared.config import REPOSITORY_ROOT, Settings
+from shared.tenancy import DEMO_TENANT, tenant_scope
 
 log = logging.getLogger("devhost")
 
@@ -171,7 +172,8 @@ def main() -> int:
         database_url = os.environ["DATABASE_URL"]
         log.info("devhost migrations: %d applied", apply_migrations(database_url, DEVHOST_MIGRATIONS))
         _ = services().knowledge  # migrates and syncs the agent files before the first request
-        demo_key = ensure_demo_key(args.data_dir, services().api_keys)
+        with tenant_scope(DEMO_TENANT):
+            demo_key = ensure_demo_key(args.data_dir, services().api_keys)
         if demo_key.created:
             print(f"  A new API key for the demo tenant: {demo_key.key}\n  (kept in {demo_key.path})", file=sys.stderr)
 

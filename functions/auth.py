@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ParamSpec
 import azure.functions as func
 
 from functions.http import request_of
-from shared.errors import BadRequest, Unauthorized
+from shared.errors import BadRequest, Forbidden, Unauthorized
 from shared.security.client_ip import client_ip
 from shared.security.roles import Principal, Scope, require
 from shared.tenancy import tenant_scope
@@ -65,7 +65,12 @@ async def authenticate(req: func.HttpRequest) -> Principal:
         return await asyncio.to_thread(svc.api_keys.verify, api_key)
     if authorization is None:
         raise Unauthorized("This needs an X-API-Key header or an Authorization: Bearer token.", code="unauthenticated")
-    return await asyncio.to_thread(svc.tokens.principal, authorization)
+    principal = await asyncio.to_thread(svc.tokens.principal, authorization)
+    with tenant_scope(principal.tenant):
+        known = await asyncio.to_thread(svc.tenants.current_exists)
+    if not known:
+        raise Forbidden("Your organisation has no account here.", code="unknown_tenant")
+    return principal
 
 
 def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:

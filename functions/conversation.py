@@ -37,11 +37,13 @@ from shared.models import (
     Outcome,
     PublishInput,
     PublishResult,
+    SummarizeInput,
     TurnInput,
     TurnKind,
     TurnRecord,
     Utterance,
 )
+from shared.tenancy import tenant_scope
 
 bp = df.Blueprint()
 
@@ -77,6 +79,7 @@ def _call(context: Context, activity: str, payload: Any) -> TaskBase:
 def _turn_input(state: ConversationState, kind: TurnKind, **fields: Any) -> TurnInput:
     return TurnInput(
         conversation_id=state.conversation_id,
+        tenant=state.tenant,
         agent=state.agent,
         language=state.language,
         turn=state.next_turn,
@@ -112,7 +115,7 @@ def _utterance(heard: TaskBase) -> Utterance:
 
 
 def _publish(context: Context, state: ConversationState, request_id: str) -> TaskBase:
-    message = PublishInput(conversation_id=state.conversation_id, request_id=request_id)
+    message = PublishInput(conversation_id=state.conversation_id, tenant=state.tenant, request_id=request_id)
     return _call(context, "publish", message.model_dump())
 
 
@@ -183,7 +186,8 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
         state = dialog.after_turn(state, utterance.request_id)
         decision = dialog.after_reply(state, record.action)
         if decision.step is dialog.Step.CONTINUE_AS_NEW:
-            summarizing = _call(context, "summarize", state.conversation_id)
+            summarize = SummarizeInput(conversation_id=state.conversation_id, tenant=state.tenant)
+            summarizing = _call(context, "summarize", summarize.model_dump())
             yield context.task_any([summarizing, heard])  # an unawaited waiter would not see its event
             summary = yield summarizing
             waiting = _utterance(heard) if heard.is_completed else None
@@ -206,12 +210,13 @@ def conversation(context: Context) -> Steps:
     if outcome is None:
         return None
     _status(context, state, "finalizing", **details)
-    finalize = FinalizeInput(conversation_id=state.conversation_id, outcome=outcome)
+    finalize = FinalizeInput(conversation_id=state.conversation_id, tenant=state.tenant, outcome=outcome)
     return (yield _call(context, "finalize", finalize.model_dump(mode="json")))
 
 
 # The activities load the app's core on first use, not at import: LangChain, the speech engines and
-# the storage clients would add about a second to every cold start, HTTP functions included.
+# the storage clients would add about a second to every cold start, HTTP functions included. Each
+# runs as the tenant its input names (storage refuses to work without one).
 
 
 @bp.activity_trigger(input_name="request")
@@ -219,7 +224,9 @@ def answer_turn(request: ActivityJson) -> Json:
     from shared import activities
     from shared.services import services
 
-    return activities.answer_turn(services(), TurnInput.model_validate(request)).model_dump(mode="json")
+    turn = TurnInput.model_validate(request)
+    with tenant_scope(turn.tenant):
+        return activities.answer_turn(services(), turn).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")
@@ -228,15 +235,18 @@ def publish(request: ActivityJson) -> Json:
     from shared.services import services
 
     message = PublishInput.model_validate(request)
-    return activities.publish(services(), message.conversation_id, message.request_id).model_dump(mode="json")
+    with tenant_scope(message.tenant):
+        return activities.publish(services(), message.conversation_id, message.request_id).model_dump(mode="json")
 
 
-@bp.activity_trigger(input_name="conversation_id")
-def summarize(conversation_id: str) -> str:
+@bp.activity_trigger(input_name="request")
+def summarize(request: ActivityJson) -> str:
     from shared import activities
     from shared.services import services
 
-    return activities.summarize(services(), conversation_id)
+    message = SummarizeInput.model_validate(request)
+    with tenant_scope(message.tenant):
+        return activities.summarize(services(), message.conversation_id)
 
 
 @bp.activity_trigger(input_name="request")
@@ -244,4 +254,6 @@ def finalize(request: ActivityJson) -> Json:
     from shared import activities
     from shared.services import services
 
-    return activities.finalize(services(), FinalizeInput.model_validate(request)).model_dump(mode="json")
+    message = FinalizeInput.model_validate(request)
+    with tenant_scope(message.tenant):
+        return activities.finalize(services(), message).model_dump(mode="json")

@@ -138,7 +138,7 @@ async def _settled(svc: Services, conversation: Conversation, status: DurableOrc
     outcome = _ending(conversation, status)
     if outcome is None:
         return conversation
-    closing = FinalizeInput(conversation_id=conversation.id, outcome=outcome)
+    closing = FinalizeInput(conversation_id=conversation.id, tenant=current_tenant(), outcome=outcome)
     from shared import activities
 
     await asyncio.to_thread(lambda: activities.finalize(svc, closing))
@@ -244,7 +244,11 @@ async def _begin(
     language = request.language or profile.language
     await asyncio.to_thread(lambda: svc.conversations.create(conversation_id, profile.name, language, API_CHANNEL))
     state = ConversationState(
-        conversation_id=conversation_id, agent=profile.name, language=language, policy=_policy(svc.settings)
+        conversation_id=conversation_id,
+        tenant=current_tenant(),
+        agent=profile.name,
+        language=language,
+        policy=_policy(svc.settings),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
 

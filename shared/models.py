@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.tenancy import TENANT_ID
+
 SpeechProvider = Literal["auto", "sarvam", "offline"]
 """Which speech engine an agent wants: "auto" is Sarvam when configured, else the offline engines."""
 
@@ -25,6 +27,8 @@ PHONE_NUMBER = r"^\+[1-9][0-9]{6,14}$"
 TOOL_NAME = r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$"
 """What OpenAI's tool calling accepts as a function name (and a readable subset of it)."""
 BUILT_IN_TOOLS = frozenset({"search_knowledge", "transfer_to_human", "end_call", "schedule_callback"})
+TenantId = Annotated[str, StringConstraints(pattern=rf"^{TENANT_ID.pattern}$")]
+"""Whose conversation: carried in every Durable input, since an activity has no caller to learn it from."""
 
 
 class Intent(StrEnum):
@@ -239,6 +243,7 @@ class ConversationState(Frozen):
     """The orchestrator's input and the state it carries across continue-as-new."""
 
     conversation_id: str
+    tenant: TenantId
     agent: str
     language: str
     policy: DialogPolicy
@@ -260,6 +265,7 @@ class TurnInput(Frozen):
     """Input of the `answer_turn` activity: one turn to hear (if spoken), answer, speak and hand over."""
 
     conversation_id: str
+    tenant: TenantId
     agent: str
     language: str
     turn: int
@@ -381,6 +387,7 @@ class TurnRecord(Frozen):
 
 class PublishInput(Frozen):
     conversation_id: str
+    tenant: TenantId
     request_id: str
 
 
@@ -388,8 +395,14 @@ class PublishResult(Frozen):
     ending: bool = Field(description="The client has asked to end the conversation.")
 
 
+class SummarizeInput(Frozen):
+    conversation_id: str
+    tenant: TenantId
+
+
 class FinalizeInput(Frozen):
     conversation_id: str
+    tenant: TenantId
     outcome: Outcome
 
 

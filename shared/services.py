@@ -43,6 +43,8 @@ from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
+from shared.storage.tenants import TenantRepository
+from shared.tenancy import DEMO_TENANT, tenant_scope
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -76,6 +78,10 @@ class Services:
     @cached_property
     def api_keys(self) -> ApiKeys:
         return ApiKeys(ApiKeyRepository(self.pool))
+
+    @cached_property
+    def tenants(self) -> TenantRepository:
+        return TenantRepository(self.pool)
 
     @cached_property
     def tokens(self) -> TokenValidator:
@@ -113,21 +119,22 @@ class Services:
         """The repository, once every agent file (and the knowledge files it names) is synced into it and
         the search index or the chunk embeddings have caught up (failures only logged)."""
         repository = KnowledgeRepository(self.pool)
-        library = self._library(repository)
-        for profile in load_agents(self.settings.agents_dir):
-            if repository.upsert_agent(profile):
-                log.info("agent %s synced from its file", profile.name)
-            library.sync_agent_file(profile, self.settings.agents_dir)
-            try:
-                library.index_pending(profile.name)
-            except Exception:
-                # The index catches up on a later start; until then turns fall back to full-text search.
-                log.exception("agent %s: knowledge not uploaded to Azure AI Search", profile.name)
-            try:
-                library.embed_pending(profile.name)
-            except Exception:
-                # As above: chunks without an embedding are found by full-text search until a later start.
-                log.exception("agent %s: knowledge chunks not embedded", profile.name)
+        with tenant_scope(DEMO_TENANT):  # the agent files in AGENTS_DIR are the demo tenant's agents
+            library = self._library(repository)
+            for profile in load_agents(self.settings.agents_dir):
+                if repository.upsert_agent(profile):
+                    log.info("agent %s synced from its file", profile.name)
+                library.sync_agent_file(profile, self.settings.agents_dir)
+                try:
+                    library.index_pending(profile.name)
+                except Exception:
+                    # The index catches up on a later start; until then turns fall back to full-text search.
+                    log.exception("agent %s: knowledge not uploaded to Azure AI Search", profile.name)
+                try:
+                    library.embed_pending(profile.name)
+                except Exception:
+                    # As above: chunks without an embedding are found by full-text search until a later start.
+                    log.exception("agent %s: knowledge chunks not embedded", profile.name)
         return repository
 
     @cached_property

@@ -12,6 +12,7 @@ agent's fallback line), the stream restarts with the final reply's sentences.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -104,9 +105,11 @@ class SpokenReply:
     def _submit(self, text: str) -> None:
         with self._lock:
             index = len(self._announced) + len(self._pending)
-            future = self._pool.submit(self._spoken, index, text)
+            # Both run in the submitter's context: blobs and stream keys belong to the turn's tenant.
+            future = self._pool.submit(contextvars.copy_context().run, self._spoken, index, text)
             self._pending.append(future)
-        future.add_done_callback(lambda _: self._announce_ready())
+        announcing = contextvars.copy_context()
+        future.add_done_callback(lambda _: announcing.run(self._announce_ready))
 
     def _spoken(self, index: int, text: str) -> SpokenSentence:
         started = time.perf_counter()

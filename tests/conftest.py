@@ -24,6 +24,7 @@ from shared.agent.catalog import load_agent_file
 from shared.config import REPOSITORY_ROOT, Settings
 from shared.models import AgentProfile
 from shared.services import Services
+from shared.tenancy import DEMO_TENANT, tenant_scope
 
 ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 LOCAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -47,6 +48,14 @@ def _redis_answers(url: str) -> bool:
 def _with_database(url: str, name: str) -> str:
     """The same server URI, another database (a URI, because yoyo only takes URIs)."""
     return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def demo_tenant() -> Iterator[str]:
+    """Tests and their fixtures work as the demo tenant (the agent files' tenant); tests of tenancy itself
+    enter other scopes (or none: `contextvars.Context().run`) inside."""
+    with tenant_scope(DEMO_TENANT) as tenant:
+        yield tenant
 
 
 @pytest.fixture(scope="session")

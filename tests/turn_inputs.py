@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.models import TurnInput, TurnKind
 from shared.services import Services
+from shared.tenancy import DEMO_TENANT
 
 
 def caller_turn(services: Services, **fields: Any) -> TurnInput:
@@ -16,6 +17,7 @@ def caller_turn(services: Services, **fields: Any) -> TurnInput:
     services.conversations.create(conversation_id, "demo", "en-US", "api")
     defaults: dict[str, Any] = {
         "conversation_id": conversation_id,
+        "tenant": DEMO_TENANT,
         "agent": "demo",
         "language": "en-US",
         "turn": 1,

@@ -1,8 +1,12 @@
 """Azure AI Search as the knowledge index: one index for every agent, hybrid (text + vector) queries.
 
 The index is created by the app on first upload, its vector field sized to the embeddings it is
-given; a filterable `agent` field keeps each agent to its own chunks. Chunk keys are the chunk ids
-Postgres holds (`agent=document=position`), so a hit is cited exactly as the local retriever cites it.
+given. One index serves every tenant: each document carries its `tenant` (the current one when it is
+uploaded) and every query filters on it and on `agent`, so a tenant's query never sees another's
+chunks. A document's key is `tenant=chunk_id` (two tenants may both have `demo=faq-md=0`); its
+`chunk_id` field is the id Postgres holds (`agent=document=position`), so a hit is cited exactly as the
+local retriever cites it. An index made before tenants (keyed by `chunk_id`, no `tenant` field) is
+refused: point AZURE_SEARCH_INDEX at a new one and the next start uploads every chunk again.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.config import Settings
 from shared.storage.knowledge import KnowledgeHit
+from shared.tenancy import current_tenant
 
 if TYPE_CHECKING:
     from azure.search.documents import SearchClient
@@ -21,11 +26,13 @@ if TYPE_CHECKING:
 VECTOR_FIELD = "content_vector"
 VECTOR_PROFILE = "knowledge-vectors"
 HNSW_CONFIGURATION = "knowledge-hnsw"
+KEY_FIELD = "key"
 RETRIEVED_FIELDS = ["chunk_id", "agent", "document_id", "title", "source", "content"]
 
 
 class IndexMismatch(RuntimeError):
-    """The index exists with a vector size other than the embeddings': a new embeddings model needs a new index."""
+    """The index exists with a vector size other than the embeddings' (a new embeddings model needs a new
+    index), or without tenants."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,11 @@ class IndexedChunk:
 def odata_string(value: str) -> str:
     """An OData string literal: quotes doubled."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def document_key(chunk_id: str) -> str:
+    """The index key of the current tenant's chunk: unique across tenants (`=` is in no tenant id)."""
+    return f"{current_tenant()}={chunk_id}"
 
 
 class AzureSearchIndex:
@@ -87,6 +99,9 @@ class AzureSearchIndex:
         except ResourceNotFoundError:
             self._indexes.create_or_update_index(self.definition(dimensions))
         else:
+            keys = [f.name for f in existing.fields if f.key]
+            if keys != [KEY_FIELD] or "tenant" not in {f.name for f in existing.fields}:
+                raise IndexMismatch(f"index {self._name!r} has no tenants (made before them): use a new index")
             sizes = [f.vector_search_dimensions for f in existing.fields if f.name == VECTOR_FIELD]
             if sizes != [dimensions]:
                 raise IndexMismatch(
@@ -109,7 +124,9 @@ class AzureSearchIndex:
         return SearchIndex(
             name=self._name,
             fields=[
-                SimpleField(name="chunk_id", type=SearchFieldDataType.STRING, key=True, filterable=True),
+                SimpleField(name=KEY_FIELD, type=SearchFieldDataType.STRING, key=True),
+                SimpleField(name="tenant", type=SearchFieldDataType.STRING, filterable=True),
+                SimpleField(name="chunk_id", type=SearchFieldDataType.STRING, filterable=True),
                 SimpleField(name="agent", type=SearchFieldDataType.STRING, filterable=True),
                 SimpleField(name="document_id", type=SearchFieldDataType.STRING, filterable=True),
                 SimpleField(name="position", type=SearchFieldDataType.INT32, sortable=True),
@@ -132,12 +149,15 @@ class AzureSearchIndex:
         )
 
     def upload(self, chunks: Sequence[IndexedChunk], vectors: Sequence[Sequence[float]]) -> None:
-        """Add or replace these chunks (merge-or-upload by key); every one must be accepted."""
+        """Add or replace these chunks of the current tenant (merge-or-upload by key); every one must be accepted."""
         if not chunks:
             return
         self.ensure(len(vectors[0]))
+        tenant = current_tenant()
         documents = [
             {
+                KEY_FIELD: document_key(c.chunk_id),
+                "tenant": tenant,
                 "chunk_id": c.chunk_id,
                 "agent": c.agent,
                 "document_id": c.document_id,
@@ -152,16 +172,18 @@ class AzureSearchIndex:
         self._check(self._search.merge_or_upload_documents(documents))
 
     def delete(self, chunk_ids: Sequence[str]) -> None:
+        """Remove these chunks of the current tenant."""
         if chunk_ids:
-            self._check(self._search.delete_documents([{"chunk_id": key} for key in chunk_ids]))
+            self._check(self._search.delete_documents([{KEY_FIELD: document_key(c)} for c in chunk_ids]))
 
     def search(self, agent: str, text: str, vector: Sequence[float], top: int) -> list[KnowledgeHit]:
-        """Hybrid query: the text and its vector, both kept to this agent's chunks, fused by the service (RRF)."""
+        """Hybrid query: the text and its vector, both kept to the current tenant's chunks of this agent,
+        fused by the service (RRF)."""
         from azure.search.documents.models import VectorizedQuery
 
         results = self._search.search(
             search_text=text,
-            filter=f"agent eq {odata_string(agent)}",
+            filter=f"tenant eq {odata_string(current_tenant())} and agent eq {odata_string(agent)}",
             vector_queries=[VectorizedQuery(vector=list(vector), k_nearest_neighbors=top, fields=VECTOR_FIELD)],
             select=RETRIEVED_FIELDS,
             top=top,

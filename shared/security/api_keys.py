@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from shared.errors import BadRequest, NotFound, Unauthorized
 from shared.security.roles import KEY_SCOPES, Principal, Scope
 from shared.storage.api_keys import ApiKeyRecord, ApiKeyRepository, DuplicateKeyId, NewApiKey
-from shared.tenancy import TENANT_ID
+from shared.tenancy import TENANT_ID, tenant_scope
 
 PREFIX = "vao_"
 SECRET_CHARACTERS = 43
@@ -153,7 +153,8 @@ class ApiKeys:
         if record.revoked_at is not None or (record.expires_at is not None and record.expires_at <= found.now):
             raise InvalidApiKey()
         if record.last_used_at is None or found.now - record.last_used_at >= self._resolution:
-            self._repository.touch(record.id, self._resolution)
+            with tenant_scope(record.tenant_id):
+                self._repository.touch(record.id, self._resolution)
         return Principal(
             kind="api_key",
             subject=record.id,

@@ -2,6 +2,8 @@
 
 The secret itself is never stored (`shared/security/api_keys.py` makes and checks keys). Times that
 decide anything (expiry, last use) are the database's `now()`, so app instances with skewed clocks agree.
+Every method but `find` works in the current tenant (row-level security): a `tenant_id` argument of
+another tenant finds nothing, and inserting a key for one is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import psycopg
 
 from shared.errors import NotFound
-from shared.storage.postgres import Pool
+from shared.storage.postgres import Pool, tenant_connection, tenantless_connection
 
 _COLUMNS = "id, tenant_id, name, scopes, created_by, created_at, expires_at, last_used_at, revoked_at, replaced_by"
 
@@ -67,13 +69,15 @@ class ApiKeyRepository:
         self._pool = pool
 
     def insert(self, key: NewApiKey) -> ApiKeyRecord:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             return self._insert(conn, key)
 
     def find(self, key_id: str) -> KeyLookup | None:
-        with self._pool.connection() as conn:
+        """The key with this public id, whichever tenant's (verification comes before the tenant is known):
+        through `api_key_by_id`, the one function that reads api_keys across tenants (migration 0011)."""
+        with tenantless_connection(self._pool) as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS}, key_hash, now() AS now FROM api_keys WHERE id = %s", (key_id,)
+                f"SELECT {_COLUMNS}, key_hash, now() AS now FROM api_key_by_id(%s)", (key_id,)
             ).fetchone()
         if row is None:
             return None
@@ -81,14 +85,14 @@ class ApiKeyRepository:
         return KeyLookup(_record(row), key_hash, now)
 
     def get(self, tenant_id: str, key_id: str) -> ApiKeyRecord | None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s AND tenant_id = %s", (key_id, tenant_id)
             ).fetchone()
         return None if row is None else _record(row)
 
     def list_for(self, tenant_id: str) -> list[ApiKeyRecord]:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 f"SELECT {_COLUMNS} FROM api_keys WHERE tenant_id = %s ORDER BY created_at, id", (tenant_id,)
             ).fetchall()
@@ -97,7 +101,7 @@ class ApiKeyRepository:
     def page(self, tenant_id: str, limit: int, after: tuple[datetime, str] | None = None) -> list[ApiKeyRecord]:
         """Up to `limit` of the tenant's keys, newest first, after the position `after` (keyset paging)."""
         after_time, after_id = after or (None, None)
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 f"""SELECT {_COLUMNS} FROM api_keys
                     WHERE tenant_id = %(tenant)s
@@ -108,9 +112,9 @@ class ApiKeyRepository:
         return [_record(row) for row in rows]
 
     def touch(self, key_id: str, resolution: timedelta) -> None:
-        """Record a use, unless one was recorded less than `resolution` ago (also checked here, so
+        """Record a use (in the key's tenant), unless one was recorded less than `resolution` ago (also checked here, so
         concurrent requests write once)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             conn.execute(
                 """UPDATE api_keys SET last_used_at = now()
                    WHERE id = %s AND (last_used_at IS NULL OR last_used_at <= now() - %s)""",
@@ -119,7 +123,7 @@ class ApiKeyRepository:
 
     def revoke(self, tenant_id: str, key_id: str) -> ApiKeyRecord:
         """Revoke the tenant's key (again is a no-op); a key of another tenant is as unknown as none."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 f"""UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
                     WHERE id = %s AND tenant_id = %s RETURNING {_COLUMNS}""",
@@ -133,7 +137,7 @@ class ApiKeyRepository:
         """In one transaction: insert `new`, revoke the old key and point it at its replacement. The old
         key must be the tenant's and still live (a revoked or expired key cannot be rotated, so two
         concurrent rotations make one key, not two)."""
-        with self._pool.connection() as conn, conn.transaction():
+        with tenant_connection(self._pool) as conn:
             old = conn.execute(
                 """SELECT id FROM api_keys
                    WHERE id = %s AND tenant_id = %s AND revoked_at IS NULL

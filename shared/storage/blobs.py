@@ -1,4 +1,8 @@
-"""Audio in Blob Storage: turn replies and uploaded caller audio, one container."""
+"""Audio in Blob Storage: turn replies and uploaded caller audio, one container.
+
+Every name starts with the current tenant (`{tenant}/...`), so one tenant's blobs never share a path
+with another's. Readers use the name stored with the turn or computed the same way in the same tenant.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from contextlib import suppress
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+
+from shared.tenancy import current_tenant
 
 
 def blob_service(connection_string: str, account_url: str) -> BlobServiceClient:
@@ -18,19 +24,24 @@ def blob_service(connection_string: str, account_url: str) -> BlobServiceClient:
     return BlobServiceClient.from_connection_string(connection_string)
 
 
+def tenant_blob_name(name: str) -> str:
+    """`name` under the current tenant's folder (`NoTenant` without one)."""
+    return f"{current_tenant()}/{name}"
+
+
 def reply_audio_name(conversation_id: str, turn: int) -> str:
-    return f"conversations/{conversation_id}/turns/{turn:05d}.wav"
+    return tenant_blob_name(f"conversations/{conversation_id}/turns/{turn:05d}.wav")
 
 
 def sentence_audio_name(conversation_id: str, turn: int, index: int) -> str:
     """One sentence of a reply, announced on the reply stream while the rest is still being made."""
-    return f"conversations/{conversation_id}/turns/{turn:05d}/{index:03d}.wav"
+    return tenant_blob_name(f"conversations/{conversation_id}/turns/{turn:05d}/{index:03d}.wav")
 
 
 def caller_audio_name(conversation_id: str, request_id: str) -> str:
     """Named after a hash of the request id: client-chosen ids are not blob-safe."""
     digest = hashlib.sha256(request_id.encode()).hexdigest()[:32]
-    return f"conversations/{conversation_id}/input/{digest}.wav"
+    return tenant_blob_name(f"conversations/{conversation_id}/input/{digest}.wav")
 
 
 class BlobStore:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.storage.postgres import Pool
+from shared.storage.postgres import Pool, tenant_connection
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class CallbackRepository:
 
     def schedule(self, request: CallbackRequest) -> None:
         """Store the callback once: a retried turn calls the tool again and finds its row (same turn, same call)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             conn.execute(
                 """INSERT INTO callbacks (conversation_id, turn, call_index, agent, phone_number, requested_time, note)
                    VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
@@ -46,7 +46,7 @@ class CallbackRepository:
             )
 
     def list_for(self, conversation_id: str) -> list[StoredCallback]:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 """SELECT conversation_id::text AS conversation_id, turn, call_index, agent, phone_number,
                           requested_time, note, created_at

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.api_models import ConversationStatus
-from shared.storage.postgres import Pool
+from shared.storage.postgres import Pool, tenant_connection
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ConversationIndex:
         if after is not None:
             conditions.append("(c.created_at, c.id) < (%(after_time)s, %(after_id)s::uuid)")
             values["after_time"], values["after_id"] = after
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 f"""SELECT c.id::text AS id, c.agent, c.channel, c.language, c.status, c.outcome, c.created_at,
                            c.ended_at, (SELECT count(*) FROM turns t WHERE t.conversation_id = c.id)::int AS turns

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from shared.models import ExtractedValue, ModelUsage, Outcome, TurnRecord
-from shared.storage.postgres import Pool
+from shared.storage.postgres import Pool, tenant_connection
 
 TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
@@ -60,14 +60,14 @@ class ConversationRepository:
         self._pool = pool
 
     def create(self, conversation_id: str, agent: str, language: str, channel: str) -> None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             conn.execute(
                 "INSERT INTO conversations (id, agent, language, channel) VALUES (%s, %s, %s, %s)",
                 (conversation_id, agent, language, channel),
             )
 
     def get(self, conversation_id: str) -> Conversation | None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 """SELECT id::text AS id, agent, language, channel, status, outcome, summary,
                           created_at, ended_at, extraction, aftercall_llm
@@ -81,7 +81,7 @@ class ConversationRepository:
 
     def mark_ending(self, conversation_id: str) -> bool:
         """Stop accepting turns; False if the conversation was not active."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             cur = conn.execute(
                 "UPDATE conversations SET status = 'ending' WHERE id = %s AND status = 'active'",
                 (conversation_id,),
@@ -98,7 +98,7 @@ class ConversationRepository:
     ) -> bool:
         """Close the conversation with its outcome, summary, extraction fields and the usage of the model
         that wrote them; False if it was already closed (the first outcome and all of these stay)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             cur = conn.execute(
                 """UPDATE conversations
                    SET status = 'completed', outcome = %s, summary = %s, extraction = %s, aftercall_llm = %s,
@@ -145,7 +145,7 @@ class ConversationRepository:
         }
         columns = ", ".join(values)
         placeholders = ", ".join(f"%({name})s" for name in values)
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             conn.execute(f"INSERT INTO turns ({columns}) VALUES ({placeholders}) ON CONFLICT DO NOTHING", values)
         stored = self.get_turn(turn.conversation_id, turn.turn)
         if stored is None:
@@ -153,7 +153,7 @@ class ConversationRepository:
         return stored
 
     def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = %s AND turn = %s",
                 (conversation_id, turn),
@@ -161,7 +161,7 @@ class ConversationRepository:
         return None if row is None else _turn(row)
 
     def get_turn_by_request(self, conversation_id: str, request_id: str) -> TurnRecord | None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 f"SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = %s AND request_id = %s",
                 (conversation_id, request_id),
@@ -170,7 +170,7 @@ class ConversationRepository:
 
     def list_turns(self, conversation_id: str, last: int | None = None) -> list[TurnRecord]:
         """Every turn in order, or only the `last` few (still in order)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 f"""SELECT * FROM (
                         SELECT {TURN_COLUMNS} FROM turns WHERE conversation_id = %s

@@ -8,6 +8,9 @@ utterances would otherwise be silently dropped.
 
 When a conversation ends (hung up, failed, terminated) the request still waiting is told at once
 instead of waiting out its deadline, and the turn lock is dropped with it.
+
+Every key lives under the current tenant (`tenant_prefix`): a start request's Idempotency-Key, which
+the client chooses, names the conversation it made only for the tenant that made it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+
+from shared.tenancy import current_tenant
 
 REPLY_TTL_SECONDS = 3600
 WAIT_SLICE_SECONDS = 1.0
@@ -50,11 +55,16 @@ class Claim(StrEnum):
     """Another request holds it."""
 
 
+def tenant_prefix(prefix: str) -> str:
+    """The deployment's prefix and the current tenant's part: `{prefix}t:{tenant}:` (`NoTenant` without one)."""
+    return f"{prefix}t:{current_tenant()}:"
+
+
 class TurnKeys:
-    """Key names for one conversation, under the deployment's prefix."""
+    """Key names for one conversation, under the deployment's prefix and the current tenant."""
 
     def __init__(self, prefix: str, conversation_id: str) -> None:
-        self._base = f"{prefix}conv:{conversation_id}:"
+        self._base = f"{tenant_prefix(prefix)}conv:{conversation_id}:"
 
     @property
     def lock(self) -> str:
@@ -146,7 +156,7 @@ class ReplyWaiter:
         return Claim.HELD if holder == request_id else Claim.TAKEN
 
     def _start_key(self, request_id: str) -> str:
-        return f"{self._prefix}start:{request_id}"
+        return f"{tenant_prefix(self._prefix)}start:{request_id}"
 
     async def claim_start(self, request_id: str, conversation_id: str, ttl_seconds: int) -> str:
         """The conversation a start request made: this new one, or the one an earlier try already made."""

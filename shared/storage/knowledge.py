@@ -23,7 +23,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from shared.models import AgentProfile, KnowledgeDocument
-from shared.storage.postgres import Pool
+from shared.storage.postgres import Pool, tenant_connection
 
 Origin = Literal["inline", "file", "ingest"]
 
@@ -129,13 +129,13 @@ class KnowledgeRepository:
         digest = profile_hash(profile)
         ids = inline_document_ids(profile.knowledge)
         inline = [(doc_id, e) for doc_id, e in zip(ids, profile.knowledge, strict=True) if e.text]
-        with self._pool.connection() as conn, conn.transaction():
+        with tenant_connection(self._pool) as conn:
             row = conn.execute("SELECT content_hash FROM agents WHERE name = %s FOR UPDATE", (profile.name,)).fetchone()
             if row is not None and row["content_hash"] == digest:
                 return False
             conn.execute(
                 """INSERT INTO agents (name, profile, content_hash) VALUES (%s, %s, %s)
-                   ON CONFLICT (name) DO UPDATE
+                   ON CONFLICT (tenant_id, name) DO UPDATE
                    SET profile = EXCLUDED.profile, content_hash = EXCLUDED.content_hash, updated_at = now()""",
                 (profile.name, Jsonb(profile.model_dump(mode="json")), digest),
             )
@@ -163,18 +163,18 @@ class KnowledgeRepository:
         return True
 
     def get_agent(self, name: str) -> AgentProfile | None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute("SELECT profile FROM agents WHERE name = %s", (name,)).fetchone()
         return None if row is None else AgentProfile.model_validate(row["profile"])
 
     def replace_document(self, document: NewDocument) -> list[str]:
         """Store the document and its chunks in place of any earlier version; the earlier chunk ids."""
-        with self._pool.connection() as conn, conn.transaction():
+        with tenant_connection(self._pool) as conn:
             return _replace(conn, document, only_if_changed=False)
 
     def delete_document(self, agent: str, document_id: str) -> list[str]:
         """Remove the document and its chunks; the chunk ids it had."""
-        with self._pool.connection() as conn, conn.transaction():
+        with tenant_connection(self._pool) as conn:
             ids = _chunk_ids(conn, agent, document_id)
             conn.execute("DELETE FROM knowledge_documents WHERE agent = %s AND document_id = %s", (agent, document_id))
         return ids
@@ -193,7 +193,7 @@ class KnowledgeRepository:
         return self._documents("d.agent = %s AND d.indexed_hash IS DISTINCT FROM d.content_hash", (agent,))
 
     def mark_indexed(self, agent: str, document_id: str, indexed_hash: str) -> None:
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             conn.execute(
                 "UPDATE knowledge_documents SET indexed_hash = %s WHERE agent = %s AND document_id = %s",
                 (indexed_hash, agent, document_id),
@@ -201,10 +201,10 @@ class KnowledgeRepository:
 
     def chunks(self, agent: str, document_id: str) -> list[KnowledgeHit]:
         """The document's chunks in order (rank 0)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 """SELECT c.chunk_id, c.document_id, c.title, c.body, d.source
-                   FROM knowledge_chunks c JOIN knowledge_documents d USING (agent, document_id)
+                   FROM knowledge_chunks c JOIN knowledge_documents d USING (tenant_id, agent, document_id)
                    WHERE c.agent = %s AND c.document_id = %s ORDER BY c.position""",
                 (agent, document_id),
             ).fetchall()
@@ -212,7 +212,7 @@ class KnowledgeRepository:
 
     def existing_chunk_ids(self, agent: str, ids: Sequence[str]) -> set[str]:
         """Which of these chunk ids the agent still has (a search index may lag behind a delete)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 "SELECT chunk_id FROM knowledge_chunks WHERE agent = %s AND chunk_id = ANY(%s)", (agent, list(ids))
             ).fetchall()
@@ -224,14 +224,14 @@ class KnowledgeRepository:
         Words are OR-ed (not AND-ed as plainto_tsquery would) so a spoken question with extra
         words still finds its passage; ranking rewards chunks that match more of them.
         """
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows: list[dict[str, Any]] = conn.execute(
                 """WITH q AS (
                        SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS query
                        FROM unnest(to_tsvector('english', %(text)s))
                    )
                    SELECT c.chunk_id, c.document_id, c.title, c.body, d.source, ts_rank_cd(c.search, q.query) AS rank
-                   FROM knowledge_chunks c JOIN knowledge_documents d USING (agent, document_id), q
+                   FROM knowledge_chunks c JOIN knowledge_documents d USING (tenant_id, agent, document_id), q
                    WHERE c.agent = %(agent)s AND q.query IS NOT NULL AND c.search @@ q.query
                    ORDER BY rank DESC, c.id
                    LIMIT %(limit)s""",
@@ -241,7 +241,7 @@ class KnowledgeRepository:
 
     def has_vectors(self) -> bool:
         """Whether the chunks have an embedding column (the server had pgvector when migrations ran)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 """SELECT 1 FROM pg_attribute
                    WHERE attrelid = 'knowledge_chunks'::regclass AND attname = 'embedding' AND NOT attisdropped"""
@@ -252,7 +252,7 @@ class KnowledgeRepository:
         self, agent: str, model: str, *, document_id: str | None = None, after_id: int = 0, limit: int = 64
     ) -> list[ChunkText]:
         """The agent's chunks (or one document's) with no embedding by `model`, in row order after `after_id`."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 """SELECT id, title, body FROM knowledge_chunks
                    WHERE agent = %(agent)s AND (%(document)s::text IS NULL OR document_id = %(document)s)
@@ -264,7 +264,7 @@ class KnowledgeRepository:
 
     def store_embeddings(self, model: str, embeddings: Sequence[tuple[int, Sequence[float]]]) -> None:
         """Keep each (chunk row id, vector); a row replaced since it was read is skipped (its id is gone)."""
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with tenant_connection(self._pool) as conn, conn.cursor() as cur:
             cur.executemany(
                 "UPDATE knowledge_chunks SET embedding = %s, embedding_model = %s WHERE id = %s",
                 [(Vector(list(vector)), model, row_id) for row_id, vector in embeddings],
@@ -273,11 +273,11 @@ class KnowledgeRepository:
     def nearest(self, agent: str, model: str, vector: Sequence[float], limit: int = 3) -> list[KnowledgeHit]:
         """The agent's chunks nearest to `vector` by cosine distance, nearest first; rank is the cosine
         similarity. Only vectors of the same model and dimension are compared."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows: list[dict[str, Any]] = conn.execute(
                 """SELECT c.chunk_id, c.document_id, c.title, c.body, d.source,
                           1 - (c.embedding <=> %(vector)s) AS similarity
-                   FROM knowledge_chunks c JOIN knowledge_documents d USING (agent, document_id)
+                   FROM knowledge_chunks c JOIN knowledge_documents d USING (tenant_id, agent, document_id)
                    WHERE c.agent = %(agent)s AND c.embedding_model = %(model)s
                      AND vector_dims(c.embedding) = %(dims)s
                    ORDER BY c.embedding <=> %(vector)s, c.id
@@ -288,10 +288,11 @@ class KnowledgeRepository:
 
     def _documents(self, where: str, params: tuple[object, ...]) -> list[StoredDocument]:
         """Documents matching `where`, always one of the fixed clauses above (never caller text)."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 f"""SELECT d.*, (SELECT count(*) FROM knowledge_chunks c
-                                 WHERE c.agent = d.agent AND c.document_id = d.document_id) AS chunk_count
+                                 WHERE c.tenant_id = d.tenant_id AND c.agent = d.agent
+                                   AND c.document_id = d.document_id) AS chunk_count
                     FROM knowledge_documents d WHERE {where} ORDER BY d.document_id""",
                 params,
             ).fetchall()
@@ -346,7 +347,7 @@ def _replace(conn: Connection[DictRow], document: NewDocument, *, only_if_change
         """INSERT INTO knowledge_documents
                (agent, document_id, title, source, origin, content_type, blob_name, content_hash, size_bytes)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (agent, document_id) DO UPDATE
+           ON CONFLICT (tenant_id, agent, document_id) DO UPDATE
            SET title = EXCLUDED.title, source = EXCLUDED.source, origin = EXCLUDED.origin,
                content_type = EXCLUDED.content_type, blob_name = EXCLUDED.blob_name,
                content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,

@@ -1,13 +1,25 @@
-"""The Postgres connection pool: one per worker process, opened on first use."""
+"""The Postgres connection pool (one per worker process, opened on first use) and the tenant's transactions.
+
+The pool logs in as the login that owns the tables (it runs the migrations). Every unit of app work
+borrows a connection through `tenant_connection`, whose transaction switches to the role `vao_app` and
+sets `app.tenant`, so row-level security (migration 0011) keeps it to the current tenant's rows. Both
+settings are transaction-local: they end with the transaction and never reach the next borrower.
+"""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
+
+from shared.tenancy import current_tenant
+
+APP_ROLE = "vao_app"
+"""The role every app transaction runs as: no superuser, no BYPASSRLS, not the tables' owner."""
 
 Pool = ConnectionPool[Connection[DictRow]]
 
@@ -38,6 +50,30 @@ def _register_vector(conn: Connection[DictRow]) -> None:
         register_vector(conn)
 
 
+@contextlib.contextmanager
+def tenant_connection(pool: Pool) -> Iterator[Connection[DictRow]]:
+    """A pooled connection inside one transaction that runs as `vao_app` for the current tenant
+    (`NoTenant` outside any `tenant_scope`, before a connection is taken); committed on success."""
+    with _app_transaction(pool, current_tenant()) as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def tenantless_connection(pool: Pool) -> Iterator[Connection[DictRow]]:
+    """As `vao_app` with no tenant, so no tenant's rows: for what runs before the tenant is known (the API
+    key lookup, through its owner-run function)."""
+    with _app_transaction(pool, "") as conn:
+        yield conn
+
+
+@contextlib.contextmanager
+def _app_transaction(pool: Pool, tenant: str) -> Iterator[Connection[DictRow]]:
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SELECT set_config('role', %s, true), set_config('app.tenant', %s, true)", (APP_ROLE, tenant))
+        yield conn
+
+
 def ping(pool: Pool) -> None:
+    """Reachability only: touches no table, so it needs no tenant."""
     with pool.connection() as conn:
         conn.execute("SELECT 1")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from shared.storage.postgres import Pool
+from shared.storage.postgres import Pool, tenant_connection
 
 _PER_DAY = """
 WITH range AS (
@@ -62,6 +62,6 @@ class UsageRepository:
 
     def per_day(self, first: date, last: date) -> list[DayUsage]:
         """Every day from `first` to `last` (inclusive, UTC), days without conversations as zeros."""
-        with self._pool.connection() as conn:
+        with tenant_connection(self._pool) as conn:
             rows = conn.execute(_PER_DAY, {"first": first, "last": last}).fetchall()
         return [DayUsage(**row) for row in rows]

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 
@@ -16,6 +15,8 @@ from shared.security.api_keys import ApiKeys
 from shared.security.roles import Scope
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.postgres import open_pool
+from shared.storage.tenants import create_tenant
+from shared.tenancy import tenant_scope
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
 
@@ -165,11 +166,11 @@ def test_a_bad_key_list_query_is_a_400(host: DevHost, params: dict[str, str], co
 
 @pytest.fixture(scope="module")
 def other_tenants_key(host: DevHost) -> Iterator[tuple[str, str]]:
-    with psycopg.connect(host.env["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("INSERT INTO tenants (id, name) VALUES ('other', 'Other') ON CONFLICT DO NOTHING")
+    create_tenant(host.env["DATABASE_URL"], "other", "Other")
     pool = open_pool(host.env["DATABASE_URL"], 2)
     try:
-        made = ApiKeys(ApiKeyRepository(pool)).create("other", "theirs", {Scope.KEYS_ADMIN}, "tests")
+        with tenant_scope("other"):
+            made = ApiKeys(ApiKeyRepository(pool)).create("other", "theirs", {Scope.KEYS_ADMIN}, "tests")
         yield made.record.id, made.key
     finally:
         pool.close()

@@ -17,6 +17,7 @@ from shared.security.roles import Principal, Scope, allows
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
+from shared.tenancy import tenant_scope
 
 WRITE = frozenset({Scope.CONVERSATIONS_WRITE, Scope.CONVERSATIONS_READ})
 
@@ -72,10 +73,12 @@ def test_two_keys_never_share_an_id_or_a_secret(keys: ApiKeys) -> None:
 
 
 def test_create_rotate_revoke(keys: ApiKeys) -> None:
-    first = keys.create("acme", "billing sync", {Scope.USAGE_READ}, created_by="user-1")
+    with tenant_scope("acme"):
+        first = keys.create("acme", "billing sync", {Scope.USAGE_READ}, created_by="user-1")
     assert keys.verify(first.key).tenant == "acme"
 
-    second = keys.rotate("acme", first.record.id, created_by="user-2")
+    with tenant_scope("acme"):
+        second = keys.rotate("acme", first.record.id, created_by="user-2")
     assert second.key != first.key
     assert (second.record.name, second.record.scopes, second.record.created_by) == (
         "billing sync",
@@ -85,20 +88,22 @@ def test_create_rotate_revoke(keys: ApiKeys) -> None:
     with pytest.raises(InvalidApiKey):
         keys.verify(first.key)
     assert keys.verify(second.key).subject == second.record.id
-    old = next(k for k in keys.list("acme") if k.id == first.record.id)
-    assert old.revoked_at is not None
-    assert old.replaced_by == second.record.id
+    with tenant_scope("acme"):
+        old = next(k for k in keys.list("acme") if k.id == first.record.id)
+        assert old.revoked_at is not None
+        assert old.replaced_by == second.record.id
 
-    with pytest.raises(NotFound):
-        keys.rotate("acme", first.record.id, created_by="user-2")  # a revoked key is not rotated twice
+        with pytest.raises(NotFound):
+            keys.rotate("acme", first.record.id, created_by="user-2")  # a revoked key is not rotated twice
 
-    keys.revoke("acme", second.record.id)
+        keys.revoke("acme", second.record.id)
     with pytest.raises(InvalidApiKey):
         keys.verify(second.key)
 
 
 def test_another_tenant_can_neither_rotate_nor_revoke_a_key(keys: ApiKeys) -> None:
-    theirs = keys.create("acme", "theirs", WRITE, created_by="u")
+    with tenant_scope("acme"):
+        theirs = keys.create("acme", "theirs", WRITE, created_by="u")
     with pytest.raises(NotFound):
         keys.rotate("demo", theirs.record.id, created_by="intruder")
     with pytest.raises(NotFound):
@@ -141,8 +146,9 @@ def test_a_right_id_with_a_wrong_secret_is_refused_without_saying_so(keys: ApiKe
 
 
 def test_the_list_shows_the_prefix_never_the_secret_or_hash(keys: ApiKeys) -> None:
-    issued = keys.create("acme", "listed", WRITE, created_by="u")
-    listed = next(k for k in keys.list("acme") if k.id == issued.record.id)
+    with tenant_scope("acme"):
+        issued = keys.create("acme", "listed", WRITE, created_by="u")
+        listed = next(k for k in keys.list("acme") if k.id == issued.record.id)
     shown = repr(asdict(listed))
     assert display_prefix(listed.id) in issued.key
     assert "hash" not in shown
@@ -193,7 +199,7 @@ def test_a_key_needs_a_tenant_id_a_name_and_key_scopes(
 
 
 def test_a_key_of_a_tenant_that_does_not_exist_is_not_made(keys: ApiKeys) -> None:
-    with pytest.raises(NotFound):
+    with tenant_scope("nobody"), pytest.raises(NotFound):
         keys.create("nobody", "k", WRITE, created_by="u")
 
 

@@ -17,6 +17,7 @@ from shared import activities
 from shared.agent.prompt import parse_report_shape
 from shared.models import AgentProfile, TurnInput, TurnKind, TurnRecord
 from shared.services import Services
+from shared.tenancy import DEMO_TENANT
 from tests.chat_model_inputs import recording_chat_model_inputs
 from tests.conftest import AppServices
 
@@ -43,6 +44,7 @@ def _say(services: Services, conversation_id: str, turn: int, text: str, summary
         services,
         TurnInput(
             conversation_id=conversation_id,
+            tenant=DEMO_TENANT,
             agent="demo",
             language="en-US",
             turn=turn,

@@ -26,6 +26,7 @@ from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
+from shared.tenancy import tenant_scope
 from tests.conftest import AppServices
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.search_server import FakeSearchServer, Throttled, Unavailable
@@ -141,7 +142,7 @@ def test_text_markdown_html_and_pdf_documents_answer_with_citable_chunks(
     assert sitar["text"] == "Events\nA sitar quartet plays every Friday evening."
     assert retrieve(repository, "demo", "jazz") == [], "script text is not knowledge"
     assert retrieve(repository, "other", "wifi password") == [], "one agent's documents are not another's"
-    blob = library.sources.get("agents/demo/allergens-pdf.pdf")
+    blob = library.sources.get("demo/agents/demo/allergens-pdf.pdf")
     assert blob is not None
     assert blob.startswith(b"%PDF")
 
@@ -181,7 +182,7 @@ def test_deleting_a_document_removes_its_chunks_and_its_source(library: Knowledg
 
     assert retrieve(library.repository, "demo", "loyalty card") == []
     assert "loyalty-txt" not in {d.document_id for d in library.list("demo")}
-    assert library.sources.get("agents/demo/loyalty-txt.txt") is None
+    assert library.sources.get("demo/agents/demo/loyalty-txt.txt") is None
     with pytest.raises(NotFound, match="no document 'loyalty-txt'"):
         library.delete("demo", "loyalty-txt")
 
@@ -298,6 +299,7 @@ def test_the_ingest_command_exits_non_zero_with_a_message(
         (("ingest", "demo", tmp_path / "x.exe"), "no such file"),
         (("ingest", "demo", good, tmp_path / "huge.txt"), "101 bytes is over the limit of 100"),
         (("delete", "demo", "nope"), "has no document 'nope'"),
+        (("--tenant", "acme", "list", "demo"), "error: unknown agent 'demo'"),  # demo is the demo tenant's
     ]:
         refused = run(*args)
         assert refused.returncode == 1, refused.stderr
@@ -354,7 +356,8 @@ def test_documents_are_indexed_in_azure_ai_search_and_found_by_a_hybrid_query_ke
 
     definition = search.indexes["knowledge"]
     fields = {f["name"]: f for f in definition["fields"]}
-    assert fields["chunk_id"]["key"] is True
+    assert fields["key"]["key"] is True
+    assert fields["tenant"]["filterable"] is True
     assert fields["agent"]["filterable"] is True
     assert fields["content"]["searchable"] is True
     assert fields["title"]["searchable"] is True
@@ -363,7 +366,8 @@ def test_documents_are_indexed_in_azure_ai_search_and_found_by_a_hybrid_query_ke
     assert fields["content_vector"]["vectorSearchProfile"] == "knowledge-vectors"
     assert definition["vectorSearch"]["profiles"] == [{"name": "knowledge-vectors", "algorithm": "knowledge-hnsw"}]
     assert definition["vectorSearch"]["algorithms"][0]["kind"] == "hnsw"
-    uploaded = search.documents["knowledge"]["demo=desserts-txt=0"]
+    uploaded = search.documents["knowledge"]["demo=demo=desserts-txt=0"]
+    assert (uploaded["tenant"], uploaded["chunk_id"]) == ("demo", "demo=desserts-txt=0")
     assert len(uploaded["content_vector"]) == openai.embedding_dimensions
     assert {r.path for r in search.requests} >= {
         "/indexes('knowledge')",
@@ -393,15 +397,43 @@ def test_documents_are_indexed_in_azure_ai_search_and_found_by_a_hybrid_query_ke
     query = search.requests[-1]
     assert query.path == "/indexes('knowledge')/docs/search.post.search"
     assert query.body["search"] == "is the gulab jamun fresh"
-    assert query.body["filter"] == "agent eq 'demo'"
+    assert query.body["filter"] == "tenant eq 'demo' and agent eq 'demo'"
     assert query.body["top"] == 2
     [vector_query] = query.body["vectorQueries"]
     assert (vector_query["kind"], vector_query["fields"], vector_query["k"]) == ("vector", "content_vector", 2)
     assert len(vector_query["vector"]) == openai.embedding_dimensions
 
     library.delete("demo", "desserts-txt")
-    assert "demo=desserts-txt=0" not in search.documents["knowledge"]
+    assert "demo=demo=desserts-txt=0" not in search.documents["knowledge"]
     assert "demo=desserts-txt=0" not in [d.metadata["chunk_id"] for d in retriever.invoke("gulab jamun fresh")]
+
+
+def test_one_index_keeps_each_tenant_to_its_own_chunks_even_with_the_same_chunk_ids(
+    pool: Pool, repository: KnowledgeRepository, sources: BlobStore, search: FakeSearchServer, openai: FakeOpenAIServer
+) -> None:
+    settings = search_settings(search, openai)
+    index, embeddings = AzureSearchIndex.from_settings(settings), embeddings_for(settings)
+    assert embeddings is not None
+    library = KnowledgeLibrary(repository, sources, settings, index, embeddings)
+    with pool.connection() as conn:  # the owner makes tenants; the app cannot
+        conn.execute("INSERT INTO tenants (id, name) VALUES ('rival', 'Rival') ON CONFLICT DO NOTHING")
+    with tenant_scope("rival"):
+        repository.upsert_agent(load_agent_file(DEMO).model_copy(update={"knowledge": []}))
+        library.ingest("demo", "secret.txt", b"The rival's secret recipe uses saffron.")
+    library.ingest("demo", "secret.txt", b"Our recipe is public: cardamom and milk.")
+
+    keys = set(search.documents["knowledge"])
+    assert {"demo=demo=secret-txt=0", "rival=demo=secret-txt=0"} <= keys, "the same chunk id in two tenants"
+    assert search.documents["knowledge"]["rival=demo=secret-txt=0"]["tenant"] == "rival"
+    vector = embeddings.embed_query("secret recipe")
+    ours = index.search("demo", "secret recipe saffron", vector, 5)
+    assert [hit.body for hit in ours] == ["Our recipe is public: cardamom and milk."]
+    with tenant_scope("rival"):
+        theirs = index.search("demo", "secret recipe", vector, 5)
+        assert [hit.body for hit in theirs] == ["The rival's secret recipe uses saffron."]
+        library.delete("demo", "secret-txt")
+    assert "rival=demo=secret-txt=0" not in search.documents["knowledge"]
+    assert "demo=demo=secret-txt=0" in search.documents["knowledge"], "a tenant's delete leaves the others' chunks"
 
 
 def test_a_throttled_search_is_retried_and_an_unavailable_one_falls_back_to_full_text_search(
@@ -468,7 +500,7 @@ def test_the_retriever_is_azure_ai_search_when_configured_and_full_text_search_o
     hosted = Services(settings)
     retriever = hosted.retriever("demo")
     assert type(retriever) is AzureSearchRetriever
-    assert "demo=inline-menu=0" in search.documents["knowledge"], "agent files are indexed on first use"
+    assert "demo=demo=inline-menu=0" in search.documents["knowledge"], "agent files are indexed on first use"
     assert retriever.invoke("do you have vegan options")[0].metadata["title"] == "Menu"
     with pytest.raises(ValueError, match="needs an embeddings model"):
         Settings(azure_search_endpoint=search.url)

@@ -9,9 +9,9 @@ from shared.models import ConversationState, DialogPolicy, Outcome, TurnAction
 
 def state(**fields: object) -> ConversationState:
     policy = DialogPolicy(silence_timeout_seconds=30, max_silences=2, turns_per_generation=3)
-    return ConversationState(conversation_id="c1", agent="demo", language="en-US", policy=policy).model_copy(
-        update=fields
-    )
+    return ConversationState(
+        conversation_id="c1", tenant="demo", agent="demo", language="en-US", policy=policy
+    ).model_copy(update=fields)
 
 
 def test_only_a_new_conversation_greets() -> None:

@@ -1,0 +1,134 @@
+"""One tenant can reach nothing of another's through any route: what belongs to another tenant answers
+exactly as what does not exist (404, absent from lists), for API keys and signed-in people alike.
+
+Two tenants on one devhost: `demo` (the key `make dev` makes) and `acme`, made with the operator's
+command and given a key and a person of its own. Row-level security below is tested in SQL in
+tests/integration/test_row_level_security.py; this is the same promise at the front door.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from devhost.process import DevHost
+from shared.security.api_keys import ApiKeys
+from shared.security.roles import KEY_SCOPES
+from shared.storage.api_keys import ApiKeyRepository
+from shared.storage.postgres import open_pool
+from shared.storage.tenants import create_tenant
+from shared.tenancy import tenant_scope
+from tests.e2e.conftest import StartDevHost
+from tests.fakes.oidc_server import AUDIENCE, FakeOpenIdProvider
+
+ACME = "acme"
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[FakeOpenIdProvider]:
+    with FakeOpenIdProvider() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost, idp: FakeOpenIdProvider) -> DevHost:
+    return start_devhost(AUTH_OIDC_CONFIG_URL=idp.config_url, AUTH_AUDIENCE=AUDIENCE)
+
+
+@pytest.fixture(scope="module")
+def acme_key(host: DevHost) -> str:
+    assert create_tenant(host.env["DATABASE_URL"], ACME, "Acme") is True
+    pool = open_pool(host.env["DATABASE_URL"], 2)
+    try:
+        with tenant_scope(ACME):
+            return ApiKeys(ApiKeyRepository(pool)).create(ACME, "acme", KEY_SCOPES, "tests").key
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="module", params=["api_key", "person"])
+def acme(request: pytest.FixtureRequest, acme_key: str, idp: FakeOpenIdProvider) -> dict[str, str]:
+    """Acme's credentials: its service key, or its owner signed in."""
+    if request.param == "api_key":
+        return {"X-API-Key": acme_key}
+    return {"Authorization": f"Bearer {idp.issue(extension_tenant=ACME, roles=['owner'])}"}
+
+
+@pytest.fixture(scope="module")
+def demo_conversation(host: DevHost) -> dict[str, Any]:
+    started = host.post("/api/conversations", json={}, headers={"Idempotency-Key": "shared-key"})
+    assert started.status_code == 201, started.text
+    conversation_id = started.json()["conversation_id"]
+    turn = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": "what are your opening hours"})
+    assert turn.status_code == 200, turn.text
+    return {"id": conversation_id, "audio_url": turn.json()["reply"]["audio_url"]}
+
+
+@pytest.fixture(scope="module")
+def demo_key_id(host: DevHost) -> str:
+    listed = host.get("/api/keys")
+    assert listed.status_code == 200, listed.text
+    return str(listed.json()["items"][0]["id"])
+
+
+def not_found(response: requests.Response) -> None:
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] in {"not_found", "audio_not_found"}
+
+
+def test_another_tenants_conversation_is_not_there_for_any_route(
+    host: DevHost, acme: dict[str, str], demo_conversation: dict[str, Any]
+) -> None:
+    path = f"/api/conversations/{demo_conversation['id']}"
+    not_found(host.get(path, headers=acme))
+    not_found(host.post(f"{path}/turns", json={"text": "hello"}, headers=acme))
+    not_found(host.post(f"{path}/end", headers=acme))
+    not_found(host.get(f"{path}/audio/1", headers=acme))
+    not_found(host.get(f"{path}/audio/1/0", headers=acme))
+    assert host.get(path).json()["status"] == "active", "demo's conversation is untouched"
+
+
+def test_another_tenants_conversations_keys_and_usage_are_not_in_any_list(
+    host: DevHost, acme: dict[str, str], demo_conversation: dict[str, Any], demo_key_id: str
+) -> None:
+    listed = host.get("/api/conversations", headers=acme, params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    assert demo_conversation["id"] not in listed.text
+    keys = host.get("/api/keys", headers=acme, params={"limit": 200})
+    assert keys.status_code == 200, keys.text
+    assert demo_key_id not in keys.text
+    today = host.get("/api/conversations").json()["items"][0]["created_at"][:10]
+    usage = host.get("/api/usage", headers=acme, params={"from": today, "to": today}).json()
+    assert [day["conversations"] for day in usage["days"]] == [0]
+    assert host.get("/api/usage", params={"from": today, "to": today}).json()["days"][0]["conversations"] >= 1
+
+
+def test_another_tenants_key_cannot_be_rotated_or_revoked(
+    host: DevHost, acme: dict[str, str], demo_key_id: str
+) -> None:
+    not_found(host.post(f"/api/keys/{demo_key_id}/rotate", headers=acme))
+    not_found(requests.delete(host.url(f"/api/keys/{demo_key_id}"), headers=acme, timeout=30))
+    assert host.get("/api/keys").status_code == 200, "demo's key still works"
+
+
+def test_another_tenants_agent_cannot_be_talked_to(host: DevHost, acme: dict[str, str]) -> None:
+    refused = host.post("/api/conversations", json={"agent": "demo"}, headers=acme)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (404, "unknown_agent")
+
+
+def test_the_same_idempotency_key_in_two_tenants_is_two_requests(
+    host: DevHost, acme: dict[str, str], demo_conversation: dict[str, Any]
+) -> None:
+    again = host.post("/api/conversations", json={}, headers={"Idempotency-Key": "shared-key"})
+    assert again.json()["conversation_id"] == demo_conversation["id"], "within demo: the same conversation"
+    theirs = host.post("/api/conversations", json={"agent": "demo"}, headers={**acme, "Idempotency-Key": "shared-key"})
+    assert theirs.status_code == 404, "acme has no agent demo: its request is its own, not a replay of demo's"
+
+
+def test_a_person_whose_tenant_is_not_ours_may_do_nothing(host: DevHost, idp: FakeOpenIdProvider) -> None:
+    stranger = {"Authorization": f"Bearer {idp.issue(extension_tenant='globex', roles=['owner'])}"}
+    refused = host.get("/api/conversations", headers=stranger)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "unknown_tenant")
