@@ -45,19 +45,32 @@ def create_tenant(database_url: str, tenant_id: str, name: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from shared.config import get_settings
+    from shared.security.roles import KEY_SCOPES
+    from shared.services import services
+    from shared.tenancy import tenant_scope
 
-    parser = argparse.ArgumentParser(prog="python -m shared.storage.tenants", description="Make a tenant.")
+    parser = argparse.ArgumentParser(prog="python -m shared.storage.tenants", description="Make tenants and keys.")
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create", help="make a tenant (id: lower-case letters, digits, -)")
     create.add_argument("tenant")
     create.add_argument("name")
+    first_key = commands.add_parser("key", help="make an API key with every key scope (shown once)")
+    first_key.add_argument("tenant")
+    first_key.add_argument("name")
     args = parser.parse_args(argv)
-    try:
-        made = create_tenant(get_settings().database_url, args.tenant, args.name)
-    except ValueError as error:
-        parser.error(str(error))
-    print(f"tenant {args.tenant}: {'made' if made else 'exists already'}")
+    svc = services()
+    if args.command == "create":
+        try:
+            made = create_tenant(svc.settings.database_url, args.tenant, args.name)
+        except ValueError as error:
+            parser.error(str(error))
+        print(f"tenant {args.tenant}: {'made' if made else 'exists already'}")
+        return 0
+    with tenant_scope(args.tenant):
+        if not svc.tenants.current_exists():
+            parser.error(f"no tenant {args.tenant!r}: create it first")
+        issued = svc.api_keys.create(args.tenant, args.name, KEY_SCOPES, created_by="operator")
+    print(issued.key)
     return 0
 
 
