@@ -57,6 +57,7 @@ bench: setup
 	@$(PY) bench/turn_overhead.py
 	@$(PY) bench/first_audio.py
 	@$(PY) bench/cold_start.py
+	@$(PY) bench/guard_overhead.py
 
 clean:
 	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache
