@@ -19,6 +19,9 @@ CONTENT_TYPES = {
     ".pdf": "application/pdf",
 }
 
+EXTENSIONS = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/pdf": ".pdf"}
+"""The file name extension a document sent with each content type is stored under (and loaded as)."""
+
 # Control characters no store takes (Postgres text refuses NUL); tab and line breaks stay.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MARKDOWN_TITLE = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
