@@ -2,7 +2,7 @@
 
 import azure.durable_functions as df
 
-from functions import conversation, conversation_list, conversations, cors, keys, openapi, ops, usage
+from functions import conversation, conversation_list, conversations, cors, documents, keys, openapi, ops, usage
 from shared.security import log_masking
 
 log_masking.install()
@@ -13,5 +13,6 @@ app.register_functions(ops.bp)
 app.register_functions(conversation_list.bp)
 app.register_functions(keys.bp)
 app.register_functions(usage.bp)
+app.register_functions(documents.bp)
 app.register_functions(openapi.bp)
 app.register_functions(cors.bp)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from shared.admin_models import (
+    AGENT_NAME,
     ApiKeyPage,
     ApiKeyRequest,
     ApiKeyView,
@@ -17,6 +18,8 @@ from shared.admin_models import (
     UsageReport,
 )
 from shared.api_models import ConversationDetail, Ending, Health, Started, StartError, TurnTaken
+from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, DocumentView, UploadedDocument, UploadQuery
+from shared.knowledge.loading import EXTENSIONS
 from shared.openapi import JSON, Answer, Content, Document, Operation
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
@@ -27,6 +30,9 @@ CONVERSATION_ID = {"conversation_id": {"type": "string", "format": "uuid"}}
 AUDIO_PARAMETERS = CONVERSATION_ID | {"turn": {"type": "string", "pattern": "^[0-9]{1,9}$"}}
 SENTENCE_PARAMETERS = AUDIO_PARAMETERS | {"sentence": {"type": "string", "pattern": "^[0-9]{1,3}$"}}
 KEY_ID = {"key_id": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
+AGENT = {"agent": {"type": "string", "pattern": AGENT_NAME}}
+AGENT_DOCUMENT = AGENT | {"document_id": {"type": "string", "pattern": DOCUMENT_ID}}
+UNKNOWN_AGENT = "An agent this tenant does not have: 404 `unknown_agent`."
 
 
 def _json(description: str, model: type[BaseModel]) -> Answer:
@@ -184,6 +190,65 @@ OPERATIONS = (
         {200: _json("The key as it now is, `revoked_at` set.", ApiKeyView)},
         errors=(404,),
         path_schemas=KEY_ID,
+    ),
+    Operation(
+        "POST",
+        "/api/agents/{agent}/documents",
+        "upload_document",
+        "Add a knowledge document to the agent, or replace the one with its id",
+        "agents",
+        Scope.AGENTS_ADMIN,
+        {
+            200: Answer(
+                "Replaced, or `unchanged`: the same title and bytes were there.", (Content(JSON, UploadedDocument),)
+            ),
+            201: Answer("Added.", (Content(JSON, UploadedDocument),), {"Location": "The document."}),
+        },
+        errors=(404, 409, 413, 415, 422),
+        query=UploadQuery,
+        body=tuple(Content(media_type) for media_type in EXTENSIONS),
+        path_schemas=AGENT,
+        description="The body is the file, its type the `Content-Type` (text as UTF-8). At most the smaller of "
+        "MAX_REQUEST_BYTES and KNOWLEDGE_MAX_FILE_BYTES (413), KNOWLEDGE_MAX_PDF_PAGES pages and "
+        "KNOWLEDGE_MAX_CHARACTERS of text; empty, no text or unreadable: 422. A document of the agent file: 409 "
+        f"`document_managed_by_file`. {UNKNOWN_AGENT}",
+    ),
+    Operation(
+        "GET",
+        "/api/agents/{agent}/documents",
+        "list_documents",
+        "List the agent's knowledge documents in id order, paged by cursor",
+        "agents",
+        Scope.AGENTS_READ,
+        {200: _json("A page; `next_cursor` continues it.", DocumentPage)},
+        errors=(404,),
+        query=DocumentQuery,
+        path_schemas=AGENT,
+        description=UNKNOWN_AGENT,
+    ),
+    Operation(
+        "GET",
+        "/api/agents/{agent}/documents/{document_id}",
+        "get_document",
+        "One knowledge document of the agent",
+        "agents",
+        Scope.AGENTS_READ,
+        {200: _json("The document.", DocumentView)},
+        errors=(404,),
+        path_schemas=AGENT_DOCUMENT,
+    ),
+    Operation(
+        "DELETE",
+        "/api/agents/{agent}/documents/{document_id}",
+        "delete_document",
+        "Remove an uploaded or ingested document: its chunks, index entries and stored file",
+        "agents",
+        Scope.AGENTS_ADMIN,
+        {204: Answer("Removed.")},
+        errors=(404, 409),
+        path_schemas=AGENT_DOCUMENT,
+        description="A document of the agent file: 409 `document_managed_by_file` (the next start would bring "
+        "it back; change the agent file).",
     ),
     Operation(
         "GET",

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from shared.agent.catalog import AgentFileError
 from shared.config import Settings
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from shared.knowledge.vectors import ChunkVectors
 
 log = logging.getLogger(__name__)
+
+Change = Literal["created", "replaced", "unchanged"]
 
 
 def document_id_for(file_name: str) -> str:
@@ -71,17 +73,43 @@ class KnowledgeLibrary:
         check_size(path.name, path.stat().st_size, self.limits)
         return self.ingest(agent, path.name, path.read_bytes())
 
+    def upload(
+        self, agent: str, document_id: str, title: str, file_name: str, data: bytes
+    ) -> tuple[StoredDocument, Change]:
+        """Ingest a document sent over the API under the caller's id; the same title and bytes again change
+        nothing (no new chunks, no index upload), so a client may retry an upload freely."""
+        self._known_agent(agent)
+        existing = self.repository.get_document(agent, document_id)
+        unchanged = existing is not None and existing.content_hash == _document_hash(title, data)
+        if existing is not None and existing.origin == "ingest" and unchanged:
+            return existing, "unchanged"
+        stored = self.ingest(agent, file_name, data, title=title, document_id=document_id)
+        return stored, "created" if existing is None else "replaced"
+
+    def get(self, agent: str, document_id: str) -> StoredDocument:
+        self._known_agent(agent)
+        document = self.repository.get_document(agent, document_id)
+        if document is None:
+            raise NotFound(f"agent {agent!r} has no document {document_id!r}", code="document_not_found")
+        return document
+
     def ingest(
-        self, agent: str, file_name: str, data: bytes, *, title: str = "", origin: Origin = "ingest", index: bool = True
+        self,
+        agent: str,
+        file_name: str,
+        data: bytes,
+        *,
+        title: str = "",
+        origin: Origin = "ingest",
+        index: bool = True,
+        document_id: str | None = None,
     ) -> StoredDocument:
-        """Store the document in place of any earlier one of the same file name; with `index`, upload it now."""
-        document_id = document_id_for(file_name)
+        """Store the document in place of any earlier one of the same id (by default its file name's); with
+        `index`, upload it now."""
+        document_id = document_id or document_id_for(file_name)
         existing = self.repository.get_document(agent, document_id)
         if origin == "ingest" and existing is not None and existing.origin != "ingest":
-            raise Conflict(
-                f"{agent}/{document_id} comes from the agent file ({existing.source}); change it there",
-                code="document_from_agent_file",
-            )
+            raise _managed_by_file(agent, existing, "change")
         loaded = load_text(file_name, data, self.limits)
         title = title or loaded.title
         chunks = split_text(
@@ -106,8 +134,15 @@ class KnowledgeLibrary:
                 blob_name=blob_name,
             )
         )
+        if existing is not None and existing.blob_name and existing.blob_name != blob_name:
+            self.sources.delete(existing.blob_name)  # replaced by a file of another type
         if index:
-            self._index(agent, document_id, stale=previous)
+            try:
+                self._index(agent, document_id, stale=previous)
+            except Exception:
+                # Whatever the search service or the embeddings raised: the document is stored, found by
+                # full-text search and marked unindexed; the next index_pending (a cold start) uploads it.
+                log.exception("agent %s: document %s stored but not uploaded to Azure AI Search", agent, document_id)
             self._embed(agent, document_id)
         elif self.index is not None:
             self.index.delete(previous)
@@ -117,20 +152,23 @@ class KnowledgeLibrary:
 
     def delete(self, agent: str, document_id: str) -> None:
         """Remove an ingested document, its chunks, its source blob and its index entries."""
-        self._known_agent(agent)
-        document = self.repository.get_document(agent, document_id)
-        if document is None:
-            raise NotFound(f"agent {agent!r} has no document {document_id!r}", code="document_not_found")
+        document = self.get(agent, document_id)
         if document.origin != "ingest":
-            raise Conflict(
-                f"{agent}/{document_id} comes from the agent file ({document.source}); remove it there",
-                code="document_from_agent_file",
-            )
+            raise _managed_by_file(agent, document, "remove")
         removed = self.repository.delete_document(agent, document_id)
-        if self.index is not None:
-            self.index.delete(removed)
         if document.blob_name:
             self.sources.delete(document.blob_name)
+        if self.index is not None:
+            try:
+                self.index.delete(removed)
+            except Exception:
+                # The chunks are gone from Postgres, and the retriever drops index hits Postgres no longer
+                # has, so stale entries are never cited; they are overwritten if the id is used again.
+                log.exception("agent %s: document %s deleted but its index entries were not", agent, document_id)
+
+    def page(self, agent: str, origin: Origin | None, after: str | None, limit: int) -> list[StoredDocument]:
+        self._known_agent(agent)
+        return self.repository.page_documents(agent, origin, after, limit)
 
     def list(self, agent: str) -> list[StoredDocument]:
         self._known_agent(agent)
@@ -206,7 +244,15 @@ class KnowledgeLibrary:
 
     def _known_agent(self, agent: str) -> None:
         if self.repository.get_agent(agent) is None:
-            raise NotFound(f"unknown agent {agent!r} (agents come from AGENTS_DIR/<name>.toml)", code="agent_not_found")
+            raise NotFound(f"unknown agent {agent!r} (agents come from AGENTS_DIR/<name>.toml)", code="unknown_agent")
+
+
+def _managed_by_file(agent: str, document: StoredDocument, verb: str) -> Conflict:
+    """The agent file brings its documents back on every start: they change only there."""
+    return Conflict(
+        f"{agent}/{document.document_id} comes from the agent file ({document.source}); {verb} it there",
+        code="document_managed_by_file",
+    )
 
 
 def _document_hash(title: str, data: bytes) -> str:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from shared.errors import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from shared.errors import ApiError, PayloadTooLarge, Unprocessable, UnsupportedMediaType
 
 CONTENT_TYPES = {
     ".txt": "text/plain",
@@ -18,6 +18,9 @@ CONTENT_TYPES = {
     ".htm": "text/html",
     ".pdf": "application/pdf",
 }
+
+EXTENSIONS = {"text/plain": ".txt", "text/markdown": ".md", "text/html": ".html", "application/pdf": ".pdf"}
+"""The file name extension a document sent with each content type is stored under (and loaded as)."""
 
 # Control characters no store takes (Postgres text refuses NUL); tab and line breaks stay.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -103,7 +106,6 @@ def _html(markup: str) -> tuple[str, str]:
 
 def _pdf(name: str, data: bytes, limits: Limits) -> tuple[str, str]:
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -125,6 +127,10 @@ def _pdf(name: str, data: bytes, limits: Limits) -> tuple[str, str]:
                 )
         metadata = reader.metadata
         title = str(metadata.title) if metadata is not None and metadata.title else ""
-    except PyPdfError as error:
+    except ApiError:
+        raise
+    except Exception as error:
+        # pypdf is not hardened against hostile input: a broken xref table raised TypeError. Whatever it
+        # raises on a file is the file's fault, never a 500.
         raise Unprocessable(f"{name}: not a readable PDF ({error})", code="unreadable_document") from error
     return title, "\n\n".join(t.strip() for t in texts if t.strip())

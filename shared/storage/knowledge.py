@@ -188,6 +188,14 @@ class KnowledgeRepository:
             return self._documents("d.agent = %s", (agent,))
         return self._documents("d.agent = %s AND d.origin = %s", (agent, origin))
 
+    def page_documents(self, agent: str, origin: Origin | None, after: str | None, limit: int) -> list[StoredDocument]:
+        """At most `limit` of the agent's documents (of one origin, or all) in id order, after the id `after`."""
+        return self._documents(
+            "d.agent = %s AND (%s::text IS NULL OR d.origin = %s) AND d.document_id > %s",
+            (agent, origin, origin, after or ""),
+            limit=limit,
+        )
+
     def unindexed_documents(self, agent: str) -> list[StoredDocument]:
         """Documents whose current version is not yet in the search index."""
         return self._documents("d.agent = %s AND d.indexed_hash IS DISTINCT FROM d.content_hash", (agent,))
@@ -286,15 +294,15 @@ class KnowledgeRepository:
             ).fetchall()
         return [_hit(r, float(r["similarity"])) for r in rows]
 
-    def _documents(self, where: str, params: tuple[object, ...]) -> list[StoredDocument]:
+    def _documents(self, where: str, params: tuple[object, ...], limit: int | None = None) -> list[StoredDocument]:
         """Documents matching `where`, always one of the fixed clauses above (never caller text)."""
         with tenant_connection(self._pool) as conn:
             rows = conn.execute(
                 f"""SELECT d.*, (SELECT count(*) FROM knowledge_chunks c
                                  WHERE c.tenant_id = d.tenant_id AND c.agent = d.agent
                                    AND c.document_id = d.document_id) AS chunk_count
-                    FROM knowledge_documents d WHERE {where} ORDER BY d.document_id""",
-                params,
+                    FROM knowledge_documents d WHERE {where} ORDER BY d.document_id LIMIT %s""",
+                (*params, limit),
             ).fetchall()
         return [
             StoredDocument(

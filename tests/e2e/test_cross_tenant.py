@@ -119,6 +119,30 @@ def test_another_tenants_agent_cannot_be_talked_to(host: DevHost, acme: dict[str
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "unknown_agent")
 
 
+def test_another_tenants_agent_documents_cannot_be_listed_read_uploaded_or_deleted(
+    host: DevHost, acme: dict[str, str]
+) -> None:
+    demo_docs, nobody_docs = "/api/agents/demo/documents", "/api/agents/nobody/documents"
+    text = {"Content-Type": "text/plain"}
+    ours = host.post(
+        demo_docs, data=b"Demo's secret: the chai is brewed twice.", params={"title": "Secret"}, headers=text
+    )
+    assert ours.status_code in {200, 201}, ours.text
+
+    def refused(path: str) -> list[tuple[int, str]]:
+        answers = [
+            host.get(path, headers=acme),
+            host.get(f"{path}/secret-txt", headers=acme),
+            host.post(path, data=b"Acme was here.", params={"title": "Secret"}, headers={**acme, **text}),
+            requests.delete(host.url(f"{path}/secret-txt"), headers=acme, timeout=30),
+        ]
+        return [(a.status_code, a.json()["error"]["code"]) for a in answers]
+
+    assert refused(demo_docs) == refused(nobody_docs) == [(404, "unknown_agent")] * 4
+    kept = host.get(f"{demo_docs}/secret-txt")
+    assert (kept.status_code, kept.json()["size_bytes"]) == (200, len(b"Demo's secret: the chai is brewed twice."))
+
+
 def test_the_same_idempotency_key_in_two_tenants_is_two_requests(
     host: DevHost, acme: dict[str, str], demo_conversation: dict[str, Any]
 ) -> None:

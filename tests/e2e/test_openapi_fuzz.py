@@ -23,8 +23,11 @@ from tests.e2e.conftest import StartDevHost
 
 EXAMPLES_PER_OPERATION = 25
 
-# A WAV body is bytes like any other: Schemathesis sends it as it sends application/octet-stream.
-schemathesis.serializer.alias("audio/wav", "application/octet-stream")
+# A WAV recording or an uploaded document is bytes like any other: Schemathesis sends it as it sends
+# application/octet-stream (text/plain it knows).
+schemathesis.serializer.alias(
+    ["audio/wav", "text/markdown", "text/html", "application/pdf"], "application/octet-stream"
+)
 
 
 @pytest.fixture(scope="module")

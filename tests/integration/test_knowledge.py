@@ -30,44 +30,10 @@ from shared.tenancy import tenant_scope
 from tests.conftest import AppServices
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.search_server import FakeSearchServer, Throttled, Unavailable
+from tests.pdf_files import pdf_bytes
 from tests.turn_inputs import caller_turn
 
 DEMO = REPOSITORY_ROOT / "agents" / "demo.toml"
-
-
-def pdf_bytes(pages: list[str], title: str = "") -> bytes:
-    """A minimal, valid PDF: one Helvetica text line per page, with a correct xref table."""
-    count = len(pages)
-    objects: list[bytes] = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids ["
-        + b" ".join(f"{4 + 2 * i} 0 R".encode() for i in range(count))
-        + b"] /Count "
-        + str(count).encode()
-        + b" >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    for i, text in enumerate(pages):
-        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {5 + 2 * i} 0 R "
-            "/Resources << /Font << /F1 3 0 R >> >> >>".encode()
-        )
-        objects.append(b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream")
-    info = f"<< /Title ({title}) >>".encode() if title else None
-    if info:
-        objects.append(info)
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
-    trailer = f"<< /Size {len(objects) + 1} /Root 1 0 R" + (f" /Info {len(objects)} 0 R" if info else "") + " >>"
-    out += f"trailer\n{trailer}\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +158,49 @@ def test_agent_file_entries_stay_theirs(library: KnowledgeLibrary) -> None:
         library.delete("demo", "inline-opening-hours")
     assert retrieve(library.repository, "demo", "when do you open")[0]["chunk_id"] == "demo=inline-opening-hours=0"
     assert retrieve(library.repository, "demo", "when do you open")[0]["source"] == "demo.toml"
+
+
+def test_an_upload_under_its_own_id_is_created_then_unchanged_then_replaced_and_its_old_file_goes(
+    library: KnowledgeLibrary,
+) -> None:
+    notes = b"# Terrace\n\nThe terrace seats twelve."
+    created, first = library.upload("demo", "terrace", "Terrace", "terrace.md", notes)
+    again, second = library.upload("demo", "terrace", "Terrace", "terrace.md", notes)
+    assert (first, second) == ("created", "unchanged")
+    assert again == created, "nothing was redone: not even updated_at moved"
+
+    pdf = pdf_bytes(["The terrace is closed in the monsoon."])
+    replaced, third = library.upload("demo", "terrace", "Terrace", "terrace.pdf", pdf)
+
+    assert third == "replaced"
+    assert (replaced.content_type, replaced.source, replaced.size_bytes) == ("application/pdf", "terrace.pdf", len(pdf))
+    assert library.sources.get("demo/agents/demo/terrace.pdf") == pdf
+    assert library.sources.get("demo/agents/demo/terrace.md") is None, "the replaced file of another type is gone"
+    assert retrieve(library.repository, "demo", "terrace monsoon")[0]["document_id"] == "terrace"
+    with pytest.raises(Conflict) as refused:
+        library.upload("demo", "inline-menu", "Menu", "menu.txt", b"Only water.")
+    assert refused.value.code == "document_managed_by_file"
+    library.delete("demo", "terrace")
+
+
+def test_an_index_that_fails_leaves_the_document_stored_searchable_and_pending(
+    repository: KnowledgeRepository, sources: BlobStore, search: FakeSearchServer, openai: FakeOpenAIServer
+) -> None:
+    settings = search_settings(search, openai)
+    index, embeddings = AzureSearchIndex.from_settings(settings), embeddings_for(settings)
+    library = KnowledgeLibrary(repository, sources, settings, index, embeddings)
+    search.fail(Unavailable(), Unavailable())  # the request and its one retry
+
+    stored, _ = library.upload("other", "chutney", "Chutney", "chutney.txt", b"Our mint chutney is made daily.")
+
+    assert not stored.indexed
+    assert retrieve(repository, "other", "mint chutney")[0]["document_id"] == "chutney"
+    assert library.index_pending("other") == 1
+    assert repository.get_document("other", "chutney").indexed  # type: ignore[union-attr]
+    search.fail(Unavailable(), Unavailable())
+    library.delete("other", "chutney")
+    assert repository.get_document("other", "chutney") is None, "deleted in Postgres though the index was down"
+    assert sources.get("demo/agents/other/chutney.txt") is None
 
 
 def test_bad_inputs_are_refused_with_a_clear_error_before_any_work(library: KnowledgeLibrary, tmp_path: Path) -> None:

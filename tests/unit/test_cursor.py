@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -63,3 +64,15 @@ def test_an_id_of_another_list_is_refused() -> None:
     key_cursor = cursor.encode(WHEN, "0123456789ab")
     with pytest.raises(InvalidCursor):
         cursor.decode(key_cursor, UUID_ID)
+
+
+DOCUMENT_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,119}")
+
+
+def test_an_id_cursor_names_the_id_it_was_made_from_and_nothing_else() -> None:
+    assert cursor.decode_id(cursor.encode_id("menu-pdf"), DOCUMENT_ID) == "menu-pdf"
+    for bad in [cursor.encode(WHEN, ID), cursor.encode_id("Menu.pdf"), _raw({"after": "menu-pdf", "x": 1}), "!!"]:
+        with pytest.raises(InvalidCursor):
+            cursor.decode_id(bad, DOCUMENT_ID)
+    with pytest.raises(InvalidCursor):
+        cursor.decode(cursor.encode_id("menu-pdf"), DOCUMENT_ID)
