@@ -87,7 +87,7 @@ def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
             req = request_of(args, kwargs)
             limiter = services().rate_limits
-            await limiter.check(ip=client_ip(req.headers, services().settings.trusted_proxy_hops))
+            await _check_address(req)
             principal = await authenticate(req)
             key_id = principal.subject if principal.kind == "api_key" else None
             await limiter.check(key_id=key_id, tenant=principal.tenant)
@@ -108,7 +108,8 @@ def guarded(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
 def guarded_or_signed(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
     """`guarded(scope)`, or a `token` query parameter signed for exactly this audio (route parameters
     `conversation_id`, `turn` and optionally `sentence`): a browser's `<audio>` and a phone provider's
-    `<Play>` fetch links and cannot send our headers. A signed fetch counts against its tenant's limit."""
+    `<Play>` fetch links and cannot send our headers. A signed fetch counts against its client address
+    and its conversation's audio, never against the tenant's own limit (a leaked link cannot spend it)."""
 
     def decorate(handler: Handler[P]) -> Handler[P]:
         with_credentials = guarded(scope)(handler)
@@ -119,8 +120,9 @@ def guarded_or_signed(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
             token = req.params.get("token")
             if token is None:
                 return await with_credentials(*args, **kwargs)
+            await _check_address(req)
             tenant = _signed_tenant(token, req.route_params)
-            await services().rate_limits.check(tenant=tenant)
+            await services().rate_limits.check(audio_link=f"{tenant}/{req.route_params.get('conversation_id', '')}")
             with tenant_scope(tenant):
                 return await handler(*args, **kwargs)
 
@@ -128,6 +130,11 @@ def guarded_or_signed(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
         return wrapper
 
     return decorate
+
+
+async def _check_address(req: func.HttpRequest) -> None:
+    address = client_ip(req.headers, services().settings.trusted_proxy_hops)
+    await services().rate_limits.check(ip=address, unknown_address=address is None)
 
 
 def _signed_tenant(token: str, route: Mapping[str, str]) -> str:

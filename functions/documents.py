@@ -15,7 +15,7 @@ import azure.functions as func
 
 from functions.auth import guarded
 from functions.http import json_errors, model_response
-from shared.errors import NotFound, Unprocessable, UnsupportedMediaType
+from shared.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
 from shared.security.roles import Scope
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def _view(document: StoredDocument) -> DocumentView:
 async def upload_document(req: func.HttpRequest) -> func.HttpResponse:
     """The body is the document, its type the `Content-Type`; every bound is checked before it is parsed.
     201 when the id is new, 200 when it replaced a document or found the same one there already."""
-    from shared.document_models import UploadedDocument, UploadQuery
+    from shared.document_models import INLINE_PREFIX, UploadedDocument, UploadQuery
     from shared.knowledge.library import document_id_for
     from shared.knowledge.loading import EXTENSIONS
     from shared.services import services
@@ -92,6 +92,12 @@ async def upload_document(req: func.HttpRequest) -> func.HttpResponse:
         raise Unprocessable("The document is empty.", code="empty_document")
     file_name = f"{slug(query.title)}{extension}"
     document_id = query.document_id or document_id_for(file_name)
+    if document_id.startswith(INLINE_PREFIX):
+        raise BadRequest(
+            f"The title makes the id {document_id!r}, and `{INLINE_PREFIX}…` is kept for the agent file's inline "
+            "entries: pass another document_id.",
+            code="reserved_document_id",
+        )
     title = query.title
     stored, change = await asyncio.to_thread(lambda: _library().upload(agent, document_id, title, file_name, body))
     uploaded = UploadedDocument(change=change, **_view(stored).model_dump())

@@ -77,12 +77,13 @@ class KnowledgeLibrary:
         self, agent: str, document_id: str, title: str, file_name: str, data: bytes
     ) -> tuple[StoredDocument, Change]:
         """Ingest a document sent over the API under the caller's id; the same title and bytes again change
-        nothing (no new chunks, no index upload), so a client may retry an upload freely."""
+        nothing (no new chunks), so a client may retry an upload freely, and a retry is how a document
+        whose index upload or embeddings failed the first time gets them."""
         self._known_agent(agent)
         existing = self.repository.get_document(agent, document_id)
         unchanged = existing is not None and existing.content_hash == _document_hash(title, data)
         if existing is not None and existing.origin == "ingest" and unchanged:
-            return existing, "unchanged"
+            return self._caught_up(existing), "unchanged"
         stored = self.ingest(agent, file_name, data, title=title, document_id=document_id)
         return stored, "created" if existing is None else "replaced"
 
@@ -213,6 +214,19 @@ class KnowledgeLibrary:
     def embed_pending(self, agent: str) -> int:
         """Embed every chunk of the agent that has no embedding in Postgres yet; how many were embedded."""
         return 0 if self.vectors is None else self.vectors.embed_pending(agent)
+
+    def _caught_up(self, document: StoredDocument) -> StoredDocument:
+        """The document once what failed at its ingest (index upload, embeddings) has been tried again."""
+        if self.index is not None and not document.indexed:
+            try:
+                self._index(document.agent, document.document_id, stale=[])
+            except Exception:
+                log.exception(
+                    "agent %s: document %s still not in Azure AI Search", document.agent, document.document_id
+                )
+        self._embed(document.agent, document.document_id)
+        refreshed = self.repository.get_document(document.agent, document.document_id)
+        return refreshed or document
 
     def _embed(self, agent: str, document_id: str) -> None:
         if self.vectors is None:

@@ -47,6 +47,8 @@ REDIS_TIMEOUT_SECONDS = 0.5
 OUTAGE_PAUSE_SECONDS = 5.0
 """After a Redis failure, requests pass unchecked this long before Redis is tried again."""
 IPV6_PREFIX = 64
+UNKNOWN_ADDRESS = "unknown"
+"""The one bucket of every request whose client address could not be told."""
 
 _SCHEMES = {"redis://": "async+redis://", "rediss://": "async+rediss://", "unix://": "async+redis+unix://"}
 
@@ -105,15 +107,30 @@ class RateLimiter:
             per_tenant=limits_of(settings.rate_limit_per_tenant),
         )
 
-    async def check(self, *, ip: IpAddress | None = None, key_id: str | None = None, tenant: str | None = None) -> None:
+    async def check(
+        self,
+        *,
+        ip: IpAddress | None = None,
+        unknown_address: bool = False,
+        key_id: str | None = None,
+        audio_link: str | None = None,
+        tenant: str | None = None,
+    ) -> None:
         """Count one request against every limit of each identity given; `TooManyRequests` if one is spent.
 
-        The identities are checked in this order and the first refusal stops the rest, so a request
-        refused for its address is not counted against its key or tenant.
+        `unknown_address`: the caller's address could not be told (no usable X-Forwarded-For), so the
+        request counts in one shared bucket rather than in none. `audio_link`: a signed audio fetch,
+        counted per conversation with the per-key limits, apart from the tenant's own traffic (a leaked
+        link must not spend the tenant's limit). The identities are checked in this order and the
+        first refusal stops the rest, so a request refused for its address is not counted further.
         """
         identities = []
         if ip is not None and self._per_ip:
             identities.append(_Identity("ip", _ip_identity(ip), self._per_ip, "client address"))
+        elif unknown_address and self._per_ip:
+            identities.append(_Identity("ip", UNKNOWN_ADDRESS, self._per_ip, "client address"))
+        if audio_link is not None and self._per_key:
+            identities.append(_Identity("link", audio_link, self._per_key, "audio link"))
         if key_id is not None and self._per_key:
             identities.append(_Identity("key", key_id, self._per_key, "API key"))
         if tenant is not None and self._per_tenant:

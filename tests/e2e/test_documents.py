@@ -149,6 +149,7 @@ def test_bad_uploads_are_refused_with_the_right_status_and_store_nothing(host: D
     assert error_code(upload(host, "café".encode("latin-1"), text, "Latin"), 422) == "unprocessable"
     assert error_code(upload(host, b"fine", text, "Id", document_id="Not An Id"), 400) == "invalid_query"
     assert error_code(upload(host, b"fine", text, "Id", document_id="inline-menu"), 400) == "invalid_query"
+    assert error_code(upload(host, b"fine", text, "Inline menu"), 400) == "reserved_document_id"
     assert error_code(upload(host, b"fine", text, " "), 400) == "invalid_query"
     assert error_code(host.post(DOCS, data=b"fine", headers={"Content-Type": text}), 400) == "invalid_query"
     assert error_code(upload(host, b"fine", text, "Lost", path="/api/agents/nobody/documents"), 404) == "unknown_agent"

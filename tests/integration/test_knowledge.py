@@ -534,3 +534,17 @@ def test_an_answer_from_azure_ai_search_cites_the_indexed_chunk_and_the_turn_kee
     [citation] = turn.citations
     assert (citation.chunk_id, citation.title) == ("demo=inline-menu=0", "Menu")
     assert services.conversations.get_turn(request.conversation_id, 1) == turn
+
+
+def test_uploading_the_same_document_again_retries_an_index_upload_that_failed(
+    repository: KnowledgeRepository, sources: BlobStore, search: FakeSearchServer, openai: FakeOpenAIServer
+) -> None:
+    settings = search_settings(search, openai)
+    index, embeddings = AzureSearchIndex.from_settings(settings), embeddings_for(settings)
+    library = KnowledgeLibrary(repository, sources, settings, index, embeddings)
+    search.fail(Unavailable(), Unavailable())
+    first, _ = library.upload("other", "raita", "Raita", "raita.txt", b"Our raita is cucumber and mint.")
+
+    again, change = library.upload("other", "raita", "Raita", "raita.txt", b"Our raita is cucumber and mint.")
+
+    assert (first.indexed, change, again.indexed) == (False, "unchanged", True)

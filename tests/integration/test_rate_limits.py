@@ -202,3 +202,25 @@ def test_our_redis_urls_become_limits_storage_uris() -> None:
     )
     with pytest.raises(ValueError, match="REDIS_URL"):
         storage_uri("memcached://127.0.0.1:11211")
+
+
+def test_requests_without_a_known_address_share_one_bucket(redis_url: str, redis_prefix: str) -> None:
+    async def scenario() -> list[bool]:
+        limits = limiter(redis_url, redis_prefix, rate_limit_per_ip="2/minute")
+        return [await passed(limits, unknown_address=True) for _ in range(3)] + [
+            await passed(limits, ip=ipaddress.ip_address("203.0.113.9"))
+        ]
+
+    assert asyncio.run(scenario()) == [True, True, False, True]
+
+
+def test_signed_audio_fetches_count_per_link_and_never_against_the_tenant(redis_url: str, redis_prefix: str) -> None:
+    async def scenario() -> tuple[list[bool], bool]:
+        limits = limiter(redis_url, redis_prefix, rate_limit_per_key="2/minute", rate_limit_per_tenant="1/minute")
+        fetches = [await passed(limits, audio_link="acme/c1") for _ in range(3)]
+        return [*fetches, await passed(limits, audio_link="acme/c2")], await passed(limits, tenant="acme")
+
+    fetches, tenant_passes = asyncio.run(scenario())
+
+    assert fetches == [True, True, False, True]
+    assert tenant_passes, "the tenant's own limit was not spent by audio fetches"
