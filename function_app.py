@@ -2,7 +2,20 @@
 
 import azure.durable_functions as df
 
-from functions import conversation, conversation_list, conversations, cors, documents, keys, openapi, ops, usage
+from functions import (
+    agents,
+    audit,
+    conversation,
+    conversation_list,
+    conversations,
+    cors,
+    documents,
+    keys,
+    openapi,
+    ops,
+    phone_numbers,
+    usage,
+)
 from shared.security import log_masking
 
 log_masking.install()
@@ -13,6 +26,9 @@ app.register_functions(ops.bp)
 app.register_functions(conversation_list.bp)
 app.register_functions(keys.bp)
 app.register_functions(usage.bp)
+app.register_functions(agents.bp)
+app.register_functions(phone_numbers.bp)
+app.register_functions(audit.bp)
 app.register_functions(documents.bp)
 app.register_functions(openapi.bp)
 app.register_functions(cors.bp)

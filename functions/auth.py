@@ -4,7 +4,7 @@ A request presents either `X-API-Key` (services) or `Authorization: Bearer <JWT>
 with Entra External ID or B2C); both at once is refused rather than guessed at. The principal must
 hold the route's scope (`shared.security.roles.allows`), and the handler then runs inside the
 principal's tenant, so storage sees that tenant's rows only. `current_principal()` tells a handler who
-it is serving (audit, `created_by`).
+it is serving, `current_actor()` names it for audit entries and `created_by`.
 
 Provider webhooks do not come through here: they carry their vendor's signature instead.
 """
@@ -52,6 +52,12 @@ def current_principal() -> Principal:
     if principal is None:
         raise RuntimeError("current_principal() outside a guarded handler")
     return principal
+
+
+def current_actor() -> str:
+    """The caller as `created_by` columns and audit entries name it: `api_key:<id>` or `user:<sub>`."""
+    principal = current_principal()
+    return f"{principal.kind}:{principal.subject}"
 
 
 async def authenticate(req: func.HttpRequest) -> Principal:

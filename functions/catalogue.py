@@ -7,19 +7,32 @@ from pydantic import BaseModel
 
 from shared.admin_models import (
     AGENT_NAME,
+    MAX_PROFILE_BYTES,
+    AgentPage,
+    AgentVersionPage,
+    AgentView,
+    ApiAgentProfile,
     ApiKeyPage,
     ApiKeyRequest,
     ApiKeyView,
+    AuditPage,
+    AuditQuery,
     ConversationPage,
     ConversationQuery,
     IssuedApiKey,
     PageQuery,
+    PhoneNumberChange,
+    PhoneNumberPage,
+    PhoneNumberRequest,
+    PhoneNumberView,
     UsageQuery,
     UsageReport,
+    VersionPageQuery,
 )
 from shared.api_models import ConversationDetail, Ending, Health, Started, StartError, TurnTaken
 from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, DocumentView, UploadedDocument, UploadQuery
 from shared.knowledge.loading import EXTENSIONS
+from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
@@ -33,6 +46,10 @@ KEY_ID = {"key_id": {"type": "string", "pattern": "^[0-9a-f]{12}$"}}
 AGENT = {"agent": {"type": "string", "pattern": AGENT_NAME}}
 AGENT_DOCUMENT = AGENT | {"document_id": {"type": "string", "pattern": DOCUMENT_ID}}
 UNKNOWN_AGENT = "An agent this tenant does not have: 404 `unknown_agent`."
+AGENT_BY_NAME = {"name": {"type": "string", "pattern": AGENT_NAME}}
+NUMBER = {"number": {"type": "string", "pattern": PHONE_NUMBER}}
+ETAG = {"ETag": 'The agent\'s version, like `"3"`: send it as `If-Match` to change that version only.'}
+IF_MATCH = {"If-Match": "The `ETag` of the version you change: another one is a 412. Absent or `*`: any."}
 
 
 def _json(description: str, model: type[BaseModel]) -> Answer:
@@ -260,6 +277,135 @@ OPERATIONS = (
         {200: _json("Every day of the range, oldest first.", UsageReport)},
         query=UsageQuery,
         description="A conversation and its turns count on the day it started; minutes count ended ones only.",
+    ),
+    Operation(
+        "GET",
+        "/api/agents",
+        "list_agents",
+        "List the tenant's agents, newest first (deleted ones are not listed)",
+        "agents",
+        Scope.AGENTS_READ,
+        {200: _json("A page; `next_cursor` continues it.", AgentPage)},
+        query=PageQuery,
+    ),
+    Operation(
+        "POST",
+        "/api/agents",
+        "create_agent",
+        "Create an agent from its profile (the agent file's fields as JSON)",
+        "agents",
+        Scope.AGENTS_ADMIN,
+        {201: Answer("The agent, version 1 (or a deleted name's next).", (Content(JSON, AgentView),), ETAG)},
+        errors=(409, 413, 415, 422),
+        body=(Content(JSON, ApiAgentProfile),),
+        description=f"At most {MAX_PROFILE_BYTES // 1024} KiB; knowledge inline (`text`). A name in use: 409 "
+        "`agent_exists` (or `agent_managed_by_file`).",
+    ),
+    Operation(
+        "GET",
+        "/api/agents/{name}",
+        "get_agent",
+        "An agent: its profile and version",
+        "agents",
+        Scope.AGENTS_READ,
+        {200: Answer("The agent.", (Content(JSON, AgentView),), ETAG)},
+        errors=(404,),
+        path_schemas=AGENT_BY_NAME,
+    ),
+    Operation(
+        "PUT",
+        "/api/agents/{name}",
+        "replace_agent",
+        "Replace an agent's profile: its next version",
+        "agents",
+        Scope.AGENTS_ADMIN,
+        {200: Answer("The agent as it now is.", (Content(JSON, AgentView),), ETAG)},
+        errors=(404, 409, 412, 413, 415, 422),
+        body=(Content(JSON, ApiAgentProfile),),
+        path_schemas=AGENT_BY_NAME,
+        headers=IF_MATCH,
+        description="An agent from a file is changed in its file: 409 `agent_managed_by_file`.",
+    ),
+    Operation(
+        "DELETE",
+        "/api/agents/{name}",
+        "delete_agent",
+        "Delete an agent: it starts no new conversation; its conversations and versions stay",
+        "agents",
+        Scope.AGENTS_ADMIN,
+        {204: Answer("Deleted.")},
+        errors=(404, 409),
+        path_schemas=AGENT_BY_NAME,
+        description="409 `agent_managed_by_file` for an agent from a file, `agent_has_phone_numbers` while "
+        "numbers route to it.",
+    ),
+    Operation(
+        "GET",
+        "/api/agents/{name}/versions",
+        "list_agent_versions",
+        "Every version of an agent, newest first: its profile, who wrote it and when",
+        "agents",
+        Scope.AGENTS_READ,
+        {200: _json("A page; `next_cursor` continues it.", AgentVersionPage)},
+        errors=(404,),
+        query=VersionPageQuery,
+        path_schemas=AGENT_BY_NAME,
+    ),
+    Operation(
+        "GET",
+        "/api/phone-numbers",
+        "list_phone_numbers",
+        "List the tenant's phone numbers, newest first",
+        "phone numbers",
+        Scope.AGENTS_READ,
+        {200: _json("A page; `next_cursor` continues it.", PhoneNumberPage)},
+        query=PageQuery,
+    ),
+    Operation(
+        "POST",
+        "/api/phone-numbers",
+        "create_phone_number",
+        "Route a phone number's calls to one of the tenant's agents",
+        "phone numbers",
+        Scope.AGENTS_ADMIN,
+        {201: _json("The number.", PhoneNumberView)},
+        errors=(409, 413, 415, 422),
+        body=(Content(JSON, PhoneNumberRequest),),
+        description="A number answers for one tenant only: yours already is 409 `number_exists`, another "
+        "tenant's 409 `number_taken`. An agent that is not yours or deleted: 422 `unknown_agent`.",
+    ),
+    Operation(
+        "PUT",
+        "/api/phone-numbers/{number}",
+        "update_phone_number",
+        "Change which agent answers a number, through which provider",
+        "phone numbers",
+        Scope.AGENTS_ADMIN,
+        {200: _json("The number as it now is.", PhoneNumberView)},
+        errors=(404, 413, 415, 422),
+        body=(Content(JSON, PhoneNumberChange),),
+        path_schemas=NUMBER,
+    ),
+    Operation(
+        "DELETE",
+        "/api/phone-numbers/{number}",
+        "delete_phone_number",
+        "Release a phone number",
+        "phone numbers",
+        Scope.AGENTS_ADMIN,
+        {204: Answer("Released.")},
+        errors=(404,),
+        path_schemas=NUMBER,
+    ),
+    Operation(
+        "GET",
+        "/api/audit",
+        "list_audit",
+        "The audit log: every admin write (agents, phone numbers, keys), who made it and when, newest first",
+        "audit",
+        Scope.USAGE_READ,
+        {200: _json("A page; `next_cursor` continues it.", AuditPage)},
+        query=AuditQuery,
     ),
 )
 

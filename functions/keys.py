@@ -2,7 +2,8 @@
 
 A caller hands out nothing it does not hold itself: a new key's scopes, and a rotated key's (whose new
 secret the caller receives), must all be the caller's, or the answer is 403. A key id of another
-tenant is as unknown as none (404).
+tenant is as unknown as none (404). Each create, rotation and revocation is in the audit log, written in
+the same transaction (`shared/storage/api_keys.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.auth import current_principal, guarded
+from functions.auth import current_actor, current_principal, guarded
 from functions.http import json_errors, model_response
 from shared.errors import Forbidden, NotFound
 from shared.security.roles import Scope, allows
@@ -34,11 +35,6 @@ def _keys() -> ApiKeys:
     from shared.services import services
 
     return services().api_keys
-
-
-def _creator() -> str:
-    principal = current_principal()
-    return f"{principal.kind}:{principal.subject}"
 
 
 def _require_all(scopes: set[Scope]) -> None:
@@ -90,7 +86,7 @@ async def create_key(req: func.HttpRequest) -> func.HttpResponse:
     request = parse_json(ApiKeyRequest, req.headers.get("content-type"), req.get_body())
     scopes = set(request.scopes)
     _require_all(scopes)
-    tenant, creator = current_tenant(), _creator()
+    tenant, creator = current_tenant(), current_actor()
     issued = await asyncio.to_thread(lambda: _keys().create(tenant, request.name, scopes, creator, request.expires_at))
     return model_response(_issued(issued), status=201)
 
@@ -120,7 +116,7 @@ async def list_keys(req: func.HttpRequest) -> func.HttpResponse:
 @guarded(Scope.KEYS_ADMIN)
 async def rotate_key(req: func.HttpRequest) -> func.HttpResponse:
     """A new key in place of the old one, which is refused from now on."""
-    key_id, tenant, creator = _key_id(req), current_tenant(), _creator()
+    key_id, tenant, creator = _key_id(req), current_tenant(), current_actor()
     keys = _keys()
     current = await asyncio.to_thread(lambda: keys.get(tenant, key_id))
     known = {scope.value for scope in Scope}
@@ -134,6 +130,6 @@ async def rotate_key(req: func.HttpRequest) -> func.HttpResponse:
 @guarded(Scope.KEYS_ADMIN)
 async def revoke_key(req: func.HttpRequest) -> func.HttpResponse:
     """Revoke the key (again is no error): 200 with the key as it now is, `revoked_at` set."""
-    key_id, tenant = _key_id(req), current_tenant()
-    record = await asyncio.to_thread(lambda: _keys().revoke(tenant, key_id))
+    key_id, tenant, actor = _key_id(req), current_tenant(), current_actor()
+    record = await asyncio.to_thread(lambda: _keys().revoke(tenant, key_id, actor))
     return model_response(view(record))

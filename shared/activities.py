@@ -55,7 +55,7 @@ def _elapsed_ms(started: float) -> float:
 
 
 def agent_profile(services: Services, name: str) -> AgentProfile:
-    profile = services.knowledge.get_agent(name)
+    profile = services.knowledge.get_agent(name, include_deleted=True)  # its conversations finish
     if profile is None:
         raise LookupError(f"agent {name!r} is not in the database")
     return profile

@@ -24,6 +24,10 @@ class Frozen(BaseModel):
 
 PHONE_NUMBER = r"^\+[1-9][0-9]{6,14}$"
 """E.164: what phone providers dial."""
+PhoneProvider = Literal["twilio", "vonage", "amazon_connect"]
+"""Who carries a phone number's calls to us."""
+AgentSource = Literal["file", "api"]
+"""Where an agent comes from: its file in AGENTS_DIR (the demo tenant's), or the admin API."""
 TOOL_NAME = r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$"
 """What OpenAI's tool calling accepts as a function name (and a readable subset of it)."""
 BUILT_IN_TOOLS = frozenset({"search_knowledge", "transfer_to_human", "end_call", "schedule_callback"})

@@ -23,6 +23,7 @@ ERRORS: dict[int, str] = {
     403: "The credentials lack the permission this needs.",
     404: "No such resource (or one of another tenant).",
     409: "The resource is in a state that does not allow this.",
+    412: "`If-Match` names another version than the current one.",
     413: "The body is larger than allowed.",
     415: "A content type this operation does not take.",
     422: "A well-formed body with invalid fields.",
@@ -62,7 +63,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class Operation:
-    method: Literal["GET", "POST", "DELETE"]
+    method: Literal["GET", "POST", "PUT", "DELETE"]
     path: str
     operation_id: str
     summary: str

@@ -35,6 +35,7 @@ from shared.speech.pocketsphinx import PocketsphinxRecognizer
 from shared.speech.ports import SpeechToText, TextToSpeech
 from shared.speech.sarvam import ENGINE as SARVAM
 from shared.speech.sarvam import SarvamConnection, SarvamSpeechToText, SarvamTextToSpeech
+from shared.storage.agents import AgentRepository
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.callbacks import CallbackRepository
@@ -136,6 +137,12 @@ class Services:
                     # As above: chunks without an embedding are found by full-text search until a later start.
                     log.exception("agent %s: knowledge chunks not embedded", profile.name)
         return repository
+
+    @cached_property
+    def agents(self) -> AgentRepository:
+        """The admin API's agents, once the agent files are synced: an API agent never takes a file's name first."""
+        self.knowledge  # noqa: B018 (the sync runs on first use)
+        return AgentRepository(self.pool)
 
     @cached_property
     def library(self) -> KnowledgeLibrary:

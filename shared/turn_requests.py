@@ -6,6 +6,7 @@ Pure functions: the adapters hand over headers and bytes and get a typed request
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -40,7 +41,7 @@ so either would fail the turn after it was accepted."""
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def _usable_text(value: Any) -> Any:
+def usable_text(value: Any) -> Any:
     """Refuse text no store or provider can take, before any other check of the field."""
     if isinstance(value, str) and (refused := _REFUSED_CHARACTER.search(value)) is not None:
         raise PydanticCustomError(
@@ -51,7 +52,7 @@ def _usable_text(value: Any) -> Any:
     return value
 
 
-ClientText = Annotated[str, BeforeValidator(_usable_text)]
+ClientText = Annotated[str, BeforeValidator(usable_text)]
 """A string a client sends that will be stored or passed to a provider."""
 
 
@@ -109,9 +110,22 @@ def _nested_deeper_than(text: str, limit: int) -> bool:
     return False
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
-    if len(body) > MAX_JSON_BYTES:
-        raise PayloadTooLarge(f"JSON body is {len(body)} bytes; the limit is {MAX_JSON_BYTES}.")
+def _finite(text: str) -> float:
+    """A JSON number as a float, refusing what JSON has no number for (NaN, or an overflow to infinity):
+    Postgres stores neither in jsonb."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is no finite number")
+    return value
+
+
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(body: bytes, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(f"JSON body is {len(body)} bytes; the limit is {max_bytes}.")
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -119,7 +133,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if _nested_deeper_than(text, MAX_JSON_DEPTH):
         raise BadRequest(f"JSON is nested deeper than {MAX_JSON_DEPTH} levels.", code="malformed_json")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=_finite, parse_constant=_not_a_number)
     # ValueError besides JSONDecodeError: an integer longer than Python converts (4300 digits).
     except ValueError as error:
         raise BadRequest(f"Body is not valid JSON: {error}", code="malformed_json") from error
@@ -164,11 +178,12 @@ def parse_turn(content_type: str | None, body: bytes, max_bytes: int, max_audio_
     return TurnBody(text=text)
 
 
-def parse_json(model: type[Model], content_type: str | None, body: bytes) -> Model:
-    """A JSON object body as `model` (the admin routes' bodies: small, flat, bounded by MAX_JSON_BYTES)."""
+def parse_json(model: type[Model], content_type: str | None, body: bytes, max_bytes: int = MAX_JSON_BYTES) -> Model:
+    """A JSON object body as `model` (the admin routes' bodies: small, bounded by MAX_JSON_BYTES unless the
+    route says otherwise)."""
     if media_type(content_type) not in JSON_TYPES:
         raise UnsupportedMediaType("Send application/json.")
-    return _validated(model, _json_object(body))
+    return _validated(model, _json_object(body, max_bytes))
 
 
 def parse_query(model: type[Model], params: Mapping[str, str]) -> Model:

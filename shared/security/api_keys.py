@@ -120,8 +120,8 @@ class ApiKeys:
             expires_at=current.expires_at,
         )
 
-    def revoke(self, tenant: str, key_id: str) -> ApiKeyRecord:
-        return self._repository.revoke(tenant, key_id)
+    def revoke(self, tenant: str, key_id: str, revoked_by: str) -> ApiKeyRecord:
+        return self._repository.revoke(tenant, key_id, revoked_by)
 
     def get(self, tenant: str, key_id: str) -> ApiKeyRecord:
         """The tenant's key `key_id` (revoked or expired included); NotFound for any other."""

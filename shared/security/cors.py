@@ -23,10 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-ALLOWED_METHODS = ("GET", "POST", "DELETE")
+ALLOWED_METHODS = ("GET", "POST", "PUT", "DELETE")
 """The methods the API's routes take; a route with another method adds it here."""
-ALLOWED_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key")
-EXPOSED_HEADERS = ("Location", "Retry-After")
+ALLOWED_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "If-Match")
+EXPOSED_HEADERS = ("Location", "Retry-After", "ETag")
 """Response headers a page's script may read besides the CORS-safelisted ones."""
 MAX_AGE_SECONDS = 7200
 """How long a browser may reuse a preflight answer: Chromium's ceiling (Firefox allows a day)."""

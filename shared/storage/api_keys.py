@@ -3,7 +3,8 @@
 The secret itself is never stored (`shared/security/api_keys.py` makes and checks keys). Times that
 decide anything (expiry, last use) are the database's `now()`, so app instances with skewed clocks agree.
 Every method but `find` works in the current tenant (row-level security): a `tenant_id` argument of
-another tenant finds nothing, and inserting a key for one is refused.
+another tenant finds nothing, and inserting a key for one is refused. Creating, rotating and revoking a
+key records it in the audit log in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 import psycopg
 
+from shared.audit import AuditAction, AuditEntry
 from shared.errors import NotFound
+from shared.storage import audit
 from shared.storage.postgres import Pool, tenant_connection, tenantless_connection
 
 _COLUMNS = "id, tenant_id, name, scopes, created_by, created_at, expires_at, last_used_at, revoked_at, replaced_by"
@@ -60,6 +63,10 @@ class DuplicateKeyId(Exception):
     """The random public id is taken (48 bits: it happens about never); make another."""
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
 def _record(row: dict[str, Any]) -> ApiKeyRecord:
     return ApiKeyRecord(**(row | {"scopes": tuple(row["scopes"])}))
 
@@ -69,8 +76,12 @@ class ApiKeyRepository:
         self._pool = pool
 
     def insert(self, key: NewApiKey) -> ApiKeyRecord:
+        """Store the key; its creator (`created_by`) is the audit entry's actor."""
         with tenant_connection(self._pool) as conn:
-            return self._insert(conn, key)
+            record = self._insert(conn, key)
+            details = {"name": key.name, "scopes": list(key.scopes), "expires_at": _iso(key.expires_at)}
+            audit.append(conn, AuditEntry(key.created_by, AuditAction.KEY_CREATE, key.id, details))
+        return record
 
     def find(self, key_id: str) -> KeyLookup | None:
         """The key with this public id, whichever tenant's (verification comes before the tenant is known):
@@ -121,16 +132,23 @@ class ApiKeyRepository:
                 (key_id, resolution),
             )
 
-    def revoke(self, tenant_id: str, key_id: str) -> ApiKeyRecord:
-        """Revoke the tenant's key (again is a no-op); a key of another tenant is as unknown as none."""
+    def revoke(self, tenant_id: str, key_id: str, revoked_by: str) -> ApiKeyRecord:
+        """Revoke the tenant's key (again is a no-op, and no audit entry); a key of another tenant is as
+        unknown as none."""
         with tenant_connection(self._pool) as conn:
-            row = conn.execute(
-                f"""UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-                    WHERE id = %s AND tenant_id = %s RETURNING {_COLUMNS}""",
+            live = conn.execute(
+                "SELECT revoked_at IS NULL AS live FROM api_keys WHERE id = %s AND tenant_id = %s FOR UPDATE",
                 (key_id, tenant_id),
             ).fetchone()
-        if row is None:
-            raise NotFound("No such API key.")
+            if live is None:
+                raise NotFound("No such API key.")
+            row = conn.execute(
+                f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %s RETURNING {_COLUMNS}",
+                (key_id,),
+            ).fetchone()
+            if live["live"]:
+                audit.append(conn, AuditEntry(revoked_by, AuditAction.KEY_REVOKE, key_id))
+        assert row is not None  # locked above
         return _record(row)
 
     def rotate(self, tenant_id: str, old_id: str, new: NewApiKey) -> ApiKeyRecord:
@@ -149,6 +167,7 @@ class ApiKeyRepository:
                 raise NotFound("No such API key, or it is revoked or expired.")
             record = self._insert(conn, new)
             conn.execute("UPDATE api_keys SET revoked_at = now(), replaced_by = %s WHERE id = %s", (new.id, old_id))
+            audit.append(conn, AuditEntry(new.created_by, AuditAction.KEY_ROTATE, old_id, {"replaced_by": new.id}))
         return record
 
     @staticmethod

@@ -11,6 +11,7 @@ also keep its embedding, with the name of the model that made it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,10 +23,12 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from shared.models import AgentProfile, KnowledgeDocument
+from shared.models import AgentProfile, AgentSource, KnowledgeDocument
 from shared.storage.postgres import Pool, tenant_connection
 
 Origin = Literal["inline", "file", "ingest"]
+
+log = logging.getLogger(__name__)
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -122,49 +125,31 @@ class KnowledgeRepository:
         self._pool = pool
 
     def upsert_agent(self, profile: AgentProfile) -> bool:
-        """Store the agent and replace its inline knowledge; a no-op (False) when nothing changed.
+        """Store the agent from its file (a new version) and replace its inline knowledge; a no-op (False)
+        when nothing changed, or when the name is an admin API agent's, live or deleted (never taken over
+        nor brought back: the file is then ignored, with a warning).
 
         Documents from files (the agent file's `path` entries, ingested files) are not touched here.
         """
-        digest = profile_hash(profile)
-        ids = inline_document_ids(profile.knowledge)
-        inline = [(doc_id, e) for doc_id, e in zip(ids, profile.knowledge, strict=True) if e.text]
         with tenant_connection(self._pool) as conn:
-            row = conn.execute("SELECT content_hash FROM agents WHERE name = %s FOR UPDATE", (profile.name,)).fetchone()
-            if row is not None and row["content_hash"] == digest:
+            row = conn.execute(
+                "SELECT content_hash, source FROM agents WHERE name = %s FOR UPDATE", (profile.name,)
+            ).fetchone()
+            if row is not None and row["source"] != "file":
+                log.warning("agent file %s.toml ignored: the admin API made an agent of that name", profile.name)
                 return False
-            conn.execute(
-                """INSERT INTO agents (name, profile, content_hash) VALUES (%s, %s, %s)
-                   ON CONFLICT (tenant_id, name) DO UPDATE
-                   SET profile = EXCLUDED.profile, content_hash = EXCLUDED.content_hash, updated_at = now()""",
-                (profile.name, Jsonb(profile.model_dump(mode="json")), digest),
-            )
-            conn.execute(
-                "DELETE FROM knowledge_documents WHERE agent = %s AND origin = 'inline' AND NOT document_id = ANY(%s)",
-                (profile.name, [doc_id for doc_id, _ in inline]),
-            )
-            for doc_id, entry in inline:
-                text = entry.text.encode()
-                _replace(
-                    conn,
-                    NewDocument(
-                        agent=profile.name,
-                        document_id=doc_id,
-                        title=entry.title,
-                        source=f"{profile.name}.toml",
-                        origin="inline",
-                        content_type="text/plain",
-                        content_hash=content_hash(entry.title.encode() + b"\0" + text),
-                        size_bytes=len(text),
-                        chunks=[entry.text],
-                    ),
-                    only_if_changed=True,
-                )
+            if row is not None and row["content_hash"] == profile_hash(profile):
+                return False
+            store_agent(conn, profile, source="file", actor=f"file:{profile.name}.toml", replaces="file")
         return True
 
-    def get_agent(self, name: str) -> AgentProfile | None:
+    def get_agent(self, name: str, *, include_deleted: bool = False) -> AgentProfile | None:
+        """The agent, unless deleted: a deleted agent starts no conversation, but the ones it has finish
+        (`include_deleted`)."""
         with tenant_connection(self._pool) as conn:
-            row = conn.execute("SELECT profile FROM agents WHERE name = %s", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT profile FROM agents WHERE name = %s AND (%s OR deleted_at IS NULL)", (name, include_deleted)
+            ).fetchone()
         return None if row is None else AgentProfile.model_validate(row["profile"])
 
     def replace_document(self, document: NewDocument) -> list[str]:
@@ -321,6 +306,71 @@ class KnowledgeRepository:
             )
             for r in rows
         ]
+
+
+_REPLACES = {
+    "file": "agents.source = 'file'",
+    "deleted": "agents.deleted_at IS NOT NULL",
+    "live_api": "agents.source = 'api' AND agents.deleted_at IS NULL",
+}
+"""Which existing row of the same name `store_agent` may replace: a file's, a deleted one, a live API one."""
+
+
+def store_agent(
+    conn: Connection[DictRow],
+    profile: AgentProfile,
+    *,
+    source: AgentSource,
+    actor: str,
+    replaces: Literal["file", "deleted", "live_api"],
+) -> int | None:
+    """In the caller's transaction: write the agent as its next version (live), keep that version in
+    `agent_versions` and replace its inline knowledge; the version, or None when a row of that name
+    exists that `replaces` does not allow replacing (nothing is written then)."""
+    row = conn.execute(
+        f"""INSERT INTO agents (name, profile, content_hash, source, version) VALUES (%s, %s, %s, %s, 1)
+            ON CONFLICT (tenant_id, name) DO UPDATE
+            SET profile = EXCLUDED.profile, content_hash = EXCLUDED.content_hash, source = EXCLUDED.source,
+                version = agents.version + 1, deleted_at = NULL, updated_at = now()
+            WHERE {_REPLACES[replaces]}
+            RETURNING version""",
+        (profile.name, Jsonb(profile.model_dump(mode="json")), profile_hash(profile), source),
+    ).fetchone()
+    if row is None:
+        return None
+    version = int(row["version"])
+    conn.execute(
+        "INSERT INTO agent_versions (name, version, profile, created_by) VALUES (%s, %s, %s, %s)",
+        (profile.name, version, Jsonb(profile.model_dump(mode="json")), actor),
+    )
+    _replace_inline_knowledge(conn, profile, f"{profile.name}.toml" if source == "file" else f"api:{profile.name}")
+    return version
+
+
+def _replace_inline_knowledge(conn: Connection[DictRow], profile: AgentProfile, source: str) -> None:
+    ids = inline_document_ids(profile.knowledge)
+    inline = [(doc_id, e) for doc_id, e in zip(ids, profile.knowledge, strict=True) if e.text]
+    conn.execute(
+        "DELETE FROM knowledge_documents WHERE agent = %s AND origin = 'inline' AND NOT document_id = ANY(%s)",
+        (profile.name, [doc_id for doc_id, _ in inline]),
+    )
+    for doc_id, entry in inline:
+        text = entry.text.encode()
+        _replace(
+            conn,
+            NewDocument(
+                agent=profile.name,
+                document_id=doc_id,
+                title=entry.title,
+                source=source,
+                origin="inline",
+                content_type="text/plain",
+                content_hash=content_hash(entry.title.encode() + b"\0" + text),
+                size_bytes=len(text),
+                chunks=[entry.text],
+            ),
+            only_if_changed=True,
+        )
 
 
 def _hit(row: dict[str, Any], rank: float) -> KnowledgeHit:

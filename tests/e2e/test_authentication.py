@@ -31,6 +31,17 @@ GUARDED = [
     ("POST", "/api/keys/0123456789ab/rotate"),
     ("DELETE", "/api/keys/0123456789ab"),
     ("GET", "/api/usage"),
+    ("GET", "/api/agents"),
+    ("POST", "/api/agents"),
+    ("GET", "/api/agents/demo"),
+    ("PUT", "/api/agents/demo"),
+    ("DELETE", "/api/agents/demo"),
+    ("GET", "/api/agents/demo/versions"),
+    ("GET", "/api/phone-numbers"),
+    ("POST", "/api/phone-numbers"),
+    ("PUT", "/api/phone-numbers/+14155552671"),
+    ("DELETE", "/api/phone-numbers/+14155552671"),
+    ("GET", "/api/audit"),
     ("POST", "/api/conversations/{id}/turns"),
     ("GET", "/api/conversations/{id}"),
     ("POST", "/api/conversations/{id}/end"),
@@ -66,9 +77,9 @@ def key_with(host: DevHost, *scopes: Scope) -> str:
 
 
 def call(host: DevHost, method: str, path: str, conversation_id: str, **kwargs: Any) -> tuple[int, dict[str, str]]:
-    if method == "DELETE":
+    if method in {"PUT", "DELETE"}:
         kwargs = host.request_options(kwargs.pop("anonymous", False), kwargs)
-        response = requests.delete(host.url(path), **kwargs)
+        response = requests.request(method, host.url(path), json={}, **kwargs)
     else:
         send = host.post if method == "POST" else host.get
         response = send(path.format(id=conversation_id), json={"text": "hello"} if method == "POST" else None, **kwargs)

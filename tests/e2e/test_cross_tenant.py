@@ -1,7 +1,8 @@
 """One tenant can reach nothing of another's through any route: what belongs to another tenant answers
 exactly as what does not exist (404, absent from lists), for API keys and signed-in people alike.
 
-Two tenants on one devhost: `demo` (the key `make dev` makes) and `acme`, made with the operator's
+Two tenants on one devhost: `demo` (the key `make dev` makes; its file agent `demo`, an API agent, a
+phone number and their audit entries) and `acme`, made with the operator's
 command and given a key and a person of its own. Row-level security below is tested in SQL in
 tests/integration/test_row_level_security.py; this is the same promise at the front door.
 """
@@ -15,6 +16,8 @@ import pytest
 import requests
 
 from devhost.process import DevHost
+from shared.agent.catalog import load_agent_file
+from shared.config import REPOSITORY_ROOT
 from shared.security.api_keys import ApiKeys
 from shared.security.roles import KEY_SCOPES
 from shared.storage.api_keys import ApiKeyRepository
@@ -25,6 +28,7 @@ from tests.e2e.conftest import StartDevHost
 from tests.fakes.oidc_server import AUDIENCE, FakeOpenIdProvider
 
 ACME = "acme"
+DEMO_NUMBER = "+14155552671"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +76,24 @@ def demo_key_id(host: DevHost) -> str:
     listed = host.get("/api/keys")
     assert listed.status_code == 200, listed.text
     return str(listed.json()["items"][0]["id"])
+
+
+@pytest.fixture(scope="module")
+def demo_agent(host: DevHost) -> str:
+    """Demo's API agent `helpdesk`, with demo's number routed to it (both audited in demo's log)."""
+    made = host.post("/api/agents", json=profile("helpdesk"))
+    assert made.status_code == 201, made.text
+    number = host.post("/api/phone-numbers", json={"number": DEMO_NUMBER, "agent": "helpdesk", "provider": "twilio"})
+    assert number.status_code == 201, number.text
+    return "helpdesk"
+
+
+def profile(name: str) -> dict[str, Any]:
+    return load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml").model_dump(mode="json") | {"name": name}
+
+
+def send(host: DevHost, method: str, path: str, headers: dict[str, str], **options: Any) -> requests.Response:
+    return requests.request(method, host.url(path), headers=headers, timeout=30, **options)
 
 
 def not_found(response: requests.Response) -> None:
@@ -156,3 +178,49 @@ def test_a_person_whose_tenant_is_not_ours_may_do_nothing(host: DevHost, idp: Fa
     stranger = {"Authorization": f"Bearer {idp.issue(extension_tenant='globex', roles=['owner'])}"}
     refused = host.get("/api/conversations", headers=stranger)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "unknown_tenant")
+
+
+def test_another_tenants_agents_are_not_there_to_read_list_change_or_delete(
+    host: DevHost, acme: dict[str, str], demo_agent: str
+) -> None:
+    for name in ("demo", demo_agent):  # from a file, and made through the API
+        not_found(host.get(f"/api/agents/{name}", headers=acme))
+        not_found(host.get(f"/api/agents/{name}/versions", headers=acme))
+        not_found(send(host, "PUT", f"/api/agents/{name}", acme, json=profile(name)))
+        not_found(send(host, "DELETE", f"/api/agents/{name}", acme))
+    listed = host.get("/api/agents", headers=acme, params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    assert {agent["name"] for agent in listed.json()["items"]} & {"demo", demo_agent} == set()
+    ours = host.get(f"/api/agents/{demo_agent}")
+    assert (ours.status_code, ours.json()["version"]) == (200, 1), "demo's agent is untouched"
+
+
+def test_another_tenants_numbers_are_not_listed_changed_released_or_taken(
+    host: DevHost, acme: dict[str, str], demo_agent: str
+) -> None:
+    listed = host.get("/api/phone-numbers", headers=acme, params={"limit": 200})
+    assert listed.status_code == 200, listed.text
+    assert DEMO_NUMBER not in listed.text
+    change = {"agent": demo_agent, "provider": "vonage"}
+    not_found(send(host, "PUT", f"/api/phone-numbers/{DEMO_NUMBER}", acme, json=change))
+    not_found(send(host, "DELETE", f"/api/phone-numbers/{DEMO_NUMBER}", acme))
+    assert host.post("/api/agents", json=profile("front"), headers=acme).status_code in {201, 409}  # acme's own
+    taken = host.post(
+        "/api/phone-numbers", json={"number": DEMO_NUMBER, "agent": "front", "provider": "twilio"}, headers=acme
+    )
+    assert (taken.status_code, taken.json()["error"]["code"]) == (409, "number_taken"), taken.text
+    assert "demo" not in taken.text
+    assert demo_agent not in taken.text
+    ours = host.get("/api/phone-numbers").json()["items"]
+    assert [(n["number"], n["agent"], n["provider"]) for n in ours] == [(DEMO_NUMBER, demo_agent, "twilio")]
+
+
+def test_another_tenants_audit_entries_are_not_in_the_log(
+    host: DevHost, acme: dict[str, str], demo_agent: str, demo_key_id: str
+) -> None:
+    theirs = host.get("/api/audit", headers=acme, params={"limit": 200})
+    assert theirs.status_code == 200, theirs.text
+    for demos in (demo_agent, DEMO_NUMBER, demo_key_id):
+        assert demos not in theirs.text
+    ours = {entry["target"] for entry in host.get("/api/audit", params={"limit": 200}).json()["items"]}
+    assert {demo_agent, DEMO_NUMBER, demo_key_id} <= ours

@@ -96,7 +96,7 @@ def test_create_rotate_revoke(keys: ApiKeys) -> None:
         with pytest.raises(NotFound):
             keys.rotate("acme", first.record.id, created_by="user-2")  # a revoked key is not rotated twice
 
-        keys.revoke("acme", second.record.id)
+        keys.revoke("acme", second.record.id, "user-2")
     with pytest.raises(InvalidApiKey):
         keys.verify(second.key)
 
@@ -107,7 +107,7 @@ def test_another_tenant_can_neither_rotate_nor_revoke_a_key(keys: ApiKeys) -> No
     with pytest.raises(NotFound):
         keys.rotate("demo", theirs.record.id, created_by="intruder")
     with pytest.raises(NotFound):
-        keys.revoke("demo", theirs.record.id)
+        keys.revoke("demo", theirs.record.id, "intruder")
     assert theirs.record.id not in {k.id for k in keys.list("demo")}
     assert keys.verify(theirs.key).tenant == "acme"
 

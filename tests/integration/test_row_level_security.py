@@ -24,20 +24,35 @@ from psycopg.types.json import Json
 
 from shared.agent.catalog import load_agent_file
 from shared.config import REPOSITORY_ROOT
-from shared.errors import NotFound
+from shared.errors import NotFound, Unprocessable
 from shared.models import Intent, KnowledgeDocument, Outcome, TurnKind, TurnRecord
+from shared.storage.agents import AgentRepository, UnknownAgent
 from shared.storage.api_keys import ApiKeyRepository, NewApiKey
+from shared.storage.audit import AuditFilter, AuditLog
 from shared.storage.callbacks import CallbackRepository, CallbackRequest
 from shared.storage.conversations import ConversationRepository
 from shared.storage.knowledge import KnowledgeRepository, NewDocument
 from shared.storage.migrations import apply_migrations
+from shared.storage.phone_numbers import NumberRoute, NumberTaken, PhoneNumberRepository
 from shared.storage.postgres import Pool, open_pool, tenant_connection
 from shared.tenancy import NoTenant, tenant_scope
 
-TENANT_TABLES = ["agents", "knowledge_documents", "knowledge_chunks", "conversations", "turns", "callbacks", "api_keys"]
-WRITABLE = {"agents", "knowledge_documents", "knowledge_chunks", "conversations", "api_keys"}
-"""Tables the app role may update (turns and callbacks are written once)."""
-DELETABLE = {"knowledge_documents", "knowledge_chunks"}
+TENANT_TABLES = [
+    "agents",
+    "knowledge_documents",
+    "knowledge_chunks",
+    "conversations",
+    "turns",
+    "callbacks",
+    "api_keys",
+    "agent_versions",
+    "phone_numbers",
+    "audit_log",
+]
+WRITABLE = {"agents", "knowledge_documents", "knowledge_chunks", "conversations", "api_keys", "phone_numbers"}
+"""Tables the app role may update (turns, callbacks, agent versions and the audit log are written once)."""
+DELETABLE = {"knowledge_documents", "knowledge_chunks", "phone_numbers"}
+NUMBERS = {"alpha": "+14155552671", "beta": "+442071838750"}
 T = TypeVar("T")
 
 
@@ -75,6 +90,7 @@ def seeded(pool: Pool) -> dict[str, Seeded]:
             CallbackRepository(pool).schedule(_callback(conversation_id))
             key_id = uuid.uuid4().hex[:12]
             ApiKeyRepository(pool).insert(NewApiKey(key_id, tenant, "k", bytes(32), ("conversations:read",), "u", None))
+            PhoneNumberRepository(pool).create(NUMBERS[tenant], "shop", "twilio", "u")
             made[tenant] = Seeded(conversation_id, key_id)
     return made
 
@@ -178,6 +194,17 @@ def test_a_tenant_reads_and_lists_only_its_own_rows(pool: Pool, seeded: dict[str
         assert keys.list_for("beta") == []
         assert [k.id for k in keys.list_for("alpha")] == [seeded["alpha"].key_id]
 
+        agents = AgentRepository(pool)
+        shop = agents.get("shop")
+        assert shop is not None
+        assert shop.profile.knowledge[0].text == "This shop belongs to alpha."
+        assert [a.name for a in agents.page(10)] == ["shop"]
+        assert [v.profile["knowledge"][0]["text"] for v in agents.versions("shop", 10)] == [
+            "This shop belongs to alpha."
+        ]
+        assert [n.number for n in PhoneNumberRepository(pool).page(10)] == [NUMBERS["alpha"]]
+        assert {e.target for e in AuditLog(pool).page(AuditFilter(), 50)} == {seeded["alpha"].key_id, NUMBERS["alpha"]}
+
 
 def test_a_tenant_can_neither_change_nor_delete_anothers_rows(pool: Pool, seeded: dict[str, Seeded]) -> None:
     beta = seeded["beta"]
@@ -189,7 +216,12 @@ def test_a_tenant_can_neither_change_nor_delete_anothers_rows(pool: Pool, seeded
         knowledge.mark_indexed("shop", "secret-txt", "forged")
         assert knowledge.delete_document("shop", "no-such-doc") == []
         with pytest.raises(NotFound):
-            ApiKeyRepository(pool).revoke("beta", beta.key_id)
+            ApiKeyRepository(pool).revoke("beta", beta.key_id, "u")
+        numbers = PhoneNumberRepository(pool)
+        with pytest.raises(NotFound):
+            numbers.update(NUMBERS["beta"], "shop", "vonage", "u")
+        with pytest.raises(NotFound):
+            numbers.delete(NUMBERS["beta"], "u")
 
     with tenant_scope("beta"):
         stored = ConversationRepository(pool).get(beta.conversation_id)
@@ -201,6 +233,8 @@ def test_a_tenant_can_neither_change_nor_delete_anothers_rows(pool: Pool, seeded
         key = ApiKeyRepository(pool).get("beta", beta.key_id)
         assert key is not None
         assert key.revoked_at is None
+        assert [(n.number, n.provider) for n in PhoneNumberRepository(pool).page(10)] == [(NUMBERS["beta"], "twilio")]
+        assert {e.action for e in AuditLog(pool).page(AuditFilter(), 50)} == {"key.create", "phone_number.create"}
 
 
 def test_a_tenant_cannot_write_into_anothers_conversation_or_as_another(pool: Pool, seeded: dict[str, Seeded]) -> None:
@@ -221,11 +255,38 @@ def test_a_tenant_cannot_write_into_anothers_conversation_or_as_another(pool: Po
         assert len(CallbackRepository(pool).list_for(beta.conversation_id)) == 1
 
 
+def test_a_tenant_cannot_give_its_number_to_anothers_agent_nor_take_anothers_number(
+    pool: Pool, seeded: dict[str, Seeded]
+) -> None:
+    with tenant_scope("beta"):
+        beta_only = load_agent_file(REPOSITORY_ROOT / "agents" / "demo.toml").model_copy(update={"name": "beta-only"})
+        AgentRepository(pool).create(beta_only, "u")
+    with tenant_scope("alpha"):
+        numbers = PhoneNumberRepository(pool)
+        with pytest.raises(Unprocessable):  # beta's agents are not alpha's
+            numbers.update(NUMBERS["alpha"], "beta-only", "twilio", "u")
+        with pytest.raises(NumberTaken):
+            numbers.create(NUMBERS["beta"], "shop", "twilio", "u")
+        with pytest.raises(UnknownAgent):
+            AgentRepository(pool).versions("nobody", 10)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level"), as_app(pool, "alpha") as conn:
+        conn.execute(
+            "INSERT INTO phone_numbers (tenant_id, number, agent, provider, created_by)"
+            " VALUES ('alpha', '+14155550123', 'shop', 'twilio', 'u'), ('beta', '+14155550124', 'shop', 'twilio', 'u')"
+        )
+
+
 def test_without_a_tenant_the_repositories_refuse_to_work(pool: Pool, seeded: dict[str, Seeded]) -> None:
     with pytest.raises(NoTenant):
         outside_any_tenant(lambda: ConversationRepository(pool).get(seeded["alpha"].conversation_id))
     with pytest.raises(NoTenant):
         outside_any_tenant(lambda: KnowledgeRepository(pool).get_agent("shop"))
+    with pytest.raises(NoTenant):
+        outside_any_tenant(lambda: AgentRepository(pool).page(10))
+    with pytest.raises(NoTenant):
+        outside_any_tenant(lambda: PhoneNumberRepository(pool).page(10))
+    with pytest.raises(NoTenant):
+        outside_any_tenant(lambda: AuditLog(pool).page(AuditFilter(), 10))
 
 
 def test_the_same_names_live_side_by_side_in_two_tenants(pool: Pool, seeded: dict[str, Seeded]) -> None:
@@ -285,6 +346,18 @@ def test_in_sql_a_row_of_another_tenant_or_of_none_is_refused(
     without_tenant = [c for c in columns if c != "tenant_id"]  # the column's default: no tenant, NULL
     with as_app(pool, None) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level"):
         copy_row(conn, table, without_tenant, beta_row)
+
+
+@pytest.mark.parametrize("table", sorted(set(TENANT_TABLES) - DELETABLE - {"tenants"}))
+def test_in_sql_the_app_deletes_nothing_but_what_it_may_and_only_appends_to_the_audit_log(
+    pool: Pool, seeded: dict[str, Seeded], table: str
+) -> None:
+    with as_app(pool, "alpha") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied"):
+        conn.execute(f"DELETE FROM {table} WHERE tenant_id = 'alpha'")
+    if table in {"audit_log", "agent_versions"}:
+        with as_app(pool, "alpha") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission"):
+            conn.execute(f"UPDATE {table} SET tenant_id = tenant_id WHERE tenant_id = 'alpha'")
+        assert owner_rows(pool, table, "alpha"), "alpha's own rows are there, and stay"
 
 
 def test_every_table_with_a_tenant_is_under_forced_row_level_security(pool: Pool) -> None:
@@ -359,3 +432,23 @@ def test_the_key_lookup_finds_one_key_by_its_id_before_any_tenant_is_known(
         one = conn.execute("SELECT id, tenant_id FROM api_key_by_id(%s)", (seeded["beta"].key_id,)).fetchall()
         assert one == [{"id": seeded["beta"].key_id, "tenant_id": "beta"}]
         assert conn.execute("UPDATE api_keys SET revoked_at = now()").rowcount == 0, "no tenant: no row to change"
+
+
+# Routing an inbound call: the one lookup of a phone number across tenants.
+
+
+def test_the_number_route_finds_one_numbers_tenant_agent_and_provider_before_any_tenant_is_known(
+    pool: Pool, seeded: dict[str, Seeded]
+) -> None:
+    repository = PhoneNumberRepository(pool)
+    for tenant, number in NUMBERS.items():
+        route = outside_any_tenant(functools.partial(repository.route, number))
+        assert route == NumberRoute(tenant_id=tenant, agent="shop", provider="twilio")
+    assert outside_any_tenant(functools.partial(repository.route, "+15005550006")) is None
+    with as_app(pool, None) as conn:
+        assert conn.execute("SELECT count(*) FROM phone_numbers").fetchone() == {"count": 0}
+        for pattern in ["%", "", "+1%", NUMBERS["alpha"] + " "]:
+            assert conn.execute("SELECT * FROM phone_number_route(%s)", (pattern,)).fetchall() == []
+        one = conn.execute("SELECT * FROM phone_number_route(%s)", (NUMBERS["beta"],)).fetchall()
+        assert one == [{"tenant_id": "beta", "agent": "shop", "provider": "twilio"}], "those three columns only"
+        assert conn.execute("UPDATE phone_numbers SET agent = agent").rowcount == 0, "no tenant: no row to change"

@@ -34,6 +34,7 @@ DEFERRED = (
     "pydantic_settings",
     "jwt",
     "cryptography",
+    "phonenumbers",
 )
 
 LOADED_DEFERRED_MODULES = f"""

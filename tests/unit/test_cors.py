@@ -17,7 +17,7 @@ def test_an_allowed_origin_is_echoed_with_vary_and_the_headers_clients_read() ->
     assert POLICY.response_headers(APP) == {
         "Vary": "Origin",
         "Access-Control-Allow-Origin": APP,
-        "Access-Control-Expose-Headers": "Location, Retry-After",
+        "Access-Control-Expose-Headers": "Location, Retry-After, ETag",
     }
     assert POLICY.response_headers(LOCAL)["Access-Control-Allow-Origin"] == LOCAL
 
@@ -46,8 +46,8 @@ def test_a_preflight_from_an_allowed_origin_is_answered_with_methods_headers_and
     assert answer.headers == {
         "Vary": "Origin, Access-Control-Request-Method",
         "Access-Control-Allow-Origin": APP,
-        "Access-Control-Allow-Methods": "GET, POST, DELETE",
-        "Access-Control-Allow-Headers": "Authorization, X-API-Key, Content-Type, Idempotency-Key",
+        "Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+        "Access-Control-Allow-Headers": "Authorization, X-API-Key, Content-Type, Idempotency-Key, If-Match",
         "Access-Control-Max-Age": "7200",
     }
 
