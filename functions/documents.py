@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.auth import guarded
+from functions.auth import current_actor, guarded
 from functions.http import json_errors, model_response
+from shared.audit import AuditAction
 from shared.errors import BadRequest, NotFound, Unprocessable, UnsupportedMediaType
 from shared.security.roles import Scope
 
@@ -24,6 +25,16 @@ if TYPE_CHECKING:
     from shared.storage.knowledge import StoredDocument
 
 bp = func.Blueprint()
+
+
+def _audit(action: AuditAction, agent: str, document_id: str, **details: object) -> None:
+    """After the library's write (several steps, its own transactions): an entry of its own."""
+    from shared.audit import AuditEntry
+    from shared.services import services
+    from shared.storage.audit import AuditLog
+
+    target = f"agent/{agent}/document/{document_id}"
+    AuditLog(services().pool).record(AuditEntry(current_actor(), action, target, details))
 
 
 def _library() -> KnowledgeLibrary:
@@ -100,6 +111,10 @@ async def upload_document(req: func.HttpRequest) -> func.HttpResponse:
         )
     title = query.title
     stored, change = await asyncio.to_thread(lambda: _library().upload(agent, document_id, title, file_name, body))
+    if change != "unchanged":
+        action = AuditAction.DOCUMENT_CREATE if change == "created" else AuditAction.DOCUMENT_REPLACE
+        details = {"content_type": stored.content_type, "size_bytes": stored.size_bytes, "chunks": stored.chunks}
+        await asyncio.to_thread(lambda: _audit(action, agent, document_id, **details))
     uploaded = UploadedDocument(change=change, **_view(stored).model_dump())
     location = {"Location": f"/api/agents/{agent}/documents/{document_id}"}
     return model_response(uploaded, status=201 if change == "created" else 200, headers=location)
@@ -138,4 +153,5 @@ async def delete_document(req: func.HttpRequest) -> func.HttpResponse:
     """Its chunks, index entries and stored source go with it: 204."""
     agent, document_id = _agent(req), _document_id(req)
     await asyncio.to_thread(lambda: _library().delete(agent, document_id))
+    await asyncio.to_thread(lambda: _audit(AuditAction.DOCUMENT_DELETE, agent, document_id))
     return func.HttpResponse(status_code=204)

@@ -26,6 +26,9 @@ class AuditAction(StrEnum):
     KEY_CREATE = "key.create"
     KEY_ROTATE = "key.rotate"
     KEY_REVOKE = "key.revoke"
+    DOCUMENT_CREATE = "document.create"
+    DOCUMENT_REPLACE = "document.replace"
+    DOCUMENT_DELETE = "document.delete"
 
 
 @dataclass(frozen=True)

@@ -200,3 +200,17 @@ def test_a_read_only_key_reads_documents_but_cannot_change_them(host: DevHost) -
     assert error_code(delete(host, f"{DOCS}/inline-menu", key=reader), 403) == "forbidden"
     assert error_code(host.get(DOCS, headers={"X-API-Key": talker}), 403) == "forbidden"
     assert error_code(host.get(f"{DOCS}/offer-txt"), 404) == "document_not_found"
+
+
+def test_each_document_change_is_in_the_audit_log_and_a_retry_that_changes_nothing_is_not(host: DevHost) -> None:
+    uploaded(host, b"The terrace opens at six.", "text/plain", "Terrace")
+    uploaded(host, b"The terrace opens at six.", "text/plain", "Terrace", status=200)
+    uploaded(host, b"The terrace opens at seven.", "text/plain", "Terrace", status=200)
+    assert delete(host, f"{DOCS}/terrace-txt").status_code == 204
+
+    entries = host.get("/api/audit", params={"limit": 200}).json()["items"]
+    mine = [(e["action"], e["actor"]) for e in reversed(entries) if e["target"].endswith("/document/terrace-txt")]
+
+    actor = mine[0][1]
+    assert actor.startswith("api_key:")
+    assert mine == [("document.create", actor), ("document.replace", actor), ("document.delete", actor)]
