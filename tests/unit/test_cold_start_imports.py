@@ -34,6 +34,7 @@ DEFERRED = (
     "pydantic_settings",
     "jwt",
     "cryptography",
+    "twilio",
 )
 
 LOADED_DEFERRED_MODULES = f"""
