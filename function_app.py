@@ -2,7 +2,18 @@
 
 import azure.durable_functions as df
 
-from functions import conversation, conversation_list, conversations, cors, documents, keys, openapi, ops, usage
+from functions import (
+    conversation,
+    conversation_list,
+    conversations,
+    cors,
+    documents,
+    keys,
+    openapi,
+    ops,
+    twilio_voice,
+    usage,
+)
 from shared.security import log_masking
 
 log_masking.install()
@@ -15,4 +26,5 @@ app.register_functions(keys.bp)
 app.register_functions(usage.bp)
 app.register_functions(documents.bp)
 app.register_functions(openapi.bp)
+app.register_functions(twilio_voice.bp)
 app.register_functions(cors.bp)

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -23,6 +25,46 @@ MAX_FORM_FIELDS = 64
 MAX_FIELD_CHARS = 4096
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 """A call's id as Twilio writes it: `CA` and 32 lower-case hex digits."""
+MAX_HOLDS = 4
+"""Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+"""`CallStatus` values after which the call is over."""
+
+
+class VoiceWebhook(BaseModel):
+    """The fields of Twilio's voice webhooks this app reads (Twilio sends more; all are signed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    call_sid: str = Field(
+        alias="CallSid", pattern=CALL_SID.pattern, description="The call: one conversation per CallSid."
+    )
+    account_sid: str = Field(
+        alias="AccountSid", default="", description="Refused unless TWILIO_ACCOUNT_SID, when that is set."
+    )
+    to: str = Field(alias="To", default="", description="The number called: it decides the tenant and agent.")
+    call_status: str = Field(
+        alias="CallStatus", default="", description="On the status callback: completed, busy, failed, …."
+    )
+    speech_result: str = Field(alias="SpeechResult", default="", description="On a gather: what the caller said.")
+    digits: str = Field(alias="Digits", default="", description="On a gather: the keys the caller pressed.")
+
+
+class GatherStep(BaseModel):
+    """Where a call is, as our own TwiML wrote it into the gather URL (which Twilio signs with the form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this gather hears: a retry is the same.")
+    silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this gather.")
+    wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the turn's reply is late.")
+
+
+def gather_step(query: dict[str, str]) -> GatherStep:
+    try:
+        return GatherStep.model_validate(query)
+    except ValidationError as error:
+        raise BadRequest("The gather URL's query is not one this app writes.", code="malformed_query") from error
 
 
 @dataclass(frozen=True)
@@ -141,6 +183,14 @@ def finish(audio_url: str, transfer_to: str | None = None) -> str:
         response.dial(transfer_to)
     else:
         response.hangup()
+    return str(response)
+
+
+def hang_up() -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.hangup()
     return str(response)
 
 
