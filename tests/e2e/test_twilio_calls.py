@@ -113,6 +113,16 @@ def test_the_agent_ending_the_call_hangs_up_after_its_goodbye(host: DevHost) -> 
     assert final["outcome"] == "completed"
 
 
+def test_asking_for_a_person_dials_the_agents_transfer_number(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    transfer = phone.say("transfer me to a real person")
+    assert spoken(transfer) == (conversation_id, 1)
+    assert transfer.dialled == "+918045550100"
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "transferred"
+
+
 def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> None:
     phone = call(host)
     conversation_id, _ = spoken(phone.answer())
@@ -173,12 +183,17 @@ def test_without_an_auth_token_the_twilio_routes_answer_503(start_devhost: Start
         assert response.json()["error"]["code"] == "twilio_not_configured"
 
 
-def test_a_late_reply_gets_a_filler_and_a_redirect_that_waits_for_the_same_turn(start_devhost: StartDevHost) -> None:
+def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_same_turn(
+    start_devhost: StartDevHost,
+) -> None:
     slow = start_devhost(
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN, PHONE_REPLY_DEADLINE_SECONDS="1", DEVHOST_SLOW_ACTIVITIES="answer_turn?text=2.5"
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN, PHONE_REPLY_DEADLINE_SECONDS="1", DEVHOST_SLOW_ACTIVITIES="answer_turn=2.5"
     )
     phone = TwilioCall(slow.base, AUTH_TOKEN)
-    conversation_id, _ = spoken(phone.answer())
+    greeting = phone.answer()
+    assert greeting.redirects >= 2, "the greeting waits through fillers too"
+    assert greeting.said == ["One moment, please."] * greeting.redirects
+    conversation_id, _ = spoken(greeting)
     started = time.perf_counter()
     late = phone.say("what are your opening hours")
     assert late.redirects >= 2

@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from shared.errors import ApiError
@@ -93,6 +95,37 @@ def test_what_twilio_never_sends_is_refused_with_a_4xx(content_type: str | None,
     with pytest.raises(ApiError) as refused:
         twilio.parse_form(content_type, body)
     assert refused.value.status == status
+
+
+@given(body=st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_body_is_a_form_or_a_4xx(body: bytes) -> None:
+    status = 200
+    try:
+        twilio.parse_form(twilio.FORM_TYPE, body)
+    except ApiError as error:
+        status = error.status
+    assert status == 200 or 400 <= status < 500
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"turn": "3"}, twilio.GatherStep(turn=3, silences=0, wait=0)),
+        ({"turn": "3", "silences": "1", "wait": "2"}, twilio.GatherStep(turn=3, silences=1, wait=2)),
+    ],
+)
+def test_the_gather_url_says_which_turn_it_hears(query: dict[str, str], expected: twilio.GatherStep) -> None:
+    assert twilio.gather_step(query) == expected
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{}, {"turn": "0"}, {"turn": "1,2"}, {"turn": "1", "wait": str(twilio.MAX_HOLDS + 1)}, {"turn": "1", "x": "1"}],
+)
+def test_a_gather_url_we_never_wrote_is_a_400(query: dict[str, str]) -> None:
+    with pytest.raises(ApiError) as refused:
+        twilio.gather_step(query)
+    assert (refused.value.status, refused.value.code) == (400, "malformed_query")
 
 
 def test_listening_plays_our_audio_inside_a_gather_posting_to_our_route() -> None:
