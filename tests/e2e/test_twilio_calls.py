@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from devhost.__main__ import TWILIO_TOKEN_FILE
 from devhost.phone_sim import Heard, TwilioCall
 from devhost.process import DevHost
 from shared.speech.audio import decode_wav
@@ -22,11 +23,16 @@ CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9
 
 @pytest.fixture(scope="module")
 def host(start_devhost: StartDevHost) -> DevHost:
-    return start_devhost(TWILIO_AUTH_TOKEN=AUTH_TOKEN)
+    """A devhost with the local Twilio auth token it makes itself, as `make dev` does."""
+    return start_devhost()
+
+
+def local_token(host: DevHost) -> str:
+    return (host.data_dir / TWILIO_TOKEN_FILE).read_text().strip()
 
 
 def call(host: DevHost) -> TwilioCall:
-    return TwilioCall(host.base, AUTH_TOKEN)
+    return TwilioCall(host.base, local_token(host))
 
 
 def spoken(heard: Heard) -> tuple[str, int]:
@@ -150,7 +156,14 @@ def test_a_forged_or_missing_signature_is_refused_and_starts_nothing(host: DevHo
         assert refused.status_code == 403, refused.text
         assert refused.json()["error"]["code"] == "invalid_signature"
     assert conversation_count(host) == before
-    assert AUTH_TOKEN not in host.log_tail(400)
+    log = host.log_tail(2000)
+    assert log.count(local_token(host)) == 1, "printed once, when made, and never logged"
+    assert "refused a Twilio webhook" in log
+
+
+def test_the_local_auth_token_is_kept_for_its_owner_only(host: DevHost) -> None:
+    assert len(local_token(host)) >= 32
+    assert (host.data_dir / TWILIO_TOKEN_FILE).stat().st_mode & 0o777 == 0o600
 
 
 def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
