@@ -44,12 +44,23 @@ class Heard:
 
 
 class TwilioCall:
-    """One inbound call to `to`, with a fresh CallSid."""
+    """One inbound call to `to`, with a fresh CallSid.
+
+    `public_url` is the origin Twilio would call (PUBLIC_BASE_URL, a tunnel's): requests are signed
+    for it, as Twilio signs what it calls, and sent to `base_url`, the proxy's way in.
+    """
 
     def __init__(
-        self, base_url: str, auth_token: str, *, to: str = "+18005551212", caller: str = "+15005550006"
+        self,
+        base_url: str,
+        auth_token: str,
+        *,
+        to: str = "+18005551212",
+        caller: str = "+15005550006",
+        public_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.public_url = (public_url or base_url).rstrip("/")
         self.call_sid = "CA" + secrets.token_hex(16)
         self.account_sid = "AC" + secrets.token_hex(16)
         self._validator = RequestValidator(auth_token)
@@ -71,10 +82,10 @@ class TwilioCall:
 
     def post(self, url: str, params: dict[str, str], signature: str | None = None) -> requests.Response:
         """POST the form to `url` as Twilio does, signed (or with the given `signature`)."""
-        absolute = urljoin(self.base_url + "/", url)
+        absolute = urljoin(self.public_url + "/", url)
         signed = self._validator.compute_signature(absolute, params) if signature is None else signature
         return requests.post(
-            absolute,
+            self._reachable(absolute),
             data=params,
             headers={"X-Twilio-Signature": signed},
             timeout=TIMEOUT_SECONDS,
@@ -126,9 +137,15 @@ class TwilioCall:
         heard.hung_up = True  # Twilio hangs up when the TwiML runs out
         return heard
 
+    def _reachable(self, url: str) -> str:
+        """Where a URL on the public origin is reached from here."""
+        if url.startswith(self.public_url + "/"):
+            return self.base_url + url[len(self.public_url) :]
+        return url
+
     def _speak(self, verb: ElementTree.Element, heard: Heard) -> None:
         if verb.tag == "Play":
-            fetched = requests.get(verb.text or "", timeout=TIMEOUT_SECONDS)
+            fetched = requests.get(self._reachable(verb.text or ""), timeout=TIMEOUT_SECONDS)
             heard.played.append(Played(verb.text or "", fetched.status_code, fetched.content))
         elif verb.tag == "Say":
             heard.said.append(verb.text or "")

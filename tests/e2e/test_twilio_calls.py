@@ -214,3 +214,18 @@ def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_s
     assert spoken(late) == (conversation_id, 1)
     assert time.perf_counter() - started > 2.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+
+def test_behind_a_proxy_twilio_signs_the_public_url_and_our_twiml_points_there(start_devhost: StartDevHost) -> None:
+    public = "https://voice.example.test"
+    proxied = start_devhost(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=public)
+    phone = TwilioCall(proxied.base, AUTH_TOKEN, public_url=public)
+    greeting = phone.answer()
+    conversation_id, _ = spoken(greeting)
+    assert greeting.listening is not None
+    assert greeting.listening.startswith(f"{public}/api/voice/twilio/gather?")
+    assert greeting.played[0].url.startswith(f"{public}/api/conversations/{conversation_id}/audio/0?token=")
+    assert spoken(phone.say("what are your opening hours")) == (conversation_id, 1)
+    signed_for_the_inside = TwilioCall(proxied.base, AUTH_TOKEN)
+    refused = signed_for_the_inside.post("/api/voice/twilio/incoming", signed_for_the_inside.params())
+    assert refused.status_code == 403, refused.text
