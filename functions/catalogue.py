@@ -21,7 +21,7 @@ from shared.api_models import ConversationDetail, Ending, Health, Started, Start
 from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, DocumentView, UploadedDocument, UploadQuery
 from shared.knowledge.loading import EXTENSIONS
 from shared.openapi import JSON, Answer, Content, Document, Operation
-from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, VoiceWebhook
+from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
@@ -266,9 +266,10 @@ OPERATIONS = (
         None,
         {200: TWIML},
         errors=TWILIO_ERRORS,
+        query=Holding,
         body=(Content(FORM_TYPE, VoiceWebhook),),
         headers=TWILIO_SIGNED,
-        description=TWILIO_NOTE,
+        description=f"{TWILIO_NOTE} A greeting late past PHONE_REPLY_DEADLINE_SECONDS redirects here with `wait`.",
     ),
     Operation(
         "POST",

@@ -116,6 +116,7 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
+    holding = twilio.our_query(twilio.Holding, dict(req.params))
     routed = route_for_number(form.get("To"))
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
@@ -137,7 +138,10 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
             if greeting is None or greeting.audio_blob is None:
                 greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
         except GatewayTimeout:
-            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}"
+            if holding.wait >= twilio.MAX_HOLDS:
+                log.warning("call %s: no greeting after %d fillers", form.call_sid, holding.wait)
+                return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
             return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
         except ApiError as error:
             log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
@@ -160,7 +164,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
 
     received_at = time.time()
     svc, form = await _verified(req)
-    step = twilio.gather_step(dict(req.params))
+    step = twilio.our_query(twilio.GatherStep, dict(req.params))
     routed = route_for_number(form.get("To"))
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))

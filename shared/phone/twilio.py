@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,21 +51,32 @@ class VoiceWebhook(BaseModel):
     digits: str = Field(alias="Digits", default="", description="On a gather: the keys the caller pressed.")
 
 
-class GatherStep(BaseModel):
+class Holding(BaseModel):
+    """How many fillers the caller has heard while waiting, as our TwiML wrote it into a redirect URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
+
+
+class GatherStep(Holding):
     """Where a call is, as our own TwiML wrote it into the gather URL (which Twilio signs with the form)."""
 
     model_config = ConfigDict(extra="forbid")
 
     turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this gather hears: a retry is the same.")
     silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this gather.")
-    wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the turn's reply is late.")
 
 
-def gather_step(query: dict[str, str]) -> GatherStep:
+Step = TypeVar("Step", bound=Holding)
+
+
+def our_query(model: type[Step], query: dict[str, str]) -> Step:
+    """The query our own TwiML wrote into a webhook URL; any other is a 400."""
     try:
-        return GatherStep.model_validate(query)
+        return model.model_validate(query)
     except ValidationError as error:
-        raise BadRequest("The gather URL's query is not one this app writes.", code="malformed_query") from error
+        raise BadRequest("The URL's query is not one this app writes.", code="malformed_query") from error
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,9 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
     no_call = phone.post("/api/voice/twilio/incoming", {"To": phone.to})
     assert no_call.status_code == 400, no_call.text
     phone.answer()
+    for route in ("incoming?wait=99", "incoming?turn=1"):
+        response = phone.post(f"/api/voice/twilio/{route}", phone.params())
+        assert response.status_code == 400, (route, response.text)
     for query in ("", "?turn=0", "?turn=x", "?turn=1&silences=-1", "?turn=1&extra=1"):
         response = phone.post(f"/api/voice/twilio/gather{query}", phone.params(SpeechResult="hello"))
         assert response.status_code == 400, (query, response.text)
@@ -206,6 +209,7 @@ def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_s
     greeting = phone.answer()
     assert greeting.redirects >= 2, "the greeting waits through fillers too"
     assert greeting.said == ["One moment, please."] * greeting.redirects
+    assert "?wait=2" in greeting.twiml[1], "each filler counts, so a greeting that never comes ends the call"
     conversation_id, _ = spoken(greeting)
     started = time.perf_counter()
     late = phone.say("what are your opening hours")

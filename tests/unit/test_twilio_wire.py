@@ -115,7 +115,7 @@ def test_any_body_is_a_form_or_a_4xx(body: bytes) -> None:
     ],
 )
 def test_the_gather_url_says_which_turn_it_hears(query: dict[str, str], expected: twilio.GatherStep) -> None:
-    assert twilio.gather_step(query) == expected
+    assert twilio.our_query(twilio.GatherStep, query) == expected
 
 
 @pytest.mark.parametrize(
@@ -124,8 +124,16 @@ def test_the_gather_url_says_which_turn_it_hears(query: dict[str, str], expected
 )
 def test_a_gather_url_we_never_wrote_is_a_400(query: dict[str, str]) -> None:
     with pytest.raises(ApiError) as refused:
-        twilio.gather_step(query)
+        twilio.our_query(twilio.GatherStep, query)
     assert (refused.value.status, refused.value.code) == (400, "malformed_query")
+
+
+def test_a_redirect_while_holding_carries_only_its_filler_count() -> None:
+    assert twilio.our_query(twilio.Holding, {}) == twilio.Holding(wait=0)
+    assert twilio.our_query(twilio.Holding, {"wait": "2"}) == twilio.Holding(wait=2)
+    for query in ({"wait": str(twilio.MAX_HOLDS + 1)}, {"turn": "1"}):
+        with pytest.raises(ApiError):
+            twilio.our_query(twilio.Holding, query)
 
 
 def test_listening_plays_our_audio_inside_a_gather_posting_to_our_route() -> None:
