@@ -14,6 +14,7 @@ from functions import (
     openapi,
     ops,
     phone_numbers,
+    twilio_voice,
     usage,
 )
 from shared.security import log_masking
@@ -31,4 +32,5 @@ app.register_functions(phone_numbers.bp)
 app.register_functions(audit.bp)
 app.register_functions(documents.bp)
 app.register_functions(openapi.bp)
+app.register_functions(twilio_voice.bp)
 app.register_functions(cors.bp)

@@ -33,6 +33,7 @@ log = logging.getLogger("devhost")
 
 DEVHOST_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 AUDIO_URL_KEY_FILE = "audio-url-key"
+TWILIO_TOKEN_FILE = "twilio-auth-token"
 
 TRY_IT = """
   Ready on {base}. Every route but health needs the demo tenant's API key, kept in {key_file}:
@@ -84,9 +85,22 @@ def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
 
 
 def _provide_secrets(data_dir: Path) -> None:
-    """A signing key for audio links when none is configured, kept across runs (links stay valid)."""
+    """A signing key for audio links when none is configured, kept across runs (links stay valid), and a
+    local Twilio auth token the phone simulator signs with, printed when made. TWILIO_AUTH_TOKEN set to
+    empty keeps the Twilio routes unconfigured (they answer 503)."""
     if not os.environ.get("AUDIO_URL_SIGNING_KEY"):
         os.environ["AUDIO_URL_SIGNING_KEY"] = access.kept_secret(data_dir / AUDIO_URL_KEY_FILE)
+    if "PHONE_FALLBACK_AGENT" not in os.environ:  # any number reaches the demo agent locally
+        os.environ["PHONE_FALLBACK_AGENT"] = os.environ.get("DEFAULT_AGENT", "demo")
+    if "TWILIO_AUTH_TOKEN" not in os.environ:
+        token_file = data_dir / TWILIO_TOKEN_FILE
+        made = not token_file.exists()
+        os.environ["TWILIO_AUTH_TOKEN"] = access.kept_secret(token_file)
+        if made:
+            print(
+                f"  A local Twilio auth token: {os.environ['TWILIO_AUTH_TOKEN']}\n  (kept in {token_file})",
+                file=sys.stderr,
+            )
 
 
 def _port_is_free(host: str, port: int) -> bool:

@@ -34,6 +34,7 @@ from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, Doc
 from shared.knowledge.loading import EXTENSIONS
 from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
+from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
@@ -50,6 +51,12 @@ AGENT_BY_NAME = {"name": {"type": "string", "pattern": AGENT_NAME}}
 NUMBER = {"number": {"type": "string", "pattern": PHONE_NUMBER}}
 ETAG = {"ETag": 'The agent\'s version, like `"3"`: send it as `If-Match` to change that version only.'}
 IF_MATCH = {"If-Match": "The `ETag` of the version you change: another one is a 412. Absent or `*`: any."}
+TWILIO_SIGNED = {
+    "X-Twilio-Signature": "Twilio's signature of the URL and form under TWILIO_AUTH_TOKEN: without a valid one, 403."
+}
+TWIML = Answer("TwiML for the call (speaking, listening, transferring or hanging up).", (Content(TWIML_TYPE),))
+TWILIO_ERRORS = (400, 403, 413, 415, 503)
+TWILIO_NOTE = "For Twilio only: no API key, Twilio's signature instead. 503 without TWILIO_AUTH_TOKEN."
 
 
 def _json(description: str, model: type[BaseModel]) -> Answer:
@@ -266,6 +273,47 @@ OPERATIONS = (
         path_schemas=AGENT_DOCUMENT,
         description="A document of the agent file: 409 `document_managed_by_file` (the next start would bring "
         "it back; change the agent file).",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/twilio/incoming",
+        "twilio_incoming",
+        "Twilio voice webhook: a call arrives; its conversation starts (once per CallSid) and greets",
+        "phone",
+        None,
+        {200: TWIML},
+        errors=TWILIO_ERRORS,
+        query=Holding,
+        body=(Content(FORM_TYPE, VoiceWebhook),),
+        headers=TWILIO_SIGNED,
+        description=f"{TWILIO_NOTE} A greeting late past PHONE_REPLY_DEADLINE_SECONDS redirects here with `wait`.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/twilio/gather",
+        "twilio_gather",
+        "Twilio gather action: the caller's speech or keys become one turn; the reply plays",
+        "phone",
+        None,
+        {200: TWIML},
+        errors=TWILIO_ERRORS,
+        query=GatherStep,
+        body=(Content(FORM_TYPE, VoiceWebhook),),
+        headers=TWILIO_SIGNED,
+        description=f"{TWILIO_NOTE} The query is the one our TwiML wrote: a retry of it is the same turn.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/twilio/status",
+        "twilio_status",
+        "Twilio status callback: a call that is over ends its conversation",
+        "phone",
+        None,
+        {204: Answer("Noted (again, or for a call never started, is no error).")},
+        errors=TWILIO_ERRORS,
+        body=(Content(FORM_TYPE, VoiceWebhook),),
+        headers=TWILIO_SIGNED,
+        description=TWILIO_NOTE,
     ),
     Operation(
         "GET",

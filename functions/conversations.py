@@ -164,13 +164,23 @@ async def _watch_instance(svc: Services, client: df.DurableOrchestrationClient, 
 
 
 async def _await_reply(
-    svc: Services, client: df.DurableOrchestrationClient, conversation_id: str, request_id: str
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation_id: str,
+    request_id: str,
+    wait_seconds: float | None = None,
 ) -> TurnRecord:
+    """The reply to this request, waited `wait_seconds` (TURN_REPLY_TIMEOUT_SECONDS unless given); a
+    GatewayTimeout after it, while the turn goes on."""
     from shared.storage.handoff import ConversationEnded
 
     watching = asyncio.create_task(_watch_instance(svc, client, conversation_id))
     try:
-        reply = await svc.waiter.wait(conversation_id, request_id, svc.settings.turn_reply_timeout_seconds)
+        reply = await svc.waiter.wait(
+            conversation_id,
+            request_id,
+            svc.settings.turn_reply_timeout_seconds if wait_seconds is None else wait_seconds,
+        )
     except ConversationEnded as ended:
         published = await svc.waiter.stored_reply(conversation_id, request_id)
         if published is not None:
@@ -235,14 +245,18 @@ async def start_conversation(req: func.HttpRequest, client: df.DurableOrchestrat
 
 
 async def _begin(
-    svc: Services, client: df.DurableOrchestrationClient, conversation_id: str, request: StartConversation
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation_id: str,
+    request: StartConversation,
+    channel: str = API_CHANNEL,
 ) -> None:
     agent_name = request.agent or svc.settings.default_agent
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(agent_name))
     if profile is None:
         raise NotFound(f"No agent {agent_name!r}.", code="unknown_agent")
     language = request.language or profile.language
-    await asyncio.to_thread(lambda: svc.conversations.create(conversation_id, profile.name, language, API_CHANNEL))
+    await asyncio.to_thread(lambda: svc.conversations.create(conversation_id, profile.name, language, channel))
     state = ConversationState(
         conversation_id=conversation_id,
         tenant=current_tenant(),
@@ -299,6 +313,7 @@ async def _take_turn(
     body: TurnBody,
     *,
     received_at: float,
+    wait_seconds: float | None = None,
 ) -> tuple[TurnRecord, bool]:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
 
@@ -332,7 +347,7 @@ async def _take_turn(
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
         await svc.waiter.mark_raised(conversation.id, request_id, lock_ttl)
-    return await _await_reply(svc, client, conversation.id, request_id), claim is Claim.HELD
+    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds), claim is Claim.HELD
 
 
 async def _earlier_turn(svc: Services, conversation_id: str, request_id: str) -> TurnRecord | None:
@@ -427,15 +442,22 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
 async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
-    if conversation.status == "completed":
+    if not await _end(svc, client, conversation):
         raise Conflict("The conversation has already ended.", code="conversation_completed")
+    return model_response(Ending(conversation_id=conversation.id, status="ending"), status=202)
+
+
+async def _end(svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation) -> bool:
+    """Ask the conversation to end (it finalizes); False when it had ended already."""
+    if conversation.status == "completed":
+        return False
     await asyncio.to_thread(lambda: svc.conversations.mark_ending(conversation.id))
     try:
         await client.raise_event(conversation.id, END_EVENT, None)
-    except Exception as error:
+    except Exception:
         await _settled(svc, conversation, await client.get_status(conversation.id))
-        raise Conflict("The conversation has already ended.", code="conversation_completed") from error
-    return model_response(Ending(conversation_id=conversation.id, status="ending"), status=202)
+        return False
+    return True
 
 
 @bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

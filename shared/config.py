@@ -276,6 +276,31 @@ class Settings(BaseSettings):
     audio_url_ttl_seconds: int = Field(
         default=900, ge=30, le=3600, description="How long a signed audio URL stays valid."
     )
+    twilio_account_sid: str = Field(
+        default="",
+        pattern=r"^(AC[0-9a-f]{32})?$",
+        description="The Twilio account (AC…) whose numbers call in: a webhook naming another account is "
+        "refused (403). Empty: the signature alone decides.",
+    )
+    twilio_auth_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="The Twilio account's auth token: it checks the signature of every Twilio webhook (in Azure a "
+        "Key Vault reference). Empty: the Twilio routes answer 503. `make dev` makes a local one.",
+    )
+    phone_reply_deadline_seconds: float = Field(
+        default=8.0,
+        ge=1,
+        le=12,
+        description="How long a phone webhook waits for the agent's reply before it answers a short filler and "
+        "has the provider come back for the same reply: well inside Twilio's 15 s limit per webhook.",
+    )
+    phone_fallback_agent: str = Field(
+        default="",
+        max_length=64,
+        description="An agent of the demo tenant that answers calls to numbers no tenant holds (`make dev` sets "
+        "the default agent, so any number reaches the demo locally). Empty: such a call hears that the "
+        "number is not in service, and hangs up.",
+    )
 
     @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip")
     @classmethod

@@ -168,6 +168,11 @@ class ReplyWaiter:
             return conversation_id
         return existing.decode() if isinstance(existing, bytes) else str(existing)
 
+    async def started(self, request_id: str) -> str | None:
+        """The conversation a start request made, if any (a provider's later webhooks of the same call)."""
+        existing = await self._redis.get(self._start_key(request_id))
+        return None if existing is None else existing.decode() if isinstance(existing, bytes) else str(existing)
+
     async def release_start(self, request_id: str, conversation_id: str) -> None:
         """Forget a start that failed before its conversation existed, so a retry starts afresh."""
         await self._release(keys=[self._start_key(request_id)], args=[conversation_id])

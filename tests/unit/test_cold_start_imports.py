@@ -35,6 +35,7 @@ DEFERRED = (
     "jwt",
     "cryptography",
     "phonenumbers",
+    "twilio",
 )
 
 LOADED_DEFERRED_MODULES = f"""

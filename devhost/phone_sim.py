@@ -1,0 +1,151 @@
+"""A phone call as Twilio would place it against our webhooks: signed, following our TwiML.
+
+Each request is signed exactly as Twilio signs it (the SDK's `RequestValidator.compute_signature`
+over the URL and form, under the account's auth token). The answer's TwiML is followed as Twilio
+follows it: `<Play>` fetches the audio, `<Say>` is noted, `<Gather>` waits for the caller's next line
+(sent as `SpeechResult` to its action), `<Redirect>` posts again, `<Hangup>` and `<Dial>` end the call.
+The e2e tests drive it; `make call` will.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from urllib.parse import urljoin
+from xml.etree import ElementTree
+
+import requests
+from twilio.request_validator import RequestValidator
+
+MAX_REDIRECTS = 10
+TIMEOUT_SECONDS = 15
+"""Twilio's own limit on a webhook's answer."""
+
+
+@dataclass
+class Played:
+    url: str
+    status: int
+    audio: bytes
+
+
+@dataclass
+class Heard:
+    """What one step of the call did: the caller heard `played` and `said`, then the call listens at
+    `listening` (a gather action), or it ended (`hung_up`, or `dialled` a number)."""
+
+    played: list[Played] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
+    redirects: int = 0
+    listening: str | None = None
+    hung_up: bool = False
+    dialled: str | None = None
+    twiml: list[str] = field(default_factory=list)
+
+
+class TwilioCall:
+    """One inbound call to `to`, with a fresh CallSid.
+
+    `public_url` is the origin Twilio would call (PUBLIC_BASE_URL, a tunnel's): requests are signed
+    for it, as Twilio signs what it calls, and sent to `base_url`, the proxy's way in.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth_token: str,
+        *,
+        to: str = "+18005551212",
+        caller: str = "+15005550006",
+        public_url: str | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.public_url = (public_url or base_url).rstrip("/")
+        self.call_sid = "CA" + secrets.token_hex(16)
+        self.account_sid = "AC" + secrets.token_hex(16)
+        self._validator = RequestValidator(auth_token)
+        self.to = to
+        self.caller = caller
+        self.listening: str | None = None
+
+    def params(self, **extra: str) -> dict[str, str]:
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": self.account_sid,
+            "From": self.caller,
+            "To": self.to,
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+            "CallStatus": "in-progress",
+            **extra,
+        }
+
+    def post(self, url: str, params: dict[str, str], signature: str | None = None) -> requests.Response:
+        """POST the form to `url` as Twilio does, signed (or with the given `signature`)."""
+        absolute = urljoin(self.public_url + "/", url)
+        signed = self._validator.compute_signature(absolute, params) if signature is None else signature
+        return requests.post(
+            self._reachable(absolute),
+            data=params,
+            headers={"X-Twilio-Signature": signed},
+            timeout=TIMEOUT_SECONDS,
+            allow_redirects=False,
+        )
+
+    def answer(self) -> Heard:
+        """The call rings our incoming webhook."""
+        return self.follow(self.post("/api/voice/twilio/incoming", self.params(CallStatus="ringing")))
+
+    def say(self, line: str, *, digits: str = "") -> Heard:
+        """The caller says `line` (or presses `digits`) where the call listens."""
+        if self.listening is None:
+            raise RuntimeError("the call is not listening")
+        extra = {"SpeechResult": line, "Confidence": "0.9"} if line else {}
+        if digits:
+            extra["Digits"] = digits
+        return self.follow(self.post(self.listening, self.params(**extra)))
+
+    def hang_up(self, status: str = "completed") -> requests.Response:
+        """Twilio's status callback for the call's end."""
+        return self.post("/api/voice/twilio/status", self.params(CallStatus=status, CallDuration="42"))
+
+    def follow(self, response: requests.Response, heard: Heard | None = None) -> Heard:
+        """Do what the TwiML says, as Twilio would, until the call listens or ends."""
+        heard = heard or Heard()
+        if response.status_code != 200 or not response.headers.get("Content-Type", "").startswith("text/xml"):
+            raise RuntimeError(f"not TwiML: {response.status_code} {response.text[:500]}")
+        heard.twiml.append(response.text)
+        self.listening = None
+        for verb in ElementTree.fromstring(response.text):
+            if verb.tag == "Gather":
+                for inner in verb:
+                    self._speak(inner, heard)
+                self.listening = heard.listening = verb.attrib["action"]
+                return heard
+            if verb.tag == "Redirect":
+                if heard.redirects >= MAX_REDIRECTS:
+                    raise RuntimeError("too many redirects")
+                heard.redirects += 1
+                return self.follow(self.post(verb.text or "", self.params()), heard)
+            if verb.tag == "Hangup":
+                heard.hung_up = True
+                return heard
+            if verb.tag == "Dial":
+                heard.dialled = verb.text
+                return heard
+            self._speak(verb, heard)
+        heard.hung_up = True  # Twilio hangs up when the TwiML runs out
+        return heard
+
+    def _reachable(self, url: str) -> str:
+        """Where a URL on the public origin is reached from here."""
+        if url.startswith(self.public_url + "/"):
+            return self.base_url + url[len(self.public_url) :]
+        return url
+
+    def _speak(self, verb: ElementTree.Element, heard: Heard) -> None:
+        if verb.tag == "Play":
+            fetched = requests.get(self._reachable(verb.text or ""), timeout=TIMEOUT_SECONDS)
+            heard.played.append(Played(verb.text or "", fetched.status_code, fetched.content))
+        elif verb.tag == "Say":
+            heard.said.append(verb.text or "")

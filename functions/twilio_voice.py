@@ -1,0 +1,267 @@
+"""Twilio Programmable Voice webhooks: a phone call is a conversation, each webhook one step of it.
+
+`incoming` starts the conversation (one per CallSid) and plays the greeting inside a `<Gather>`;
+Twilio recognises the caller's speech and posts it to `gather`, which takes the turn and plays the
+reply inside the next `<Gather>`; `status` ends the conversation when the call is over. The gather
+URL carries the turn's number, so a Twilio retry of a gather is the same turn, never a second one.
+
+No API key here: every webhook must carry Twilio's signature (`X-Twilio-Signature`), checked before
+anything else happens, and runs in the tenant its called number belongs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from functions.conversation import GREETING_REQUEST_ID
+from functions.conversations import (
+    START_KEY_TTL_SECONDS,
+    _audio_url,
+    _await_reply,
+    _begin,
+    _conversation,
+    _earlier_turn,
+    _end,
+    _services,
+    _take_turn,
+)
+from functions.http import json_errors, origin
+from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
+from shared.models import TurnAction, TurnRecord
+from shared.phone import twilio
+from shared.tenancy import DEMO_TENANT, tenant_scope
+
+if TYPE_CHECKING:
+    from shared.services import Services
+    from shared.storage.conversations import Conversation
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+CHANNEL = "twilio"
+GATHER_ROUTE = "/api/voice/twilio/gather"
+INCOMING_ROUTE = "/api/voice/twilio/incoming"
+FILLER = "One moment, please."
+SORRY = "Sorry, something went wrong on our side. Please call again later."
+NOT_IN_SERVICE = "Sorry, this number is not in service."
+
+
+async def route_for_number(number: str) -> tuple[str, str] | None:
+    """The tenant and agent answering Twilio calls to `number` (the phone numbers of the admin API, found
+    before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in service.
+    A number a tenant keeps for another provider is not answered here."""
+    from shared.storage.phone_numbers import PhoneNumberRepository
+
+    svc = _services()
+    route = await asyncio.to_thread(PhoneNumberRepository(svc.pool).route, number) if number else None
+    if route is not None:
+        return (route.tenant_id, route.agent) if route.provider == "twilio" else None
+    fallback = svc.settings.phone_fallback_agent
+    return (DEMO_TENANT, fallback) if fallback else None
+
+
+def _start_key(call_sid: str) -> str:
+    return f"twilio:{call_sid}"
+
+
+def _twiml(xml: str) -> func.HttpResponse:
+    return func.HttpResponse(xml, status_code=200, mimetype=twilio.TWIML_TYPE, headers={"Cache-Control": "no-store"})
+
+
+async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
+    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise."""
+    svc = _services()
+    settings = svc.settings
+    token = settings.twilio_auth_token.get_secret_value()
+    if not token:
+        raise ServiceUnavailable("Twilio calls are not configured (TWILIO_AUTH_TOKEN).", code="twilio_not_configured")
+    if svc.audio_urls is None:
+        raise ServiceUnavailable(
+            "Twilio calls need AUDIO_URL_SIGNING_KEY: Twilio fetches the agent's audio by signed link.",
+            code="twilio_not_configured",
+        )
+    form = twilio.parse_form(req.headers.get("content-type"), req.get_body())
+    url = twilio.public_url(req.url, settings.public_base_url)
+    try:
+        twilio.check_signature(token, url, form, req.headers.get(twilio.SIGNATURE_HEADER))
+        if settings.twilio_account_sid and form.get("AccountSid") != settings.twilio_account_sid:
+            raise Forbidden("The webhook is from another Twilio account.", code="invalid_signature")
+    except Forbidden:
+        log.warning("refused a Twilio webhook to %s for call %s: signature or account", url, form.call_sid)
+        raise
+    return svc, form
+
+
+def _gather_url(req: func.HttpRequest, svc: Services, step: twilio.GatherStep) -> str:
+    query = f"turn={step.turn}&silences={step.silences}&wait={step.wait}"
+    return f"{origin(req, svc.settings.public_base_url)}{GATHER_ROUTE}?{query}"
+
+
+def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
+    """The reply played, then the call listens for the next turn, or is transferred or hung up."""
+    audio = _audio_url(req, svc, conversation.id, turn.turn)
+    if turn.action is TurnAction.END_CALL:
+        return twilio.finish(audio)
+    if turn.action is TurnAction.TRANSFER:
+        return twilio.finish(audio, turn.transfer_to)
+    return twilio.listen(_gather_url(req, svc, twilio.GatherStep(turn=turn.turn + 1)), conversation.language, audio)
+
+
+@bp.route(route="voice/twilio/incoming", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@json_errors
+async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting."""
+    from shared.turn_requests import StartConversation
+
+    svc, form = await _verified(req)
+    holding = twilio.our_query(twilio.Holding, dict(req.params))
+    routed = await route_for_number(form.get("To"))
+    if routed is None:
+        return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
+    tenant, agent = routed
+    with tenant_scope(tenant):
+        key = _start_key(form.call_sid)
+        conversation_id = str(uuid.uuid4())
+        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
+        if claimed == conversation_id:
+            try:
+                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
+            except BaseException:
+                await svc.waiter.release_start(key, conversation_id)
+                raise
+        conversation = await _conversation(svc, claimed)
+        deadline = svc.settings.phone_reply_deadline_seconds
+        try:
+            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
+            if greeting is None or greeting.audio_blob is None:
+                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
+        except GatewayTimeout:
+            if holding.wait >= twilio.MAX_HOLDS:
+                log.warning("call %s: no greeting after %d fillers", form.call_sid, holding.wait)
+                return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
+            return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
+        except ApiError as error:
+            log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
+            return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+        return _twiml(_speak(req, svc, conversation, greeting))
+
+
+@bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@json_errors
+async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply.
+
+    A reply not ready by PHONE_REPLY_DEADLINE_SECONDS gets a filler and a redirect back here marked
+    `wait`, which waits for the same turn's reply and never raises another.
+    """
+    from pydantic import ValidationError
+
+    from shared.turn_requests import TurnBody, TypedTurn
+
+    received_at = time.time()
+    svc, form = await _verified(req)
+    step = twilio.our_query(twilio.GatherStep, dict(req.params))
+    routed = await route_for_number(form.get("To"))
+    if routed is None:
+        return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
+    with tenant_scope(routed[0]):
+        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        if conversation_id is None:
+            return _twiml(twilio.say_and_hang_up("en-US", SORRY))
+        conversation = await _conversation(svc, conversation_id)
+        language = conversation.language
+        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        deadline = svc.settings.phone_reply_deadline_seconds
+        heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
+        try:
+            if step.wait:
+                turn = await _reply_to(svc, client, conversation, request_id, deadline)
+            elif not heard:
+                return _twiml(await _silence(req, svc, client, conversation, step))
+            else:
+                try:
+                    text = TypedTurn(text=heard).text
+                except ValidationError as error:
+                    raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
+                turn, _ = await _take_turn(
+                    svc,
+                    client,
+                    conversation,
+                    request_id,
+                    TurnBody(text=text),
+                    received_at=received_at,
+                    wait_seconds=deadline,
+                )
+        except GatewayTimeout:
+            if step.wait >= twilio.MAX_HOLDS:
+                log.warning("call %s: turn %d not answered after %d fillers", form.call_sid, step.turn, step.wait)
+                return _twiml(twilio.say_and_hang_up(language, SORRY))
+            waiting = step.model_copy(update={"wait": step.wait + 1})
+            return _twiml(twilio.hold_on(_gather_url(req, svc, waiting), language, FILLER))
+        except BadRequest:
+            raise
+        except ApiError as error:
+            log.warning("call %s: turn %d not taken (%s)", form.call_sid, step.turn, error.code)
+            ended = error.code == "conversation_completed"
+            return _twiml(twilio.hang_up() if ended else twilio.say_and_hang_up(language, SORRY))
+        return _twiml(_speak(req, svc, conversation, turn))
+
+
+async def _reply_to(
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    request_id: str,
+    wait_seconds: float,
+) -> TurnRecord:
+    """The reply to a turn already taken, as soon as there is one (GatewayTimeout after `wait_seconds`)."""
+    stored = await svc.waiter.stored_reply(conversation.id, request_id)
+    if stored is not None:
+        return TurnRecord.model_validate(stored)
+    earlier = await _earlier_turn(svc, conversation.id, request_id)
+    if earlier is not None:
+        return earlier
+    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
+
+
+async def _silence(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    step: twilio.GatherStep,
+) -> str:
+    """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
+    if step.silences >= svc.settings.max_silences:
+        await _end(svc, client, conversation)
+        return twilio.hang_up()
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    words = profile.reprompt if profile is not None else "Are you still there?"
+    again = step.model_copy(update={"silences": step.silences + 1})
+    return twilio.prompt_again(_gather_url(req, svc, again), conversation.language, words)
+
+
+@bp.route(route="voice/twilio/status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@json_errors
+async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The call's status changed: once it is over (hung up, busy, failed, unanswered), the conversation
+    ends; again, or for a call we never started, is no error."""
+    svc, form = await _verified(req)
+    routed = await route_for_number(form.get("To"))
+    if routed is not None and form.get("CallStatus") in twilio.ENDED_STATUSES:
+        with tenant_scope(routed[0]):
+            conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+            if conversation_id is not None:
+                await _end(svc, client, await _conversation(svc, conversation_id))
+    return func.HttpResponse(status_code=204)

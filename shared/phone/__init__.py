@@ -1,0 +1,1 @@
+"""Telephone providers: their webhook formats and call-control markup."""

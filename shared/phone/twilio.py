@@ -1,0 +1,215 @@
+"""Twilio Programmable Voice on the wire: webhook forms, their signature, and the TwiML we answer.
+
+Pure functions over bytes and strings; the `twilio` SDK does what Twilio defines (the signature
+algorithm, TwiML's element and attribute names), so our side cannot drift from theirs. The SDK loads
+on a webhook's first call, not at import.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+TWIML_TYPE = "text/xml"
+SIGNATURE_HEADER = "x-twilio-signature"
+MAX_FORM_BYTES = 16 * 1024
+"""A voice webhook is a few dozen short fields (about 1.5 KB with the geographic ones); a speech
+result of a long sentence stays far below this."""
+MAX_FORM_FIELDS = 64
+MAX_FIELD_CHARS = 4096
+CALL_SID = re.compile(r"CA[0-9a-f]{32}")
+"""A call's id as Twilio writes it: `CA` and 32 lower-case hex digits."""
+MAX_HOLDS = 4
+"""Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+"""`CallStatus` values after which the call is over."""
+
+
+class VoiceWebhook(BaseModel):
+    """The fields of Twilio's voice webhooks this app reads (Twilio sends more; all are signed)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    call_sid: str = Field(
+        alias="CallSid", pattern=CALL_SID.pattern, description="The call: one conversation per CallSid."
+    )
+    account_sid: str = Field(
+        alias="AccountSid", default="", description="Refused unless TWILIO_ACCOUNT_SID, when that is set."
+    )
+    to: str = Field(alias="To", default="", description="The number called: it decides the tenant and agent.")
+    call_status: str = Field(
+        alias="CallStatus", default="", description="On the status callback: completed, busy, failed, …."
+    )
+    speech_result: str = Field(alias="SpeechResult", default="", description="On a gather: what the caller said.")
+    digits: str = Field(alias="Digits", default="", description="On a gather: the keys the caller pressed.")
+
+
+class Holding(BaseModel):
+    """How many fillers the caller has heard while waiting, as our TwiML wrote it into a redirect URL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
+
+
+class GatherStep(Holding):
+    """Where a call is, as our own TwiML wrote it into the gather URL (which Twilio signs with the form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this gather hears: a retry is the same.")
+    silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this gather.")
+
+
+Step = TypeVar("Step", bound=Holding)
+
+
+def our_query(model: type[Step], query: dict[str, str]) -> Step:
+    """The query our own TwiML wrote into a webhook URL; any other is a 400."""
+    try:
+        return model.model_validate(query)
+    except ValidationError as error:
+        raise BadRequest("The URL's query is not one this app writes.", code="malformed_query") from error
+
+
+@dataclass(frozen=True)
+class CallForm:
+    """A voice webhook's form: every field as Twilio sent it, and the call it is about."""
+
+    fields: dict[str, str]
+    call_sid: str
+
+    def get(self, name: str) -> str:
+        return self.fields.get(name, "")
+
+
+def parse_form(content_type: str | None, body: bytes) -> CallForm:
+    """The webhook's fields, bounded before parsing; 415, 413 or 400 for anything Twilio never sends."""
+    if (content_type or "").split(";", 1)[0].strip().lower() != FORM_TYPE:
+        raise UnsupportedMediaType(f"A Twilio webhook is {FORM_TYPE}.")
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"A Twilio webhook is at most {MAX_FORM_BYTES} bytes.")
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"),
+            keep_blank_values=True,
+            strict_parsing=bool(body),
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadRequest("The body is not a well-formed form.", code="malformed_form") from error
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise BadRequest("A form field appears twice.", code="malformed_form")
+    if any(len(name) > MAX_FIELD_CHARS or len(value) > MAX_FIELD_CHARS for name, value in pairs):
+        raise BadRequest(f"A form field is longer than {MAX_FIELD_CHARS} characters.", code="malformed_form")
+    call_sid = fields.get("CallSid", "")
+    if not CALL_SID.fullmatch(call_sid):
+        raise BadRequest("CallSid is missing or not a Twilio call id.", code="malformed_form")
+    return CallForm(fields, call_sid)
+
+
+def public_url(request_url: str, public_base_url: str) -> str:
+    """The URL Twilio called, which its signature covers: behind a proxy, PUBLIC_BASE_URL's origin with
+    the request's path and query; else the request's URL as the host hands it over."""
+    if not public_base_url:
+        return request_url
+    parts = urlsplit(request_url)
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{public_base_url.rstrip('/')}{parts.path}{query}"
+
+
+def check_signature(auth_token: str, url: str, form: CallForm, signature: str | None) -> None:
+    """Forbidden unless `X-Twilio-Signature` is Twilio's HMAC of this URL and form under our auth token."""
+    from twilio.request_validator import RequestValidator
+
+    if not signature or not RequestValidator(auth_token).validate(url, form.fields, signature):
+        raise Forbidden("The request does not carry a valid Twilio signature.", code="invalid_signature")
+
+
+def listen(action: str, language: str, audio_url: str) -> str:
+    """Play the agent's words and listen for the caller's answer (speech or keypad), which Twilio
+    posts to `action`; a silent caller is posted too (no SpeechResult), so silence is ours to decide.
+
+    `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
+    """
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf speech",
+        action=action,
+        method="POST",
+        language=language,
+        speech_timeout="auto",
+        action_on_empty_result=True,
+    )
+    gather.play(audio_url)
+    return str(response)
+
+
+def prompt_again(action: str, language: str, words: str) -> str:
+    """Ask a silent caller again, in Twilio's voice: the agent's re-prompt has no recording of ours."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    gather = response.gather(
+        input="dtmf speech",
+        action=action,
+        method="POST",
+        language=language,
+        speech_timeout="auto",
+        action_on_empty_result=True,
+    )
+    gather.say(words, language=language)
+    return str(response)
+
+
+def hold_on(redirect: str, language: str, words: str) -> str:
+    """A short filler, then back to `redirect`, which keeps waiting for the same reply: the webhook
+    answers inside Twilio's 15 s and the call stays up however long the reply takes."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(words, language=language)
+    response.pause(length=1)
+    response.redirect(redirect, method="POST")
+    return str(response)
+
+
+def finish(audio_url: str, transfer_to: str | None = None) -> str:
+    """The agent's last words, then the call is handed to `transfer_to` or hung up."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.play(audio_url)
+    if transfer_to:
+        response.dial(transfer_to)
+    else:
+        response.hangup()
+    return str(response)
+
+
+def hang_up() -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.hangup()
+    return str(response)
+
+
+def say_and_hang_up(language: str, words: str) -> str:
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    response.say(words, language=language)
+    response.hangup()
+    return str(response)

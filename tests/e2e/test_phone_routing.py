@@ -1,0 +1,89 @@
+"""Which tenant and agent answer a call: the phone numbers of the admin API, found before any tenant
+is known; else the demo fallback `make dev` sets; else a polite "not in service" and no conversation."""
+
+from __future__ import annotations
+
+import pytest
+
+from devhost.__main__ import TWILIO_TOKEN_FILE
+from devhost.phone_sim import TwilioCall
+from devhost.process import DevHost
+from shared.security.api_keys import ApiKeys
+from shared.security.roles import KEY_SCOPES
+from shared.storage.api_keys import ApiKeyRepository
+from shared.storage.postgres import open_pool
+from shared.storage.tenants import create_tenant
+from shared.tenancy import tenant_scope
+from tests.e2e.conftest import StartDevHost
+from tests.e2e.test_agents_api import profile
+
+ACME_LINE = "+14155550100"
+ACME_VONAGE_LINE = "+14155550101"
+NOBODYS_LINE = "+14155550199"
+ACME_GREETING = "Acme front desk, how can I help?"
+
+
+def tenant_key(host: DevHost, tenant: str) -> dict[str, str]:
+    create_tenant(host.env["DATABASE_URL"], tenant, tenant.title())
+    pool = open_pool(host.env["DATABASE_URL"], 2)
+    try:
+        with tenant_scope(tenant):
+            return {"X-API-Key": ApiKeys(ApiKeyRepository(pool)).create(tenant, "t", KEY_SCOPES, "tests").key}
+    finally:
+        pool.close()
+
+
+def phone(host: DevHost, to: str) -> TwilioCall:
+    return TwilioCall(host.base, (host.data_dir / TWILIO_TOKEN_FILE).read_text().strip(), to=to)
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost) -> DevHost:
+    return start_devhost()
+
+
+@pytest.fixture(scope="module")
+def acme(host: DevHost) -> dict[str, str]:
+    key = tenant_key(host, "acme")
+    made = host.post("/api/agents", json=profile("front-desk", ACME_GREETING), headers=key)
+    assert made.status_code == 201, made.text
+    for number, provider in ((ACME_LINE, "twilio"), (ACME_VONAGE_LINE, "vonage")):
+        held = host.post(
+            "/api/phone-numbers", json={"number": number, "provider": provider, "agent": "front-desk"}, headers=key
+        )
+        assert held.status_code == 201, held.text
+    return key
+
+
+def test_a_call_to_a_tenants_number_reaches_its_agent_in_its_tenant(host: DevHost, acme: dict[str, str]) -> None:
+    heard = phone(host, ACME_LINE).answer()
+
+    [played] = heard.played
+    conversation_id = played.url.split("/api/conversations/")[1].split("/")[0]
+    theirs = host.get(f"/api/conversations/{conversation_id}", headers=acme)
+    assert theirs.status_code == 200, theirs.text
+    assert (theirs.json()["agent"], theirs.json()["turns"][0]["reply"]["text"]) == ("front-desk", ACME_GREETING)
+    assert host.get(f"/api/conversations/{conversation_id}").status_code == 404, "not the demo tenant's"
+
+
+def test_a_number_kept_for_another_provider_is_not_answered_through_twilio(host: DevHost, acme: dict[str, str]) -> None:
+    before = len(host.get("/api/conversations", headers=acme, params={"limit": 200}).json()["items"])
+    heard = phone(host, ACME_VONAGE_LINE).answer()
+    assert heard.hung_up
+    assert heard.said == ["Sorry, this number is not in service."]
+    assert len(host.get("/api/conversations", headers=acme, params={"limit": 200}).json()["items"]) == before
+
+
+def test_locally_a_number_nobody_holds_reaches_the_demo_agent(host: DevHost) -> None:
+    heard = phone(host, NOBODYS_LINE).answer()
+    [played] = heard.played
+    conversation_id = played.url.split("/api/conversations/")[1].split("/")[0]
+    assert host.get(f"/api/conversations/{conversation_id}").json()["agent"] == "demo"
+
+
+def test_without_a_fallback_a_number_nobody_holds_is_not_in_service(start_devhost: StartDevHost) -> None:
+    strict = start_devhost(PHONE_FALLBACK_AGENT="")
+    heard = phone(strict, NOBODYS_LINE).answer()
+    assert heard.hung_up
+    assert heard.said == ["Sorry, this number is not in service."]
+    assert strict.get("/api/conversations").json()["items"] == []

@@ -1,0 +1,235 @@
+"""Phone calls through Twilio's webhooks, placed by the simulator that signs and follows TwiML as Twilio does."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from devhost.__main__ import TWILIO_TOKEN_FILE
+from devhost.phone_sim import Heard, TwilioCall
+from devhost.process import DevHost
+from shared.speech.audio import decode_wav
+from tests.e2e.conftest import StartDevHost
+from tests.e2e.polling import wait_until
+
+AUTH_TOKEN = "local-twilio-token-for-the-e2e-tests"
+CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost) -> DevHost:
+    """A devhost with the local Twilio auth token it makes itself, as `make dev` does."""
+    return start_devhost()
+
+
+def local_token(host: DevHost) -> str:
+    return (host.data_dir / TWILIO_TOKEN_FILE).read_text().strip()
+
+
+def call(host: DevHost) -> TwilioCall:
+    return TwilioCall(host.base, local_token(host))
+
+
+def spoken(heard: Heard) -> tuple[str, int]:
+    """The conversation and turn whose audio the caller heard, checking it was real audio."""
+    [played] = heard.played
+    assert played.status == 200, played.audio[:300]
+    assert decode_wav(played.audio).duration_seconds > 0.5
+    match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
+    assert match is not None, played.url
+    return match.group(1), int(match.group(2))
+
+
+def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
+    response = host.get(f"/api/conversations/{conversation_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def conversation_count(host: DevHost) -> int:
+    response = host.get("/api/conversations", params={"limit": "100"})
+    assert response.status_code == 200, response.text
+    return len(response.json()["items"])
+
+
+def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
+    phone = call(host)
+    greeting = phone.answer()
+    conversation_id, turn = spoken(greeting)
+    assert turn == 0
+    assert greeting.listening is not None
+    assert urlsplit(greeting.listening).query == "turn=1&silences=0&wait=0"
+    assert 'language="en-US"' in greeting.twiml[0]
+    assert 'speechTimeout="auto"' in greeting.twiml[0]
+
+    hours = phone.say("what are your opening hours")
+    assert spoken(hours) == (conversation_id, 1)
+    delivery = phone.say("how much does delivery cost")
+    assert spoken(delivery) == (conversation_id, 2)
+    assert delivery.listening is not None
+    assert "turn=3" in delivery.listening
+
+    during = transcript(host, conversation_id)
+    assert during["status"] == "active"
+    assert [t["text"] for t in during["turns"]] == [None, "what are your opening hours", "how much does delivery cost"]
+    assert "8 am to 10 pm" in during["turns"][1]["reply"]["text"]
+    assert "40 rupees" in during["turns"][2]["reply"]["text"]
+
+    assert phone.hang_up().status_code == 204
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "ended_by_client"
+    assert len(final["turns"]) == 3
+    assert phone.hang_up().status_code == 204, "a repeated status callback is no error"
+
+
+def test_a_retried_webhook_gets_the_same_answer_and_makes_no_second_turn_or_call(host: DevHost) -> None:
+    before = conversation_count(host)
+    phone = call(host)
+    first = phone.answer()
+    again = phone.answer()
+    assert spoken(first) == spoken(again)
+    conversation_id, _ = spoken(first)
+    assert conversation_count(host) == before + 1
+
+    gather = phone.listening
+    assert gather is not None
+    answered = phone.say("where are you located")
+    phone.listening = gather
+    retried = phone.say("where are you located")
+    assert spoken(answered) == spoken(retried) == (conversation_id, 1)
+    assert answered.listening == retried.listening
+    turns = transcript(host, conversation_id)["turns"]
+    assert [t["text"] for t in turns] == [None, "where are you located"]
+    phone.hang_up()
+
+
+def test_the_agent_ending_the_call_hangs_up_after_its_goodbye(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    goodbye = phone.say("goodbye")
+    assert spoken(goodbye) == (conversation_id, 1)
+    assert goodbye.hung_up
+    assert goodbye.listening is None
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "completed"
+
+
+def test_asking_for_a_person_dials_the_agents_transfer_number(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    transfer = phone.say("transfer me to a real person")
+    assert spoken(transfer) == (conversation_id, 1)
+    assert transfer.dialled == "+918045550100"
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "transferred"
+
+
+def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    prompted = phone.say("")
+    assert prompted.played == []
+    assert prompted.said == ["Are you still there? You can ask me about our opening hours, menu or delivery."]
+    assert prompted.listening is not None
+    assert "turn=1&silences=1" in prompted.listening
+    phone.say("")
+    last = phone.say("")
+    assert last.hung_up
+    assert last.said == []
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert [t["kind"] for t in final["turns"]] == ["greeting"]
+
+
+def test_a_forged_or_missing_signature_is_refused_and_starts_nothing(host: DevHost) -> None:
+    before = conversation_count(host)
+    phone = call(host)
+    forged = phone.post("/api/voice/twilio/incoming", phone.params(), signature="0/KCTR6DLpKmkAf8muzZqo1nDgQ=")
+    unsigned = requests.post(host.url("/api/voice/twilio/incoming"), data=phone.params(), timeout=30)
+    other_token = TwilioCall(host.base, "not-our-token")
+    wrong_key = other_token.post("/api/voice/twilio/incoming", other_token.params())
+    for refused in (forged, unsigned, wrong_key):
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "invalid_signature"
+    assert conversation_count(host) == before
+    log = host.log_tail(2000)
+    assert log.count(local_token(host)) == 1, "printed once, when made, and never logged"
+    assert "refused a Twilio webhook" in log
+
+
+def test_the_local_auth_token_is_kept_for_its_owner_only(host: DevHost) -> None:
+    assert len(local_token(host)) >= 32
+    assert (host.data_dir / TWILIO_TOKEN_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
+    phone = call(host)
+    not_a_form = requests.post(
+        host.url("/api/voice/twilio/incoming"),
+        data=b"CallSid",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": "x"},
+        timeout=30,
+    )
+    assert not_a_form.status_code == 400, not_a_form.text
+    no_call = phone.post("/api/voice/twilio/incoming", {"To": phone.to})
+    assert no_call.status_code == 400, no_call.text
+    phone.answer()
+    for route in ("incoming?wait=99", "incoming?turn=1"):
+        response = phone.post(f"/api/voice/twilio/{route}", phone.params())
+        assert response.status_code == 400, (route, response.text)
+    for query in ("", "?turn=0", "?turn=x", "?turn=1&silences=-1", "?turn=1&extra=1"):
+        response = phone.post(f"/api/voice/twilio/gather{query}", phone.params(SpeechResult="hello"))
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["error"]["code"] == "malformed_query"
+    json_body = requests.post(host.url("/api/voice/twilio/status"), json=phone.params(), timeout=30)
+    assert json_body.status_code == 415, json_body.text
+    phone.hang_up()
+
+
+def test_without_an_auth_token_the_twilio_routes_answer_503(start_devhost: StartDevHost) -> None:
+    unconfigured = start_devhost(TWILIO_AUTH_TOKEN="")
+    phone = TwilioCall(unconfigured.base, AUTH_TOKEN)
+    for route in ("incoming", "gather?turn=1", "status"):
+        response = phone.post(f"/api/voice/twilio/{route}", phone.params())
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "twilio_not_configured"
+
+
+def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_same_turn(
+    start_devhost: StartDevHost,
+) -> None:
+    slow = start_devhost(
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN, PHONE_REPLY_DEADLINE_SECONDS="1", DEVHOST_SLOW_ACTIVITIES="answer_turn=2.5"
+    )
+    phone = TwilioCall(slow.base, AUTH_TOKEN)
+    greeting = phone.answer()
+    assert greeting.redirects >= 2, "the greeting waits through fillers too"
+    assert greeting.said == ["One moment, please."] * greeting.redirects
+    assert "?wait=2" in greeting.twiml[1], "each filler counts, so a greeting that never comes ends the call"
+    conversation_id, _ = spoken(greeting)
+    started = time.perf_counter()
+    late = phone.say("what are your opening hours")
+    assert late.redirects >= 2
+    assert late.said == ["One moment, please."] * late.redirects
+    assert spoken(late) == (conversation_id, 1)
+    assert time.perf_counter() - started > 2.5
+    assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+
+def test_behind_a_proxy_twilio_signs_the_public_url_and_our_twiml_points_there(start_devhost: StartDevHost) -> None:
+    public = "https://voice.example.test"
+    proxied = start_devhost(TWILIO_AUTH_TOKEN=AUTH_TOKEN, PUBLIC_BASE_URL=public)
+    phone = TwilioCall(proxied.base, AUTH_TOKEN, public_url=public)
+    greeting = phone.answer()
+    conversation_id, _ = spoken(greeting)
+    assert greeting.listening is not None
+    assert greeting.listening.startswith(f"{public}/api/voice/twilio/gather?")
+    assert greeting.played[0].url.startswith(f"{public}/api/conversations/{conversation_id}/audio/0?token=")
+    assert spoken(phone.say("what are your opening hours")) == (conversation_id, 1)
+    signed_for_the_inside = TwilioCall(proxied.base, AUTH_TOKEN)
+    refused = signed_for_the_inside.post("/api/voice/twilio/incoming", signed_for_the_inside.params())
+    assert refused.status_code == 403, refused.text
