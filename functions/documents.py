@@ -65,17 +65,7 @@ def _document_id(req: func.HttpRequest) -> str:
 def _view(document: StoredDocument) -> DocumentView:
     from shared.document_models import DocumentView
 
-    return DocumentView(
-        document_id=document.document_id,
-        title=document.title,
-        source=document.source,
-        origin=document.origin,
-        content_type=document.content_type,
-        size_bytes=document.size_bytes,
-        chunks=document.chunks,
-        indexed=document.indexed,
-        updated_at=document.updated_at,
-    )
+    return DocumentView.model_validate(document, from_attributes=True)
 
 
 @bp.route(route="agents/{agent}/documents", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

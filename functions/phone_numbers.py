@@ -44,14 +44,7 @@ def _number(req: func.HttpRequest) -> str:
 def _view(record: PhoneNumberRecord) -> PhoneNumberView:
     from shared.admin_models import PhoneNumberView
 
-    return PhoneNumberView(
-        number=record.number,
-        agent=record.agent,
-        provider=record.provider,
-        created_by=record.created_by,
-        created_at=record.created_at,
-        updated_at=record.updated_at,
-    )
+    return PhoneNumberView.model_validate(record, from_attributes=True)
 
 
 @bp.route(route="phone-numbers", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

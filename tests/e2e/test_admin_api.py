@@ -3,7 +3,6 @@ usage per day, whose figures must be the sums of what each conversation shows.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,13 +10,9 @@ import pytest
 import requests
 
 from devhost.process import DevHost
-from shared.security.api_keys import ApiKeys
 from shared.security.roles import Scope
-from shared.storage.api_keys import ApiKeyRepository
-from shared.storage.postgres import open_pool
-from shared.storage.tenants import create_tenant
-from shared.tenancy import tenant_scope
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import issue_key
 from tests.e2e.polling import wait_until
 
 
@@ -165,15 +160,9 @@ def test_a_bad_key_list_query_is_a_400(host: DevHost, params: dict[str, str], co
 
 
 @pytest.fixture(scope="module")
-def other_tenants_key(host: DevHost) -> Iterator[tuple[str, str]]:
-    create_tenant(host.env["DATABASE_URL"], "other", "Other")
-    pool = open_pool(host.env["DATABASE_URL"], 2)
-    try:
-        with tenant_scope("other"):
-            made = ApiKeys(ApiKeyRepository(pool)).create("other", "theirs", {Scope.KEYS_ADMIN}, "tests")
-        yield made.record.id, made.key
-    finally:
-        pool.close()
+def other_tenants_key(host: DevHost) -> tuple[str, str]:
+    made = issue_key(host, "other", {Scope.KEYS_ADMIN})
+    return made.record.id, made.key
 
 
 def test_a_key_of_another_tenant_is_as_unknown_as_none(host: DevHost, other_tenants_key: tuple[str, str]) -> None:

@@ -15,12 +15,10 @@ import pytest
 import requests
 
 from devhost.process import DevHost
-from shared.security.api_keys import ApiKeys
 from shared.security.roles import Scope
-from shared.storage.api_keys import ApiKeyRepository
-from shared.storage.postgres import open_pool
 from shared.tenancy import DEMO_TENANT
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import issue_key
 from tests.fakes.oidc_server import AUDIENCE, FakeOpenIdProvider
 
 GUARDED = [
@@ -69,11 +67,7 @@ def conversation_id(host: DevHost) -> str:
 
 
 def key_with(host: DevHost, *scopes: Scope) -> str:
-    pool = open_pool(host.env["DATABASE_URL"], 2)
-    try:
-        return ApiKeys(ApiKeyRepository(pool)).create(DEMO_TENANT, "test", set(scopes), "tests").key
-    finally:
-        pool.close()
+    return issue_key(host, scopes=scopes).key
 
 
 def call(host: DevHost, method: str, path: str, conversation_id: str, **kwargs: Any) -> tuple[int, dict[str, str]]:

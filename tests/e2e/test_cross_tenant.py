@@ -18,13 +18,8 @@ import requests
 from devhost.process import DevHost
 from shared.agent.catalog import load_agent_file
 from shared.config import REPOSITORY_ROOT
-from shared.security.api_keys import ApiKeys
-from shared.security.roles import KEY_SCOPES
-from shared.storage.api_keys import ApiKeyRepository
-from shared.storage.postgres import open_pool
-from shared.storage.tenants import create_tenant
-from shared.tenancy import tenant_scope
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import issue_key
 from tests.fakes.oidc_server import AUDIENCE, FakeOpenIdProvider
 
 ACME = "acme"
@@ -44,13 +39,7 @@ def host(start_devhost: StartDevHost, idp: FakeOpenIdProvider) -> DevHost:
 
 @pytest.fixture(scope="module")
 def acme_key(host: DevHost) -> str:
-    assert create_tenant(host.env["DATABASE_URL"], ACME, "Acme") is True
-    pool = open_pool(host.env["DATABASE_URL"], 2)
-    try:
-        with tenant_scope(ACME):
-            return ApiKeys(ApiKeyRepository(pool)).create(ACME, "acme", KEY_SCOPES, "tests").key
-    finally:
-        pool.close()
+    return issue_key(host, ACME).key
 
 
 @pytest.fixture(scope="module", params=["api_key", "person"])

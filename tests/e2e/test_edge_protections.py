@@ -9,23 +9,15 @@ import pytest
 import requests
 
 from devhost.process import DevHost
-from shared.security.api_keys import ApiKeys
 from shared.security.roles import Scope
-from shared.storage.api_keys import ApiKeyRepository
-from shared.storage.postgres import open_pool
-from shared.tenancy import DEMO_TENANT
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import key_header
 
 APP = "https://app.example.com"
 
 
 def new_key(host: DevHost) -> dict[str, str]:
-    pool = open_pool(host.env["DATABASE_URL"], 2)
-    try:
-        issued = ApiKeys(ApiKeyRepository(pool)).create(DEMO_TENANT, "burst", {Scope.CONVERSATIONS_READ}, "tests")
-    finally:
-        pool.close()
-    return {"X-API-Key": issued.key}
+    return key_header(host, scopes={Scope.CONVERSATIONS_READ})
 
 
 @pytest.fixture(scope="module")

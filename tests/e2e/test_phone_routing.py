@@ -8,29 +8,14 @@ import pytest
 from devhost.__main__ import TWILIO_TOKEN_FILE
 from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
-from shared.security.api_keys import ApiKeys
-from shared.security.roles import KEY_SCOPES
-from shared.storage.api_keys import ApiKeyRepository
-from shared.storage.postgres import open_pool
-from shared.storage.tenants import create_tenant
-from shared.tenancy import tenant_scope
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import key_header
 from tests.e2e.test_agents_api import profile
 
 ACME_LINE = "+14155550100"
 ACME_VONAGE_LINE = "+14155550101"
 NOBODYS_LINE = "+14155550199"
 ACME_GREETING = "Acme front desk, how can I help?"
-
-
-def tenant_key(host: DevHost, tenant: str) -> dict[str, str]:
-    create_tenant(host.env["DATABASE_URL"], tenant, tenant.title())
-    pool = open_pool(host.env["DATABASE_URL"], 2)
-    try:
-        with tenant_scope(tenant):
-            return {"X-API-Key": ApiKeys(ApiKeyRepository(pool)).create(tenant, "t", KEY_SCOPES, "tests").key}
-    finally:
-        pool.close()
 
 
 def phone(host: DevHost, to: str) -> TwilioCall:
@@ -44,7 +29,7 @@ def host(start_devhost: StartDevHost) -> DevHost:
 
 @pytest.fixture(scope="module")
 def acme(host: DevHost) -> dict[str, str]:
-    key = tenant_key(host, "acme")
+    key = key_header(host, "acme")
     made = host.post("/api/agents", json=profile("front-desk", ACME_GREETING), headers=key)
     assert made.status_code == 201, made.text
     for number, provider in ((ACME_LINE, "twilio"), (ACME_VONAGE_LINE, "vonage")):
