@@ -51,8 +51,9 @@ class Speech(BaseModel):
     timeout_reason: str = Field(default="", max_length=64)
 
 
-class VoiceWebhook(BaseModel):
-    """The fields of Vonage's voice webhooks this app reads (Vonage sends more; the payload is signed)."""
+class CallFields(BaseModel):
+    """The fields of every Vonage voice webhook this app reads (Vonage sends more; the payload is signed);
+    the answer webhook is these alone, in the query of a GET."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -60,6 +61,11 @@ class VoiceWebhook(BaseModel):
     conversation_uuid: str = Field(default="", max_length=64, description="Vonage's conversation (CON-…).")
     to: str = Field(default="", max_length=64, description="The number called: it decides the tenant and agent.")
     from_: str = Field(default="", alias="from", max_length=64, description="The caller.")
+
+
+class VoiceWebhook(CallFields):
+    """A webhook's JSON body: the call's fields, and an event's status or an input's speech."""
+
     status: str = Field(default="", max_length=64, description="On an event: started, answered, completed, ….")
     speech: Speech | None = Field(default=None, description="On an input: what Vonage recognised.")
 
@@ -95,6 +101,7 @@ class Webhook:
 
     call: VoiceWebhook
     ours: dict[str, str]
+    application_id: str
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:
@@ -120,9 +127,9 @@ def query_payload(pairs: list[tuple[str, str]]) -> bytes:
     return json.dumps(dict(pairs), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def check_signature(secret: str, authorization: str | None, payload: bytes) -> None:
-    """Forbidden unless `Authorization` is a Vonage token under our signature secret whose
-    `payload_hash` is the payload's."""
+def check_signature(secret: str, authorization: str | None, payload: bytes) -> str:
+    """The application the webhook is for (the token's `application_id`), once `Authorization` is a
+    Vonage token under our signature secret whose `payload_hash` is the payload's; else Forbidden."""
     import jwt
     from vonage_jwt import verify_signature
     from vonage_jwt.errors import VonageVerifyJwtError
@@ -140,6 +147,8 @@ def check_signature(secret: str, authorization: str | None, payload: bytes) -> N
     claimed = claims.get("payload_hash")
     if not isinstance(claimed, str) or not hmac.compare_digest(claimed.lower(), _payload_hash(payload)):
         raise Forbidden("The payload is not the one Vonage signed.", code="invalid_signature")
+    application = claims.get("application_id")
+    return application if isinstance(application, str) else ""
 
 
 def verified(
@@ -151,7 +160,7 @@ def verified(
     query is ours alone (our eventUrl's)."""
     pairs = _query_pairs(query)
     if method.upper() == "GET":
-        check_signature(secret, authorization, query_payload(pairs))
+        application = check_signature(secret, authorization, query_payload(pairs))
         fields: Any = dict(pairs)
         ours = {name: value for name, value in pairs if name in Holding.model_fields or name in InputStep.model_fields}
     else:
@@ -159,7 +168,7 @@ def verified(
             raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"A Vonage webhook is at most {MAX_BODY_BYTES} bytes.")
-        check_signature(secret, authorization, body)
+        application = check_signature(secret, authorization, body)
         try:
             fields = json.loads(body)
         except (UnicodeDecodeError, ValueError) as error:
@@ -168,7 +177,7 @@ def verified(
             raise BadRequest("The body is not a JSON object.", code="malformed_body")
         ours = dict(pairs)
     try:
-        return Webhook(VoiceWebhook.model_validate(fields), ours)
+        return Webhook(VoiceWebhook.model_validate(fields), ours, application)
     except ValidationError as error:
         raise BadRequest(
             "The webhook has no Vonage call uuid, or a field out of bounds.", code="malformed_body"

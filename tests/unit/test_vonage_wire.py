@@ -20,12 +20,15 @@ SECRET = "a-signature-secret-of-at-least-32-bytes"
 CALL = str(uuid.uuid4())
 
 
+APPLICATION = str(uuid.uuid4())
+
+
 def token(payload: bytes, secret: str = SECRET, **claims: Any) -> str:
     body = {
         "iat": int(time.time()),
         "jti": str(uuid.uuid4()),
         "api_key": "abcd1234",
-        "application_id": str(uuid.uuid4()),
+        "application_id": APPLICATION,
         "payload_hash": hashlib.sha256(payload).hexdigest(),
         **claims,
     }
@@ -49,7 +52,7 @@ def test_a_signed_get_hashes_its_query_as_vonage_does() -> None:
     query = f"to=14155550101&from=447700900000&uuid={CALL}&conversation_uuid=CON-{uuid.uuid4()}"
     payload = json.dumps(dict(pair.split("=") for pair in query.split("&")), separators=(",", ":")).encode()
     hook = vonage.verified(SECRET, "GET", query, None, b"", authorization=token(payload))
-    assert (hook.call.uuid, hook.call.from_, hook.ours) == (CALL, "447700900000", {})
+    assert (hook.call.uuid, hook.call.from_, hook.ours, hook.application_id) == (CALL, "447700900000", {}, APPLICATION)
 
 
 @pytest.mark.parametrize(
