@@ -126,8 +126,8 @@ def _speak(
 async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """A call is answered: start its conversation once (a retry finds the same one) and greet.
 
-    A greeting late past PHONE_REPLY_DEADLINE_SECONDS gets a filler and an input that comes back here
-    (POST, `wait`), since Vonage has no redirect."""
+    A greeting late past PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS: Vonage wants the NCCO
+    in 5 s) gets a filler and an input that comes back here (POST, `wait`), since Vonage has no redirect."""
     from shared.turn_requests import StartConversation
 
     svc, hook = await _verified(req)
@@ -148,7 +148,7 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 await svc.waiter.release_start(key, conversation_id)
                 raise
         conversation = await _conversation(svc, claimed)
-        deadline = svc.settings.phone_reply_deadline_seconds
+        deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         try:
             greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
             if greeting is None or greeting.audio_blob is None:
@@ -171,8 +171,9 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
 async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The caller spoke (or kept silent): take that turn once and stream the agent's reply.
 
-    A reply not ready by PHONE_REPLY_DEADLINE_SECONDS gets a filler and an input that times out at once
-    back here marked `wait`, which waits for the same turn's reply and never raises another.
+    A reply not ready by PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS) gets a filler and an
+    input that times out at once back here marked `wait`, which waits for the same turn's reply and never
+    raises another.
     """
     from pydantic import ValidationError
 
@@ -192,7 +193,7 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
         conversation = await _conversation(svc, conversation_id)
         language = conversation.language
         request_id = f"{_start_key(hook.call.uuid)}:{step.turn}"
-        deadline = svc.settings.phone_reply_deadline_seconds
+        deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         heard = hook.call.heard()
         try:
             if step.wait:

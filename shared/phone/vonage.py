@@ -33,6 +33,9 @@ MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "unanswered", "cancelled", "rejected", "timeout"})
 """Event `status` values after which the call is over."""
+MAX_WAIT_SECONDS = 4.0
+"""The longest a webhook waits for a reply, whatever PHONE_REPLY_DEADLINE_SECONDS says: Vonage wants the
+answer webhook's NCCO within 5 s (and retries, then gives up on the call), so a late reply is a filler."""
 HOLD_SECONDS = 1
 """How long the input after a filler listens before Vonage posts back: Vonage has no redirect, so an
 input that times out at once is the way back to our route for the same turn."""

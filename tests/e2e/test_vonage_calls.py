@@ -222,3 +222,15 @@ def test_a_late_reply_gets_fillers_and_inputs_that_come_back_for_the_same_turn(s
     assert spoken(late) == (conversation_id, 1)
     assert time.perf_counter() - started > 2.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+
+def test_a_webhook_answers_inside_vonages_5_seconds_whatever_the_deadline_setting(start_devhost: StartDevHost) -> None:
+    slow = start_devhost(
+        VONAGE_SIGNATURE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="12", DEVHOST_SLOW_ACTIVITIES="answer_turn=6"
+    )
+    phone = VonageCall(slow.base, SECRET)
+    started = time.perf_counter()
+    response = phone.answer_response()
+    assert time.perf_counter() - started < 5
+    assert response.status_code == 200, response.text
+    assert response.json()[0] == {"action": "talk", "text": "One moment, please.", "language": "en-US"}
