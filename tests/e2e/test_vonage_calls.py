@@ -234,3 +234,15 @@ def test_a_webhook_answers_inside_vonages_5_seconds_whatever_the_deadline_settin
     assert time.perf_counter() - started < 5
     assert response.status_code == 200, response.text
     assert response.json()[0] == {"action": "talk", "text": "One moment, please.", "language": "en-US"}
+
+
+def test_with_an_application_id_a_webhook_signed_for_another_application_is_refused(
+    start_devhost: StartDevHost,
+) -> None:
+    ours = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab"
+    strict = start_devhost(VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_APPLICATION_ID=ours)
+    theirs = VonageCall(strict.base, SECRET).answer_response()
+    assert theirs.status_code == 403, theirs.text
+    assert theirs.json()["error"]["code"] == "invalid_signature"
+    assert strict.get("/api/conversations").json()["items"] == []
+    spoken(VonageCall(strict.base, SECRET, application_id=ours).answer())
