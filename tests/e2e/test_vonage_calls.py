@@ -167,6 +167,11 @@ def test_a_forged_missing_or_tampered_signature_is_refused_and_starts_nothing(ho
     assert "refused a Vonage webhook" in log
 
 
+def test_the_local_signature_secret_is_kept_for_its_owner_only(host: DevHost) -> None:
+    assert len(local_secret(host)) >= 32
+    assert (host.data_dir / VONAGE_SECRET_FILE).stat().st_mode & 0o777 == 0o600
+
+
 def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
     phone = call(host)
     phone.answer()
