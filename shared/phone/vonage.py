@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -27,6 +28,9 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_QUERY_FIELDS = 64
 MAX_FIELD_CHARS = 4096
 MAX_TOKEN_CHARS = 4096
+MAX_TOKEN_AGE_SECONDS = 300
+"""A token issued longer ago is refused: the signature does not cover the URL (our input's `turn`), so a
+captured webhook could otherwise be replayed against another turn at any later time."""
 CALL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """A call leg's id as Vonage writes it (`uuid`): one conversation per leg."""
 MAX_HOLDS = 4
@@ -144,9 +148,11 @@ def check_signature(secret: str, authorization: str | None, payload: bytes) -> s
     try:
         if not verify_signature(token, secret):
             raise Forbidden("The request does not carry a valid Vonage signature.", code="invalid_signature")
-        claims = jwt.decode(token, secret, algorithms=["HS256"])
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat"]})
     except (VonageVerifyJwtError, jwt.PyJWTError) as error:
         raise Forbidden("The request does not carry a valid Vonage token.", code="invalid_signature") from error
+    if time.time() - float(claims["iat"]) > MAX_TOKEN_AGE_SECONDS:
+        raise Forbidden("The Vonage token is too old.", code="invalid_signature")
     claimed = claims.get("payload_hash")
     if not isinstance(claimed, str) or not hmac.compare_digest(claimed.lower(), _payload_hash(payload)):
         raise Forbidden("The payload is not the one Vonage signed.", code="invalid_signature")

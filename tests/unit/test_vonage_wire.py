@@ -79,6 +79,9 @@ def test_another_secret_another_payload_or_no_hash_is_forbidden() -> None:
         token(body, secret="another-secret-of-at-least-32-bytes!!"),
         token(tampered),
         token(body, payload_hash=None),
+        token(body, iat=int(time.time()) - vonage.MAX_TOKEN_AGE_SECONDS - 5),
+        token(body, iat=int(time.time()) + 3600),
+        token(body, iat=None),
         "Bearer " + jwt.encode({"iat": int(time.time())}, SECRET, algorithm="HS256"),
     ):
         with pytest.raises(Forbidden):
