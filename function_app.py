@@ -16,6 +16,7 @@ from functions import (
     phone_numbers,
     twilio_voice,
     usage,
+    vonage_voice,
 )
 from shared.security import log_masking
 
@@ -33,4 +34,5 @@ app.register_functions(audit.bp)
 app.register_functions(documents.bp)
 app.register_functions(openapi.bp)
 app.register_functions(twilio_voice.bp)
+app.register_functions(vonage_voice.bp)
 app.register_functions(cors.bp)

@@ -34,6 +34,7 @@ log = logging.getLogger("devhost")
 DEVHOST_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 AUDIO_URL_KEY_FILE = "audio-url-key"
 TWILIO_TOKEN_FILE = "twilio-auth-token"
+VONAGE_SECRET_FILE = "vonage-signature-secret"
 
 TRY_IT = """
   Ready on {base}. Every route but health needs the demo tenant's API key, kept in {key_file}:
@@ -86,21 +87,25 @@ def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
 
 def _provide_secrets(data_dir: Path) -> None:
     """A signing key for audio links when none is configured, kept across runs (links stay valid), and a
-    local Twilio auth token the phone simulator signs with, printed when made. TWILIO_AUTH_TOKEN set to
-    empty keeps the Twilio routes unconfigured (they answer 503)."""
+    local Twilio auth token and Vonage signature secret the phone simulators sign with, printed when made.
+    TWILIO_AUTH_TOKEN or VONAGE_SIGNATURE_SECRET set to empty keeps that provider's routes unconfigured
+    (they answer 503)."""
     if not os.environ.get("AUDIO_URL_SIGNING_KEY"):
         os.environ["AUDIO_URL_SIGNING_KEY"] = access.kept_secret(data_dir / AUDIO_URL_KEY_FILE)
     if "PHONE_FALLBACK_AGENT" not in os.environ:  # any number reaches the demo agent locally
         os.environ["PHONE_FALLBACK_AGENT"] = os.environ.get("DEFAULT_AGENT", "demo")
-    if "TWILIO_AUTH_TOKEN" not in os.environ:
-        token_file = data_dir / TWILIO_TOKEN_FILE
-        made = not token_file.exists()
-        os.environ["TWILIO_AUTH_TOKEN"] = access.kept_secret(token_file)
-        if made:
-            print(
-                f"  A local Twilio auth token: {os.environ['TWILIO_AUTH_TOKEN']}\n  (kept in {token_file})",
-                file=sys.stderr,
-            )
+    _provide_local_secret("TWILIO_AUTH_TOKEN", data_dir / TWILIO_TOKEN_FILE, "Twilio auth token")
+    _provide_local_secret("VONAGE_SIGNATURE_SECRET", data_dir / VONAGE_SECRET_FILE, "Vonage signature secret")
+
+
+def _provide_local_secret(variable: str, kept_in: Path, what: str) -> None:
+    """`variable` from its file (made, and printed once, the first time) unless it is set, even empty."""
+    if variable in os.environ:
+        return
+    made = not kept_in.exists()
+    os.environ[variable] = access.kept_secret(kept_in)
+    if made:
+        print(f"  A local {what}: {os.environ[variable]}\n  (kept in {kept_in})", file=sys.stderr)
 
 
 def _port_is_free(host: str, port: int) -> bool:

@@ -34,6 +34,7 @@ from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, Doc
 from shared.knowledge.loading import EXTENSIONS
 from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
+from shared.phone import vonage
 from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
@@ -57,6 +58,14 @@ TWILIO_SIGNED = {
 TWIML = Answer("TwiML for the call (speaking, listening, transferring or hanging up).", (Content(TWIML_TYPE),))
 TWILIO_ERRORS = (400, 403, 413, 415, 503)
 TWILIO_NOTE = "For Twilio only: no API key, Twilio's signature instead. 503 without TWILIO_AUTH_TOKEN."
+VONAGE_SIGNED = {
+    "Authorization": "`Bearer <JWT>` signed by Vonage (HS256, VONAGE_SIGNATURE_SECRET) whose `payload_hash` is "
+    "the payload's SHA-256: without a valid one, 403."
+}
+NCCO = Answer("An NCCO: the call's next actions (stream, talk, input, connect).", (Content(vonage.JSON_TYPE),))
+VONAGE_ERRORS = (400, 403, 413, 415, 503)
+VONAGE_NOTE = "For Vonage only: no API key, Vonage's signed JWT instead. 503 without VONAGE_SIGNATURE_SECRET."
+VONAGE_BODY = (Content(vonage.JSON_TYPE, vonage.VoiceWebhook),)
 
 
 def _json(description: str, model: type[BaseModel]) -> Answer:
@@ -314,6 +323,60 @@ OPERATIONS = (
         body=(Content(FORM_TYPE, VoiceWebhook),),
         headers=TWILIO_SIGNED,
         description=TWILIO_NOTE,
+    ),
+    Operation(
+        "GET",
+        "/api/voice/vonage/answer",
+        "vonage_answer",
+        "Vonage answer webhook: a call is answered; its conversation starts (once per uuid) and greets",
+        "phone",
+        None,
+        {200: NCCO},
+        errors=VONAGE_ERRORS,
+        query=vonage.CallFields,
+        headers=VONAGE_SIGNED,
+        description=f"{VONAGE_NOTE} The query is Vonage's (answer_method GET, its default), and signed.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/vonage/answer",
+        "vonage_answer_post",
+        "Vonage answer webhook (answer_method POST), and where a late greeting's filler comes back",
+        "phone",
+        None,
+        {200: NCCO},
+        errors=VONAGE_ERRORS,
+        query=vonage.Holding,
+        body=VONAGE_BODY,
+        headers=VONAGE_SIGNED,
+        description=f"{VONAGE_NOTE} A greeting late past PHONE_REPLY_DEADLINE_SECONDS comes back here with `wait`.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/vonage/input",
+        "vonage_input",
+        "Vonage input eventUrl: the caller's speech becomes one turn; the reply streams",
+        "phone",
+        None,
+        {200: NCCO},
+        errors=VONAGE_ERRORS,
+        query=vonage.InputStep,
+        body=VONAGE_BODY,
+        headers=VONAGE_SIGNED,
+        description=f"{VONAGE_NOTE} The query is the one our NCCO wrote: a retry of it is the same turn.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/vonage/event",
+        "vonage_event",
+        "Vonage event webhook: a call that is over ends its conversation",
+        "phone",
+        None,
+        {200: Answer("Noted (any other status, again, or for a call never started, is no error).")},
+        errors=VONAGE_ERRORS,
+        body=VONAGE_BODY,
+        headers=VONAGE_SIGNED,
+        description=VONAGE_NOTE,
     ),
     Operation(
         "GET",

@@ -53,16 +53,16 @@ SORRY = "Sorry, something went wrong on our side. Please call again later."
 NOT_IN_SERVICE = "Sorry, this number is not in service."
 
 
-async def route_for_number(number: str) -> tuple[str, str] | None:
-    """The tenant and agent answering Twilio calls to `number` (the phone numbers of the admin API, found
-    before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in service.
-    A number a tenant keeps for another provider is not answered here."""
+async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, str] | None:
+    """The tenant and agent answering `provider`'s calls to `number` (the phone numbers of the admin API,
+    found before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in
+    service. A number a tenant keeps for another provider is not answered here."""
     from shared.storage.phone_numbers import PhoneNumberRepository
 
     svc = _services()
     route = await asyncio.to_thread(PhoneNumberRepository(svc.pool).route, number) if number else None
     if route is not None:
-        return (route.tenant_id, route.agent) if route.provider == "twilio" else None
+        return (route.tenant_id, route.agent) if route.provider == provider else None
     fallback = svc.settings.phone_fallback_agent
     return (DEMO_TENANT, fallback) if fallback else None
 

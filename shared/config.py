@@ -287,6 +287,17 @@ class Settings(BaseSettings):
         description="The Twilio account's auth token: it checks the signature of every Twilio webhook (in Azure a "
         "Key Vault reference). Empty: the Twilio routes answer 503. `make dev` makes a local one.",
     )
+    vonage_application_id: str = Field(
+        default="",
+        pattern=r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$",
+        description="The Vonage application whose numbers call in: a webhook signed for another application "
+        "(`application_id`) is refused (403). Empty: the signature alone decides.",
+    )
+    vonage_signature_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The Vonage account's signature secret: it checks the signed JWT on every Vonage webhook (in "
+        "Azure a Key Vault reference). Empty: the Vonage routes answer 503. `make dev` makes a local one.",
+    )
     phone_reply_deadline_seconds: float = Field(
         default=8.0,
         ge=1,

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from devhost.__main__ import TWILIO_TOKEN_FILE
+from devhost.__main__ import TWILIO_TOKEN_FILE, VONAGE_SECRET_FILE
 from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
+from devhost.vonage_sim import VonageCall
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.credentials import key_header
 from tests.e2e.test_agents_api import profile
@@ -20,6 +21,11 @@ ACME_GREETING = "Acme front desk, how can I help?"
 
 def phone(host: DevHost, to: str) -> TwilioCall:
     return TwilioCall(host.base, (host.data_dir / TWILIO_TOKEN_FILE).read_text().strip(), to=to)
+
+
+def vonage_phone(host: DevHost, to: str) -> VonageCall:
+    """A Vonage call to `to`, written as Vonage writes numbers (no `+`)."""
+    return VonageCall(host.base, (host.data_dir / VONAGE_SECRET_FILE).read_text().strip(), to=to.lstrip("+"))
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +65,27 @@ def test_a_number_kept_for_another_provider_is_not_answered_through_twilio(host:
     assert len(host.get("/api/conversations", headers=acme, params={"limit": 200}).json()["items"]) == before
 
 
+def test_a_vonage_call_to_a_tenants_vonage_number_reaches_its_agent_in_its_tenant(
+    host: DevHost, acme: dict[str, str]
+) -> None:
+    heard = vonage_phone(host, ACME_VONAGE_LINE).answer()
+
+    [played] = heard.played
+    conversation_id = played.url.split("/api/conversations/")[1].split("/")[0]
+    theirs = host.get(f"/api/conversations/{conversation_id}", headers=acme)
+    assert theirs.status_code == 200, theirs.text
+    assert (theirs.json()["agent"], theirs.json()["turns"][0]["reply"]["text"]) == ("front-desk", ACME_GREETING)
+    assert host.get(f"/api/conversations/{conversation_id}").status_code == 404, "not the demo tenant's"
+
+
+def test_a_number_kept_for_twilio_is_not_answered_through_vonage(host: DevHost, acme: dict[str, str]) -> None:
+    before = len(host.get("/api/conversations", headers=acme, params={"limit": 200}).json()["items"])
+    heard = vonage_phone(host, ACME_LINE).answer()
+    assert heard.hung_up
+    assert heard.said == ["Sorry, this number is not in service."]
+    assert len(host.get("/api/conversations", headers=acme, params={"limit": 200}).json()["items"]) == before
+
+
 def test_locally_a_number_nobody_holds_reaches_the_demo_agent(host: DevHost) -> None:
     heard = phone(host, NOBODYS_LINE).answer()
     [played] = heard.played
@@ -68,7 +95,7 @@ def test_locally_a_number_nobody_holds_reaches_the_demo_agent(host: DevHost) -> 
 
 def test_without_a_fallback_a_number_nobody_holds_is_not_in_service(start_devhost: StartDevHost) -> None:
     strict = start_devhost(PHONE_FALLBACK_AGENT="")
-    heard = phone(strict, NOBODYS_LINE).answer()
-    assert heard.hung_up
-    assert heard.said == ["Sorry, this number is not in service."]
+    for heard in (phone(strict, NOBODYS_LINE).answer(), vonage_phone(strict, NOBODYS_LINE).answer()):
+        assert heard.hung_up
+        assert heard.said == ["Sorry, this number is not in service."]
     assert strict.get("/api/conversations").json()["items"] == []

@@ -36,6 +36,10 @@ DEFERRED = (
     "cryptography",
     "phonenumbers",
     "twilio",
+    "vonage_jwt",
+    "vonage_voice",
+    "vonage_http_client",
+    "vonage_utils",
 )
 
 LOADED_DEFERRED_MODULES = f"""

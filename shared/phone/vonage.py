@@ -1,0 +1,264 @@
+"""Vonage Voice API on the wire: signed webhooks, their bounded bodies, and the NCCO we answer.
+
+Vonage signs every voice webhook with `Authorization: Bearer <JWT>`, HS256 under the account's
+signature secret; the token's `payload_hash` is the hex SHA-256 of the payload, which for a POST is the
+body as sent and for a GET the query parameters as a compact JSON object in the order sent. The
+`vonage-jwt` library checks the token, the `vonage-voice` NCCO models write the actions, so our side
+cannot drift from theirs; both load on a webhook's first call, not at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+
+JSON_TYPE = "application/json"
+MAX_BODY_BYTES = 16 * 1024
+"""A voice webhook is a dozen short fields; a speech result of a long sentence stays far below this."""
+MAX_QUERY_FIELDS = 64
+MAX_FIELD_CHARS = 4096
+MAX_TOKEN_CHARS = 4096
+MAX_TOKEN_AGE_SECONDS = 300
+"""A token issued longer ago is refused: the signature does not cover the URL (our input's `turn`), so a
+captured webhook could otherwise be replayed against another turn at any later time."""
+CALL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""A call leg's id as Vonage writes it (`uuid`): one conversation per leg."""
+MAX_HOLDS = 4
+"""Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "unanswered", "cancelled", "rejected", "timeout"})
+"""Event `status` values after which the call is over."""
+MAX_WAIT_SECONDS = 4.0
+"""The longest a webhook waits for a reply, whatever PHONE_REPLY_DEADLINE_SECONDS says: Vonage wants the
+answer webhook's NCCO within 5 s (and retries, then gives up on the call), so a late reply is a filler."""
+HOLD_SECONDS = 1
+"""How long the input after a filler listens before Vonage posts back: Vonage has no redirect, so an
+input that times out at once is the way back to our route for the same turn."""
+
+
+class SpeechResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    text: str = Field(default="", max_length=MAX_FIELD_CHARS)
+
+
+class Speech(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    results: list[SpeechResult] = Field(default_factory=list, max_length=10)
+    timeout_reason: str = Field(default="", max_length=64)
+
+
+class CallFields(BaseModel):
+    """The fields of every Vonage voice webhook this app reads (Vonage sends more; the payload is signed);
+    the answer webhook is these alone, in the query of a GET."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    uuid: str = Field(pattern=CALL_UUID.pattern, description="The call leg: one conversation per uuid.")
+    conversation_uuid: str = Field(default="", max_length=64, description="Vonage's conversation (CON-…).")
+    to: str = Field(default="", max_length=64, description="The number called: it decides the tenant and agent.")
+    from_: str = Field(default="", alias="from", max_length=64, description="The caller.")
+
+
+class VoiceWebhook(CallFields):
+    """A webhook's JSON body: the call's fields, and an event's status or an input's speech."""
+
+    status: str = Field(default="", max_length=64, description="On an event: started, answered, completed, ….")
+    speech: Speech | None = Field(default=None, description="On an input: what Vonage recognised.")
+
+    def heard(self) -> str:
+        """The caller's words (Vonage lists its most confident result first), else '': silence."""
+        for result in self.speech.results if self.speech else []:
+            if result.text.strip():
+                return result.text.strip()
+        return ""
+
+
+class Holding(BaseModel):
+    """How many fillers the caller has heard while waiting, as our NCCO wrote it into an eventUrl."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
+
+
+class InputStep(Holding):
+    """Where a call is, as our own NCCO wrote it into the input's eventUrl."""
+
+    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this input hears: a retry is the same.")
+    silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this input.")
+
+
+Step = TypeVar("Step", bound=Holding)
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A signed webhook: the call it is about, and (for GET) the query Vonage sent, which is its payload."""
+
+    call: VoiceWebhook
+    ours: dict[str, str]
+    application_id: str
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    try:
+        pairs = parse_qsl(
+            query, keep_blank_values=True, strict_parsing=bool(query), errors="strict", max_num_fields=MAX_QUERY_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadRequest("The query is not well formed.", code="malformed_query") from error
+    if any(len(name) > MAX_FIELD_CHARS or len(value) > MAX_FIELD_CHARS for name, value in pairs):
+        raise BadRequest(f"A query field is longer than {MAX_FIELD_CHARS} characters.", code="malformed_query")
+    if len(dict(pairs)) != len(pairs):
+        raise BadRequest("A query field appears twice.", code="malformed_query")
+    return pairs
+
+
+def _payload_hash(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def query_payload(pairs: list[tuple[str, str]]) -> bytes:
+    """A GET webhook's payload as Vonage hashes it: the query as a JSON object, in order, no whitespace."""
+    return json.dumps(dict(pairs), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def check_signature(secret: str, authorization: str | None, payload: bytes) -> str:
+    """The application the webhook is for (the token's `application_id`), once `Authorization` is a
+    Vonage token under our signature secret whose `payload_hash` is the payload's; else Forbidden."""
+    import jwt
+    from vonage_jwt import verify_signature
+    from vonage_jwt.errors import VonageVerifyJwtError
+
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_CHARS:
+        raise Forbidden("The request does not carry a Vonage signature.", code="invalid_signature")
+    try:
+        if not verify_signature(token, secret):
+            raise Forbidden("The request does not carry a valid Vonage signature.", code="invalid_signature")
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat"]})
+    except (VonageVerifyJwtError, jwt.PyJWTError) as error:
+        raise Forbidden("The request does not carry a valid Vonage token.", code="invalid_signature") from error
+    if time.time() - float(claims["iat"]) > MAX_TOKEN_AGE_SECONDS:
+        raise Forbidden("The Vonage token is too old.", code="invalid_signature")
+    claimed = claims.get("payload_hash")
+    if not isinstance(claimed, str) or not hmac.compare_digest(claimed.lower(), _payload_hash(payload)):
+        raise Forbidden("The payload is not the one Vonage signed.", code="invalid_signature")
+    application = claims.get("application_id")
+    return application if isinstance(application, str) else ""
+
+
+def verified(
+    secret: str, method: str, query: str, content_type: str | None, body: bytes, *, authorization: str | None
+) -> Webhook:
+    """The webhook, bounded, then signature-checked, then parsed: 4xx for anything Vonage never sends.
+
+    A GET's payload is its query (Vonage's fields and ours, as sent); a POST's is its JSON body, and its
+    query is ours alone (our eventUrl's)."""
+    pairs = _query_pairs(query)
+    if method.upper() == "GET":
+        application = check_signature(secret, authorization, query_payload(pairs))
+        fields: Any = dict(pairs)
+        ours = {name: value for name, value in pairs if name in Holding.model_fields or name in InputStep.model_fields}
+    else:
+        if (content_type or "").split(";", 1)[0].strip().lower() != JSON_TYPE:
+            raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"A Vonage webhook is at most {MAX_BODY_BYTES} bytes.")
+        application = check_signature(secret, authorization, body)
+        try:
+            fields = json.loads(body)
+        except (UnicodeDecodeError, ValueError) as error:
+            raise BadRequest("The body is not JSON.", code="malformed_body") from error
+        if not isinstance(fields, dict):
+            raise BadRequest("The body is not a JSON object.", code="malformed_body")
+        ours = dict(pairs)
+    try:
+        return Webhook(VoiceWebhook.model_validate(fields), ours, application)
+    except ValidationError as error:
+        raise BadRequest(
+            "The webhook has no Vonage call uuid, or a field out of bounds.", code="malformed_body"
+        ) from error
+
+
+def our_query(model: type[Step], query: dict[str, str]) -> Step:
+    """The query our own NCCO wrote into a webhook URL; any other is a 400."""
+    try:
+        return model.model_validate(query)
+    except ValidationError as error:
+        raise BadRequest("The URL's query is not one this app writes.", code="malformed_query") from error
+
+
+def _ncco(*actions: BaseModel) -> list[dict[str, Any]]:
+    """The NCCO: the actions as Vonage's own models write them, unset options left out."""
+    return [action.model_dump(mode="json", by_alias=True, exclude_none=True) for action in actions]
+
+
+def _input(event_url: str, language: str, start_timeout: int = 10) -> Any:
+    """Listen for the caller's speech, posted to `event_url`; silence is posted too, so it is ours to
+    decide. `endOnSilence` 0.8 s ends a turn soon after the caller stops, without cutting short pauses."""
+    from vonage_voice.models import Input
+    from vonage_voice.models import Speech as NccoSpeech
+
+    return Input(
+        type=["speech"],
+        eventUrl=[event_url],
+        eventMethod="POST",
+        speech=NccoSpeech(language=language, endOnSilence=0.8, startTimeout=start_timeout, maxDuration=60),
+    )
+
+
+def listen(event_url: str, language: str, audio_url: str) -> list[dict[str, Any]]:
+    """Play the agent's words (the caller may interrupt) and listen for the answer."""
+    from vonage_voice.models import Stream
+
+    return _ncco(Stream(streamUrl=[audio_url], bargeIn=True), _input(event_url, language))
+
+
+def prompt_again(event_url: str, language: str, words: str) -> list[dict[str, Any]]:
+    """Ask a silent caller again, in Vonage's voice: the agent's re-prompt has no recording of ours."""
+    from vonage_voice.models import Talk
+
+    return _ncco(Talk(text=words, language=language, bargeIn=True), _input(event_url, language))
+
+
+def hold_on(event_url: str, language: str, words: str) -> list[dict[str, Any]]:
+    """A short filler, then an input that times out at once back to `event_url`, which keeps waiting for
+    the same reply: the webhook answers in time and the call stays up however long the reply takes."""
+    from vonage_voice.models import Talk
+
+    return _ncco(Talk(text=words, language=language), _input(event_url, language, start_timeout=HOLD_SECONDS))
+
+
+def finish(audio_url: str, transfer_to: str | None = None, caller_id: str = "") -> list[dict[str, Any]]:
+    """The agent's last words, then the call is connected to `transfer_to` (showing `caller_id`, the
+    number that was called, one of the application's; else one Vonage picks), or ends with the NCCO."""
+    from vonage_voice.models import Connect, PhoneEndpoint, Stream
+
+    played = Stream(streamUrl=[audio_url])
+    if not transfer_to:
+        return _ncco(played)
+    shown = caller_id.lstrip("+")
+    endpoint = [PhoneEndpoint(number=transfer_to.lstrip("+"))]
+    if re.fullmatch(r"[1-9][0-9]{6,14}", shown):
+        return _ncco(played, Connect(endpoint=endpoint, from_=shown))
+    return _ncco(played, Connect(endpoint=endpoint, randomFromNumber=True))
+
+
+def say_and_hang_up(language: str, words: str) -> list[dict[str, Any]]:
+    """Words in Vonage's voice, then the call ends (an NCCO that runs out hangs up)."""
+    from vonage_voice.models import Talk
+
+    return _ncco(Talk(text=words, language=language))

@@ -1,0 +1,253 @@
+"""Phone calls through Vonage's webhooks, placed by the simulator that signs and follows NCCO as Vonage does."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from devhost.__main__ import VONAGE_SECRET_FILE
+from devhost.process import DevHost
+from devhost.vonage_sim import ANSWER, EVENT, Heard, VonageCall
+from shared.speech.audio import decode_wav
+from tests.e2e.conftest import StartDevHost
+from tests.e2e.polling import wait_until
+
+SECRET = "local-vonage-signature-secret-for-the-e2e-tests"
+CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
+INPUT = "/api/voice/vonage/input"
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost) -> DevHost:
+    """A devhost with the local Vonage signature secret it makes itself, as `make dev` does."""
+    return start_devhost()
+
+
+def local_secret(host: DevHost) -> str:
+    return (host.data_dir / VONAGE_SECRET_FILE).read_text().strip()
+
+
+def call(host: DevHost) -> VonageCall:
+    return VonageCall(host.base, local_secret(host))
+
+
+def spoken(heard: Heard) -> tuple[str, int]:
+    """The conversation and turn whose audio the caller heard, checking it was real audio."""
+    [played] = heard.played
+    assert played.status == 200, played.audio[:300]
+    assert decode_wav(played.audio).duration_seconds > 0.5
+    match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
+    assert match is not None, played.url
+    return match.group(1), int(match.group(2))
+
+
+def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
+    response = host.get(f"/api/conversations/{conversation_id}")
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def conversation_count(host: DevHost) -> int:
+    response = host.get("/api/conversations", params={"limit": "100"})
+    assert response.status_code == 200, response.text
+    return len(response.json()["items"])
+
+
+def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
+    phone = call(host)
+    greeting = phone.answer()
+    conversation_id, turn = spoken(greeting)
+    assert turn == 0
+    assert greeting.listening is not None
+    assert urlsplit(greeting.listening).query == "turn=1&silences=0&wait=0"
+    [listen] = [action for action in greeting.ncco[0] if action["action"] == "input"]
+    assert (listen["type"], listen["speech"]["language"]) == (["speech"], "en-US")
+
+    hours = phone.say("what are your opening hours")
+    assert spoken(hours) == (conversation_id, 1)
+    delivery = phone.say("how much does delivery cost")
+    assert spoken(delivery) == (conversation_id, 2)
+    assert delivery.listening is not None
+    assert "turn=3" in delivery.listening
+
+    during = transcript(host, conversation_id)
+    assert during["status"] == "active"
+    assert [t["text"] for t in during["turns"]] == [None, "what are your opening hours", "how much does delivery cost"]
+    assert "8 am to 10 pm" in during["turns"][1]["reply"]["text"]
+
+    ringing = phone.post(EVENT, phone.fields(status="answered"))
+    assert ringing.status_code == 200, ringing.text
+    assert transcript(host, conversation_id)["status"] == "active", "only a call that is over ends it"
+    assert phone.hang_up().status_code == 200
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "ended_by_client"
+    assert len(final["turns"]) == 3
+    assert phone.hang_up().status_code == 200, "a repeated event is no error"
+
+
+def test_a_retried_webhook_gets_the_same_ncco_and_makes_no_second_turn_or_call(host: DevHost) -> None:
+    before = conversation_count(host)
+    phone = call(host)
+    first = phone.answer()
+    again = phone.answer()
+    assert spoken(first) == spoken(again)
+    conversation_id, _ = spoken(first)
+    assert conversation_count(host) == before + 1
+
+    listening = phone.listening
+    assert listening is not None
+    answered = phone.say("where are you located")
+    phone.listening = listening
+    retried = phone.say("where are you located")
+    assert spoken(answered) == spoken(retried) == (conversation_id, 1)
+    assert answered.listening == retried.listening
+    assert [t["text"] for t in transcript(host, conversation_id)["turns"]] == [None, "where are you located"]
+    phone.hang_up()
+
+
+def test_asking_for_a_person_connects_the_agents_transfer_number(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    transfer = phone.say("transfer me to a real person")
+    assert spoken(transfer) == (conversation_id, 1)
+    assert transfer.dialled == "+918045550100"
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert final["outcome"] == "transferred"
+
+
+def test_the_agent_ending_the_call_hangs_up_after_its_goodbye(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    goodbye = phone.say("goodbye")
+    assert spoken(goodbye) == (conversation_id, 1)
+    assert goodbye.hung_up
+    assert goodbye.listening is None
+
+
+def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    prompted = phone.say("")
+    assert prompted.played == []
+    assert prompted.said == ["Are you still there? You can ask me about our opening hours, menu or delivery."]
+    assert prompted.listening is not None
+    assert "turn=1&silences=1" in prompted.listening
+    phone.say("")
+    last = phone.say("")
+    assert last.hung_up
+    assert last.said == []
+    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert [t["kind"] for t in final["turns"]] == ["greeting"]
+
+
+def test_a_forged_missing_or_tampered_signature_is_refused_and_starts_nothing(host: DevHost) -> None:
+    before = conversation_count(host)
+    phone = call(host)
+    query = phone.fields()
+    body = json.dumps(query, separators=(",", ":")).encode()
+    refusals = [
+        phone.get(ANSWER, query, authorization="Bearer eyJhbGciOiJIUzI1NiJ9.e30.forged"),
+        requests.get(host.url(ANSWER), params=query, timeout=30),
+        VonageCall(host.base, "not-our-signature-secret-at-all!!").answer_response(),
+        phone.get(ANSWER, {**query, "to": "14155550199"}, authorization=phone.authorization(body)),
+        phone.post(ANSWER, query, authorization=phone.authorization(body + b" ")),
+    ]
+    for refused in refusals:
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "invalid_signature"
+    assert conversation_count(host) == before
+    log = host.log_tail(2000)
+    assert log.count(local_secret(host)) == 1, "printed once, when made, and never logged"
+    assert "refused a Vonage webhook" in log
+
+
+def test_the_local_signature_secret_is_kept_for_its_owner_only(host: DevHost) -> None:
+    assert len(local_secret(host)) >= 32
+    assert (host.data_dir / VONAGE_SECRET_FILE).stat().st_mode & 0o777 == 0o600
+
+
+def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
+    phone = call(host)
+    phone.answer()
+    for fields in ({"to": phone.to}, {**phone.fields(), "uuid": "CA123"}, {**phone.fields(), "speech": "x"}):
+        response = phone.post(f"{INPUT}?turn=1", fields)
+        assert response.status_code == 400, (fields, response.text)
+    for query in ("", "?turn=0", "?turn=x", "?turn=1&silences=-1", "?turn=1&extra=1"):
+        response = phone.post(f"{INPUT}{query}", phone.fields())
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["error"]["code"] == "malformed_query"
+    not_json = b"uuid=1"
+    form = requests.post(
+        host.url(EVENT),
+        data=not_json,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Authorization": phone.authorization(not_json)},
+        timeout=30,
+    )
+    assert form.status_code == 415, form.text
+    broken = b'{"uuid": '
+    response = requests.post(
+        host.url(EVENT),
+        data=broken,
+        headers={"Content-Type": "application/json", "Authorization": phone.authorization(broken)},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    phone.hang_up()
+
+
+def test_without_a_signature_secret_the_vonage_routes_answer_503(start_devhost: StartDevHost) -> None:
+    unconfigured = start_devhost(VONAGE_SIGNATURE_SECRET="")
+    phone = VonageCall(unconfigured.base, SECRET)
+    responses = [phone.answer_response(), phone.post(f"{INPUT}?turn=1", phone.fields()), phone.hang_up()]
+    for response in responses:
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "vonage_not_configured"
+
+
+def test_a_late_reply_gets_fillers_and_inputs_that_come_back_for_the_same_turn(start_devhost: StartDevHost) -> None:
+    slow = start_devhost(
+        VONAGE_SIGNATURE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="1", DEVHOST_SLOW_ACTIVITIES="answer_turn=2.5"
+    )
+    phone = VonageCall(slow.base, SECRET)
+    greeting = phone.answer()
+    assert greeting.holds >= 2, "the greeting waits through fillers too"
+    assert greeting.said == ["One moment, please."] * greeting.holds
+    conversation_id, _ = spoken(greeting)
+    started = time.perf_counter()
+    late = phone.say("what are your opening hours")
+    assert late.holds >= 2
+    assert late.said == ["One moment, please."] * late.holds
+    assert [ncco[1]["eventUrl"][0][-6:] for ncco in late.ncco[:2]] == ["wait=1", "wait=2"], "each filler counts"
+    assert spoken(late) == (conversation_id, 1)
+    assert time.perf_counter() - started > 2.5
+    assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+
+def test_a_webhook_answers_inside_vonages_5_seconds_whatever_the_deadline_setting(start_devhost: StartDevHost) -> None:
+    slow = start_devhost(
+        VONAGE_SIGNATURE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="12", DEVHOST_SLOW_ACTIVITIES="answer_turn=6"
+    )
+    phone = VonageCall(slow.base, SECRET)
+    started = time.perf_counter()
+    response = phone.answer_response()
+    assert time.perf_counter() - started < 5
+    assert response.status_code == 200, response.text
+    assert response.json()[0] == {"action": "talk", "text": "One moment, please.", "language": "en-US"}
+
+
+def test_with_an_application_id_a_webhook_signed_for_another_application_is_refused(
+    start_devhost: StartDevHost,
+) -> None:
+    ours = "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab"
+    strict = start_devhost(VONAGE_SIGNATURE_SECRET=SECRET, VONAGE_APPLICATION_ID=ours)
+    theirs = VonageCall(strict.base, SECRET).answer_response()
+    assert theirs.status_code == 403, theirs.text
+    assert theirs.json()["error"]["code"] == "invalid_signature"
+    assert strict.get("/api/conversations").json()["items"] == []
+    spoken(VonageCall(strict.base, SECRET, application_id=ours).answer())

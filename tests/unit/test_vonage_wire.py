@@ -1,0 +1,154 @@
+"""Vonage's signed webhooks and our NCCO, against tokens signed as Vonage signs them (PyJWT, HS256)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from typing import Any
+
+import jwt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.errors import ApiError, BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from shared.phone import vonage
+
+SECRET = "a-signature-secret-of-at-least-32-bytes"
+CALL = str(uuid.uuid4())
+
+
+APPLICATION = str(uuid.uuid4())
+
+
+def token(payload: bytes, secret: str = SECRET, **claims: Any) -> str:
+    body = {
+        "iat": int(time.time()),
+        "jti": str(uuid.uuid4()),
+        "api_key": "abcd1234",
+        "application_id": APPLICATION,
+        "payload_hash": hashlib.sha256(payload).hexdigest(),
+        **claims,
+    }
+    return "Bearer " + jwt.encode(body, secret, algorithm="HS256")
+
+
+def post(fields: dict[str, Any], query: str = "") -> vonage.Webhook:
+    body = json.dumps(fields, separators=(",", ":")).encode()
+    return vonage.verified(SECRET, "POST", query, "application/json", body, authorization=token(body))
+
+
+def test_a_signed_post_is_read_with_our_query_beside_it() -> None:
+    hook = post(
+        {"uuid": CALL, "to": "14155550101", "speech": {"results": [{"text": " hello ", "confidence": "0.9"}]}},
+        "turn=2",
+    )
+    assert (hook.call.uuid, hook.call.to, hook.call.heard(), hook.ours) == (CALL, "14155550101", "hello", {"turn": "2"})
+
+
+def test_a_signed_get_hashes_its_query_as_vonage_does() -> None:
+    query = f"to=14155550101&from=447700900000&uuid={CALL}&conversation_uuid=CON-{uuid.uuid4()}"
+    payload = json.dumps(dict(pair.split("=") for pair in query.split("&")), separators=(",", ":")).encode()
+    hook = vonage.verified(SECRET, "GET", query, None, b"", authorization=token(payload))
+    assert (hook.call.uuid, hook.call.from_, hook.ours, hook.application_id) == (CALL, "447700900000", {}, APPLICATION)
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Basic abc",
+        "Bearer ",
+        "Bearer not-a-jwt",
+        "x",
+    ],
+)
+def test_a_missing_or_unreadable_token_is_forbidden(authorization: str | None) -> None:
+    body = json.dumps({"uuid": CALL}).encode()
+    with pytest.raises(Forbidden):
+        vonage.verified(SECRET, "POST", "", "application/json", body, authorization=authorization)
+
+
+def test_another_secret_another_payload_or_no_hash_is_forbidden() -> None:
+    body = json.dumps({"uuid": CALL, "to": "14155550101"}).encode()
+    tampered = body.replace(b"0101", b"0199")
+    for authorization in (
+        token(body, secret="another-secret-of-at-least-32-bytes!!"),
+        token(tampered),
+        token(body, payload_hash=None),
+        token(body, iat=int(time.time()) - vonage.MAX_TOKEN_AGE_SECONDS - 5),
+        token(body, iat=int(time.time()) + 3600),
+        token(body, iat=None),
+        "Bearer " + jwt.encode({"iat": int(time.time())}, SECRET, algorithm="HS256"),
+    ):
+        with pytest.raises(Forbidden):
+            vonage.verified(SECRET, "POST", "", "application/json", body, authorization=authorization)
+
+
+def test_a_get_whose_query_was_changed_is_forbidden() -> None:
+    signed = json.dumps({"uuid": CALL, "to": "14155550101"}, separators=(",", ":")).encode()
+    with pytest.raises(Forbidden):
+        vonage.verified(SECRET, "GET", f"uuid={CALL}&to=14155550199", None, b"", authorization=token(signed))
+
+
+def test_bodies_vonage_never_sends_are_4xx_after_the_signature() -> None:
+    with pytest.raises(UnsupportedMediaType):
+        vonage.verified(SECRET, "POST", "", "application/x-www-form-urlencoded", b"uuid=x", authorization=None)
+    big = b"{" + b" " * vonage.MAX_BODY_BYTES + b"}"
+    with pytest.raises(PayloadTooLarge):
+        vonage.verified(SECRET, "POST", "", "application/json", big, authorization=token(big))
+    for body in (b"[1]", b"{", json.dumps({"uuid": "not-a-uuid"}).encode(), json.dumps({"to": "1"}).encode()):
+        with pytest.raises(BadRequest):
+            vonage.verified(SECRET, "POST", "", "application/json", body, authorization=token(body))
+    with pytest.raises(BadRequest):
+        vonage.verified(SECRET, "POST", "turn=1&turn=2", "application/json", b"{}", authorization=None)
+
+
+@given(st.binary(max_size=512), st.text(max_size=64))
+def test_any_signed_body_or_query_is_parsed_or_a_4xx(body: bytes, query: str) -> None:
+    status = 200
+    try:
+        vonage.verified(SECRET, "POST", query, "application/json", body, authorization=token(body))
+    except ApiError as error:
+        status = error.status
+    assert status == 200 or 400 <= status < 500
+
+
+def test_our_query_is_the_one_we_write_or_a_400() -> None:
+    assert vonage.our_query(vonage.InputStep, {"turn": "3", "wait": "1"}) == vonage.InputStep(turn=3, wait=1)
+    for query in ({}, {"turn": "0"}, {"turn": "1", "wait": "99"}, {"turn": "1", "other": "1"}):
+        with pytest.raises(BadRequest):
+            vonage.our_query(vonage.InputStep, query)
+
+
+def test_listening_streams_our_audio_then_hears_speech_in_the_agents_language() -> None:
+    stream, listen = vonage.listen("https://app/api/voice/vonage/input?turn=1", "hi-IN", "https://app/a.wav")
+    assert stream == {"action": "stream", "streamUrl": ["https://app/a.wav"], "bargeIn": True}
+    assert listen["action"] == "input"
+    assert listen["type"] == ["speech"]
+    assert listen["eventUrl"] == ["https://app/api/voice/vonage/input?turn=1"]
+    assert listen["speech"]["language"] == "hi-IN"
+
+
+def test_holding_on_talks_then_comes_back_at_once_for_the_same_turn() -> None:
+    talk, back = vonage.hold_on("https://app/i?turn=2&wait=1", "en-US", "One moment, please.")
+    assert talk == {"action": "talk", "text": "One moment, please.", "language": "en-US"}
+    assert (back["eventUrl"], back["speech"]["startTimeout"]) == (["https://app/i?turn=2&wait=1"], 1)
+
+
+def test_a_transfer_connects_the_agents_number_from_the_number_called() -> None:
+    stream, connect = vonage.finish("https://app/a.wav", "+918045550100", "+14155550101")
+    assert stream["action"] == "stream"
+    assert connect == {
+        "action": "connect",
+        "endpoint": [{"type": "phone", "number": "918045550100"}],
+        "from": "14155550101",
+    }
+    assert vonage.finish("https://app/a.wav", "+918045550100", "bob")[1]["randomFromNumber"] is True
+    assert [a["action"] for a in vonage.finish("https://app/a.wav")] == ["stream"]
+    assert vonage.say_and_hang_up("en-US", "Not in service.") == [
+        {"action": "talk", "text": "Not in service.", "language": "en-US"}
+    ]
