@@ -410,6 +410,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
         summary=conversation.summary,
         extraction=conversation.extraction,
         aftercall_llm=conversation.aftercall_llm,
+        call_duration_seconds=conversation.call_duration_seconds,
         created_at=conversation.created_at,
         ended_at=conversation.ended_at,
         turns=[
@@ -447,13 +448,16 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     return model_response(Ending(conversation_id=conversation.id, status="ending"), status=202)
 
 
-async def _end(svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation) -> bool:
-    """Ask the conversation to end (it finalizes); False when it had ended already."""
+async def _end(
+    svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation, outcome: Outcome | None = None
+) -> bool:
+    """Ask the conversation to end (it finalizes, with `outcome` if given, else ended by the client);
+    False when it had ended already."""
     if conversation.status == "completed":
         return False
     await asyncio.to_thread(lambda: svc.conversations.mark_ending(conversation.id))
     try:
-        await client.raise_event(conversation.id, END_EVENT, None)
+        await client.raise_event(conversation.id, END_EVENT, None if outcome is None else {"outcome": outcome.value})
     except Exception:
         await _settled(svc, conversation, await client.get_status(conversation.id))
         return False

@@ -255,13 +255,19 @@ async def _silence(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The call's status changed: once it is over (hung up, busy, failed, unanswered), the conversation
-    ends; again, or for a call we never started, is no error."""
+    """The call's status changed: once it is over (hung up, busy, failed, unanswered, canceled), the
+    conversation ends with that outcome and keeps the call's duration; again, or for a call we never
+    started, is no error. An agent that ended the call first keeps its own outcome."""
     svc, form = await _verified(req)
+    duration = twilio.call_duration(form)
+    outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(form.get("To"))
-    if routed is not None and form.get("CallStatus") in twilio.ENDED_STATUSES:
+    if routed is not None and outcome is not None:
         with tenant_scope(routed[0]):
             conversation_id = await svc.waiter.started(_start_key(form.call_sid))
             if conversation_id is not None:
-                await _end(svc, client, await _conversation(svc, conversation_id))
+                conversation = await _conversation(svc, conversation_id)
+                if duration is not None:
+                    await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
+                await _end(svc, client, conversation, outcome)
     return func.HttpResponse(status_code=204)

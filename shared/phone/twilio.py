@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from shared.models import Outcome
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 TWIML_TYPE = "text/xml"
@@ -28,8 +29,17 @@ CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 """A call's id as Twilio writes it: `CA` and 32 lower-case hex digits."""
 MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
-ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-"""`CallStatus` values after which the call is over."""
+ENDED_STATUSES: dict[str, Outcome] = {
+    "completed": Outcome.ENDED_BY_CLIENT,
+    "busy": Outcome.BUSY,
+    "failed": Outcome.CALL_FAILED,
+    "no-answer": Outcome.NO_ANSWER,
+    "canceled": Outcome.CANCELED,
+}
+"""`CallStatus` values after which the call is over, and the conversation's outcome for each (a call that
+`completed` before the agent ended it is one the caller hung up)."""
+MAX_CALL_SECONDS = 7 * 24 * 3600
+"""Longer than any call Twilio lets run (its limit is 24 h): a bigger `CallDuration` is not Twilio's."""
 
 
 class VoiceWebhook(BaseModel):
@@ -115,6 +125,16 @@ def parse_form(content_type: str | None, body: bytes) -> CallForm:
     if not CALL_SID.fullmatch(call_sid):
         raise BadRequest("CallSid is missing or not a Twilio call id.", code="malformed_form")
     return CallForm(fields, call_sid)
+
+
+def call_duration(form: CallForm) -> int | None:
+    """`CallDuration` (whole seconds, sent when the call ends), None if absent; 400 if not a duration."""
+    text = form.get("CallDuration")
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_CALL_SECONDS:
+        raise BadRequest("CallDuration is not a call's length in seconds.", code="malformed_form")
+    return int(text)
 
 
 def public_url(request_url: str, public_base_url: str) -> str:

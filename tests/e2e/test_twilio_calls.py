@@ -51,6 +51,10 @@ def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def ended(host: DevHost, conversation_id: str) -> dict[str, Any]:
+    return wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+
+
 def conversation_count(host: DevHost) -> int:
     response = host.get("/api/conversations", params={"limit": "100"})
     assert response.status_code == 200, response.text
@@ -83,8 +87,31 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert phone.hang_up().status_code == 204
     final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
     assert final["outcome"] == "ended_by_client"
+    assert final["call_duration_seconds"] == 42
     assert len(final["turns"]) == 3
     assert phone.hang_up().status_code == 204, "a repeated status callback is no error"
+
+
+def test_a_call_that_ends_busy_unanswered_failed_or_canceled_keeps_that_outcome_and_its_duration(
+    host: DevHost,
+) -> None:
+    expected = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed", "canceled": "canceled"}
+    for status, outcome in expected.items():
+        phone = call(host)
+        conversation_id, _ = spoken(phone.answer())
+        assert phone.hang_up(status, duration="7").status_code == 204
+        final = ended(host, conversation_id)
+        assert (final["outcome"], final["call_duration_seconds"]) == (outcome, 7), status
+
+
+def test_an_agent_that_ended_the_call_keeps_its_outcome_and_gets_the_duration(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    assert phone.say("goodbye").hung_up
+    wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert phone.hang_up(duration="13").status_code == 204
+    final = transcript(host, conversation_id)
+    assert (final["outcome"], final["call_duration_seconds"]) == ("completed", 13)
 
 
 def test_a_retried_webhook_gets_the_same_answer_and_makes_no_second_turn_or_call(host: DevHost) -> None:
@@ -185,6 +212,9 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
         response = phone.post(f"/api/voice/twilio/gather{query}", phone.params(SpeechResult="hello"))
         assert response.status_code == 400, (query, response.text)
         assert response.json()["error"]["code"] == "malformed_query"
+    for duration in ("-1", "1.5", "x", "99999999999", "٣"):
+        response = phone.hang_up(duration=duration)
+        assert response.status_code == 400, (duration, response.text)
     json_body = requests.post(host.url("/api/voice/twilio/status"), json=phone.params(), timeout=30)
     assert json_body.status_code == 415, json_body.text
     phone.hang_up()
