@@ -28,7 +28,7 @@ from shared.api_models import (
     TurnTaken,
     TurnTimings,
 )
-from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
+from shared.errors import ApiError, BadRequest, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.security.roles import Scope
 from shared.tenancy import current_tenant
@@ -56,6 +56,10 @@ DEAD: dict[df.OrchestrationRuntimeStatus, Outcome] = {
 ENDING_STATES = frozenset({"ending", "finalizing"})
 TURN_NUMBER = re.compile(r"[0-9]{1,9}")
 SENTENCE_NUMBER = re.compile(r"[0-9]{1,3}")
+AUDIO_RATES = frozenset({8000, 16000})
+"""Rates an audio link may ask for (`?rate=`): 8 kHz for phone calls, 16 kHz as the engines speak."""
+MAX_SERVED_SECONDS = 600.0
+"""A bound on stored audio decoded for resampling; our own replies are far shorter."""
 TURN_LOCK_MARGIN_SECONDS = 120
 """How long a turn lock outlives the reply deadline if its turn never completes (a crash)."""
 START_KEY_TTL_SECONDS = 24 * 3600
@@ -82,13 +86,25 @@ def _policy(settings: Settings) -> DialogPolicy:
     )
 
 
-def _audio_url(req: func.HttpRequest, svc: Services, conversation_id: str, turn: int) -> str:
-    """The turn's audio link, signed for the caller's tenant when AUDIO_URL_SIGNING_KEY is set (so a
-    browser or a phone provider can fetch it without our headers), else behind the usual credentials."""
-    url = f"{origin(req, svc.settings.public_base_url)}/api/conversations/{conversation_id}/audio/{turn}"
-    if svc.audio_urls is None:
-        return url
-    return f"{url}?token={svc.audio_urls.sign(tenant=current_tenant(), conversation_id=conversation_id, turn=turn)}"
+def _audio_url(
+    req: func.HttpRequest,
+    svc: Services,
+    conversation_id: str,
+    turn: int,
+    *,
+    sentence: int | None = None,
+    rate: int | None = None,
+) -> str:
+    """The turn's (or one sentence's) audio link, signed for the caller's tenant when AUDIO_URL_SIGNING_KEY
+    is set (so a browser or a phone provider can fetch it without our headers), else behind the usual
+    credentials; `rate` asks for the audio at that rate (phone calls: 8 kHz, a third of the bytes)."""
+    path = f"/api/conversations/{conversation_id}/audio/{turn}" + ("" if sentence is None else f"/{sentence}")
+    query = [] if rate is None else [f"rate={rate}"]
+    if svc.audio_urls is not None:
+        tenant = current_tenant()
+        token = svc.audio_urls.sign(tenant=tenant, conversation_id=conversation_id, turn=turn, sentence=sentence)
+        query.insert(0, f"token={token}")
+    return f"{origin(req, svc.settings.public_base_url)}{path}" + (f"?{'&'.join(query)}" if query else "")
 
 
 def _reply(req: func.HttpRequest, svc: Services, turn: TurnRecord) -> Reply:
@@ -468,6 +484,7 @@ async def _end(
 @json_errors
 @guarded_or_signed(Scope.CONVERSATIONS_READ)
 async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
+    rate = _requested_rate(req)
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     turn_text = req.route_params["turn"]
@@ -482,7 +499,7 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
         data = await asyncio.to_thread(lambda: svc.audio.get(blob))
     if data is None:
         raise NotFound(f"No audio for turn {turn_text} (yet).", code="audio_not_found")
-    return _wav(data)
+    return _wav(data, rate)
 
 
 @bp.route(
@@ -496,6 +513,7 @@ async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
     """One sentence of a reply, as the turn's reply stream announces it (before the whole turn is stored)."""
     from shared.storage.blobs import sentence_audio_name
 
+    rate = _requested_rate(req)
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     turn_text, sentence_text = req.route_params["turn"], req.route_params["sentence"]
@@ -505,10 +523,28 @@ async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
         data = await asyncio.to_thread(lambda: svc.audio.get(blob))
     if data is None:
         raise NotFound(f"No audio for sentence {sentence_text} of turn {turn_text} (yet).", code="audio_not_found")
-    return _wav(data)
+    return _wav(data, rate)
 
 
-def _wav(data: bytes) -> func.HttpResponse:
+def _requested_rate(req: func.HttpRequest) -> int | None:
+    """The `rate` an audio link asks for, None for the audio as stored; 400 unless one of AUDIO_RATES."""
+    text = req.params.get("rate")
+    if text is None:
+        return None
+    if text not in {str(rate) for rate in AUDIO_RATES}:
+        rates = ", ".join(str(rate) for rate in sorted(AUDIO_RATES))
+        raise BadRequest(f"rate must be one of {rates}.", code="unsupported_rate")
+    return int(text)
+
+
+def _wav(data: bytes, rate: int | None) -> func.HttpResponse:
+    """The stored WAV, or resampled to `rate` with soxr (a few ms for a sentence; nothing stored twice)."""
+    if rate is not None:
+        from shared.speech.audio import decode_wav, encode_wav, resample
+
+        audio = decode_wav(data, max_seconds=MAX_SERVED_SECONDS)
+        if audio.rate != rate:
+            data = encode_wav(resample(audio, rate))
     return func.HttpResponse(
         data, status_code=200, mimetype="audio/wav", headers={"Cache-Control": "private, max-age=3600"}
     )

@@ -106,7 +106,7 @@ def _gather_url(req: func.HttpRequest, svc: Services, step: twilio.GatherStep) -
 
 def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
     """The reply played, then the call listens for the next turn, or is transferred or hung up."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn)
+    audio = _audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)
     if turn.action is TurnAction.END_CALL:
         return twilio.finish(audio)
     if turn.action is TurnAction.TRANSFER:

@@ -27,6 +27,8 @@ MAX_FORM_FIELDS = 64
 MAX_FIELD_CHARS = 4096
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 """A call's id as Twilio writes it: `CA` and 32 lower-case hex digits."""
+PHONE_RATE = 8000
+"""The rate our `<Play>` links ask for: the phone network carries 8 kHz, so more is bytes nobody hears."""
 MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
 ENDED_STATUSES: dict[str, Outcome] = {

@@ -39,7 +39,9 @@ def spoken(heard: Heard) -> tuple[str, int]:
     """The conversation and turn whose audio the caller heard, checking it was real audio."""
     [played] = heard.played
     assert played.status == 200, played.audio[:300]
-    assert decode_wav(played.audio).duration_seconds > 0.5
+    audio = decode_wav(played.audio)
+    assert audio.duration_seconds > 0.5
+    assert audio.rate == 8000, "phone audio is served at the phone network's rate"
     match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
     assert match is not None, played.url
     return match.group(1), int(match.group(2))
@@ -90,6 +92,25 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert final["call_duration_seconds"] == 42
     assert len(final["turns"]) == 3
     assert phone.hang_up().status_code == 204, "a repeated status callback is no error"
+
+
+def test_phone_links_serve_8_khz_the_apis_own_links_16_khz_and_other_rates_are_refused(host: DevHost) -> None:
+    phone = call(host)
+    greeting = phone.answer()
+    conversation_id, _ = spoken(greeting)
+    phone_link = greeting.played[0].url
+    assert "rate=8000" in phone_link
+    api_link = transcript(host, conversation_id)["turns"][0]["reply"]["audio_url"]
+    assert "rate=" not in api_link
+    phone_audio = requests.get(phone_link, timeout=30)
+    api_audio = requests.get(api_link, timeout=30)
+    assert decode_wav(api_audio.content).rate == 16000
+    assert len(phone_audio.content) < len(api_audio.content) * 0.6, "8 kHz is about half the bytes"
+    for rate in ("44100", "8001", "x", "08000"):
+        refused = requests.get(phone_link.replace("rate=8000", f"rate={rate}"), timeout=30)
+        assert refused.status_code == 400, (rate, refused.text)
+        assert refused.json()["error"]["code"] == "unsupported_rate"
+    phone.hang_up()
 
 
 def test_a_call_that_ends_busy_unanswered_failed_or_canceled_keeps_that_outcome_and_its_duration(
