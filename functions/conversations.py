@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
     from shared.services import Services
     from shared.storage.conversations import Conversation
+    from shared.storage.handoff import Claim
     from shared.turn_requests import StartConversation, TurnBody
 
 # The app's core (storage clients, request parsing with audio decoding, the activities) loads on a
@@ -333,19 +334,40 @@ async def _take_turn(
 ) -> tuple[TurnRecord, bool]:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
 
-    Returns the turn and whether it was answered before (a retry), not made for this request. A
-    retry whose original died before raising the utterance (nothing raised, and nobody raising it
+    Returns the turn and whether it was answered before (a retry), not made for this request.
+    """
+    from shared.storage.handoff import Claim
+
+    earlier, claim = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+    if earlier is not None:
+        return earlier, True
+    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds), claim is Claim.HELD
+
+
+async def _raise_once(
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    request_id: str,
+    body: TurnBody,
+    *,
+    received_at: float,
+) -> tuple[TurnRecord | None, Claim]:
+    """Raise the utterance once per request id, without waiting for its reply: the turn answered
+    before (a retry) if there is one, and the turn lock as this request found it.
+
+    A retry whose original died before raising the utterance (nothing raised, and nobody raising it
     for RAISE_GRACE_SECONDS) raises it itself, so no retry waits on a lock nothing will release.
     """
     from shared.storage.handoff import Claim
 
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
     if stored is not None:
-        return TurnRecord.model_validate(stored), True
+        return TurnRecord.model_validate(stored), Claim.HELD
     if conversation.status != "active":
         earlier = await _earlier_turn(svc, conversation.id, request_id)
         if earlier is not None:
-            return earlier, True
+            return earlier, Claim.HELD
         raise Conflict("The conversation has ended.", code="conversation_completed")
     lock_ttl = int(svc.settings.turn_reply_timeout_seconds) + TURN_LOCK_MARGIN_SECONDS
     claim = await svc.waiter.claim_turn(conversation.id, request_id, lock_ttl)
@@ -355,7 +377,7 @@ async def _take_turn(
         earlier = await _earlier_turn(svc, conversation.id, request_id)
         if earlier is not None:  # a key re-used after its hand-off copy expired: the same turn again
             await svc.waiter.release_turn(conversation.id, request_id)
-            return earlier, True
+            return earlier, claim
     if await svc.waiter.begin_raise(conversation.id, request_id, RAISE_GRACE_SECONDS):
         try:
             await _raise_utterance(svc, client, conversation, request_id, body, received_at=received_at)
@@ -363,7 +385,7 @@ async def _take_turn(
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
         await svc.waiter.mark_raised(conversation.id, request_id, lock_ttl)
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds), claim is Claim.HELD
+    return None, claim
 
 
 async def _earlier_turn(svc: Services, conversation_id: str, request_id: str) -> TurnRecord | None:

@@ -80,6 +80,17 @@ class GatherStep(Holding):
     silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this gather.")
 
 
+class ReplyStep(Holding):
+    """Where the caller is in a reply played sentence by sentence, as our TwiML wrote it into a redirect:
+    a retried redirect names the same sentence, so it plays the same audio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this reply answers.")
+    sentence: int = Field(default=0, ge=0, le=999, description="The next sentence to play.")
+    attempt: int = Field(default=0, ge=0, le=999, description="Restarts of the reply stream already seen.")
+
+
 Step = TypeVar("Step", bound=Holding)
 
 
@@ -157,9 +168,10 @@ def check_signature(auth_token: str, url: str, form: CallForm, signature: str | 
         raise Forbidden("The request does not carry a valid Twilio signature.", code="invalid_signature")
 
 
-def listen(action: str, language: str, audio_url: str) -> str:
-    """Play the agent's words and listen for the caller's answer (speech or keypad), which Twilio
-    posts to `action`; a silent caller is posted too (no SpeechResult), so silence is ours to decide.
+def listen(action: str, language: str, *audio_urls: str) -> str:
+    """Play the agent's words (each link in turn, or none when they have played already) and listen
+    for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
+    posted too (no SpeechResult), so silence is ours to decide.
 
     `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
     """
@@ -174,7 +186,8 @@ def listen(action: str, language: str, audio_url: str) -> str:
         speech_timeout="auto",
         action_on_empty_result=True,
     )
-    gather.play(audio_url)
+    for audio_url in audio_urls:
+        gather.play(audio_url)
     return str(response)
 
 
@@ -207,12 +220,25 @@ def hold_on(redirect: str, language: str, words: str) -> str:
     return str(response)
 
 
-def finish(audio_url: str, transfer_to: str | None = None) -> str:
-    """The agent's last words, then the call is handed to `transfer_to` or hung up."""
+def play_then(audio_urls: list[str], redirect: str) -> str:
+    """The sentences spoken so far, then back to `redirect` for the next ones: the caller hears the
+    first sentence while the rest are still being written and spoken."""
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    response.play(audio_url)
+    for audio_url in audio_urls:
+        response.play(audio_url)
+    response.redirect(redirect, method="POST")
+    return str(response)
+
+
+def finish(audio_urls: list[str], transfer_to: str | None = None) -> str:
+    """The agent's last words (those not played yet), then the call is handed to `transfer_to` or hung up."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    for audio_url in audio_urls:
+        response.play(audio_url)
     if transfer_to:
         response.dial(transfer_to)
     else:

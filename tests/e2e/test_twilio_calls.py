@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -16,9 +18,11 @@ from devhost.process import DevHost
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.sarvam_server import FakeSarvamServer
 
 AUTH_TOKEN = "local-twilio-token-for-the-e2e-tests"
-CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
+CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)(?:/([0-9]+))?$")
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +40,23 @@ def call(host: DevHost) -> TwilioCall:
 
 
 def spoken(heard: Heard) -> tuple[str, int]:
-    """The conversation and turn whose audio the caller heard, checking it was real audio."""
-    [played] = heard.played
-    assert played.status == 200, played.audio[:300]
-    audio = decode_wav(played.audio)
-    assert audio.duration_seconds > 0.5
-    assert audio.rate == 8000, "phone audio is served at the phone network's rate"
-    match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
-    assert match is not None, played.url
-    return match.group(1), int(match.group(2))
+    """The conversation and turn whose audio the caller heard (the whole reply, or its sentences in
+    order), checking it was real audio at the phone network's rate."""
+    assert heard.played, heard.twiml
+    sources, sentences, seconds = set(), [], 0.0
+    for played in heard.played:
+        assert played.status == 200, played.audio[:300]
+        audio = decode_wav(played.audio)
+        assert audio.rate == 8000, "phone audio is served at the phone network's rate"
+        seconds += audio.duration_seconds
+        match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
+        assert match is not None, played.url
+        sources.add((match.group(1), int(match.group(2))))
+        sentences.append(None if match.group(3) is None else int(match.group(3)))
+    assert seconds > 0.5
+    assert sentences in ([None], list(range(len(sentences)))), "the whole reply, or every sentence in order"
+    [source] = sources
+    return source
 
 
 def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
@@ -264,8 +276,13 @@ def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_s
     conversation_id, _ = spoken(greeting)
     started = time.perf_counter()
     late = phone.say("what are your opening hours")
-    assert late.redirects >= 2
-    assert late.said == ["One moment, please."] * late.redirects
+    assert len(late.said) >= 2, "fillers while the reply is late"
+    assert set(late.said) == {"One moment, please."}
+    assert late.redirects >= len(late.said), "each filler redirects to the same sentence, then the reply plays"
+    fillers = [twiml for twiml in late.twiml if "<Say" in twiml]
+    assert len(fillers) == len(late.said)
+    for count, filler in enumerate(fillers, start=1):
+        assert f"/api/voice/twilio/reply?turn=1&amp;sentence=0&amp;attempt=0&amp;wait={count}<" in filler, filler
     assert spoken(late) == (conversation_id, 1)
     assert time.perf_counter() - started > 2.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
@@ -284,3 +301,50 @@ def test_behind_a_proxy_twilio_signs_the_public_url_and_our_twiml_points_there(s
     signed_for_the_inside = TwilioCall(proxied.base, AUTH_TOKEN)
     refused = signed_for_the_inside.post("/api/voice/twilio/incoming", signed_for_the_inside.params())
     assert refused.status_code == 403, refused.text
+
+
+THREE_SENTENCES = json.dumps(
+    {
+        "text": "We are open from 8 am to 10 pm on weekdays. On Sundays we open at 9 am. "
+        "We are closed on public holidays.",
+        "intent": "question",
+        "cites": [],
+    }
+)
+
+
+def test_the_caller_hears_each_sentence_as_it_is_spoken_in_order_and_a_retried_redirect_replays_it(
+    start_devhost: StartDevHost,
+) -> None:
+    with (
+        FakeOpenAIServer(THREE_SENTENCES, first_token_seconds=0.2, tokens_per_second=12) as model,
+        FakeSarvamServer(tts_seconds_per_sentence=0.2) as sarvam,
+    ):
+        streaming = start_devhost(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            OPENAI_BASE_URL=f"{model.url}/v1",
+            OPENAI_MODEL="fake-model",
+            LLM_MAX_RETRIES="0",
+            SARVAM_API_KEY=sarvam.api_key,
+            SARVAM_BASE_URL=sarvam.url,
+        )
+        phone = TwilioCall(streaming.base, AUTH_TOKEN)
+        conversation_id, _ = spoken(phone.answer())
+        hours = phone.say("what are your opening hours")
+        assert spoken(hours) == (conversation_id, 1)
+        assert [urlsplit(p.url).path.rsplit("/", 1)[1] for p in hours.played] == ["0", "1", "2"]
+        assert hours.redirects >= 1, "the later sentences came by redirect, after the first was playing"
+        first = ElementTree.fromstring(hours.twiml[0])
+        assert [verb.tag for verb in first] == ["Play", "Redirect"], hours.twiml[0]
+        assert first[1].text is not None
+        assert urlsplit(first[1].text).query == "turn=1&sentence=1&attempt=0&wait=0"
+        assert hours.listening is not None
+        assert "turn=2" in hours.listening
+
+        retried = phone.follow(phone.post(first[1].text, phone.params()))
+        assert [urlsplit(p.url).path for p in retried.played] == [urlsplit(p.url).path for p in hours.played[1:]]
+        assert retried.listening == hours.listening
+        turns = transcript(streaming, conversation_id)["turns"]
+        assert [t["text"] for t in turns] == [None, "what are your opening hours"], "a retry is no second turn"
+        assert turns[1]["reply"]["text"] == json.loads(THREE_SENTENCES)["text"]
+        phone.hang_up()

@@ -165,9 +165,9 @@ def test_holding_on_says_a_filler_and_redirects_to_the_same_wait() -> None:
 
 
 def test_finishing_plays_the_last_words_then_dials_or_hangs_up() -> None:
-    hang_up = ElementTree.fromstring(twilio.finish("https://h/a"))
+    hang_up = ElementTree.fromstring(twilio.finish(["https://h/a"]))
     assert [(child.tag, child.text) for child in hang_up] == [("Play", "https://h/a"), ("Hangup", None)]
-    transfer = ElementTree.fromstring(twilio.finish("https://h/a", "+918045550100"))
+    transfer = ElementTree.fromstring(twilio.finish(["https://h/a"], "+918045550100"))
     assert [(child.tag, child.text) for child in transfer] == [("Play", "https://h/a"), ("Dial", "+918045550100")]
 
 
