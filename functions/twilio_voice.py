@@ -184,10 +184,11 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply.
+    """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply,
+    from its first sentence as soon as that is spoken (see `_streamed`).
 
-    A reply not ready by PHONE_REPLY_DEADLINE_SECONDS gets a filler and a redirect back here marked
-    `wait`, which waits for the same turn's reply and never raises another.
+    A gather marked `wait` (written by TwiML before the reply route existed) waits for the same turn's
+    reply and never raises another.
     """
     from pydantic import ValidationError
 
@@ -206,33 +207,26 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
         conversation = await _conversation(svc, conversation_id)
         language = conversation.language
         request_id = f"{_start_key(form.call_sid)}:{step.turn}"
-        deadline = svc.settings.phone_reply_deadline_seconds
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
+        known = None
         try:
-            if step.wait:
-                turn = await _reply_to(svc, client, conversation, request_id, deadline)
-            elif not heard:
+            if not step.wait and not heard:
                 return _twiml(await _silence(req, svc, client, conversation, step))
-            else:
+            if not step.wait:
                 try:
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
-                await _raise_once(svc, client, conversation, request_id, TurnBody(text=text), received_at=received_at)
-                return _twiml(await _streamed(req, svc, conversation, request_id, twilio.ReplyStep(turn=step.turn)))
-        except GatewayTimeout:
-            if step.wait >= twilio.MAX_HOLDS:
-                log.warning("call %s: turn %d not answered after %d fillers", form.call_sid, step.turn, step.wait)
-                return _twiml(twilio.say_and_hang_up(language, SORRY))
-            waiting = step.model_copy(update={"wait": step.wait + 1})
-            return _twiml(twilio.hold_on(_gather_url(req, svc, waiting), language, FILLER))
+                body = TurnBody(text=text)
+                known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+            reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
+            return _twiml(await _streamed(req, svc, conversation, request_id, reply, known=known))
         except BadRequest:
             raise
         except ApiError as error:
             log.warning("call %s: turn %d not taken (%s)", form.call_sid, step.turn, error.code)
             ended = error.code == "conversation_completed"
             return _twiml(twilio.hang_up() if ended else twilio.say_and_hang_up(language, SORRY))
-        return _twiml(_speak(req, svc, conversation, turn))
 
 
 @bp.route(route="voice/twilio/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -259,15 +253,21 @@ async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def _streamed(
-    req: func.HttpRequest, svc: Services, conversation: Conversation, request_id: str, step: twilio.ReplyStep
+    req: func.HttpRequest,
+    svc: Services,
+    conversation: Conversation,
+    request_id: str,
+    step: twilio.ReplyStep,
+    *,
+    known: TurnRecord | None = None,
 ) -> str:
     """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
-    never streamed (answered before, its stream gone) plays whole. Nothing by the deadline: a filler
+    never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
     and a redirect to the same sentence."""
     from shared.storage.reply_stream import StreamedReply
 
-    found, step = await _next_sentences(svc, conversation.id, request_id, step)
+    found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
     if found is None:
         if step.wait >= twilio.MAX_HOLDS:
             log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
@@ -275,7 +275,10 @@ async def _streamed(
         waiting = step.model_copy(update={"wait": step.wait + 1})
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
     if not isinstance(found, StreamedReply):
-        return _speak(req, svc, conversation, found) if step.sentence == 0 else _then(req, svc, conversation, found, [])
+        whole = (
+            [_audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
+        )
+        return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
     audio = [
         _audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
         for s in found.sentences[step.sentence :]
@@ -287,10 +290,11 @@ async def _streamed(
 
 
 async def _next_sentences(
-    svc: Services, conversation_id: str, request_id: str, step: twilio.ReplyStep
+    svc: Services, conversation_id: str, request_id: str, step: twilio.ReplyStep, known: TurnRecord | None
 ) -> tuple[StreamedReply | TurnRecord | None, twilio.ReplyStep]:
     """The reply's stream once it has a sentence past those played (or is done), waited for up to
-    PHONE_REPLY_DEADLINE_SECONDS; the stored turn for a reply with no stream; None at the deadline.
+    PHONE_REPLY_DEADLINE_SECONDS; the stored turn (`known`, its hand-off copy, or the database's) for a
+    reply with no stream; None at the deadline.
 
     A stream restarted since (a retried attempt) is played from its first sentence again: the step
     returned says where playing resumes."""
@@ -299,13 +303,15 @@ async def _next_sentences(
     deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
     turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     while turn is None:
+        if known is not None:
+            return known, step
         stored = await svc.waiter.stored_reply(conversation_id, request_id)
         if stored is not None:
             return TurnRecord.model_validate(stored), step
         if await svc.waiter.ended(conversation_id) is not None:
             raise Conflict("The conversation ended before this turn was answered.", code="conversation_completed")
-        if time.monotonic() >= deadline:
-            return None, step
+        if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
+            return await _earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
         turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     while True:
@@ -319,23 +325,6 @@ async def _next_sentences(
             step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
             continue
         return (found if held else None), step
-
-
-async def _reply_to(
-    svc: Services,
-    client: df.DurableOrchestrationClient,
-    conversation: Conversation,
-    request_id: str,
-    wait_seconds: float,
-) -> TurnRecord:
-    """The reply to a turn already taken, as soon as there is one (GatewayTimeout after `wait_seconds`)."""
-    stored = await svc.waiter.stored_reply(conversation.id, request_id)
-    if stored is not None:
-        return TurnRecord.model_validate(stored)
-    earlier = await _earlier_turn(svc, conversation.id, request_id)
-    if earlier is not None:
-        return earlier
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
 
 
 async def _silence(

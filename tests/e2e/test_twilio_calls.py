@@ -18,7 +18,7 @@ from devhost.process import DevHost
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
-from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.sarvam_server import FakeSarvamServer
 
 AUTH_TOKEN = "local-twilio-token-for-the-e2e-tests"
@@ -163,6 +163,9 @@ def test_a_retried_webhook_gets_the_same_answer_and_makes_no_second_turn_or_call
     retried = phone.say("where are you located")
     assert spoken(answered) == spoken(retried) == (conversation_id, 1)
     assert answered.listening == retried.listening
+    phone.listening = gather.replace("wait=0", "wait=1")  # a filler's redirect from TwiML before the reply route
+    waited = phone.say("")
+    assert spoken(waited) == (conversation_id, 1)
     turns = transcript(host, conversation_id)["turns"]
     assert [t["text"] for t in turns] == [None, "where are you located"]
     phone.hang_up()
@@ -313,7 +316,17 @@ THREE_SENTENCES = json.dumps(
 )
 
 
-def test_the_caller_hears_each_sentence_as_it_is_spoken_in_order_and_a_retried_redirect_replays_it(
+UNKNOWN_INTENT = json.dumps(
+    {
+        "text": "On Sundays we open at 9 am and close at 6 pm. We are closed on public holidays.",
+        "intent": "no_such_intent",
+        "cites": [],
+    }
+)
+"""A reply streamed sentence by sentence, then refused (the agent has no such intent): the stream restarts."""
+
+
+def test_each_sentence_plays_as_it_is_spoken_in_order_a_retried_redirect_replays_it_a_restart_starts_over(
     start_devhost: StartDevHost,
 ) -> None:
     with (
@@ -347,4 +360,18 @@ def test_the_caller_hears_each_sentence_as_it_is_spoken_in_order_and_a_retried_r
         turns = transcript(streaming, conversation_id)["turns"]
         assert [t["text"] for t in turns] == [None, "what are your opening hours"], "a retry is no second turn"
         assert turns[1]["reply"]["text"] == json.loads(THREE_SENTENCES)["text"]
+
+        model.script(Answer(UNKNOWN_INTENT))
+        replaced = phone.say("and on sundays")
+        sentences = [int(urlsplit(p.url).path.rsplit("/", 1)[1]) for p in replaced.played]
+        assert sentences[0] == 0
+        assert len(sentences) >= 2
+        restart = len(sentences) - 1 - sentences[::-1].index(0)
+        assert restart > 0, (sentences, "the fallback line that replaced the streamed reply plays from its start")
+        assert sentences[restart:] == list(range(len(sentences) - restart))
+        assert all("/audio/2/" in p.url for p in replaced.played)
+        final = transcript(streaming, conversation_id)["turns"][2]["reply"]["text"]
+        assert final != json.loads(UNKNOWN_INTENT)["text"]
+        assert replaced.listening is not None
+        assert "turn=3" in replaced.listening
         phone.hang_up()
