@@ -248,6 +248,10 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
         response = phone.post(f"/api/voice/twilio/gather{query}", phone.params(SpeechResult="hello"))
         assert response.status_code == 400, (query, response.text)
         assert response.json()["error"]["code"] == "malformed_query"
+    for query in ("", "?turn=0", "?turn=1&sentence=-1", "?turn=1&attempt=x", "?turn=1&wait=5", "?turn=1&extra=1"):
+        response = phone.post(f"/api/voice/twilio/reply{query}", phone.params())
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["error"]["code"] == "malformed_query"
     for duration in ("-1", "1.5", "x", "99999999999", "٣"):
         response = phone.hang_up(duration=duration)
         assert response.status_code == 400, (duration, response.text)
@@ -259,7 +263,7 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
 def test_without_an_auth_token_the_twilio_routes_answer_503(start_devhost: StartDevHost) -> None:
     unconfigured = start_devhost(TWILIO_AUTH_TOKEN="")
     phone = TwilioCall(unconfigured.base, AUTH_TOKEN)
-    for route in ("incoming", "gather?turn=1", "status"):
+    for route in ("incoming", "gather?turn=1", "reply?turn=1", "status"):
         response = phone.post(f"/api/voice/twilio/{route}", phone.params())
         assert response.status_code == 503, response.text
         assert response.json()["error"]["code"] == "twilio_not_configured"
