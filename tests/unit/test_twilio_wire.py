@@ -189,3 +189,16 @@ def test_any_call_duration_is_seconds_or_a_400(duration: str) -> None:
 
 def test_every_ended_status_has_its_own_outcome() -> None:
     assert len(set(twilio.ENDED_STATUSES.values())) == len(twilio.ENDED_STATUSES) == 5
+
+
+@given(query=st.dictionaries(st.sampled_from(["turn", "sentence", "attempt", "wait", "x"]), st.text(max_size=12)))
+def test_any_reply_query_is_a_step_or_a_400(query: dict[str, str]) -> None:
+    try:
+        step = twilio.our_query(twilio.ReplyStep, query)
+    except ApiError as error:
+        refused = error.status
+    else:
+        refused = None
+        assert step.turn >= 1
+        assert 0 <= step.wait <= twilio.MAX_HOLDS
+    assert refused in (None, 400)
