@@ -193,6 +193,7 @@ def test_every_ended_status_has_its_own_outcome() -> None:
 
 @given(query=st.dictionaries(st.sampled_from(["turn", "sentence", "attempt", "wait", "x"]), st.text(max_size=12)))
 def test_any_reply_query_is_a_step_or_a_400(query: dict[str, str]) -> None:
+    refused: int | None
     try:
         step = twilio.our_query(twilio.ReplyStep, query)
     except ApiError as error:
