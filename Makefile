@@ -56,6 +56,7 @@ unit: $(STAMP_PY) $(STAMP_WORKER)
 bench: setup
 	@$(PY) bench/turn_overhead.py
 	@$(PY) bench/first_audio.py
+	@$(PY) bench/phone_first_audio.py
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/guard_overhead.py
 

@@ -105,9 +105,9 @@ class TwilioCall:
             extra["Digits"] = digits
         return self.follow(self.post(self.listening, self.params(**extra)))
 
-    def hang_up(self, status: str = "completed") -> requests.Response:
-        """Twilio's status callback for the call's end."""
-        return self.post("/api/voice/twilio/status", self.params(CallStatus=status, CallDuration="42"))
+    def hang_up(self, status: str = "completed", duration: str = "42") -> requests.Response:
+        """Twilio's status callback for the call's end, `duration` seconds after it was answered."""
+        return self.post("/api/voice/twilio/status", self.params(CallStatus=status, CallDuration=duration))
 
     def follow(self, response: requests.Response, heard: Heard | None = None) -> Heard:
         """Do what the TwiML says, as Twilio would, until the call listens or ends."""

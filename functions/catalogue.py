@@ -3,7 +3,9 @@ this, and a unit test holds it to the routes the app registers (none missing, no
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 from shared.admin_models import (
     AGENT_NAME,
@@ -35,7 +37,7 @@ from shared.knowledge.loading import EXTENSIONS
 from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
 from shared.phone import vonage
-from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, VoiceWebhook
+from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, ReplyStep, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
@@ -57,6 +59,17 @@ TWILIO_SIGNED = {
 }
 TWIML = Answer("TwiML for the call (speaking, listening, transferring or hanging up).", (Content(TWIML_TYPE),))
 TWILIO_ERRORS = (400, 403, 413, 415, 503)
+
+
+class AudioQuery(BaseModel):
+    """How an audio link is fetched: a signed `token` instead of credentials, and the rate wanted."""
+
+    token: str | None = Field(default=None, description="A signed link's token (AUDIO_URL_SIGNING_KEY).")
+    rate: Literal["8000", "16000"] | None = Field(
+        default=None, description="Sample rate in Hz, resampled when served (phone calls: 8000); others are 400."
+    )
+
+
 TWILIO_NOTE = "For Twilio only: no API key, Twilio's signature instead. 503 without TWILIO_AUTH_TOKEN."
 VONAGE_SIGNED = {
     "Authorization": "`Bearer <JWT>` signed by Vonage (HS256, VONAGE_SIGNATURE_SECRET) whose `payload_hash` is "
@@ -164,8 +177,9 @@ OPERATIONS = (
         "A turn's reply audio",
         "conversations",
         Scope.CONVERSATIONS_READ,
-        {200: Answer("WAV, 16 kHz mono.", (Content(WAV),))},
-        errors=(404,),
+        {200: Answer("WAV, 16 kHz mono (or `rate`).", (Content(WAV),))},
+        errors=(400, 404),
+        query=AudioQuery,
         path_schemas=AUDIO_PARAMETERS,
     ),
     Operation(
@@ -175,8 +189,9 @@ OPERATIONS = (
         "One sentence of a reply, as soon as the reply stream announces it",
         "conversations",
         Scope.CONVERSATIONS_READ,
-        {200: Answer("WAV.", (Content(WAV),))},
-        errors=(404,),
+        {200: Answer("WAV (at `rate`, if given).", (Content(WAV),))},
+        errors=(400, 404),
+        query=AudioQuery,
         path_schemas=SENTENCE_PARAMETERS,
     ),
     Operation(
@@ -301,7 +316,7 @@ OPERATIONS = (
         "POST",
         "/api/voice/twilio/gather",
         "twilio_gather",
-        "Twilio gather action: the caller's speech or keys become one turn; the reply plays",
+        "Twilio gather action: the caller's speech or keys become one turn; its first sentence plays when spoken",
         "phone",
         None,
         {200: TWIML},
@@ -313,9 +328,24 @@ OPERATIONS = (
     ),
     Operation(
         "POST",
+        "/api/voice/twilio/reply",
+        "twilio_reply",
+        "Twilio redirect: the next sentences of a reply as they are spoken, then the next gather",
+        "phone",
+        None,
+        {200: TWIML},
+        errors=TWILIO_ERRORS,
+        query=ReplyStep,
+        body=(Content(FORM_TYPE, VoiceWebhook),),
+        headers=TWILIO_SIGNED,
+        description=f"{TWILIO_NOTE} The query is the one our TwiML wrote: a retry plays the same sentence. "
+        "Waits up to PHONE_REPLY_DEADLINE_SECONDS for the next sentence, else a filler and the same redirect.",
+    ),
+    Operation(
+        "POST",
         "/api/voice/twilio/status",
         "twilio_status",
-        "Twilio status callback: a call that is over ends its conversation",
+        "Twilio status callback: a call that is over ends its conversation with that outcome and duration",
         "phone",
         None,
         {204: Answer("Noted (again, or for a call never started, is no error).")},

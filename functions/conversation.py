@@ -127,6 +127,13 @@ def _status(context: Context, state: ConversationState, mode: str, **details: An
     context.set_custom_status(status)
 
 
+def _ended_as(received: Any) -> Outcome:
+    """The outcome an end request names (a phone call's status: busy, no answer, …), else ended by the client."""
+    value = raised_value(received)
+    outcome = value.get("outcome") if isinstance(value, dict) else None
+    return Outcome(str(outcome)) if outcome in Outcome._value2member_map_ else Outcome.ENDED_BY_CLIENT
+
+
 def _converse(context: Context, state: ConversationState) -> Generator[Any, Any, Ending]:
     """The turn loop; returns how the conversation ended, or None once it continued as new."""
     publishing: TaskBase | None = None
@@ -163,7 +170,7 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             if winner is not silence:
                 silence.cancel()
             if winner is ended:
-                return Outcome.ENDED_BY_CLIENT, state
+                return _ended_as(ended.result), state
             if winner is silence:
                 decision = dialog.on_silence(state)
                 if decision.step is dialog.Step.HANG_UP:

@@ -28,7 +28,7 @@ from shared.api_models import (
     TurnTaken,
     TurnTimings,
 )
-from shared.errors import ApiError, Conflict, GatewayTimeout, NotFound, TurnFailed
+from shared.errors import ApiError, BadRequest, Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.security.roles import Scope
 from shared.tenancy import current_tenant
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from shared.config import Settings
     from shared.services import Services
     from shared.storage.conversations import Conversation
+    from shared.storage.handoff import Claim
     from shared.turn_requests import StartConversation, TurnBody
 
 # The app's core (storage clients, request parsing with audio decoding, the activities) loads on a
@@ -56,6 +57,10 @@ DEAD: dict[df.OrchestrationRuntimeStatus, Outcome] = {
 ENDING_STATES = frozenset({"ending", "finalizing"})
 TURN_NUMBER = re.compile(r"[0-9]{1,9}")
 SENTENCE_NUMBER = re.compile(r"[0-9]{1,3}")
+AUDIO_RATES = frozenset({8000, 16000})
+"""Rates an audio link may ask for (`?rate=`): 8 kHz for phone calls, 16 kHz as the engines speak."""
+MAX_SERVED_SECONDS = 600.0
+"""A bound on stored audio decoded for resampling; our own replies are far shorter."""
 TURN_LOCK_MARGIN_SECONDS = 120
 """How long a turn lock outlives the reply deadline if its turn never completes (a crash)."""
 START_KEY_TTL_SECONDS = 24 * 3600
@@ -82,13 +87,25 @@ def _policy(settings: Settings) -> DialogPolicy:
     )
 
 
-def _audio_url(req: func.HttpRequest, svc: Services, conversation_id: str, turn: int) -> str:
-    """The turn's audio link, signed for the caller's tenant when AUDIO_URL_SIGNING_KEY is set (so a
-    browser or a phone provider can fetch it without our headers), else behind the usual credentials."""
-    url = f"{origin(req, svc.settings.public_base_url)}/api/conversations/{conversation_id}/audio/{turn}"
-    if svc.audio_urls is None:
-        return url
-    return f"{url}?token={svc.audio_urls.sign(tenant=current_tenant(), conversation_id=conversation_id, turn=turn)}"
+def _audio_url(
+    req: func.HttpRequest,
+    svc: Services,
+    conversation_id: str,
+    turn: int,
+    *,
+    sentence: int | None = None,
+    rate: int | None = None,
+) -> str:
+    """The turn's (or one sentence's) audio link, signed for the caller's tenant when AUDIO_URL_SIGNING_KEY
+    is set (so a browser or a phone provider can fetch it without our headers), else behind the usual
+    credentials; `rate` asks for the audio at that rate (phone calls: 8 kHz, a third of the bytes)."""
+    path = f"/api/conversations/{conversation_id}/audio/{turn}" + ("" if sentence is None else f"/{sentence}")
+    query = [] if rate is None else [f"rate={rate}"]
+    if svc.audio_urls is not None:
+        tenant = current_tenant()
+        token = svc.audio_urls.sign(tenant=tenant, conversation_id=conversation_id, turn=turn, sentence=sentence)
+        query.insert(0, f"token={token}")
+    return f"{origin(req, svc.settings.public_base_url)}{path}" + (f"?{'&'.join(query)}" if query else "")
 
 
 def _reply(req: func.HttpRequest, svc: Services, turn: TurnRecord) -> Reply:
@@ -317,19 +334,40 @@ async def _take_turn(
 ) -> tuple[TurnRecord, bool]:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
 
-    Returns the turn and whether it was answered before (a retry), not made for this request. A
-    retry whose original died before raising the utterance (nothing raised, and nobody raising it
+    Returns the turn and whether it was answered before (a retry), not made for this request.
+    """
+    from shared.storage.handoff import Claim
+
+    earlier, claim = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+    if earlier is not None:
+        return earlier, True
+    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds), claim is Claim.HELD
+
+
+async def _raise_once(
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    request_id: str,
+    body: TurnBody,
+    *,
+    received_at: float,
+) -> tuple[TurnRecord | None, Claim]:
+    """Raise the utterance once per request id, without waiting for its reply: the turn answered
+    before (a retry) if there is one, and the turn lock as this request found it.
+
+    A retry whose original died before raising the utterance (nothing raised, and nobody raising it
     for RAISE_GRACE_SECONDS) raises it itself, so no retry waits on a lock nothing will release.
     """
     from shared.storage.handoff import Claim
 
     stored = await svc.waiter.stored_reply(conversation.id, request_id)
     if stored is not None:
-        return TurnRecord.model_validate(stored), True
+        return TurnRecord.model_validate(stored), Claim.HELD
     if conversation.status != "active":
         earlier = await _earlier_turn(svc, conversation.id, request_id)
         if earlier is not None:
-            return earlier, True
+            return earlier, Claim.HELD
         raise Conflict("The conversation has ended.", code="conversation_completed")
     lock_ttl = int(svc.settings.turn_reply_timeout_seconds) + TURN_LOCK_MARGIN_SECONDS
     claim = await svc.waiter.claim_turn(conversation.id, request_id, lock_ttl)
@@ -339,7 +377,7 @@ async def _take_turn(
         earlier = await _earlier_turn(svc, conversation.id, request_id)
         if earlier is not None:  # a key re-used after its hand-off copy expired: the same turn again
             await svc.waiter.release_turn(conversation.id, request_id)
-            return earlier, True
+            return earlier, claim
     if await svc.waiter.begin_raise(conversation.id, request_id, RAISE_GRACE_SECONDS):
         try:
             await _raise_utterance(svc, client, conversation, request_id, body, received_at=received_at)
@@ -347,7 +385,7 @@ async def _take_turn(
             await svc.waiter.release_turn(conversation.id, request_id)
             raise
         await svc.waiter.mark_raised(conversation.id, request_id, lock_ttl)
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds), claim is Claim.HELD
+    return None, claim
 
 
 async def _earlier_turn(svc: Services, conversation_id: str, request_id: str) -> TurnRecord | None:
@@ -410,6 +448,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
         summary=conversation.summary,
         extraction=conversation.extraction,
         aftercall_llm=conversation.aftercall_llm,
+        call_duration_seconds=conversation.call_duration_seconds,
         created_at=conversation.created_at,
         ended_at=conversation.ended_at,
         turns=[
@@ -447,13 +486,16 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     return model_response(Ending(conversation_id=conversation.id, status="ending"), status=202)
 
 
-async def _end(svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation) -> bool:
-    """Ask the conversation to end (it finalizes); False when it had ended already."""
+async def _end(
+    svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation, outcome: Outcome | None = None
+) -> bool:
+    """Ask the conversation to end (it finalizes, with `outcome` if given, else ended by the client);
+    False when it had ended already."""
     if conversation.status == "completed":
         return False
     await asyncio.to_thread(lambda: svc.conversations.mark_ending(conversation.id))
     try:
-        await client.raise_event(conversation.id, END_EVENT, None)
+        await client.raise_event(conversation.id, END_EVENT, None if outcome is None else {"outcome": outcome.value})
     except Exception:
         await _settled(svc, conversation, await client.get_status(conversation.id))
         return False
@@ -464,6 +506,7 @@ async def _end(svc: Services, client: df.DurableOrchestrationClient, conversatio
 @json_errors
 @guarded_or_signed(Scope.CONVERSATIONS_READ)
 async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
+    rate = _requested_rate(req)
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     turn_text = req.route_params["turn"]
@@ -478,7 +521,7 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
         data = await asyncio.to_thread(lambda: svc.audio.get(blob))
     if data is None:
         raise NotFound(f"No audio for turn {turn_text} (yet).", code="audio_not_found")
-    return _wav(data)
+    return _wav(data, rate)
 
 
 @bp.route(
@@ -492,6 +535,7 @@ async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
     """One sentence of a reply, as the turn's reply stream announces it (before the whole turn is stored)."""
     from shared.storage.blobs import sentence_audio_name
 
+    rate = _requested_rate(req)
     svc = _services()
     conversation = await _conversation(svc, req.route_params["conversation_id"])
     turn_text, sentence_text = req.route_params["turn"], req.route_params["sentence"]
@@ -501,10 +545,28 @@ async def get_sentence_audio(req: func.HttpRequest) -> func.HttpResponse:
         data = await asyncio.to_thread(lambda: svc.audio.get(blob))
     if data is None:
         raise NotFound(f"No audio for sentence {sentence_text} of turn {turn_text} (yet).", code="audio_not_found")
-    return _wav(data)
+    return _wav(data, rate)
 
 
-def _wav(data: bytes) -> func.HttpResponse:
+def _requested_rate(req: func.HttpRequest) -> int | None:
+    """The `rate` an audio link asks for, None for the audio as stored; 400 unless one of AUDIO_RATES."""
+    text = req.params.get("rate")
+    if text is None:
+        return None
+    if text not in {str(rate) for rate in AUDIO_RATES}:
+        rates = ", ".join(str(rate) for rate in sorted(AUDIO_RATES))
+        raise BadRequest(f"rate must be one of {rates}.", code="unsupported_rate")
+    return int(text)
+
+
+def _wav(data: bytes, rate: int | None) -> func.HttpResponse:
+    """The stored WAV, or resampled to `rate` with soxr (a few ms for a sentence; nothing stored twice)."""
+    if rate is not None:
+        from shared.speech.audio import decode_wav, encode_wav, resample
+
+        audio = decode_wav(data, max_seconds=MAX_SERVED_SECONDS)
+        if audio.rate != rate:
+            data = encode_wav(resample(audio, rate))
     return func.HttpResponse(
         data, status_code=200, mimetype="audio/wav", headers={"Cache-Control": "private, max-age=3600"}
     )

@@ -2,8 +2,10 @@
 
 `incoming` starts the conversation (one per CallSid) and plays the greeting inside a `<Gather>`;
 Twilio recognises the caller's speech and posts it to `gather`, which takes the turn and plays the
-reply inside the next `<Gather>`; `status` ends the conversation when the call is over. The gather
-URL carries the turn's number, so a Twilio retry of a gather is the same turn, never a second one.
+reply's first sentence as soon as it is spoken, then redirects to `reply`, which plays the sentences
+spoken since and redirects again until the reply is done, then listens in the next `<Gather>`;
+`status` ends the conversation when the call is over. The gather URL carries the turn's number and
+each redirect the next sentence's, so a Twilio retry is the same turn and the same sentence.
 
 No API key here: every webhook must carry Twilio's signature (`X-Twilio-Signature`), checked before
 anything else happens, and runs in the tenant its called number belongs to.
@@ -29,11 +31,11 @@ from functions.conversations import (
     _conversation,
     _earlier_turn,
     _end,
+    _raise_once,
     _services,
-    _take_turn,
 )
 from functions.http import json_errors, origin
-from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import DEMO_TENANT, tenant_scope
@@ -41,6 +43,7 @@ from shared.tenancy import DEMO_TENANT, tenant_scope
 if TYPE_CHECKING:
     from shared.services import Services
     from shared.storage.conversations import Conversation
+    from shared.storage.reply_stream import StreamedReply
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "twilio"
 GATHER_ROUTE = "/api/voice/twilio/gather"
 INCOMING_ROUTE = "/api/voice/twilio/incoming"
+REPLY_ROUTE = "/api/voice/twilio/reply"
 FILLER = "One moment, please."
 SORRY = "Sorry, something went wrong on our side. Please call again later."
 NOT_IN_SERVICE = "Sorry, this number is not in service."
@@ -104,14 +108,35 @@ def _gather_url(req: func.HttpRequest, svc: Services, step: twilio.GatherStep) -
     return f"{origin(req, svc.settings.public_base_url)}{GATHER_ROUTE}?{query}"
 
 
+def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> str:
+    query = f"turn={step.turn}&sentence={step.sentence}&attempt={step.attempt}&wait={step.wait}"
+    return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
+
+
 def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
-    """The reply played, then the call listens for the next turn, or is transferred or hung up."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn)
+    """The whole reply played (one recording), then what the turn does next."""
+    return _then(
+        req, svc, conversation, turn, [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
+    )
+
+
+def _then(
+    req: func.HttpRequest,
+    svc: Services,
+    conversation: Conversation,
+    turn: TurnRecord,
+    audio: list[str],
+    *,
+    gather_turn: int | None = None,
+) -> str:
+    """The reply's last audio, then the call listens for the caller's turn `gather_turn` (the next
+    after this one unless given), or is transferred or hung up."""
     if turn.action is TurnAction.END_CALL:
         return twilio.finish(audio)
     if turn.action is TurnAction.TRANSFER:
         return twilio.finish(audio, turn.transfer_to)
-    return twilio.listen(_gather_url(req, svc, twilio.GatherStep(turn=turn.turn + 1)), conversation.language, audio)
+    step = twilio.GatherStep(turn=turn.turn + 1 if gather_turn is None else gather_turn)
+    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio)
 
 
 @bp.route(route="voice/twilio/incoming", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -159,10 +184,11 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply.
+    """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply,
+    from its first sentence as soon as that is spoken (see `_streamed`).
 
-    A reply not ready by PHONE_REPLY_DEADLINE_SECONDS gets a filler and a redirect back here marked
-    `wait`, which waits for the same turn's reply and never raises another.
+    A gather marked `wait` (written by TwiML before the reply route existed) waits for the same turn's
+    reply and never raises another.
     """
     from pydantic import ValidationError
 
@@ -181,57 +207,124 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
         conversation = await _conversation(svc, conversation_id)
         language = conversation.language
         request_id = f"{_start_key(form.call_sid)}:{step.turn}"
-        deadline = svc.settings.phone_reply_deadline_seconds
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
+        known = None
         try:
-            if step.wait:
-                turn = await _reply_to(svc, client, conversation, request_id, deadline)
-            elif not heard:
+            if not step.wait and not heard:
                 return _twiml(await _silence(req, svc, client, conversation, step))
-            else:
+            if not step.wait:
                 try:
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
-                turn, _ = await _take_turn(
-                    svc,
-                    client,
-                    conversation,
-                    request_id,
-                    TurnBody(text=text),
-                    received_at=received_at,
-                    wait_seconds=deadline,
-                )
-        except GatewayTimeout:
-            if step.wait >= twilio.MAX_HOLDS:
-                log.warning("call %s: turn %d not answered after %d fillers", form.call_sid, step.turn, step.wait)
-                return _twiml(twilio.say_and_hang_up(language, SORRY))
-            waiting = step.model_copy(update={"wait": step.wait + 1})
-            return _twiml(twilio.hold_on(_gather_url(req, svc, waiting), language, FILLER))
+                body = TurnBody(text=text)
+                known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+            reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
+            return _twiml(await _streamed(req, svc, conversation, request_id, reply, known=known))
         except BadRequest:
             raise
         except ApiError as error:
             log.warning("call %s: turn %d not taken (%s)", form.call_sid, step.turn, error.code)
             ended = error.code == "conversation_completed"
             return _twiml(twilio.hang_up() if ended else twilio.say_and_hang_up(language, SORRY))
-        return _twiml(_speak(req, svc, conversation, turn))
 
 
-async def _reply_to(
+@bp.route(route="voice/twilio/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
+    """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
+    svc, form = await _verified(req)
+    step = twilio.our_query(twilio.ReplyStep, dict(req.params))
+    routed = await route_for_number(form.get("To"))
+    if routed is None:
+        return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
+    with tenant_scope(routed[0]):
+        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        if conversation_id is None:
+            return _twiml(twilio.say_and_hang_up("en-US", SORRY))
+        conversation = await _conversation(svc, conversation_id)
+        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        try:
+            return _twiml(await _streamed(req, svc, conversation, request_id, step))
+        except ApiError as error:
+            log.warning("call %s: turn %d not answered (%s)", form.call_sid, step.turn, error.code)
+            ended = error.code == "conversation_completed"
+            return _twiml(twilio.hang_up() if ended else twilio.say_and_hang_up(conversation.language, SORRY))
+
+
+async def _streamed(
+    req: func.HttpRequest,
     svc: Services,
-    client: df.DurableOrchestrationClient,
     conversation: Conversation,
     request_id: str,
-    wait_seconds: float,
-) -> TurnRecord:
-    """The reply to a turn already taken, as soon as there is one (GatewayTimeout after `wait_seconds`)."""
-    stored = await svc.waiter.stored_reply(conversation.id, request_id)
-    if stored is not None:
-        return TurnRecord.model_validate(stored)
-    earlier = await _earlier_turn(svc, conversation.id, request_id)
-    if earlier is not None:
-        return earlier
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
+    step: twilio.ReplyStep,
+    *,
+    known: TurnRecord | None = None,
+) -> str:
+    """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
+    rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
+    never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
+    and a redirect to the same sentence."""
+    from shared.storage.reply_stream import StreamedReply
+
+    found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    if found is None:
+        if step.wait >= twilio.MAX_HOLDS:
+            log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
+            return twilio.say_and_hang_up(conversation.language, SORRY)
+        waiting = step.model_copy(update={"wait": step.wait + 1})
+        return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
+    if not isinstance(found, StreamedReply):
+        whole = (
+            [_audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
+        )
+        return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
+    audio = [
+        _audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
+        for s in found.sentences[step.sentence :]
+    ]
+    if found.done is None:
+        later = step.model_copy(update={"sentence": len(found.sentences), "wait": 0})
+        return twilio.play_then(audio, _reply_url(req, svc, later))
+    return _then(req, svc, conversation, TurnRecord.model_validate(found.done), audio, gather_turn=step.turn + 1)
+
+
+async def _next_sentences(
+    svc: Services, conversation_id: str, request_id: str, step: twilio.ReplyStep, known: TurnRecord | None
+) -> tuple[StreamedReply | TurnRecord | None, twilio.ReplyStep]:
+    """The reply's stream once it has a sentence past those played (or is done), waited for up to
+    PHONE_REPLY_DEADLINE_SECONDS; the stored turn (`known`, its hand-off copy, or the database's) for a
+    reply with no stream; None at the deadline.
+
+    A stream restarted since (a retried attempt) is played from its first sentence again: the step
+    returned says where playing resumes."""
+    from shared.storage.reply_stream import POLL_SECONDS
+
+    deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
+    turn = await svc.reply_streams.turn_of(conversation_id, request_id)
+    while turn is None:
+        if known is not None:
+            return known, step
+        stored = await svc.waiter.stored_reply(conversation_id, request_id)
+        if stored is not None:
+            return TurnRecord.model_validate(stored), step
+        if await svc.waiter.ended(conversation_id) is not None:
+            raise Conflict("The conversation ended before this turn was answered.", code="conversation_completed")
+        if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
+            return await _earlier_turn(svc, conversation_id, request_id), step
+        await asyncio.sleep(POLL_SECONDS)
+        turn = await svc.reply_streams.turn_of(conversation_id, request_id)
+    while True:
+        at = step
+
+        def ready(reply: StreamedReply, at: twilio.ReplyStep = at) -> bool:
+            return reply.attempt > at.attempt or len(reply.sentences) > at.sentence or reply.done is not None
+
+        found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        if found.attempt > step.attempt:
+            step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
+            continue
+        return (found if held else None), step
 
 
 async def _silence(
@@ -255,13 +348,19 @@ async def _silence(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The call's status changed: once it is over (hung up, busy, failed, unanswered), the conversation
-    ends; again, or for a call we never started, is no error."""
+    """The call's status changed: once it is over (hung up, busy, failed, unanswered, canceled), the
+    conversation ends with that outcome and keeps the call's duration; again, or for a call we never
+    started, is no error. An agent that ended the call first keeps its own outcome."""
     svc, form = await _verified(req)
+    duration = twilio.call_duration(form)
+    outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(form.get("To"))
-    if routed is not None and form.get("CallStatus") in twilio.ENDED_STATUSES:
+    if routed is not None and outcome is not None:
         with tenant_scope(routed[0]):
             conversation_id = await svc.waiter.started(_start_key(form.call_sid))
             if conversation_id is not None:
-                await _end(svc, client, await _conversation(svc, conversation_id))
+                conversation = await _conversation(svc, conversation_id)
+                if duration is not None:
+                    await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
+                await _end(svc, client, conversation, outcome)
     return func.HttpResponse(status_code=204)

@@ -39,10 +39,11 @@ from functions.conversations import (
     _take_turn,
 )
 from functions.http import json_errors, origin
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, _reply_to, route_for_number
+from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import TurnAction, TurnRecord
 from shared.phone import vonage
+from shared.phone.twilio import PHONE_RATE
 from shared.tenancy import tenant_scope
 
 if TYPE_CHECKING:
@@ -55,6 +56,24 @@ log = logging.getLogger(__name__)
 CHANNEL = "vonage"
 ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
+
+
+async def _reply_to(
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    request_id: str,
+    wait_seconds: float,
+) -> TurnRecord:
+    """The whole reply to a turn already taken, as soon as there is one (GatewayTimeout after
+    `wait_seconds`): an NCCO `stream` plays one recording, so Vonage hears the reply whole."""
+    stored = await svc.waiter.stored_reply(conversation.id, request_id)
+    if stored is not None:
+        return TurnRecord.model_validate(stored)
+    earlier = await _earlier_turn(svc, conversation.id, request_id)
+    if earlier is not None:
+        return earlier
+    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
 
 
 def _start_key(call_uuid: str) -> str:
@@ -112,7 +131,7 @@ def _speak(
     req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord, called: str
 ) -> list[dict[str, Any]]:
     """The reply streamed, then the call listens for the next turn, or is connected onward or ends."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn)
+    audio = _audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
     if turn.action is TurnAction.END_CALL:
         return vonage.finish(audio)
     if turn.action is TurnAction.TRANSFER:

@@ -128,7 +128,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     def announce_next_event() -> None:
         next_event = request.next_event if toolbox.action is TurnAction.CONTINUE else None
         services.publisher.announce_expecting(request.conversation_id, next_event)
-        stream.start(next_event)
+        stream.start(next_event, request.request_id)
 
     speaking = Speaking(
         language=language,

@@ -105,6 +105,9 @@ class ConversationDetail(ApiModel):
     summary: str | None
     extraction: dict[str, ExtractedValue] | None = Field(description="The agent's extraction fields, once ended.")
     aftercall_llm: ModelUsage | None = Field(description="The model that wrote the summary and extraction.")
+    call_duration_seconds: int | None = Field(
+        default=None, description="A phone call's length as its provider reported it when the call ended."
+    )
     created_at: Timestamp
     ended_at: Timestamp | None
     turns: list[TranscriptTurn]

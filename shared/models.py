@@ -62,6 +62,11 @@ class Outcome(StrEnum):
     NO_RESPONSE = "no_response"
     ENDED_BY_CLIENT = "ended_by_client"
     TERMINATED = "terminated"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    CANCELED = "canceled"
+    CALL_FAILED = "call_failed"
+    """The phone network could not connect the call (a provider's `failed`), not a fault of ours."""
 
 
 INTENT_NAME = r"^[a-z][a-z0-9_]{0,39}$"

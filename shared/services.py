@@ -44,6 +44,7 @@ from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
+from shared.storage.reply_stream import ReplyStreamReader
 from shared.storage.tenants import TenantRepository
 from shared.tenancy import DEMO_TENANT, tenant_scope
 
@@ -257,9 +258,18 @@ class Services:
         return FallbackTextToSpeech(chain)
 
     @cached_property
-    def waiter(self) -> ReplyWaiter:
+    def async_redis(self) -> aioredis.Redis:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return ReplyWaiter(aioredis.Redis.from_url(self._redis_url()), self.settings.redis_key_prefix)
+        return aioredis.Redis.from_url(self._redis_url())
+
+    @cached_property
+    def waiter(self) -> ReplyWaiter:
+        return ReplyWaiter(self.async_redis, self.settings.redis_key_prefix)
+
+    @cached_property
+    def reply_streams(self) -> ReplyStreamReader:
+        """Replies sentence by sentence as they are spoken, for channels that play them as they come."""
+        return ReplyStreamReader(self.async_redis, self.settings.redis_key_prefix)
 
     def _redis_url(self) -> str:
         if not self.settings.redis_url:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from shared.models import Outcome
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 TWIML_TYPE = "text/xml"
@@ -26,10 +27,21 @@ MAX_FORM_FIELDS = 64
 MAX_FIELD_CHARS = 4096
 CALL_SID = re.compile(r"CA[0-9a-f]{32}")
 """A call's id as Twilio writes it: `CA` and 32 lower-case hex digits."""
+PHONE_RATE = 8000
+"""The rate our `<Play>` links ask for: the phone network carries 8 kHz, so more is bytes nobody hears."""
 MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
-ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-"""`CallStatus` values after which the call is over."""
+ENDED_STATUSES: dict[str, Outcome] = {
+    "completed": Outcome.ENDED_BY_CLIENT,
+    "busy": Outcome.BUSY,
+    "failed": Outcome.CALL_FAILED,
+    "no-answer": Outcome.NO_ANSWER,
+    "canceled": Outcome.CANCELED,
+}
+"""`CallStatus` values after which the call is over, and the conversation's outcome for each (a call that
+`completed` before the agent ended it is one the caller hung up)."""
+MAX_CALL_SECONDS = 7 * 24 * 3600
+"""Longer than any call Twilio lets run (its limit is 24 h): a bigger `CallDuration` is not Twilio's."""
 
 
 class VoiceWebhook(BaseModel):
@@ -66,6 +78,17 @@ class GatherStep(Holding):
 
     turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this gather hears: a retry is the same.")
     silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this gather.")
+
+
+class ReplyStep(Holding):
+    """Where the caller is in a reply played sentence by sentence, as our TwiML wrote it into a redirect:
+    a retried redirect names the same sentence, so it plays the same audio."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this reply answers.")
+    sentence: int = Field(default=0, ge=0, le=999, description="The next sentence to play.")
+    attempt: int = Field(default=0, ge=0, le=999, description="Restarts of the reply stream already seen.")
 
 
 Step = TypeVar("Step", bound=Holding)
@@ -117,6 +140,16 @@ def parse_form(content_type: str | None, body: bytes) -> CallForm:
     return CallForm(fields, call_sid)
 
 
+def call_duration(form: CallForm) -> int | None:
+    """`CallDuration` (whole seconds, sent when the call ends), None if absent; 400 if not a duration."""
+    text = form.get("CallDuration")
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_CALL_SECONDS:
+        raise BadRequest("CallDuration is not a call's length in seconds.", code="malformed_form")
+    return int(text)
+
+
 def public_url(request_url: str, public_base_url: str) -> str:
     """The URL Twilio called, which its signature covers: behind a proxy, PUBLIC_BASE_URL's origin with
     the request's path and query; else the request's URL as the host hands it over."""
@@ -135,9 +168,10 @@ def check_signature(auth_token: str, url: str, form: CallForm, signature: str | 
         raise Forbidden("The request does not carry a valid Twilio signature.", code="invalid_signature")
 
 
-def listen(action: str, language: str, audio_url: str) -> str:
-    """Play the agent's words and listen for the caller's answer (speech or keypad), which Twilio
-    posts to `action`; a silent caller is posted too (no SpeechResult), so silence is ours to decide.
+def listen(action: str, language: str, *audio_urls: str) -> str:
+    """Play the agent's words (each link in turn, or none when they have played already) and listen
+    for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
+    posted too (no SpeechResult), so silence is ours to decide.
 
     `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
     """
@@ -152,7 +186,8 @@ def listen(action: str, language: str, audio_url: str) -> str:
         speech_timeout="auto",
         action_on_empty_result=True,
     )
-    gather.play(audio_url)
+    for audio_url in audio_urls:
+        gather.play(audio_url)
     return str(response)
 
 
@@ -185,12 +220,25 @@ def hold_on(redirect: str, language: str, words: str) -> str:
     return str(response)
 
 
-def finish(audio_url: str, transfer_to: str | None = None) -> str:
-    """The agent's last words, then the call is handed to `transfer_to` or hung up."""
+def play_then(audio_urls: list[str], redirect: str) -> str:
+    """The sentences spoken so far, then back to `redirect` for the next ones: the caller hears the
+    first sentence while the rest are still being written and spoken."""
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    response.play(audio_url)
+    for audio_url in audio_urls:
+        response.play(audio_url)
+    response.redirect(redirect, method="POST")
+    return str(response)
+
+
+def finish(audio_urls: list[str], transfer_to: str | None = None) -> str:
+    """The agent's last words (those not played yet), then the call is handed to `transfer_to` or hung up."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    for audio_url in audio_urls:
+        response.play(audio_url)
     if transfer_to:
         response.dial(transfer_to)
     else:

@@ -46,6 +46,8 @@ class Conversation:
     """The agent's extraction fields as the call ended (None until it has)."""
     aftercall_llm: ModelUsage | None = None
     """The model that wrote the summary and extraction (None if none did, or the call has not ended)."""
+    call_duration_seconds: int | None = None
+    """A phone call's length as its provider reported it at the end (None for other channels, or until then)."""
 
 
 def _turn(row: dict[str, Any]) -> TurnRecord:
@@ -70,7 +72,7 @@ class ConversationRepository:
         with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 """SELECT id::text AS id, agent, language, channel, status, outcome, summary,
-                          created_at, ended_at, extraction, aftercall_llm
+                          created_at, ended_at, extraction, aftercall_llm, call_duration_seconds
                    FROM conversations WHERE id = %s""",
                 (conversation_id,),
             ).fetchone()
@@ -78,6 +80,13 @@ class ConversationRepository:
             return None
         usage = row.pop("aftercall_llm")
         return Conversation(**row, aftercall_llm=None if usage is None else ModelUsage.model_validate(usage))
+
+    def record_call_duration(self, conversation_id: str, seconds: int) -> None:
+        """The phone call's length, from the provider's end-of-call status (a repeat writes the same)."""
+        with tenant_connection(self._pool) as conn:
+            conn.execute(
+                "UPDATE conversations SET call_duration_seconds = %s WHERE id = %s", (seconds, conversation_id)
+            )
 
     def mark_ending(self, conversation_id: str) -> bool:
         """Stop accepting turns; False if the conversation was not active."""

@@ -91,6 +91,10 @@ class TurnKeys:
     def stream(self, turn: int) -> str:
         return f"{self._base}turn:{turn}:reply"
 
+    def streamed_turn(self, request_id: str) -> str:
+        """The turn number whose reply stream answers this request (a reader knows the request, not the turn)."""
+        return f"{self._base}streamed:{request_id}"
+
 
 def _delivered(raw: bytes | str) -> dict[str, Any]:
     """The reply in an inbox envelope; ConversationEnded when the envelope says the call is over."""
@@ -200,6 +204,11 @@ class ReplyWaiter:
         """The next utterance's event name as the last reply announced it; "" once the call takes no more,
         None when no reply has said (the orchestration's custom status tells then)."""
         raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).expecting)
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    async def ended(self, conversation_id: str) -> str | None:
+        """The conversation's outcome once it has ended, else None."""
+        raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).ended)
         return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
     async def stored_reply(self, conversation_id: str, request_id: str) -> dict[str, Any] | None:

@@ -6,15 +6,21 @@ speaks over the first sentence is heard by the right waiter), one `sentence` ent
 soon as its audio is stored (text, audio blob, duration), and `done`. A `restart` entry says the
 sentences begin again (a retried attempt, or a reply replaced at the end): a reader drops those it
 has. Streams expire with the hand-off copies.
+
+The `start` entry also records which request the turn answers (`TurnKeys.streamed_turn`), so a
+channel that knows only its request (a phone call's gather) finds the turn's stream.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
 
@@ -40,7 +46,9 @@ class ReplyStream:
 
     def __init__(self, client: redis.Redis, prefix: str, conversation_id: str, turn: int) -> None:
         self._redis = client
-        self._key = stream_key(prefix, conversation_id, turn)
+        self._keys = TurnKeys(prefix, conversation_id)
+        self._key = self._keys.stream(turn)
+        self._turn = turn
 
     def _add(self, event: str, data: dict[str, Any]) -> None:
         with self._redis.pipeline(transaction=True) as pipe:
@@ -48,11 +56,14 @@ class ReplyStream:
             pipe.expire(self._key, REPLY_TTL_SECONDS)
             pipe.execute()
 
-    def start(self, next_event: str | None) -> None:
-        """Open the reply (a retried attempt writes `restart` first, so readers drop what came before)."""
+    def start(self, next_event: str | None, request_id: str | None = None) -> None:
+        """Open the reply (a retried attempt writes `restart` first, so readers drop what came before);
+        `request_id` is the request it answers, pointed at this stream."""
         if self._redis.exists(self._key):
             self.restart("a retried attempt starts again")
         self._add("start", {"next_event": next_event})
+        if request_id is not None:
+            self._redis.set(self._keys.streamed_turn(request_id), self._turn, ex=REPLY_TTL_SECONDS)
 
     def restart(self, reason: str) -> None:
         """Readers drop the sentences announced so far; the reply's sentences follow again."""
@@ -69,3 +80,63 @@ def read_stream(client: redis.Redis, key: str) -> list[tuple[str, dict[str, Any]
     """Every entry of a stream so far, as (event, data) in order."""
     entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(key)  # type: ignore[assignment]
     return [(fields[b"event"].decode(), json.loads(fields[b"data"])) for _, fields in entries]
+
+
+POLL_SECONDS = 0.02
+"""How often a reader looks for a stream that has not started yet (a GET; the stream itself is blocked on)."""
+BLOCK_SLICE_SECONDS = 1.0
+"""A blocking read's slice: under redis-py's 5 s socket timeout."""
+
+
+@dataclass
+class StreamedReply:
+    """A turn's reply as its stream says so far: the current attempt's sentences, and the stored turn once done."""
+
+    turn: int
+    attempt: int = 0
+    """Restarts so far: sentences of an earlier attempt are dropped."""
+    sentences: list[AnnouncedSentence] = field(default_factory=list)
+    done: dict[str, Any] | None = None
+
+    def add(self, event: str, data: dict[str, Any]) -> None:
+        if event == "restart":
+            self.attempt += 1
+            self.sentences = []
+        elif event == "sentence":
+            self.sentences.append(AnnouncedSentence(**data))
+        elif event == "done":
+            self.done = dict(data["turn"])
+
+
+class ReplyStreamReader:
+    """Reads a request's reply stream as it is written (async: on the Functions worker's event loop)."""
+
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    async def turn_of(self, conversation_id: str, request_id: str) -> int | None:
+        """The turn whose stream answers this request, once its reply has started."""
+        raw = await self._redis.get(TurnKeys(self._prefix, conversation_id).streamed_turn(request_id))
+        return None if raw is None else int(raw)
+
+    async def wait(
+        self, conversation_id: str, turn: int, ready: Callable[[StreamedReply], bool], timeout_seconds: float
+    ) -> tuple[StreamedReply, bool]:
+        """The stream so far, read until `ready(reply)` holds or the timeout passes; and whether it held."""
+        key = TurnKeys(self._prefix, conversation_id).stream(turn)
+        reply, last, block_ms = StreamedReply(turn), "0-0", None
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            answer: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
+            answer = await self._redis.xread({key: last}, count=STREAM_MAX_ENTRIES, block=block_ms)  # type: ignore[assignment]
+            for _, entries in answer or []:
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    reply.add(fields[b"event"].decode(), json.loads(fields[b"data"]))
+            if ready(reply):
+                return reply, True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return reply, False
+            block_ms = max(1, int(min(remaining, BLOCK_SLICE_SECONDS) * 1000))

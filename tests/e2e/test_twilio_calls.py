@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -16,9 +18,11 @@ from devhost.process import DevHost
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
+from tests.fakes.openai_server import Answer, FakeOpenAIServer
+from tests.fakes.sarvam_server import FakeSarvamServer
 
 AUTH_TOKEN = "local-twilio-token-for-the-e2e-tests"
-CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
+CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)(?:/([0-9]+))?$")
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +40,33 @@ def call(host: DevHost) -> TwilioCall:
 
 
 def spoken(heard: Heard) -> tuple[str, int]:
-    """The conversation and turn whose audio the caller heard, checking it was real audio."""
-    [played] = heard.played
-    assert played.status == 200, played.audio[:300]
-    assert decode_wav(played.audio).duration_seconds > 0.5
-    match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
-    assert match is not None, played.url
-    return match.group(1), int(match.group(2))
+    """The conversation and turn whose audio the caller heard (the whole reply, or its sentences in
+    order), checking it was real audio at the phone network's rate."""
+    assert heard.played, heard.twiml
+    sources, sentences, seconds = set(), [], 0.0
+    for played in heard.played:
+        assert played.status == 200, played.audio[:300]
+        audio = decode_wav(played.audio)
+        assert audio.rate == 8000, "phone audio is served at the phone network's rate"
+        seconds += audio.duration_seconds
+        match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
+        assert match is not None, played.url
+        sources.add((match.group(1), int(match.group(2))))
+        sentences.append(None if match.group(3) is None else int(match.group(3)))
+    assert seconds > 0.5
+    assert sentences in ([None], list(range(len(sentences)))), "the whole reply, or every sentence in order"
+    [source] = sources
+    return source
 
 
 def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
     response = host.get(f"/api/conversations/{conversation_id}")
     assert response.status_code == 200, response.text
     return dict(response.json())
+
+
+def ended(host: DevHost, conversation_id: str) -> dict[str, Any]:
+    return wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
 
 
 def conversation_count(host: DevHost) -> int:
@@ -83,8 +101,50 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert phone.hang_up().status_code == 204
     final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
     assert final["outcome"] == "ended_by_client"
+    assert final["call_duration_seconds"] == 42
     assert len(final["turns"]) == 3
     assert phone.hang_up().status_code == 204, "a repeated status callback is no error"
+
+
+def test_phone_links_serve_8_khz_the_apis_own_links_16_khz_and_other_rates_are_refused(host: DevHost) -> None:
+    phone = call(host)
+    greeting = phone.answer()
+    conversation_id, _ = spoken(greeting)
+    phone_link = greeting.played[0].url
+    assert "rate=8000" in phone_link
+    api_link = transcript(host, conversation_id)["turns"][0]["reply"]["audio_url"]
+    assert "rate=" not in api_link
+    phone_audio = requests.get(phone_link, timeout=30)
+    api_audio = requests.get(api_link, timeout=30)
+    assert decode_wav(api_audio.content).rate == 16000
+    assert len(phone_audio.content) < len(api_audio.content) * 0.6, "8 kHz is about half the bytes"
+    for rate in ("44100", "8001", "x", "08000"):
+        refused = requests.get(phone_link.replace("rate=8000", f"rate={rate}"), timeout=30)
+        assert refused.status_code == 400, (rate, refused.text)
+        assert refused.json()["error"]["code"] == "unsupported_rate"
+    phone.hang_up()
+
+
+def test_a_call_that_ends_busy_unanswered_failed_or_canceled_keeps_that_outcome_and_its_duration(
+    host: DevHost,
+) -> None:
+    expected = {"busy": "busy", "no-answer": "no_answer", "failed": "call_failed", "canceled": "canceled"}
+    for status, outcome in expected.items():
+        phone = call(host)
+        conversation_id, _ = spoken(phone.answer())
+        assert phone.hang_up(status, duration="7").status_code == 204
+        final = ended(host, conversation_id)
+        assert (final["outcome"], final["call_duration_seconds"]) == (outcome, 7), status
+
+
+def test_an_agent_that_ended_the_call_keeps_its_outcome_and_gets_the_duration(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    assert phone.say("goodbye").hung_up
+    wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert phone.hang_up(duration="13").status_code == 204
+    final = transcript(host, conversation_id)
+    assert (final["outcome"], final["call_duration_seconds"]) == ("completed", 13)
 
 
 def test_a_retried_webhook_gets_the_same_answer_and_makes_no_second_turn_or_call(host: DevHost) -> None:
@@ -103,6 +163,9 @@ def test_a_retried_webhook_gets_the_same_answer_and_makes_no_second_turn_or_call
     retried = phone.say("where are you located")
     assert spoken(answered) == spoken(retried) == (conversation_id, 1)
     assert answered.listening == retried.listening
+    phone.listening = gather.replace("wait=0", "wait=1")  # a filler's redirect from TwiML before the reply route
+    waited = phone.say("")
+    assert spoken(waited) == (conversation_id, 1)
     turns = transcript(host, conversation_id)["turns"]
     assert [t["text"] for t in turns] == [None, "where are you located"]
     phone.hang_up()
@@ -185,6 +248,13 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
         response = phone.post(f"/api/voice/twilio/gather{query}", phone.params(SpeechResult="hello"))
         assert response.status_code == 400, (query, response.text)
         assert response.json()["error"]["code"] == "malformed_query"
+    for query in ("", "?turn=0", "?turn=1&sentence=-1", "?turn=1&attempt=x", "?turn=1&wait=5", "?turn=1&extra=1"):
+        response = phone.post(f"/api/voice/twilio/reply{query}", phone.params())
+        assert response.status_code == 400, (query, response.text)
+        assert response.json()["error"]["code"] == "malformed_query"
+    for duration in ("-1", "1.5", "x", "99999999999", "٣"):
+        response = phone.hang_up(duration=duration)
+        assert response.status_code == 400, (duration, response.text)
     json_body = requests.post(host.url("/api/voice/twilio/status"), json=phone.params(), timeout=30)
     assert json_body.status_code == 415, json_body.text
     phone.hang_up()
@@ -193,7 +263,7 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
 def test_without_an_auth_token_the_twilio_routes_answer_503(start_devhost: StartDevHost) -> None:
     unconfigured = start_devhost(TWILIO_AUTH_TOKEN="")
     phone = TwilioCall(unconfigured.base, AUTH_TOKEN)
-    for route in ("incoming", "gather?turn=1", "status"):
+    for route in ("incoming", "gather?turn=1", "reply?turn=1", "status"):
         response = phone.post(f"/api/voice/twilio/{route}", phone.params())
         assert response.status_code == 503, response.text
         assert response.json()["error"]["code"] == "twilio_not_configured"
@@ -213,8 +283,13 @@ def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_s
     conversation_id, _ = spoken(greeting)
     started = time.perf_counter()
     late = phone.say("what are your opening hours")
-    assert late.redirects >= 2
-    assert late.said == ["One moment, please."] * late.redirects
+    assert len(late.said) >= 2, "fillers while the reply is late"
+    assert set(late.said) == {"One moment, please."}
+    assert late.redirects >= len(late.said), "each filler redirects to the same sentence, then the reply plays"
+    fillers = [twiml for twiml in late.twiml if "<Say" in twiml]
+    assert len(fillers) == len(late.said)
+    for count, filler in enumerate(fillers, start=1):
+        assert f"/api/voice/twilio/reply?turn=1&amp;sentence=0&amp;attempt=0&amp;wait={count}<" in filler, filler
     assert spoken(late) == (conversation_id, 1)
     assert time.perf_counter() - started > 2.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
@@ -233,3 +308,74 @@ def test_behind_a_proxy_twilio_signs_the_public_url_and_our_twiml_points_there(s
     signed_for_the_inside = TwilioCall(proxied.base, AUTH_TOKEN)
     refused = signed_for_the_inside.post("/api/voice/twilio/incoming", signed_for_the_inside.params())
     assert refused.status_code == 403, refused.text
+
+
+THREE_SENTENCES = json.dumps(
+    {
+        "text": "We are open from 8 am to 10 pm on weekdays. On Sundays we open at 9 am. "
+        "We are closed on public holidays.",
+        "intent": "question",
+        "cites": [],
+    }
+)
+
+
+UNKNOWN_INTENT = json.dumps(
+    {
+        "text": "On Sundays we open at 9 am and close at 6 pm. We are closed on public holidays.",
+        "intent": "no_such_intent",
+        "cites": [],
+    }
+)
+"""A reply streamed sentence by sentence, then refused (the agent has no such intent): the stream restarts."""
+
+
+def test_each_sentence_plays_as_it_is_spoken_in_order_a_retried_redirect_replays_it_a_restart_starts_over(
+    start_devhost: StartDevHost,
+) -> None:
+    with (
+        FakeOpenAIServer(THREE_SENTENCES, first_token_seconds=0.2, tokens_per_second=12) as model,
+        FakeSarvamServer(tts_seconds_per_sentence=0.2) as sarvam,
+    ):
+        streaming = start_devhost(
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            OPENAI_BASE_URL=f"{model.url}/v1",
+            OPENAI_MODEL="fake-model",
+            LLM_MAX_RETRIES="0",
+            SARVAM_API_KEY=sarvam.api_key,
+            SARVAM_BASE_URL=sarvam.url,
+        )
+        phone = TwilioCall(streaming.base, AUTH_TOKEN)
+        conversation_id, _ = spoken(phone.answer())
+        hours = phone.say("what are your opening hours")
+        assert spoken(hours) == (conversation_id, 1)
+        assert [urlsplit(p.url).path.rsplit("/", 1)[1] for p in hours.played] == ["0", "1", "2"]
+        assert hours.redirects >= 1, "the later sentences came by redirect, after the first was playing"
+        first = ElementTree.fromstring(hours.twiml[0])
+        assert [verb.tag for verb in first] == ["Play", "Redirect"], hours.twiml[0]
+        assert first[1].text is not None
+        assert urlsplit(first[1].text).query == "turn=1&sentence=1&attempt=0&wait=0"
+        assert hours.listening is not None
+        assert "turn=2" in hours.listening
+
+        retried = phone.follow(phone.post(first[1].text, phone.params()))
+        assert [urlsplit(p.url).path for p in retried.played] == [urlsplit(p.url).path for p in hours.played[1:]]
+        assert retried.listening == hours.listening
+        turns = transcript(streaming, conversation_id)["turns"]
+        assert [t["text"] for t in turns] == [None, "what are your opening hours"], "a retry is no second turn"
+        assert turns[1]["reply"]["text"] == json.loads(THREE_SENTENCES)["text"]
+
+        model.script(Answer(UNKNOWN_INTENT))
+        replaced = phone.say("and on sundays")
+        sentences = [int(urlsplit(p.url).path.rsplit("/", 1)[1]) for p in replaced.played]
+        assert sentences[0] == 0
+        assert len(sentences) >= 2
+        restart = len(sentences) - 1 - sentences[::-1].index(0)
+        assert restart > 0, (sentences, "the fallback line that replaced the streamed reply plays from its start")
+        assert sentences[restart:] == list(range(len(sentences) - restart))
+        assert all("/audio/2/" in p.url for p in replaced.played)
+        final = transcript(streaming, conversation_id)["turns"][2]["reply"]["text"]
+        assert final != json.loads(UNKNOWN_INTENT)["text"]
+        assert replaced.listening is not None
+        assert "turn=3" in replaced.listening
+        phone.hang_up()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import urlencode
 from xml.etree import ElementTree
@@ -164,7 +165,41 @@ def test_holding_on_says_a_filler_and_redirects_to_the_same_wait() -> None:
 
 
 def test_finishing_plays_the_last_words_then_dials_or_hangs_up() -> None:
-    hang_up = ElementTree.fromstring(twilio.finish("https://h/a"))
+    hang_up = ElementTree.fromstring(twilio.finish(["https://h/a"]))
     assert [(child.tag, child.text) for child in hang_up] == [("Play", "https://h/a"), ("Hangup", None)]
-    transfer = ElementTree.fromstring(twilio.finish("https://h/a", "+918045550100"))
+    transfer = ElementTree.fromstring(twilio.finish(["https://h/a"], "+918045550100"))
     assert [(child.tag, child.text) for child in transfer] == [("Play", "https://h/a"), ("Dial", "+918045550100")]
+
+
+def test_the_call_duration_is_whole_seconds_or_absent() -> None:
+    assert twilio.call_duration(twilio.parse_form(twilio.FORM_TYPE, form(CallDuration="42"))) == 42
+    assert twilio.call_duration(twilio.parse_form(twilio.FORM_TYPE, form())) is None
+
+
+@given(duration=st.text(min_size=1, max_size=20))
+def test_any_call_duration_is_seconds_or_a_400(duration: str) -> None:
+    parsed = twilio.parse_form(twilio.FORM_TYPE, form(CallDuration=duration))
+    if re.fullmatch(r"[0-9]+", duration) and int(duration) <= twilio.MAX_CALL_SECONDS:
+        assert twilio.call_duration(parsed) == int(duration)
+    else:
+        with pytest.raises(ApiError) as refused:
+            twilio.call_duration(parsed)
+        assert refused.value.status == 400
+
+
+def test_every_ended_status_has_its_own_outcome() -> None:
+    assert len(set(twilio.ENDED_STATUSES.values())) == len(twilio.ENDED_STATUSES) == 5
+
+
+@given(query=st.dictionaries(st.sampled_from(["turn", "sentence", "attempt", "wait", "x"]), st.text(max_size=12)))
+def test_any_reply_query_is_a_step_or_a_400(query: dict[str, str]) -> None:
+    refused: int | None
+    try:
+        step = twilio.our_query(twilio.ReplyStep, query)
+    except ApiError as error:
+        refused = error.status
+    else:
+        refused = None
+        assert step.turn >= 1
+        assert 0 <= step.wait <= twilio.MAX_HOLDS
+    assert refused in (None, 400)
