@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from shared.models import Outcome
+
+if TYPE_CHECKING:
+    from twilio.twiml.voice_response import Gather, VoiceResponse
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 TWIML_TYPE = "text/xml"
@@ -171,7 +174,22 @@ def check_signature(auth_token: str, url: str, form: CallForm, signature: str | 
 def listen(action: str, language: str, *audio_urls: str) -> str:
     """Play the agent's words (each link in turn, or none when they have played already) and listen
     for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
-    posted too (no SpeechResult), so silence is ours to decide.
+    posted too (no SpeechResult), so silence is ours to decide."""
+    response, gather = _listening(action, language)
+    for audio_url in audio_urls:
+        gather.play(audio_url)
+    return str(response)
+
+
+def prompt_again(action: str, language: str, words: str) -> str:
+    """Ask a silent caller again, in Twilio's voice: the agent's re-prompt has no recording of ours."""
+    response, gather = _listening(action, language)
+    gather.say(words, language=language)
+    return str(response)
+
+
+def _listening(action: str, language: str) -> tuple[VoiceResponse, Gather]:
+    """A response whose `<Gather>` listens for speech or keypad and posts to `action`, even on silence.
 
     `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
     """
@@ -186,26 +204,7 @@ def listen(action: str, language: str, *audio_urls: str) -> str:
         speech_timeout="auto",
         action_on_empty_result=True,
     )
-    for audio_url in audio_urls:
-        gather.play(audio_url)
-    return str(response)
-
-
-def prompt_again(action: str, language: str, words: str) -> str:
-    """Ask a silent caller again, in Twilio's voice: the agent's re-prompt has no recording of ours."""
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    gather = response.gather(
-        input="dtmf speech",
-        action=action,
-        method="POST",
-        language=language,
-        speech_timeout="auto",
-        action_on_empty_result=True,
-    )
-    gather.say(words, language=language)
-    return str(response)
+    return response, gather
 
 
 def hold_on(redirect: str, language: str, words: str) -> str:
