@@ -9,6 +9,9 @@ WORKER := $(VENV)/azure-worker
 STAMP_WORKER := $(WORKER)/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
+# Test modules spread over workers, a module's tests on one (they share its devhost). The suite mostly
+# waits on devhosts and subprocesses, so three workers on two cores halve its time.
+PYTEST_WORKERS ?= 3
 
 .PHONY: dev test setup lint typecheck unit bench clean
 
@@ -46,7 +49,7 @@ typecheck: $(STAMP_PY)
 
 test: setup lint typecheck
 	@echo "==> pytest"
-	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
 	exit $$status
 
