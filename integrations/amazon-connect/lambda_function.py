@@ -74,6 +74,11 @@ def forward(event: dict[str, Any], url: str, secret: str, timeout: float) -> dic
     return {str(k): v for k, v in answer.items()}
 
 
+def timeout_seconds() -> float:
+    """BRIDGE_TIMEOUT_SECONDS, never more than MAX_TIMEOUT_SECONDS (ValueError if it is no number)."""
+    return min(float(os.environ.get("BRIDGE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)), MAX_TIMEOUT_SECONDS)
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
     """Connect's entry point: the app's map, or the apology map."""
     url = os.environ.get("BRIDGE_URL", "")
@@ -83,8 +88,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         print(f"contact {contact}: BRIDGE_URL or CONNECT_BRIDGE_SECRET is not set")
         return apology()
     try:
-        timeout = min(float(os.environ.get("BRIDGE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)), MAX_TIMEOUT_SECONDS)
-        return forward(event, url, secret, timeout)
+        return forward(event, url, secret, timeout_seconds())
     except urllib.error.HTTPError as error:
         print(f"contact {contact}: the app answered {error.code}")
     except (OSError, ValueError) as error:
