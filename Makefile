@@ -1,4 +1,5 @@
-# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check.
+# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check
+# (and `make call PROVIDER=twilio|vonage|connect` phones the running `make dev`).
 # Both set up what they need (venv, pip, npm) first, so they work on a fresh machine.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,8 +10,9 @@ WORKER := $(VENV)/azure-worker
 STAMP_WORKER := $(WORKER)/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
+PROVIDER ?= twilio
 
-.PHONY: dev test setup lint typecheck unit bench clean
+.PHONY: dev call test setup lint typecheck unit bench clean
 
 setup: $(STAMP_PY) $(STAMP_WORKER) $(STAMP_NODE)
 
@@ -34,6 +36,9 @@ $(STAMP_NODE): package.json package-lock.json
 
 dev: setup
 	@$(PY) -m devhost
+
+call: $(STAMP_PY)
+	@$(PY) -m devhost.call --provider $(PROVIDER)
 
 lint: $(STAMP_PY)
 	@echo "==> ruff"

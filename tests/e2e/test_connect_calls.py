@@ -4,7 +4,10 @@ contact-flow.json does."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +16,7 @@ import pytest
 from devhost.__main__ import CONNECT_SECRET_FILE
 from devhost.connect_sim import ConnectCall, Heard, bridge
 from devhost.process import DevHost
+from shared.config import REPOSITORY_ROOT
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
@@ -266,3 +270,43 @@ def test_a_late_reply_gets_fillers_for_the_same_turn_inside_connects_8_seconds(s
     assert {m["turn"] for m in late.maps[: late.holds]} == {"1"}, "fillers keep the same turn"
     assert spoken(late) == (conversation_id, 1)
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+
+@pytest.mark.parametrize("provider", ["twilio", "vonage", "connect"])
+def test_make_call_talks_to_the_agent_through_each_provider_from_typed_lines(
+    host: DevHost, provider: str, tmp_path: Path
+) -> None:
+    before = conversation_count(host)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "devhost.call",
+            f"--provider={provider}",
+            f"--base-url={host.base}",
+            f"--data-dir={host.data_dir}",
+            f"--audio-dir={tmp_path}",
+        ],
+        input="what are your opening hours\n\nbye\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPOSITORY_ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "agent: Hello, this is Asha" in out
+    assert "you> what are your opening hours" in out
+    assert "8 am to 10 pm" in out
+    assert "agent: Are you still there?" in out
+    assert "call ended: you hung up" in out
+    assert len(re.findall(r"\[first audio after \d+ ms", out)) == 2
+    assert "first audio per turn: " in out
+    saved = sorted(tmp_path.glob("*.wav"))
+    assert saved, out
+    assert decode_wav(saved[0].read_bytes()).rate == 8000
+    assert conversation_count(host) == before + 1
+    [latest] = host.get("/api/conversations", params={"limit": "1"}).json()["items"]
+    final = completed(host, latest["conversation_id"])
+    assert [t["text"] for t in final["turns"]] == [None, "what are your opening hours"]
