@@ -79,11 +79,19 @@ def timeout_seconds() -> float:
     return min(float(os.environ.get("BRIDGE_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS)), MAX_TIMEOUT_SECONDS)
 
 
+def contact_id(event: Any) -> str:
+    """The contact the event is about, for the function's log (never the caller's number)."""
+    try:
+        return str(event["Details"]["ContactData"]["ContactId"])[:64]
+    except (KeyError, TypeError):
+        return "?"
+
+
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
-    """Connect's entry point: the app's map, or the apology map."""
+    """Connect's entry point: the app's map, or the apology map; it never raises."""
+    contact = contact_id(event)
     url = os.environ.get("BRIDGE_URL", "")
     secret = os.environ.get("CONNECT_BRIDGE_SECRET", "")
-    contact = str(event.get("Details", {}).get("ContactData", {}).get("ContactId", ""))[:64]
     if not url or not secret:
         print(f"contact {contact}: BRIDGE_URL or CONNECT_BRIDGE_SECRET is not set")
         return apology()
@@ -93,4 +101,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, str]:
         print(f"contact {contact}: the app answered {error.code}")
     except (OSError, ValueError) as error:
         print(f"contact {contact}: no answer from the app ({type(error).__name__})")
+    except Exception as error:
+        print(f"contact {contact}: the bridge failed ({type(error).__name__})")
     return apology()

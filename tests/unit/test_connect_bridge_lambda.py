@@ -129,3 +129,11 @@ def test_the_timeout_never_exceeds_what_connects_8_seconds_leave(monkeypatch: py
     assert bridge().timeout_seconds() == bridge().MAX_TIMEOUT_SECONDS < 8
     monkeypatch.setenv("BRIDGE_TIMEOUT_SECONDS", "2.5")
     assert bridge().timeout_seconds() == 2.5
+
+
+def test_an_event_it_cannot_send_ends_the_call_with_an_apology_and_never_raises(
+    app: tuple[App, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, url = app
+    assert invoke(url, {"Details": "not a contact", "odd": {1, 2}}, monkeypatch) == bridge().apology()
+    assert state.received == []
