@@ -65,9 +65,9 @@ def _map(fields: dict[str, str]) -> func.HttpResponse:
     )
 
 
-def _refusal(words: str, language: str = "en-US") -> func.HttpResponse:
-    """Words the flow speaks before it hangs up."""
-    return _map(connect.answer(Action.END, words, language=language))
+def _refusal(words: str) -> func.HttpResponse:
+    """Words the flow speaks before it hangs up (before any conversation, so in the default language)."""
+    return _map(connect.answer(Action.END, words))
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, connect.ContactData, connect.Step]:
