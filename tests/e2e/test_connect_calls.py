@@ -19,12 +19,15 @@ from devhost.process import DevHost
 from shared.config import REPOSITORY_ROOT
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import key_header
 from tests.e2e.polling import wait_until
+from tests.e2e.test_agents_api import profile
 
 SECRET = "local-connect-bridge-secret-for-the-e2e-tests"
 CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
 APOLOGY = "Sorry, something went wrong on our side. Please call again later."
 TWILIO_LINE = "+14155550142"
+ACME_CONNECT_LINE = "+14155550143"
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +176,27 @@ def test_a_number_held_for_another_provider_is_refused_politely_and_starts_nothi
     assert heard.said == ["Sorry, this number is not in service."]
     assert heard.played == []
     assert conversation_count(host) == before
+
+
+def test_a_number_held_for_amazon_connect_reaches_its_agent_in_its_tenant(host: DevHost) -> None:
+    acme = key_header(host, "acme")
+    made = host.post("/api/agents", json=profile("front-desk", "Acme front desk, how can I help?"), headers=acme)
+    assert made.status_code == 201, made.text
+    held = host.post(
+        "/api/phone-numbers",
+        json={"number": ACME_CONNECT_LINE, "provider": "amazon_connect", "agent": "front-desk"},
+        headers=acme,
+    )
+    assert held.status_code == 201, held.text
+    heard = call(host, to=ACME_CONNECT_LINE).answer()
+    assert heard.said == ["Acme front desk, how can I help?"]
+    conversation_id, _ = spoken(heard)
+    theirs = host.get(f"/api/conversations/{conversation_id}", headers=acme)
+    assert theirs.status_code == 200, theirs.text
+    assert theirs.json()["agent"] == "front-desk"
+    assert host.get(f"/api/conversations/{conversation_id}").status_code == 404, "not the demo tenant's"
+    [listed] = host.get("/api/conversations", headers=acme).json()["items"]
+    assert (listed["conversation_id"], listed["channel"]) == (conversation_id, "amazon_connect")
 
 
 def test_a_forged_missing_stale_or_tampered_signature_is_refused_and_starts_nothing(host: DevHost) -> None:
