@@ -55,6 +55,11 @@ def spoken(heard: Heard) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
+def unsigned(answer: dict[str, str]) -> dict[str, str]:
+    """The map with its audio link's path only: a link signed a second later has another token."""
+    return {**answer, "audio_url": urlsplit(answer["audio_url"]).path}
+
+
 def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
     response = host.get(f"/api/conversations/{conversation_id}")
     assert response.status_code == 200, response.text
@@ -107,7 +112,7 @@ def test_a_retried_invocation_gets_the_same_map_and_makes_no_second_turn_or_call
     phone = call(host)
     first = phone.invoke(phone.parameters())
     again = phone.invoke(phone.parameters())
-    assert first == again
+    assert unsigned(first) == unsigned(again)
     greeting = phone.follow(first)
     conversation_id, _ = spoken(greeting)
     assert conversation_count(host) == before + 1
@@ -115,7 +120,7 @@ def test_a_retried_invocation_gets_the_same_map_and_makes_no_second_turn_or_call
     asked = phone.parameters("where are you located")
     answered = phone.invoke(asked)
     retried = phone.invoke(asked)
-    assert answered == retried
+    assert unsigned(answered) == unsigned(retried)
     assert answered["turn"] == "2"
     assert [t["text"] for t in transcript(host, conversation_id)["turns"]] == [None, "where are you located"]
     phone.hang_up()
@@ -280,7 +285,7 @@ def test_a_late_reply_gets_fillers_for_the_same_turn_inside_connects_8_seconds(s
     phone = ConnectCall(slow.base, SECRET)
     started = time.perf_counter()
     first = phone.invoke(phone.parameters())
-    assert time.perf_counter() - started < 6, "the route waits at most 5 s, whatever the deadline setting"
+    assert time.perf_counter() - started < 7, "the route waits at most 5 s: inside Connect's 8 s, whatever the setting"
     assert first["reply_text"] == "One moment, please."
     assert (first["action"], first["listen"], first["turn"], first["wait"]) == ("continue", "false", "0", "1")
     greeting = phone.follow(first)
