@@ -10,7 +10,6 @@ WORKER := $(VENV)/azure-worker
 STAMP_WORKER := $(WORKER)/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
-PROVIDER ?= twilio
 
 .PHONY: dev call test setup lint typecheck unit bench clean
 
@@ -37,6 +36,7 @@ $(STAMP_NODE): package.json package-lock.json
 dev: setup
 	@$(PY) -m devhost
 
+PROVIDER ?= twilio
 call: $(STAMP_PY)
 	@$(PY) -m devhost.call --provider $(PROVIDER)
 
