@@ -1,4 +1,5 @@
-# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check.
+# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check
+# (and `make call PROVIDER=twilio|vonage|connect` phones the running `make dev`).
 # Both set up what they need (venv, pip, npm) first, so they work on a fresh machine.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -13,7 +14,7 @@ PYTEST_ARGS ?=
 # waits on devhosts and subprocesses, so three workers on two cores halve its time.
 PYTEST_WORKERS ?= 3
 
-.PHONY: dev test setup lint typecheck unit bench clean
+.PHONY: dev call test setup lint typecheck unit bench clean
 
 setup: $(STAMP_PY) $(STAMP_WORKER) $(STAMP_NODE)
 
@@ -37,6 +38,10 @@ $(STAMP_NODE): package.json package-lock.json
 
 dev: setup
 	@$(PY) -m devhost
+
+PROVIDER ?= twilio
+call: $(STAMP_PY)
+	@$(PY) -m devhost.call --provider $(PROVIDER)
 
 lint: $(STAMP_PY)
 	@echo "==> ruff"
