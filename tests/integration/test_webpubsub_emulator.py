@@ -1,0 +1,230 @@
+"""The devhost's local Web PubSub, driven by Microsoft's own Python SDKs as they would drive Azure.
+
+The service SDK (azure-messaging-webpubsubservice) signs its REST calls and client tokens with the
+access key; the client SDK (azure-messaging-webpubsubclient) speaks the json.webpubsub.azure.v1
+subprotocol. A small event handler here records the CloudEvents the emulator delivers upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import io
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from azure.core.exceptions import HttpResponseError
+from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
+from azure.messaging.webpubsubclient.models import (
+    CallbackType,
+    OnServerDataMessageArgs,
+    SendMessageError,
+    WebPubSubDataType,
+    WebPubSubProtocolType,
+)
+from azure.messaging.webpubsubservice import WebPubSubServiceClient
+
+from devhost import webpubsub
+from devhost.process import free_port
+
+HUB = "voice"
+KEY = "a-local-access-key-for-the-emulator-tests-0123456789"
+
+
+@dataclass
+class Handler:
+    """The app's side of the hub: answers the handshake and records each event's headers and body."""
+
+    events: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    refuse_connect: bool = False
+
+    def app(self) -> web.Application:
+        async def options(request: web.Request) -> web.Response:
+            origin = request.headers.get("WebHook-Request-Origin", "")
+            self.origins.append(origin)
+            return web.Response(headers={"WebHook-Allowed-Origin": origin})
+
+        async def event(request: web.Request) -> web.Response:
+            self.events.append((dict(request.headers), await request.read()))
+            kind = request.headers["ce-type"]
+            if kind == "azure.webpubsub.sys.connect":
+                if self.refuse_connect:
+                    return web.json_response({"code": "unauthorized"}, status=401)
+                return web.json_response({"groups": ["lobby"]})
+            if kind == "azure.webpubsub.user.echo":
+                return web.json_response({"echoed": json.loads(await request.read())})
+            return web.Response(status=204)
+
+        app = web.Application()
+        app.add_routes([web.options("/events", options), web.post("/events", event)])
+        return app
+
+
+@dataclass
+class Emulator:
+    endpoint: webpubsub.Endpoint
+    handler: Handler
+
+    def service(self, key: str = KEY) -> WebPubSubServiceClient:
+        connection = webpubsub.Endpoint(self.endpoint.url, key).connection_string
+        return WebPubSubServiceClient.from_connection_string(connection, hub=HUB)
+
+    def client(self, url: str) -> WebPubSubClient:
+        """The official client, without retries; short waits because the SDK waits for an ack (and for
+        `open`) without checking whether it came already, so an answer faster than its wait begins
+        costs the whole timeout (the outcome is right either way)."""
+        return WebPubSubClient(
+            credential=WebPubSubClientCredential(url),
+            protocol_type=WebPubSubProtocolType.JSON,
+            reconnect_retry_total=0,
+            message_retry_total=0,
+            start_timeout=2,
+            ack_timeout=1,
+        )
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    port, handler_port = free_port(), free_port()
+    endpoint = webpubsub.Endpoint(f"http://127.0.0.1:{port}", KEY)
+    handler = Handler()
+    loop = asyncio.new_event_loop()
+    runners: list[web.AppRunner] = []
+    ready = threading.Event()
+
+    async def start() -> None:
+        runners.append(web.AppRunner(webpubsub.build_app(endpoint, f"http://127.0.0.1:{handler_port}/events")))
+        runners.append(web.AppRunner(handler.app()))
+        for runner, at in zip(runners, (port, handler_port), strict=True):
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", at).start()
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    yield Emulator(endpoint, handler)
+
+    async def stop() -> None:
+        for runner in runners:
+            await runner.cleanup()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+
+
+def server_messages(client: WebPubSubClient) -> queue.Queue[Any]:
+    received: queue.Queue[Any] = queue.Queue()
+
+    def on_message(args: OnServerDataMessageArgs) -> None:
+        received.put(args.data)
+
+    client.subscribe(CallbackType.SERVER_MESSAGE, on_message)
+    return received
+
+
+def connection_ids(client: WebPubSubClient) -> queue.Queue[str]:
+    """The connection ids the service announces (its `connected` message arrives after `open` returns)."""
+    ids: queue.Queue[str] = queue.Queue()
+    client.subscribe(CallbackType.CONNECTED, lambda args: ids.put(args.connection_id))
+    return ids
+
+
+def events_of(handler: Handler, kind: str, connection_id: str) -> list[tuple[dict[str, str], bytes]]:
+    return [e for e in handler.events if e[0]["ce-type"] == kind and e[0]["ce-connectionId"] == connection_id]
+
+
+def wait_for(condition: Any, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_the_service_sdk_reaches_a_client_by_group_connection_user_and_all(emulator: Emulator) -> None:
+    service = emulator.service()
+    token = service.get_client_access_token(user_id="ada", roles=["webpubsub.joinLeaveGroup.room"])
+    assert token["url"].startswith(f"ws://127.0.0.1:{emulator.endpoint.url.rsplit(':', 1)[1]}/client/hubs/{HUB}?")
+    client = emulator.client(token["url"])
+    received, ids = server_messages(client), connection_ids(client)
+    with client:
+        connection_id = ids.get(timeout=5)
+        client.join_group("room")
+        service.send_to_group("room", {"to": "group"}, content_type="application/json")
+        service.send_to_connection(connection_id, "to connection", content_type="text/plain")
+        service.send_to_user("ada", {"to": "user"})
+        service.send_to_all(io.BytesIO(b"\x00\x01"), content_type="application/octet-stream")
+        got = [received.get(timeout=5) for _ in range(4)]
+        assert got[:3] == [{"to": "group"}, "to connection", {"to": "user"}]
+        assert bytes(got[3]) == b"\x00\x01"
+        assert service.connection_exists(connection_id)
+        service.remove_connection_from_group("room", connection_id)
+        service.send_to_group("room", {"to": "nobody"})
+        service.send_to_connection(connection_id, "after leaving")
+        assert received.get(timeout=5) == "after leaving"
+
+
+def test_events_reach_the_handler_signed_after_the_handshake(emulator: Emulator) -> None:
+    client = emulator.client(emulator.service().get_client_access_token(user_id="bob")["url"])
+    received, ids = server_messages(client), connection_ids(client)
+    with client:
+        connection_id = ids.get(timeout=5)
+        client.send_event("echo", {"said": "hello"}, WebPubSubDataType.JSON)
+        assert received.get(timeout=5) == {"echoed": {"said": "hello"}}
+    wait_for(lambda: events_of(emulator.handler, "azure.webpubsub.sys.disconnected", connection_id))
+    assert emulator.handler.origins[0] == emulator.endpoint.origin
+    [(connect, body)] = events_of(emulator.handler, "azure.webpubsub.sys.connect", connection_id)
+    expected = hmac.new(KEY.encode(), connection_id.encode(), hashlib.sha256).hexdigest()
+    assert connect["ce-signature"] == f"sha256={expected}"
+    assert (connect["ce-userId"], connect["ce-hub"], connect["ce-eventName"]) == ("bob", HUB, "connect")
+    assert json.loads(body)["claims"]["sub"] == ["bob"]
+    [(echo, _)] = events_of(emulator.handler, "azure.webpubsub.user.echo", connection_id)
+    assert echo["ce-subprotocol"] == "json.webpubsub.azure.v1"
+    assert echo["ce-source"] == f"/hubs/{HUB}/client/{connection_id}"
+    assert events_of(emulator.handler, "azure.webpubsub.sys.connected", connection_id)
+
+
+def test_a_group_needs_its_role_and_the_handler_may_add_groups(emulator: Emulator) -> None:
+    service = emulator.service()
+    client = emulator.client(service.get_client_access_token(roles=["webpubsub.joinLeaveGroup.mine"])["url"])
+    received = server_messages(client)
+    with client:
+        client.join_group("mine")
+        with pytest.raises(SendMessageError) as refused:
+            client.join_group("theirs")
+        assert refused.value.error_detail is not None
+        assert refused.value.error_detail.name == "Forbidden"
+        with pytest.raises(SendMessageError):
+            client.send_to_group("mine", "not allowed to send", WebPubSubDataType.TEXT)
+        service.send_to_group("lobby", "from the connect answer", content_type="text/plain")
+        assert received.get(timeout=5) == "from the connect answer"
+
+
+def test_bad_expired_and_refused_tokens_never_connect(emulator: Emulator) -> None:
+    foreign = emulator.service(key="another-key-that-is-not-the-emulators-0123456789")
+    expired = emulator.service().get_client_access_token(minutes_to_expire=-1)["url"]
+    for url in (foreign.get_client_access_token()["url"], expired, expired.split("?")[0]):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - the SDK raises a bare Exception on a refused start
+            emulator.client(url).open()
+    emulator.handler.refuse_connect = True
+    try:
+        with pytest.raises(Exception):  # noqa: B017, PT011
+            emulator.client(emulator.service().get_client_access_token()["url"]).open()
+    finally:
+        emulator.handler.refuse_connect = False
+
+
+def test_rest_calls_signed_with_another_key_are_refused(emulator: Emulator) -> None:
+    with pytest.raises(HttpResponseError) as refused:
+        emulator.service(key="another-key-that-is-not-the-emulators-0123456789").send_to_all({"x": 1})
+    assert refused.value.status_code == 401
