@@ -348,7 +348,8 @@ def build_app(endpoint: Endpoint, event_handler_url: str) -> web.Application:
     async def send_to_group(request: web.Request) -> web.Response:
         _bearer_claims(request, endpoint)
         group = request.match_info["group"]
-        return await _send(request, [c for c in hub_state.in_hub(request.match_info["hub"]) if group in c.groups])
+        members = [c for c in hub_state.in_hub(request.match_info["hub"]) if group in c.groups]
+        return await _send(request, members, group)
 
     async def send_to_connection(request: web.Request) -> web.Response:
         _bearer_claims(request, endpoint)
@@ -421,14 +422,17 @@ def build_app(endpoint: Endpoint, event_handler_url: str) -> web.Application:
     return app
 
 
-async def _send(request: web.Request, targets: list[Connection]) -> web.Response:
-    """A REST send: the body as a server message to each target (202, as the service answers)."""
+async def _send(request: web.Request, targets: list[Connection], group: str | None = None) -> web.Response:
+    """A REST send to each target (202, as the service answers): a group's members get it as a group
+    message (`from: group`, no `fromUserId`), anyone else as a server message."""
     body = await request.read()
     try:
         data_type, data = _payload(request.content_type, body)
     except (ValueError, UnicodeDecodeError) as error:
         raise Refused(400, "BadRequest", f"The body does not parse: {error}.") from error
-    message = {"type": "message", "from": "server", "dataType": data_type, "data": data}
+    message: dict[str, Any] = {"type": "message", "from": "server", "dataType": data_type, "data": data}
+    if group is not None:
+        message |= {"from": "group", "group": group}
     for target in targets:
         with contextlib.suppress(ConnectionError):
             await target.deliver(message)

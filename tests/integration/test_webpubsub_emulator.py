@@ -25,6 +25,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
 from azure.messaging.webpubsubclient.models import (
     CallbackType,
+    OnGroupDataMessageArgs,
     OnServerDataMessageArgs,
     SendMessageError,
     WebPubSubDataType,
@@ -124,12 +125,17 @@ def emulator() -> Iterator[Emulator]:
 
 
 def server_messages(client: WebPubSubClient) -> queue.Queue[Any]:
+    """What reaches the client, in order: a server message's data, or a group message's (group, data)."""
     received: queue.Queue[Any] = queue.Queue()
 
     def on_message(args: OnServerDataMessageArgs) -> None:
         received.put(args.data)
 
+    def on_group_message(args: OnGroupDataMessageArgs) -> None:
+        received.put((args.group, args.data))
+
     client.subscribe(CallbackType.SERVER_MESSAGE, on_message)
+    client.subscribe(CallbackType.GROUP_MESSAGE, on_group_message)
     return received
 
 
@@ -165,7 +171,7 @@ def test_the_service_sdk_reaches_a_client_by_group_connection_user_and_all(emula
         service.send_to_user("ada", {"to": "user"})
         service.send_to_all(io.BytesIO(b"\x00\x01"), content_type="application/octet-stream")
         got = [received.get(timeout=5) for _ in range(4)]
-        assert got[:3] == [{"to": "group"}, "to connection", {"to": "user"}]
+        assert got[:3] == [("room", {"to": "group"}), "to connection", {"to": "user"}]
         assert bytes(got[3]) == b"\x00\x01"
         assert service.connection_exists(connection_id)
         service.remove_connection_from_group("room", connection_id)
@@ -207,7 +213,7 @@ def test_a_group_needs_its_role_and_the_handler_may_add_groups(emulator: Emulato
         with pytest.raises(SendMessageError):
             client.send_to_group("mine", "not allowed to send", WebPubSubDataType.TEXT)
         service.send_to_group("lobby", "from the connect answer", content_type="text/plain")
-        assert received.get(timeout=5) == "from the connect answer"
+        assert received.get(timeout=5) == ("lobby", "from the connect answer")
 
 
 def test_bad_expired_and_refused_tokens_never_connect(emulator: Emulator) -> None:
