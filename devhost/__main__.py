@@ -214,7 +214,8 @@ def main() -> int:
     except AppRefused as error:
         log.error("refusing to start: the Python worker does not load this app:\n%s", error)
         return 1
-    for port in (args.port, args.webpubsub_port):
+    local_webpubsub = "WEB_PUBSUB_CONNECTION_STRING" not in os.environ
+    for port in (args.port, args.webpubsub_port) if local_webpubsub else (args.port,):
         if not _port_is_free(args.host, port):
             log.error("%s:%d is in use: is another devhost running? (stop it, or pass --port)", args.host, port)
             return 1

@@ -1,5 +1,8 @@
 """Realtime sessions end to end: negotiate, connect with Microsoft's Python client to the devhost's local
-Web PubSub, speak (typed), and hear the reply streamed to the conversation's group."""
+Web PubSub, speak (typed), and hear the reply streamed to the conversation's group.
+
+The language model is the OpenAI fake, streaming at a paced profile, so the first sentence's audio can
+be seen reaching the client before the model has written the rest."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import hmac
 import json
 import queue
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,16 +34,34 @@ from devhost.process import DevHost
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
+from tests.fakes.openai_server import Answer, FakeOpenAIServer
 
 NEGOTIATE = "/api/realtime/negotiate"
 EVENTS = "/api/realtime/events"
 REPLY_SECONDS = 30
 
 
+THREE_SENTENCES = (
+    '{"intent": "question", "text": "We are open every day from eight in the morning. '
+    'On Sundays we close at noon. Delivery is free above twenty euros."}'
+)
+
+
 @pytest.fixture(scope="module")
-def host(start_devhost: StartDevHost) -> DevHost:
-    """A devhost with its local Web PubSub, as `make dev` runs it."""
-    return start_devhost()
+def model_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(first_token_seconds=0.05, tokens_per_second=15) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost:
+    """A devhost with its local Web PubSub, as `make dev` runs it, and a streaming model."""
+    return start_devhost(
+        OPENAI_BASE_URL=f"{model_server.url}/v1",
+        OPENAI_API_KEY="sk-realtime-e2e",
+        LLM_TIMEOUT_SECONDS="10",
+        LLM_MAX_RETRIES="0",
+    )
 
 
 def access_key(host: DevHost) -> str:
@@ -67,7 +89,7 @@ class Session:
     received: queue.Queue[tuple[float, str, Any]] = field(default_factory=queue.Queue)
 
     def say(self, text: str, utterance_id: str) -> float:
-        sent = time.monotonic()
+        sent = time.time()
         self.client.send_event("utterance", {"id": utterance_id, "text": text}, WebPubSubDataType.JSON)
         return sent
 
@@ -108,10 +130,10 @@ def connect(negotiated: dict[str, Any]) -> Session:
     session = Session(client, negotiated["conversation_id"], negotiated["group"])
 
     def on_group(args: OnGroupDataMessageArgs) -> None:
-        session.received.put((time.monotonic(), args.group, args.data))
+        session.received.put((time.time(), args.group, args.data))
 
     def on_server(args: OnServerDataMessageArgs) -> None:
-        session.received.put((time.monotonic(), "server", args.data))
+        session.received.put((time.time(), "server", args.data))
 
     client.subscribe(CallbackType.GROUP_MESSAGE, on_group)
     client.subscribe(CallbackType.SERVER_MESSAGE, on_server)
@@ -150,7 +172,10 @@ def session(host: DevHost) -> Any:
     live.client.close()
 
 
-def test_a_typed_utterance_streams_text_then_each_sentence_in_order_then_done(host: DevHost, session: Session) -> None:
+def test_a_typed_utterance_streams_text_then_each_sentence_in_order_then_done(
+    host: DevHost, session: Session, model_server: FakeOpenAIServer
+) -> None:
+    model_server.script(Answer(THREE_SENTENCES))
     sent = session.say("what are your opening hours", "hours-1")
     messages = session.until("reply.done")
     assert {source for _, source, _ in messages} == {session.group}
@@ -162,7 +187,7 @@ def test_a_typed_utterance_streams_text_then_each_sentence_in_order_then_done(ho
 
     text = ""
     deltas = [data for _, _, data in messages if data["type"] == "reply.delta"]
-    assert deltas
+    assert len(deltas) > 1, "the text arrives as the model writes it"
     assert [d["seq"] for d in deltas] == list(range(1, len(deltas) + 1))
     for delta in deltas:
         assert delta["offset"] == len(text)
@@ -170,7 +195,7 @@ def test_a_typed_utterance_streams_text_then_each_sentence_in_order_then_done(ho
     assert text == done["text"]
 
     audio = [(at, data) for at, _, data in messages if data["type"] == "reply.audio"]
-    assert [data["index"] for _, data in audio] == list(range(len(audio)))
+    assert [data["index"] for _, data in audio] == [0, 1, 2]
     assert " ".join(data["text"] for _, data in audio) == done["text"]
     for _, data in audio:
         assert decode_wav(base64.b64decode(data["audio"])).duration_seconds == pytest.approx(
@@ -180,7 +205,7 @@ def test_a_typed_utterance_streams_text_then_each_sentence_in_order_then_done(ho
         assert fetched.status_code == 200
         assert fetched.content == base64.b64decode(data["audio"])
     first_audio = audio[0][0] - sent
-    assert first_audio < messages[-1][0] - sent or len(audio) == 1
+    assert audio[0][0] < model_server.streams_finished_at[-1], "the first sentence is heard before the model ends"
     print(f"first reply.audio {first_audio * 1000:.0f} ms, reply.done {(messages[-1][0] - sent) * 1000:.0f} ms")
     print(f"{len(audio)} sentences, {len(deltas)} deltas, timings {done['timings_ms']}")
 
