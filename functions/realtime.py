@@ -150,7 +150,7 @@ async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationC
     if not hub.signed(headers.get("ce-connectionid"), headers.get("ce-signature")):
         log.warning("refused a realtime event: bad or missing ce-signature")
         raise Unauthorized("The event does not carry a valid ce-signature.", code="invalid_signature")
-    if headers.get("ce-hub") != hub.name:
+    if (headers.get("ce-hub") or "").lower() != hub.name.lower():  # the service names hubs case-blind
         raise Forbidden("The event is for another hub.", code="wrong_hub")
     body = req.get_body()
     if len(body) > MAX_EVENT_BYTES:

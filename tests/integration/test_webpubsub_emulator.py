@@ -13,10 +13,12 @@ import hmac
 import io
 import json
 import queue
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +37,7 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost import webpubsub
 from devhost.process import free_port
+from shared.config import REPOSITORY_ROOT
 
 HUB = "voice"
 KEY = "a-local-access-key-for-the-emulator-tests-0123456789"
@@ -234,3 +237,70 @@ def test_rest_calls_signed_with_another_key_are_refused(emulator: Emulator) -> N
     with pytest.raises(HttpResponseError) as refused:
         emulator.service(key="another-key-that-is-not-the-emulators-0123456789").send_to_all({"x": 1})
     assert refused.value.status_code == 401
+
+
+@dataclass
+class JavaScriptClient:
+    """Microsoft's JavaScript client in Node (tests/integration/js/webpubsub_client.mjs), line by line."""
+
+    process: subprocess.Popen[str]
+
+    @classmethod
+    def start(cls, url: str) -> JavaScriptClient:
+        script = Path(__file__).parent / "js" / "webpubsub_client.mjs"
+        process = subprocess.Popen(
+            ["node", str(script), url],
+            cwd=REPOSITORY_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        return cls(process)
+
+    def seen(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, f"the JavaScript client exited ({self.process.poll()})"
+        return dict(json.loads(line))
+
+    def do(self, **command: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self.seen()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps({"do": "stop"}) + "\n")
+            self.process.stdin.flush()
+            self.process.wait(10)
+
+
+def test_the_javascript_client_connects_joins_sends_events_and_hears_group_and_server(emulator: Emulator) -> None:
+    service = emulator.service()
+    token = service.get_client_access_token(user_id="js", roles=["webpubsub.joinLeaveGroup.room"])
+    client = JavaScriptClient.start(token["url"])
+    try:
+        connected = client.seen()
+        assert (connected["kind"], connected["userId"]) == ("connected", "js")
+        assert client.do(**{"do": "join", "group": "room"}) == {"kind": "done", "do": "join"}
+        assert client.do(**{"do": "join", "group": "theirs"})["error"] == "Forbidden"
+        service.send_to_group("room", {"to": "group"}, content_type="application/json")
+        assert client.seen() == {"kind": "group", "group": "room", "data": {"to": "group"}}
+        answers = [client.do(**{"do": "event", "event": "echo", "data": {"said": "hi"}}), client.seen()]
+        assert {"kind": "server", "data": {"echoed": {"said": "hi"}}} in answers  # before or after the ack
+        assert {"kind": "done", "do": "event"} in answers
+    finally:
+        client.stop()
+    wait_for(lambda: events_of(emulator.handler, "azure.webpubsub.sys.disconnected", connected["connectionId"]))
+    [(echo, _)] = events_of(emulator.handler, "azure.webpubsub.user.echo", connected["connectionId"])
+    assert echo["ce-subprotocol"] == "json.reliable.webpubsub.azure.v1"
+
+
+def test_the_javascript_client_is_refused_an_expired_token(emulator: Emulator) -> None:
+    client = JavaScriptClient.start(emulator.service().get_client_access_token(minutes_to_expire=-1)["url"])
+    try:
+        assert client.seen()["kind"] == "refused"
+    finally:
+        client.process.wait(10)
