@@ -31,6 +31,7 @@ from functions.conversations import (
     _await_reply,
     _begin,
     _conversation,
+    _earlier_turn,
     _end,
     _raise_once,
     _services,
@@ -107,9 +108,12 @@ async def realtime_negotiate(req: func.HttpRequest, client: df.DurableOrchestrat
                 if key is not None:
                     await svc.waiter.release_start(request_id_for(key), conversation_id)
                 raise
+        replayed = claimed != conversation_id
         conversation_id = claimed
         try:
-            greeting = (await _await_reply(svc, client, conversation_id, GREETING_REQUEST_ID)).reply_text
+            earlier = await _earlier_turn(svc, conversation_id, GREETING_REQUEST_ID) if replayed else None
+            said = earlier or await _await_reply(svc, client, conversation_id, GREETING_REQUEST_ID)
+            greeting = said.reply_text
         except GatewayTimeout:
             log.warning("realtime %s: greeting late; the client connects anyway", conversation_id)
     session = Session(current_tenant(), conversation_id)

@@ -35,6 +35,9 @@ PubSub's 1 MB message limit; a longer one is fetched from its `path` (about 20 s
 FLUSH_SECONDS = 10.0
 """How long a finished turn waits for its messages to leave before the activity returns anyway."""
 SEND_TIMEOUT_SECONDS = 5
+IDLE_SECONDS = 330.0
+"""A sender with nothing to send this long stops (its turn failed before `done`): longer than any activity
+may run (host.json's functionTimeout, 5 minutes)."""
 
 
 class GroupSender:
@@ -96,7 +99,8 @@ class Outbox:
 
     def _next(self) -> dict[str, Any] | None:
         with self._ready:
-            self._ready.wait_for(lambda: bool(self._queue))
+            if not self._ready.wait_for(lambda: bool(self._queue), timeout=IDLE_SECONDS):
+                return None
             message = self._queue.popleft()
             if message is None or message["type"] != "reply.delta":
                 return message

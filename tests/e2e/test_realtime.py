@@ -316,6 +316,14 @@ def test_end_closes_the_conversation_and_it_cannot_be_rejoined(host: DevHost) ->
     assert connection_refused(negotiated["url"])
 
 
+def test_a_retried_negotiate_is_the_same_conversation(host: DevHost) -> None:
+    first = host.post(NEGOTIATE, json={}, headers={"Idempotency-Key": "start-once"})
+    again = host.post(NEGOTIATE, json={}, headers={"Idempotency-Key": "start-once"})
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json()["conversation_id"] == first.json()["conversation_id"]
+    assert again.json()["greeting"] == first.json()["greeting"]
+
+
 def test_negotiate_needs_credentials_and_a_sound_body(host: DevHost, session: Session) -> None:
     assert host.post(NEGOTIATE, anonymous=True, json={}).status_code == 401
     assert host.post(NEGOTIATE, json={"agent": "nobody-here"}).status_code == 404
