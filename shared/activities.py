@@ -33,7 +33,7 @@ from shared.models import (
     TurnRecord,
 )
 from shared.realtime.protocol import WEB_CHANNEL
-from shared.realtime.replies import WebReplyStream
+from shared.realtime.replies import WebReplyStream, tell_ended
 from shared.services import Services
 from shared.speech.audio import Audio, decode_wav, encode_wav
 from shared.speech.ports import Hearing, Speaking
@@ -317,6 +317,8 @@ def finalize(services: Services, request: FinalizeInput) -> ConversationSummary:
         raise LookupError(f"no conversation {request.conversation_id}")
     outcome = Outcome(conversation.outcome) if conversation.outcome else request.outcome
     services.publisher.announce_end(request.conversation_id, outcome.value)
+    if services.realtime is not None and conversation.channel == WEB_CHANNEL:
+        tell_ended(services.realtime, request.conversation_id, outcome.value)
     return ConversationSummary(
         conversation_id=request.conversation_id,
         outcome=outcome,

@@ -206,3 +206,12 @@ def reply_done(turn: dict[str, Any]) -> dict[str, Any]:
             "first_audio": turn.get("first_audio_ms"),
         },
     }
+
+
+def tell_ended(sender: GroupSender, conversation_id: str, outcome: str) -> None:
+    """`conversation.ended` to the session's group: the client stops listening, and learns why (`failed`
+    when a turn could not be answered at all). Said again by a retried finalize; a failed send is logged."""
+    try:
+        sender.send(group_of(conversation_id), {"type": "conversation.ended", "outcome": outcome})
+    except Exception as error:
+        log.warning("conversation.ended was not sent to the web session: %s", type(error).__name__)

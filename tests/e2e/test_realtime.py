@@ -307,6 +307,7 @@ def test_end_closes_the_conversation_and_it_cannot_be_rejoined(host: DevHost) ->
     ending = connect(negotiated)
     try:
         ending.client.send_event("end", {}, WebPubSubDataType.JSON)
+        assert ending.until("conversation.ended")[-1][2] == {"type": "conversation.ended", "outcome": "ended_by_client"}
         conversation = f"/api/conversations/{negotiated['conversation_id']}"
         wait_until(lambda: host.get(conversation).json()["status"], lambda status: status == "completed")
     finally:

@@ -16,7 +16,7 @@ import pytest
 from azure.messaging.webpubsubclient.models import CallbackType, OnGroupDataMessageArgs
 
 from shared import activities
-from shared.models import TurnInput, TurnKind
+from shared.models import FinalizeInput, Outcome, TurnInput, TurnKind
 from shared.realtime.protocol import WEB_CHANNEL, group_of
 from shared.realtime.replies import WebReplyStream
 from shared.services import Services
@@ -186,3 +186,14 @@ def test_an_unreachable_web_pubsub_loses_the_messages_not_the_turn(
     assert stored.reply_text == THREE_SENTENCES
     assert away.conversations.get_turn(request.conversation_id, 1) is not None
     assert time.monotonic() - started < 15
+
+
+def test_a_web_session_hears_that_its_conversation_ended_and_why(services: Services, emulator: Emulator) -> None:
+    request = web_turn(services)
+    client, heard = listening(emulator, request.conversation_id)
+    closing = FinalizeInput(conversation_id=request.conversation_id, tenant=DEMO_TENANT, outcome=Outcome.FAILED)
+    with client:
+        activities.finalize(services, closing)
+        assert heard.get(timeout=10) == {"type": "conversation.ended", "outcome": "failed"}
+        activities.finalize(services, closing.model_copy(update={"outcome": Outcome.COMPLETED}))  # a retry
+        assert heard.get(timeout=10) == {"type": "conversation.ended", "outcome": "failed"}, "the first outcome"
