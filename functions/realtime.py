@@ -4,7 +4,8 @@
 and answers a client URL whose token names the conversation and lets the client join its group only.
 The hub then calls `/api/realtime/events`: `OPTIONS` (abuse protection: only our Web PubSub host is
 allowed), `connect` (refused unless the token's conversation is a live web session), `connected`,
-`disconnected`, and the user events `utterance` (typed text as JSON, or a WAV as binary) and `end`.
+`disconnected`, and the user events `utterance` (typed text as JSON, or a WAV as binary), `interrupt`
+(barge-in) and `end`.
 Every event must carry the hub's `ce-signature` for its connection (shared/realtime/protocol.py).
 
 An event handler answers at once: an utterance is raised on the conversation and the reply goes to
@@ -204,11 +205,31 @@ async def _user_event(
     conversation = await _conversation(svc, session.conversation_id)
     if event == "utterance":
         return await _utterance(svc, client, conversation, content_type, body)
+    if event == "interrupt":
+        await _interrupt(svc, conversation, body)
+        return func.HttpResponse(status_code=204)
     if event == "end":
         if not await _end(svc, client, conversation):
             raise Conflict("The conversation has already ended.", code="conversation_completed")
         return func.HttpResponse(status_code=204)
-    raise BadRequest(f"Unknown event {event[:64]!r}: send utterance or end.", code="unknown_event")
+    raise BadRequest(f"Unknown event {event[:64]!r}: send utterance, interrupt or end.", code="unknown_event")
+
+
+async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> None:
+    """Barge-in: mark the turn interrupted (once; the first says what was played), which its writer sees
+    within INTERRUPT_CHECK_SECONDS: the model stops, nothing more is sent, the turn keeps what was heard."""
+    from pydantic import ValidationError
+
+    from shared.realtime.protocol import Interruption
+    from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
+
+    try:
+        asked = Interruption.model_validate_json(body)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in error.errors())
+        raise BadRequest(f"An interrupt is JSON {{turn, played}}. {problems}", code="invalid_interrupt") from None
+    key = TurnKeys(svc.settings.redis_key_prefix, conversation.id).interrupted(asked.turn)
+    await svc.async_redis.set(key, asked.played, nx=True, ex=REPLY_TTL_SECONDS)
 
 
 async def _utterance(
@@ -221,6 +242,7 @@ async def _utterance(
     """Raise the utterance once per client id (a WAV's id is its digest) and answer at once; a resent one
     that was answered already gets its `reply.done` again."""
     from shared.realtime.replies import reply_done
+    from shared.storage.handoff import TurnKeys
     from shared.turn_requests import TurnBody, media_type, parse_turn, request_id_for
 
     received_at = time.time()
@@ -235,7 +257,9 @@ async def _utterance(
         svc, client, conversation, request_id_for(utterance_id), turn, received_at=received_at
     )
     if earlier is not None:
-        return json_response(reply_done(earlier.model_dump(mode="json")))
+        cut = TurnKeys(settings.redis_key_prefix, conversation.id).interrupted(earlier.turn)
+        interrupted = bool(await svc.async_redis.exists(cut))
+        return json_response(reply_done(earlier.model_dump(mode="json"), interrupted=interrupted))
     return func.HttpResponse(status_code=204)
 
 

@@ -33,7 +33,7 @@ from shared.models import (
     TurnRecord,
 )
 from shared.realtime.protocol import WEB_CHANNEL
-from shared.realtime.replies import WebReplyStream, tell_ended
+from shared.realtime.replies import Interrupted, WebReplyStream, tell_ended
 from shared.services import Services
 from shared.speech.audio import Audio, decode_wav, encode_wav
 from shared.speech.ports import Hearing, Speaking
@@ -152,11 +152,19 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     ):
         started = time.perf_counter()
         on_text = _on_text(reply, stream) if services.settings.llm_streaming else None
-        said = _reply_to(services, profile, request, text, toolbox, language=language, on_text=on_text)
-        agent_ms = _elapsed_ms(started)
-        spoken = reply.finish(said.text)
-    whole = reply_audio_name(request.conversation_id, request.turn)
-    services.audio.put(whole, encode_wav(joined(spoken)))
+        try:
+            said = _reply_to(services, profile, request, text, toolbox, language=language, on_text=on_text)
+            agent_ms = _elapsed_ms(started)
+            spoken = reply.finish(said.text)
+        except Interrupted:
+            said, agent_ms, spoken = Said(""), _elapsed_ms(started), reply.stop()
+    played = stream.played(now=True) if isinstance(stream, WebReplyStream) else None
+    if played is not None:  # barge-in: the turn keeps what the client heard
+        spoken = spoken[:played]
+        said = Said(" ".join(s.text for s in spoken), said.intent, said.llm, said.citations)
+    whole = reply_audio_name(request.conversation_id, request.turn) if spoken else None
+    if whole is not None:
+        services.audio.put(whole, encode_wav(joined(spoken)))
     first_audio_ms = None
     if request.received_at is not None and reply.first_audio_at is not None:
         first_audio_ms = round(max(0.0, reply.first_audio_at - request.received_at) * 1000, 2)

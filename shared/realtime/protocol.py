@@ -114,6 +114,16 @@ class TypedUtterance(BaseModel):
     text: ClientText = Field(min_length=1, max_length=MAX_TEXT_CHARS)
 
 
+class Interruption(BaseModel):
+    """An `interrupt` event (barge-in): stop the turn's reply; the client played `played` of its sentences
+    (the one cut off included), which is what the turn records as said."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    turn: int = Field(ge=0, le=999_999_999, description="The turn whose reply is interrupted.")
+    played: int = Field(ge=0, le=999, description="Sentences of that reply the client started playing.")
+
+
 class Negotiation(BaseModel):
     """`POST /api/realtime/negotiate`: a new conversation (agent, language), or an existing one to rejoin."""
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -96,13 +97,13 @@ class Session:
     def next(self, seconds: float = REPLY_SECONDS) -> tuple[float, str, Any]:
         return self.received.get(timeout=seconds)
 
-    def until(self, kind: str, seconds: float = REPLY_SECONDS) -> list[tuple[float, str, Any]]:
-        """Every message up to and including the first whose `type` is `kind`."""
+    def until(self, *kinds: str, seconds: float = REPLY_SECONDS) -> list[tuple[float, str, Any]]:
+        """Every message up to and including the first whose `type` is one of `kinds`."""
         seen = []
         while True:
             message = self.next(seconds)
             seen.append(message)
-            if isinstance(message[2], dict) and message[2].get("type") == kind:
+            if isinstance(message[2], dict) and message[2].get("type") in kinds:
                 return seen
 
     def server_message(self, seconds: float = REPLY_SECONDS) -> dict[str, Any]:
@@ -234,6 +235,8 @@ def test_a_resent_utterance_is_the_same_turn_and_answers_its_reply_again(host: D
         ("utterance", "plain text", WebPubSubDataType.TEXT, "invalid_utterance"),
         ("utterance", memoryview(b"RIFF not really a wav"), WebPubSubDataType.BINARY, "invalid_audio"),
         ("dance", {"id": "x"}, WebPubSubDataType.JSON, "unknown_event"),
+        ("interrupt", {"turn": "last", "played": 1}, WebPubSubDataType.JSON, "invalid_interrupt"),
+        ("interrupt", {"turn": 1, "played": -1}, WebPubSubDataType.JSON, "invalid_interrupt"),
     ],
 )
 def test_a_bad_message_gets_an_error_and_the_session_goes_on(
@@ -244,6 +247,35 @@ def test_a_bad_message_gets_an_error_and_the_session_goes_on(
     assert answer["type"] == "error"
     assert answer["code"] == code, answer
     assert session.client.is_connected()
+
+
+def test_an_interrupt_stops_the_reply_and_the_turn_keeps_what_was_heard(
+    host: DevHost, session: Session, model_server: FakeOpenAIServer
+) -> None:
+    model_server.script(Answer(THREE_SENTENCES))
+    session.say("tell me about your hours", "barge-1")
+    heard = session.until("reply.audio")
+    first = heard[-1][2]
+    session.client.send_event("interrupt", {"turn": first["turn"], "played": 1}, WebPubSubDataType.JSON)
+    rest = session.until("reply.done")
+    done = rest[-1][2]
+    assert done["interrupted"] is True
+    assert done["text"] == first["text"] == "We are open every day from eight in the morning."
+    indexes = [data["index"] for _, _, data in heard + rest if data["type"] == "reply.audio"]
+    assert 2 not in indexes, "the rest of the reply was not sent"
+    stored = host.get(f"/api/conversations/{session.conversation_id}").json()["turns"][-1]
+    assert (stored["turn"], stored["reply"]["text"]) == (first["turn"], first["text"])
+    audio = urlsplit(stored["reply"]["audio_url"])
+    assert host.get(f"{audio.path}?{audio.query}").status_code == 200
+
+    for _ in range(25):  # the interrupted turn lets go of the conversation within moments
+        session.say("how much does delivery cost", "after-barge")
+        answer = session.until("reply.done", "error")[-1][2]
+        if answer["type"] == "reply.done":
+            break
+        assert answer["code"] == "turn_in_progress", answer
+        time.sleep(0.2)
+    assert answer["id"] == "after-barge"
 
 
 def test_after_bad_messages_the_conversation_still_answers(session: Session) -> None:
