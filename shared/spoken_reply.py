@@ -65,7 +65,6 @@ class SpokenReply:
         self._lock = threading.RLock()
         self._cut = 0
         self._streamed = ""
-        self._stopped = False
         self.first_audio_at: float | None = None
 
     def __enter__(self) -> SpokenReply:
@@ -114,7 +113,6 @@ class SpokenReply:
         """Give the reply up where it is (the listener interrupted): nothing more is spoken or announced.
         The sentences announced so far, in order."""
         with self._lock:
-            self._stopped = True
             self._pending = []
         self._pool.shutdown(wait=False, cancel_futures=True)
         return list(self._announced)
@@ -138,9 +136,7 @@ class SpokenReply:
         """Announce the sentences at the head of the queue that are spoken, in order (a failed one waits
         for `finish` to raise it)."""
         with self._lock:
-            while (
-                not self._stopped and self._pending and self._pending[0].done() and self._pending[0].exception() is None
-            ):
+            while self._pending and self._pending[0].done() and self._pending[0].exception() is None:
                 self._announce(self._pending.pop(0).result())
 
     def _wait_for_pending(self) -> None:
