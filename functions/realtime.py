@@ -228,8 +228,10 @@ async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> 
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'data'}: {e['msg']}" for e in error.errors())
         raise BadRequest(f"An interrupt is JSON {{turn, played}}. {problems}", code="invalid_interrupt") from None
-    key = TurnKeys(svc.settings.redis_key_prefix, conversation.id).interrupted(asked.turn)
-    await svc.async_redis.set(key, asked.played, nx=True, ex=REPLY_TTL_SECONDS)
+    keys = TurnKeys(svc.settings.redis_key_prefix, conversation.id)
+    if not await svc.async_redis.exists(keys.stream(asked.turn)):  # a reply not begun cannot be cut short
+        raise Conflict(f"Turn {asked.turn} has no reply to interrupt.", code="nothing_to_interrupt")
+    await svc.async_redis.set(keys.interrupted(asked.turn), asked.played, nx=True, ex=REPLY_TTL_SECONDS)
 
 
 async def _utterance(

@@ -237,6 +237,7 @@ def test_a_resent_utterance_is_the_same_turn_and_answers_its_reply_again(host: D
         ("dance", {"id": "x"}, WebPubSubDataType.JSON, "unknown_event"),
         ("interrupt", {"turn": "last", "played": 1}, WebPubSubDataType.JSON, "invalid_interrupt"),
         ("interrupt", {"turn": 1, "played": -1}, WebPubSubDataType.JSON, "invalid_interrupt"),
+        ("interrupt", {"turn": 999, "played": 0}, WebPubSubDataType.JSON, "nothing_to_interrupt"),
     ],
 )
 def test_a_bad_message_gets_an_error_and_the_session_goes_on(
