@@ -241,16 +241,19 @@ async def _utterance(
     content_type: str | None,
     body: bytes,
 ) -> func.HttpResponse:
-    """Raise the utterance once per client id (a WAV's id is its digest) and answer at once; a resent one
-    that was answered already gets its `reply.done` again."""
+    """Raise the utterance once per client id (spoken audio's id is its digest) and answer at once; a resent
+    one that was answered already gets its `reply.done` again. Binary is a WAV, or raw 16 kHz PCM."""
+    from shared.realtime.protocol import pcm_as_wav
     from shared.realtime.replies import reply_done
     from shared.storage.handoff import TurnKeys
-    from shared.turn_requests import TurnBody, media_type, parse_turn, request_id_for
+    from shared.turn_requests import TurnBody, check_size, media_type, parse_turn, request_id_for
 
     received_at = time.time()
     settings = svc.settings
     if media_type(content_type) == "application/octet-stream":
-        turn = parse_turn("audio/wav", body, settings.max_request_bytes, settings.audio_max_seconds)
+        check_size(body, settings.max_request_bytes)
+        wav = body if body.startswith(b"RIFF") else pcm_as_wav(body)
+        turn = parse_turn("audio/wav", wav, settings.max_request_bytes, settings.audio_max_seconds)
         utterance_id = f"wav-{hashlib.sha256(body).hexdigest()[:40]}"
     else:
         utterance_id, text = _typed(body)

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import uuid
+import wave
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.errors import InvalidAudio
 from shared.tenancy import TENANT_ID
 from shared.turn_requests import MAX_TEXT_CHARS, ClientText
 
@@ -29,6 +32,8 @@ SYSTEM_EVENT = "azure.webpubsub.sys."
 USER_EVENT = "azure.webpubsub.user."
 MAX_EVENT_BYTES = 1024 * 1024
 """Web PubSub's message limit: no upstream event is larger (a bigger body is not from the hub)."""
+PCM_RATE = 16000
+"""A binary utterance without a WAV header is 16 kHz mono 16-bit little-endian PCM."""
 
 
 class RealtimeNotConfigured(Exception):
@@ -158,3 +163,17 @@ def error(code: str, message: str, utterance_id: str | None = None) -> dict[str,
     if utterance_id is not None:
         body["id"] = utterance_id
     return body
+
+
+def pcm_as_wav(pcm: bytes) -> bytes:
+    """Raw 16 kHz mono 16-bit little-endian PCM (what a browser's capture yields) as a WAV, so it is heard
+    and bounded as any spoken turn is; InvalidAudio for no bytes or an odd count."""
+    if not pcm or len(pcm) % 2:
+        raise InvalidAudio("Raw audio is 16 kHz mono 16-bit PCM: a whole number of samples, at least one.")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(PCM_RATE)
+        writer.writeframes(pcm)
+    return buffer.getvalue()

@@ -32,7 +32,8 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost.__main__ import WEB_PUBSUB_KEY_FILE
 from devhost.process import DevHost
-from shared.speech.audio import decode_wav
+from shared.speech.audio import decode_wav, resample
+from shared.speech.espeak import EspeakSynthesizer
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
@@ -234,6 +235,7 @@ def test_a_resent_utterance_is_the_same_turn_and_answers_its_reply_again(host: D
         ("utterance", {"id": "x", "text": "hi", "extra": 1}, WebPubSubDataType.JSON, "invalid_utterance"),
         ("utterance", "plain text", WebPubSubDataType.TEXT, "invalid_utterance"),
         ("utterance", memoryview(b"RIFF not really a wav"), WebPubSubDataType.BINARY, "invalid_audio"),
+        ("utterance", memoryview(b"\x01\x02\x03"), WebPubSubDataType.BINARY, "invalid_audio"),
         ("dance", {"id": "x"}, WebPubSubDataType.JSON, "unknown_event"),
         ("interrupt", {"turn": "last", "played": 1}, WebPubSubDataType.JSON, "invalid_interrupt"),
         ("interrupt", {"turn": 1, "played": -1}, WebPubSubDataType.JSON, "invalid_interrupt"),
@@ -277,6 +279,16 @@ def test_an_interrupt_stops_the_reply_and_the_turn_keeps_what_was_heard(
         assert answer["code"] == "turn_in_progress", answer
         time.sleep(0.2)
     assert answer["id"] == "after-barge"
+
+
+def test_raw_pcm_is_heard_as_a_spoken_turn(session: Session) -> None:
+    speech = resample(EspeakSynthesizer().synthesize("what are your opening hours", "en-US", ""), 16000)
+    pcm = speech.samples.astype("<i2").tobytes()
+    session.client.send_event("utterance", memoryview(pcm), WebPubSubDataType.BINARY)
+    done = session.until("reply.done")[-1][2]
+    assert "opening hours" in done["transcript"]
+    assert done["timings_ms"]["stt"] > 0
+    assert done["id"] == f"wav-{hashlib.sha256(pcm).hexdigest()[:40]}"
 
 
 def test_after_bad_messages_the_conversation_still_answers(session: Session) -> None:
