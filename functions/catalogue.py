@@ -32,12 +32,13 @@ from shared.admin_models import (
     VersionPageQuery,
 )
 from shared.api_models import ConversationDetail, Ending, Health, Started, StartError, TurnTaken
+from shared.call_models import CallRequest, PlacedCall
 from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, DocumentView, UploadedDocument, UploadQuery
 from shared.knowledge.loading import EXTENSIONS
 from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
 from shared.phone import vonage
-from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, ReplyStep, VoiceWebhook
+from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, Answering, GatherStep, ReplyStep, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
@@ -122,6 +123,31 @@ OPERATIONS = (
         body_required=False,
         headers=IDEMPOTENCY,
         description="An empty body starts the default agent. Unknown agent: 404 `unknown_agent`.",
+    ),
+    Operation(
+        "POST",
+        "/api/calls",
+        "place_call",
+        "Have an agent phone a number (outbound call with answering-machine detection)",
+        "conversations",
+        Scope.CALLS_WRITE,
+        {
+            200: _json("A retry with the same Idempotency-Key: the call placed before (`replayed`).", PlacedCall),
+            201: Answer(
+                "Placed: the provider rings the number.",
+                (Content(JSON, PlacedCall),),
+                {"Location": "Its conversation."},
+            ),
+        },
+        errors=(400, 409, 413, 415, 422, 502, 503),
+        body=(Content(JSON, CallRequest),),
+        headers=IDEMPOTENCY,
+        description="The caller id is a number you hold for the provider (POST /api/phone-numbers), one routed "
+        "to the agent if any. A person who answers is greeted; a machine hears the agent's `voicemail_message` "
+        "after the beep, or is hung up on. 409: no number of yours to call from (`no_caller_id`), or the same "
+        "Idempotency-Key still placing (`call_in_progress`). 422: an agent you do not have (`unknown_agent`) or a "
+        "number the provider refuses (`call_refused`). 429: OUTBOUND_CALLS_PER_MINUTE spent. 502: the provider "
+        "failed. 503: the provider is not configured, or asks us to slow down.",
     ),
     Operation(
         "GET",
@@ -307,7 +333,7 @@ OPERATIONS = (
         None,
         {200: TWIML},
         errors=TWILIO_ERRORS,
-        query=Holding,
+        query=Answering,
         body=(Content(FORM_TYPE, VoiceWebhook),),
         headers=TWILIO_SIGNED,
         description=f"{TWILIO_NOTE} A greeting late past PHONE_REPLY_DEADLINE_SECONDS redirects here with `wait`.",

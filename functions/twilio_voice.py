@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import GREETING_REQUEST_ID
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID, VOICEMAIL_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
     _audio_url,
@@ -35,8 +35,9 @@ from functions.conversations import (
     _services,
 )
 from functions.http import json_errors, origin
+from shared import dialog
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from shared.models import Answered, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import DEMO_TENANT, tenant_scope
 
@@ -52,6 +53,7 @@ CHANNEL = "twilio"
 GATHER_ROUTE = "/api/voice/twilio/gather"
 INCOMING_ROUTE = "/api/voice/twilio/incoming"
 REPLY_ROUTE = "/api/voice/twilio/reply"
+STATUS_ROUTE = "/api/voice/twilio/status"
 FILLER = "One moment, please."
 SORRY = "Sorry, something went wrong on our side. Please call again later."
 NOT_IN_SERVICE = "Sorry, this number is not in service."
@@ -69,6 +71,12 @@ async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, s
         return (route.tenant_id, route.agent) if route.provider == provider else None
     fallback = svc.settings.phone_fallback_agent
     return (DEMO_TENANT, fallback) if fallback else None
+
+
+def _our_number(form: twilio.CallForm) -> str:
+    """The tenant's number on this call: the one called (`To`), or for a call we placed (Direction
+    `outbound-api`) the one it comes from (`From`)."""
+    return form.get("From") if twilio.is_outbound(form) else form.get("To")
 
 
 def _start_key(call_sid: str) -> str:
@@ -147,8 +155,10 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
+    if twilio.is_outbound(form):
+        return await _answered(req, svc, client, form)
     holding = twilio.our_query(twilio.Holding, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form))
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
@@ -163,21 +173,74 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
                 await svc.waiter.release_start(key, conversation_id)
                 raise
         conversation = await _conversation(svc, claimed)
-        deadline = svc.settings.phone_reply_deadline_seconds
-        try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
-        except GatewayTimeout:
-            if holding.wait >= twilio.MAX_HOLDS:
-                log.warning("call %s: no greeting after %d fillers", form.call_sid, holding.wait)
-                return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
-            return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
-        except ApiError as error:
-            log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
+        redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
+        return await _opening(req, svc, client, conversation, GREETING_REQUEST_ID, wait=holding.wait, redirect=redirect)
+
+
+async def _answered(
+    req: func.HttpRequest, svc: Services, client: df.DurableOrchestrationClient, form: twilio.CallForm
+) -> func.HttpResponse:
+    """A call we placed was answered (the answer URL names its conversation; Twilio signed it): tell the
+    conversation who picked up, as AMD's `AnsweredBy` says, then greet a person, leave the agent's
+    voicemail message on a machine, or hang up on it. A retry tells again, which changes nothing."""
+    step = twilio.our_query(twilio.Answering, dict(req.params))
+    if step.call is None:
+        raise BadRequest("A call we placed is answered at the URL that names its conversation.", code="malformed_query")
+    routed = await route_for_number(_our_number(form))
+    if routed is None:
+        return _twiml(twilio.hang_up())
+    with tenant_scope(routed[0]):
+        conversation_id = str(step.call)
+        if await svc.waiter.claim_start(_start_key(form.call_sid), conversation_id, START_KEY_TTL_SECONDS) != (
+            conversation_id
+        ):
+            raise BadRequest("This call has another conversation.", code="malformed_query")
+        conversation = await _conversation(svc, conversation_id)
+        profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+        answered = Answered(
+            machine=twilio.answered_by_machine(form.get("AnsweredBy")),
+            leave_message=bool(profile is not None and profile.voicemail_message),
+        )
+        if step.wait == 0:
+            try:
+                await client.raise_event(conversation.id, ANSWERED_EVENT, answered.model_dump())
+            except Exception:
+                log.warning("call %s: answered after its conversation ended", form.call_sid)
+                return _twiml(twilio.hang_up())
+        decision = dialog.on_answer(answered)
+        if decision.step is dialog.Step.HANG_UP:
+            return _twiml(twilio.hang_up())
+        request_id = GREETING_REQUEST_ID if decision.step is dialog.Step.GREET else VOICEMAIL_REQUEST_ID
+        redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?call={step.call}&wait={step.wait + 1}"
+        return await _opening(req, svc, client, conversation, request_id, wait=step.wait, redirect=redirect)
+
+
+async def _opening(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    request_id: str,
+    *,
+    wait: int,
+    redirect: str,
+) -> func.HttpResponse:
+    """The call's first words (the greeting, or a voicemail message) once spoken, then what follows
+    them; not spoken by the deadline: a filler and `redirect`, up to MAX_HOLDS times."""
+    deadline = svc.settings.phone_reply_deadline_seconds
+    try:
+        opening = await _earlier_turn(svc, conversation.id, request_id)
+        if opening is None or opening.audio_blob is None:
+            opening = await _await_reply(svc, client, conversation.id, request_id, deadline)
+    except GatewayTimeout:
+        if wait >= twilio.MAX_HOLDS:
+            log.warning("conversation %s: no %s after %d fillers", conversation.id, request_id, wait)
             return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-        return _twiml(_speak(req, svc, conversation, greeting))
+        return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
+    except ApiError as error:
+        log.warning("conversation %s: no %s (%s)", conversation.id, request_id, error.code)
+        return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+    return _twiml(_speak(req, svc, conversation, opening))
 
 
 @bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -197,7 +260,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     received_at = time.time()
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.GatherStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form))
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
@@ -235,7 +298,7 @@ async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form))
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
@@ -354,7 +417,7 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     svc, form = await _verified(req)
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form))
     if routed is not None and outcome is not None:
         with tenant_scope(routed[0]):
             conversation_id = await svc.waiter.started(_start_key(form.call_sid))

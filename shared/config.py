@@ -287,6 +287,25 @@ class Settings(BaseSettings):
         description="The Twilio account's auth token: it checks the signature of every Twilio webhook (in Azure a "
         "Key Vault reference). Empty: the Twilio routes answer 503. `make dev` makes a local one.",
     )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        pattern=r"^https?://[^/?#\s]+$",
+        description="Origin of Twilio's REST API, which places outbound calls (tests point it at a local fake).",
+    )
+    outbound_calls_per_minute: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="Outbound calls (`POST /api/calls`) one tenant may place per minute, on top of the per-key and "
+        "per-tenant request limits (429 above). 0: no limit of its own.",
+    )
+    outbound_ringing_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=600,
+        description="How long an outbound call rings before the provider gives up (`no_answer`); the conversation "
+        "waits this plus two minutes for the answer or the status callback, then ends `no_answer` itself.",
+    )
     vonage_application_id: str = Field(
         default="",
         pattern=r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$",

@@ -8,6 +8,7 @@ on a webhook's first call, not at import.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -43,6 +44,13 @@ ENDED_STATUSES: dict[str, Outcome] = {
 }
 """`CallStatus` values after which the call is over, and the conversation's outcome for each (a call that
 `completed` before the agent ended it is one the caller hung up)."""
+OUTBOUND_DIRECTION = "outbound-api"
+"""`Direction` of a call our app placed through the REST API (inbound calls say `inbound`)."""
+MACHINE_ANSWERS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+"""`AnsweredBy` values of answering-machine detection that are no person (twilio.com/docs/voice/
+answering-machine-detection: with `Enable` human, machine_start, fax or unknown; with `DetectMessageEnd`
+human, machine_end_beep, machine_end_silence, machine_end_other, fax or unknown). `unknown` (AMD could
+not tell, often a quiet person) is greeted like `human`."""
 MAX_CALL_SECONDS = 7 * 24 * 3600
 """Longer than any call Twilio lets run (its limit is 24 h): a bigger `CallDuration` is not Twilio's."""
 
@@ -58,7 +66,21 @@ class VoiceWebhook(BaseModel):
     account_sid: str = Field(
         alias="AccountSid", default="", description="Refused unless TWILIO_ACCOUNT_SID, when that is set."
     )
-    to: str = Field(alias="To", default="", description="The number called: it decides the tenant and agent.")
+    to: str = Field(
+        alias="To", default="", description="The number called: on an inbound call it decides the tenant and agent."
+    )
+    from_: str = Field(
+        alias="From", default="", description="The caller: on a call we placed, the tenant's number it comes from."
+    )
+    direction: str = Field(
+        alias="Direction", default="", description="`inbound`, or `outbound-api` for a call placed by POST /api/calls."
+    )
+    answered_by: str = Field(
+        alias="AnsweredBy",
+        default="",
+        description="On a call we placed: answering-machine detection's verdict (human, machine_start, "
+        "machine_end_beep, machine_end_silence, machine_end_other, fax, unknown).",
+    )
     call_status: str = Field(
         alias="CallStatus", default="", description="On the status callback: completed, busy, failed, …."
     )
@@ -72,6 +94,17 @@ class Holding(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
+
+
+class Answering(Holding):
+    """The incoming URL's query: fillers heard so far, and for a call we placed (`POST /api/calls` wrote
+    the answer URL) the call's conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: uuid.UUID | None = Field(
+        default=None, description="Only on the answer URL of a call placed by POST /api/calls: its conversation."
+    )
 
 
 class GatherStep(Holding):
@@ -141,6 +174,16 @@ def parse_form(content_type: str | None, body: bytes) -> CallForm:
     if not CALL_SID.fullmatch(call_sid):
         raise BadRequest("CallSid is missing or not a Twilio call id.", code="malformed_form")
     return CallForm(fields, call_sid)
+
+
+def is_outbound(form: CallForm) -> bool:
+    """A call this app placed (`POST /api/calls`), not one that called in."""
+    return form.get("Direction") == OUTBOUND_DIRECTION
+
+
+def answered_by_machine(answered_by: str) -> bool:
+    """Whether AMD's `AnsweredBy` says a machine took the call (absent: no detection ran, a person)."""
+    return answered_by in MACHINE_ANSWERS
 
 
 def call_duration(form: CallForm) -> int | None:

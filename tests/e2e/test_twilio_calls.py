@@ -379,3 +379,10 @@ def test_each_sentence_plays_as_it_is_spoken_in_order_a_retried_redirect_replays
         assert replaced.listening is not None
         assert "turn=3" in replaced.listening
         phone.hang_up()
+
+
+def test_placing_a_call_without_twilio_credentials_answers_503(host: DevHost) -> None:
+    """This devhost has TWILIO_AUTH_TOKEN (its own) but no TWILIO_ACCOUNT_SID: it takes calls, places none."""
+    placed = host.post("/api/calls", json={"to": "+14155550123", "agent": "demo", "provider": "twilio"})
+    assert placed.status_code == 503, placed.text
+    assert placed.json()["error"]["code"] == "twilio_not_configured"

@@ -1,0 +1,252 @@
+"""Outbound calls: `POST /api/calls` places the call through the `twilio` SDK against a fake of Twilio's REST
+API, which then rings our webhooks as Twilio does (signed, `Direction=outbound-api`, AMD's `AnsweredBy`)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from devhost.process import DevHost
+from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import key_header
+from tests.e2e.polling import wait_until
+from tests.e2e.test_agents_api import profile
+from tests.e2e.test_twilio_calls import spoken
+from tests.fakes.twilio_rest import FakeTwilioRest, Pickup, Refused, Unanswered
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "outbound-e2e-twilio-auth-token"
+CALLS_PER_MINUTE = 3
+GREETING = "Hi, this is Chai Point calling about your order."
+VOICEMAIL = "Sorry we missed you. Your order is ready for pickup at Chai Point."
+CUSTOMER = "+14155550123"
+
+
+@pytest.fixture(scope="module")
+def twilio(start_devhost: StartDevHost) -> Iterator[tuple[DevHost, FakeTwilioRest]]:
+    """A devhost placing calls through the fake; the fake rings the devhost back."""
+    fake = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, "")
+    with fake:
+        host = start_devhost(
+            TWILIO_ACCOUNT_SID=ACCOUNT_SID,
+            TWILIO_AUTH_TOKEN=AUTH_TOKEN,
+            TWILIO_API_BASE_URL=fake.url,
+            OUTBOUND_CALLS_PER_MINUTE=str(CALLS_PER_MINUTE),
+        )
+        fake.base_url = host.base
+        yield host, fake
+
+
+def tenant(host: DevHost, *, voicemail: bool = False, number: str | None = None) -> tuple[dict[str, str], str]:
+    """A tenant of its own (each has its own outbound limit) with an agent `caller` and a Twilio number it
+    calls from; returns its key header and that number."""
+    name = f"t{secrets.token_hex(4)}"
+    key = key_header(host, name)
+    fields: dict[str, Any] = {"voicemail_message": VOICEMAIL} if voicemail else {}
+    made = host.post("/api/agents", json=profile("caller", GREETING, **fields), headers=key)
+    assert made.status_code == 201, made.text
+    line = number or f"+1415555{secrets.randbelow(10_000):04d}"
+    held = host.post("/api/phone-numbers", json={"number": line, "provider": "twilio", "agent": "caller"}, headers=key)
+    assert held.status_code == 201, held.text
+    return key, line
+
+
+def place(host: DevHost, key: dict[str, str], to: str = CUSTOMER, **headers: str) -> requests.Response:
+    body = {"to": to, "agent": "caller", "provider": "twilio"}
+    return host.post("/api/calls", json=body, headers=key | headers)
+
+
+def transcript(host: DevHost, key: dict[str, str], conversation_id: str) -> dict[str, Any]:
+    response = host.get(f"/api/conversations/{conversation_id}", headers=key)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def ended(host: DevHost, key: dict[str, str], conversation_id: str) -> dict[str, Any]:
+    return wait_until(lambda: transcript(host, key, conversation_id), lambda c: c["status"] == "completed")
+
+
+def error_code(response: requests.Response, status: int) -> str:
+    assert response.status_code == status, response.text
+    return str(response.json()["error"]["code"])
+
+
+def test_a_person_who_answers_is_greeted_and_talks_with_the_agent(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, fake = twilio
+    key, line = tenant(host)
+    placed = place(host, key)
+    assert placed.status_code == 201, placed.text
+    body = placed.json()
+    assert body["status"] == "queued"
+    assert body["call_id"].startswith("CA")
+    assert (body["to"], body["caller_id"], body["replayed"]) == (CUSTOMER, line, False)
+    assert placed.headers["Location"] == f"/api/conversations/{body['conversation_id']}"
+
+    [request] = [r for r in fake.requests if r["form"].get("To") == [CUSTOMER] and r["form"]["From"] == [line]]
+    form = request["form"]
+    assert form["MachineDetection"] == ["Enable"], "no voicemail message: hang up on machines as soon as known"
+    assert form["Url"] == [f"{host.base}/api/voice/twilio/incoming?call={body['conversation_id']}"]
+    assert form["StatusCallback"] == [f"{host.base}/api/voice/twilio/status"]
+    assert form["StatusCallbackEvent"] == ["completed"]
+
+    call = fake.call(body["call_id"])
+    assert call.answered is not None
+    assert call.phone is not None
+    assert spoken(call.answered) == (body["conversation_id"], 0)
+    assert call.answered.listening is not None
+    hours = call.phone.say("what are your opening hours")
+    assert spoken(hours) == (body["conversation_id"], 1)
+
+    during = transcript(host, key, body["conversation_id"])
+    assert (during["agent"], during["status"]) == ("caller", "active")
+    assert [t["kind"] for t in during["turns"]] == ["greeting", "utterance"]
+    assert during["turns"][0]["reply"]["text"] == GREETING
+    assert call.phone.hang_up(duration="31").status_code == 204
+    final = ended(host, key, body["conversation_id"])
+    assert (final["outcome"], final["call_duration_seconds"]) == ("ended_by_client", 31)
+
+
+def test_a_machine_gets_the_agents_voicemail_message_after_the_beep_then_the_call_hangs_up(
+    twilio: tuple[DevHost, FakeTwilioRest],
+) -> None:
+    host, fake = twilio
+    key, _ = tenant(host, voicemail=True)
+    fake.script("+14155550124", Pickup("machine_end_beep"))
+    placed = place(host, key, "+14155550124")
+    assert placed.status_code == 201, placed.text
+    body = placed.json()
+    call = fake.call(body["call_id"])
+    assert call.field("MachineDetection") == "DetectMessageEnd", "wait for the beep to leave a message"
+    assert call.answered is not None
+    assert spoken(call.answered) == (body["conversation_id"], 0)
+    assert call.answered.hung_up
+    assert call.answered.listening is None
+    final = ended(host, key, body["conversation_id"])
+    assert final["outcome"] == "voicemail"
+    [message] = final["turns"]
+    assert (message["kind"], message["reply"]["text"], message["action"]) == ("voicemail", VOICEMAIL, "end_call")
+
+
+def test_a_machine_is_hung_up_on_when_the_agent_has_no_voicemail_message(
+    twilio: tuple[DevHost, FakeTwilioRest],
+) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    for answered_by in ("machine_start", "fax"):
+        number = f"+1415555{secrets.randbelow(10_000):04d}"
+        fake.script(number, Pickup(answered_by))
+        body = place(host, key, number).json()
+        call = fake.call(body["call_id"])
+        assert call.answered is not None
+        assert (call.answered.hung_up, call.answered.played, call.answered.said) == (True, [], []), answered_by
+        final = ended(host, key, body["conversation_id"])
+        assert (final["outcome"], final["turns"]) == ("answering_machine", []), answered_by
+
+
+def test_a_call_nobody_answers_ends_with_the_status_callbacks_outcome(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    for status, outcome in (("busy", "busy"), ("no-answer", "no_answer"), ("failed", "call_failed")):
+        number = f"+1415555{secrets.randbelow(10_000):04d}"
+        fake.script(number, Unanswered(status))
+        body = place(host, key, number).json()
+        assert fake.call(body["call_id"]).ended == status
+        final = ended(host, key, body["conversation_id"])
+        assert (final["outcome"], final["turns"]) == (outcome, []), status
+
+
+def test_a_retried_post_with_the_same_idempotency_key_places_one_call(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    number = "+14155550125"
+    fake.script(number, Unanswered("busy"))
+    first = place(host, key, number, **{"Idempotency-Key": "order-17"})
+    again = place(host, key, number, **{"Idempotency-Key": "order-17"})
+    assert (first.status_code, again.status_code) == (201, 200), again.text
+    assert again.json() == first.json() | {"replayed": True}
+    assert len([r for r in fake.requests if r["form"].get("To") == [number]]) == 1
+    other = place(host, key, number, **{"Idempotency-Key": "order-18"})
+    assert other.status_code == 201
+    assert other.json()["call_id"] != first.json()["call_id"]
+
+
+def test_the_providers_refusal_is_a_clear_error_and_the_conversation_ends_call_failed(
+    twilio: tuple[DevHost, FakeTwilioRest],
+) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    fake.script("+14155550126", Refused(400, 21219, "The number +14155550126 is unverified."))
+    refused = place(host, key, "+14155550126")
+    assert error_code(refused, 422) == "call_refused"
+    assert "21219" in refused.json()["error"]["message"]
+    fake.script("+14155550127", Refused(500, 20500, "Internal Server Error"))
+    assert error_code(place(host, key, "+14155550127"), 502) == "provider_error"
+    wait_until(
+        lambda: host.get("/api/conversations", headers=key, params={"outcome": "call_failed"}).json()["items"],
+        lambda failed: len(failed) == 2,
+    )
+
+
+def test_bad_requests_are_4xx_and_place_no_call(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    before = len(fake.requests)
+    for body in (
+        {"to": "4155550123", "agent": "caller", "provider": "twilio"},
+        {"to": "+1415555012", "agent": "caller", "provider": "twilio"},
+        {"to": CUSTOMER, "agent": "caller", "provider": "skype"},
+        {"to": CUSTOMER, "agent": "caller"},
+        {"to": CUSTOMER, "agent": "caller", "provider": "twilio", "from": "+14155550100"},
+    ):
+        response = host.post("/api/calls", json=body, headers=key)
+        assert response.status_code in (400, 422), (body, response.text)
+    assert (
+        error_code(
+            host.post("/api/calls", json={"to": CUSTOMER, "agent": "nobody", "provider": "twilio"}, headers=key), 422
+        )
+        == "unknown_agent"
+    )
+    assert len(fake.requests) == before
+
+
+def test_no_number_to_call_from_is_a_409(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, _ = twilio
+    key = key_header(host, f"t{secrets.token_hex(4)}")
+    assert host.post("/api/agents", json=profile("caller", GREETING), headers=key).status_code == 201
+    assert error_code(place(host, key), 409) == "no_caller_id"
+
+
+def test_another_tenant_cannot_call_with_someone_elses_agent(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, fake = twilio
+    owner, _ = tenant(host)
+    stranger = key_header(host, f"t{secrets.token_hex(4)}")
+    before = len(fake.requests)
+    assert error_code(place(host, stranger), 422) == "unknown_agent"
+    assert len(fake.requests) == before
+    assert owner != stranger
+
+
+def test_a_key_without_calls_write_is_refused(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, _ = twilio
+    from shared.security.roles import Scope
+
+    key = key_header(host, f"t{secrets.token_hex(4)}", scopes={Scope.CONVERSATIONS_WRITE, Scope.AGENTS_ADMIN})
+    assert error_code(place(host, key), 403) == "forbidden"
+
+
+def test_outbound_calls_are_limited_per_tenant(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    number = "+14155550128"
+    fake.script(number, Unanswered("busy"))
+    for _ in range(CALLS_PER_MINUTE):
+        assert place(host, key, number).status_code == 201
+    limited = place(host, key, number)
+    assert error_code(limited, 429) == "rate_limited"
+    assert int(limited.headers["Retry-After"]) >= 1
+    other, _ = tenant(host)
+    assert place(host, other, number).status_code == 201, "another tenant's calls are counted apart"

@@ -1,0 +1,172 @@
+"""Outbound calls on the wire: the body `POST /api/calls` takes, what the `twilio` SDK sends to Twilio's Calls
+resource (against the REST fake), how Twilio's errors become ours, and what AMD's verdict leads to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pydantic import ValidationError
+
+from shared import dialog
+from shared.call_models import CallRequest
+from shared.errors import ApiError
+from shared.models import Answered, Outcome
+from shared.phone import twilio
+from shared.phone.twilio_calls import ProviderBusy, ProviderFailed, ProviderRefused, place_call
+from tests.fakes.twilio_rest import FakeTwilioRest, Refused
+from tests.fakes.twilio_rest import _error as twilio_error
+
+ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
+TOKEN = "unit-twilio-token"
+TO, FROM = "+14155550123", "+14155550100"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeTwilioRest]:
+    with FakeTwilioRest(ACCOUNT_SID, TOKEN, "http://127.0.0.1:9") as server:
+        yield server
+
+
+def placed(fake: FakeTwilioRest, *, to: str = TO, token: str = TOKEN, voicemail: bool = False) -> str:
+    return place_call(
+        account_sid=ACCOUNT_SID,
+        auth_token=token,
+        api_base_url=fake.url,
+        to=to,
+        from_=FROM,
+        answer_url="https://app.example/api/voice/twilio/incoming?call=c",
+        status_url="https://app.example/api/voice/twilio/status",
+        leaves_voicemail=voicemail,
+        ringing_seconds=45,
+    ).call_id
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"to": "+14155550123", "agent": "demo", "provider": "twilio"},
+        {"to": "+919876543210", "agent": "sales-1", "provider": "vonage"},
+    ],
+)
+def test_a_call_request_names_a_valid_e164_number_an_agent_and_a_provider(body: dict[str, str]) -> None:
+    assert CallRequest.model_validate(body).to == body["to"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"to": "4155550123", "agent": "demo", "provider": "twilio"},
+        {"to": "+1415555012", "agent": "demo", "provider": "twilio"},
+        {"to": "+1 415 555 0123", "agent": "demo", "provider": "twilio"},
+        {"to": "+14155550123", "agent": "Demo!", "provider": "twilio"},
+        {"to": "+14155550123", "agent": "demo", "provider": "amazon_connect"},
+        {"to": "+14155550123", "agent": "demo"},
+        {"to": "+14155550123", "agent": "demo", "provider": "twilio", "from": "+14155550100"},
+    ],
+)
+def test_anything_else_is_refused(body: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        CallRequest.model_validate(body)
+
+
+def test_the_sdk_sends_twilio_the_call_with_amd_and_our_webhooks(fake: FakeTwilioRest) -> None:
+    sid = placed(fake, to="+14155550111")
+    assert twilio.CALL_SID.fullmatch(sid)
+    form = fake.calls[sid].form
+    assert form["To"] == ["+14155550111"]
+    assert form["From"] == [FROM]
+    assert form["Url"] == ["https://app.example/api/voice/twilio/incoming?call=c"]
+    assert form["Method"] == ["POST"]
+    assert form["StatusCallback"] == ["https://app.example/api/voice/twilio/status"]
+    assert form["StatusCallbackMethod"] == ["POST"]
+    assert form["StatusCallbackEvent"] == ["completed"]
+    assert form["MachineDetection"] == ["Enable"]
+    assert form["Timeout"] == ["45"]
+    assert fake.requests[-1]["path"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+
+
+def test_an_agent_with_a_voicemail_message_waits_for_the_end_of_the_machines_greeting(fake: FakeTwilioRest) -> None:
+    sid = placed(fake, to="+14155550112", voicemail=True)
+    assert fake.calls[sid].form["MachineDetection"] == ["DetectMessageEnd"]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "error", "code"),
+    [
+        (Refused(400, 21211, "Invalid 'To' Phone Number"), ProviderRefused, "call_refused"),
+        (Refused(400, 21219, "The number is unverified."), ProviderRefused, "call_refused"),
+        (Refused(429, 20429, "Too Many Requests"), ProviderBusy, "provider_busy"),
+        (Refused(500, 20500, "Internal Server Error"), ProviderFailed, "provider_error"),
+    ],
+)
+def test_twilios_errors_become_clear_4xx_or_5xx_never_500(
+    fake: FakeTwilioRest, refusal: Refused, error: type[ApiError], code: str
+) -> None:
+    number = f"+1415555{refusal.code % 10_000:04d}"
+    fake.script(number, refusal)
+    with pytest.raises(error) as raised:
+        placed(fake, to=number)
+    assert raised.value.code == code
+    assert raised.value.status in (422, 502, 503)
+    assert str(refusal.code) in raised.value.message
+
+
+def test_other_credentials_are_our_configuration_not_the_clients(fake: FakeTwilioRest) -> None:
+    with pytest.raises(ProviderFailed) as raised:
+        placed(fake, token="not-the-token")
+    assert raised.value.code == "provider_credentials"
+    assert "not-the-token" not in raised.value.message
+
+
+def test_twilio_unreachable_is_a_502() -> None:
+    with pytest.raises(ProviderFailed) as raised:
+        place_call(
+            account_sid=ACCOUNT_SID,
+            auth_token=TOKEN,
+            api_base_url="http://127.0.0.1:9",
+            to=TO,
+            from_=FROM,
+            answer_url="https://app.example/a",
+            status_url="https://app.example/s",
+            leaves_voicemail=False,
+            ringing_seconds=30,
+        )
+    assert raised.value.code == "provider_unreachable"
+
+
+def test_the_fake_speaks_twilios_error_json() -> None:
+    body = twilio_error(400, 21211, "Invalid 'To' Phone Number").text
+    assert body is not None
+    assert '"more_info": "https://www.twilio.com/docs/errors/21211"' in body
+
+
+@pytest.mark.parametrize(
+    ("answered_by", "machine"),
+    [
+        ("human", False),
+        ("unknown", False),
+        ("", False),
+        ("machine_start", True),
+        ("machine_end_beep", True),
+        ("machine_end_silence", True),
+        ("machine_end_other", True),
+        ("fax", True),
+    ],
+)
+def test_amd_verdicts(answered_by: str, machine: bool) -> None:
+    assert twilio.answered_by_machine(answered_by) is machine
+
+
+def test_a_person_is_greeted_a_machine_gets_the_message_or_the_call_hangs_up() -> None:
+    assert dialog.on_answer(Answered(machine=False, leave_message=True)).step is dialog.Step.GREET
+    assert dialog.on_answer(Answered(machine=True, leave_message=True)) == dialog.Decision(
+        dialog.Step.LEAVE_VOICEMAIL, Outcome.VOICEMAIL
+    )
+    assert dialog.on_answer(Answered(machine=True)) == dialog.Decision(dialog.Step.HANG_UP, Outcome.ANSWERING_MACHINE)
+
+
+def test_a_call_we_placed_is_told_by_its_direction() -> None:
+    inbound = twilio.parse_form(twilio.FORM_TYPE, b"CallSid=CA" + b"0" * 32 + b"&Direction=inbound")
+    outbound = twilio.parse_form(twilio.FORM_TYPE, b"CallSid=CA" + b"0" * 32 + b"&Direction=outbound-api")
+    assert (twilio.is_outbound(inbound), twilio.is_outbound(outbound)) == (False, True)
