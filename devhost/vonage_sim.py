@@ -44,7 +44,8 @@ class Heard:
 
 
 class VonageCall:
-    """One inbound call to `to` (written as Vonage writes numbers, without `+`), with a fresh leg uuid."""
+    """One inbound call to `to` (written as Vonage writes numbers, without `+`), with a fresh leg uuid; or,
+    given the leg `call_uuid` Vonage gave it, a call our app placed."""
 
     def __init__(
         self,
@@ -54,10 +55,11 @@ class VonageCall:
         to: str = "14155550123",
         caller: str = "447700900000",
         application_id: str | None = None,
+        call_uuid: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.secret = signature_secret
-        self.uuid = str(uuid.uuid4())
+        self.uuid = call_uuid or str(uuid.uuid4())
         self.conversation_uuid = f"CON-{uuid.uuid4()}"
         self.application_id = application_id or str(uuid.uuid4())
         self.to = to
@@ -117,9 +119,9 @@ class VonageCall:
             raise RuntimeError("the call is not listening")
         return self.follow(self.post(self.listening, self._heard(line)))
 
-    def hang_up(self, status: str = "completed") -> requests.Response:
+    def hang_up(self, status: str = "completed", url: str = EVENT, direction: str = "inbound") -> requests.Response:
         """Vonage's event webhook for the call's end."""
-        return self.post(EVENT, self.fields(status=status, direction="inbound", duration="42"))
+        return self.post(url, self.fields(status=status, direction=direction, duration="42"))
 
     def _heard(self, line: str) -> dict[str, Any]:
         if line:

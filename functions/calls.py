@@ -21,7 +21,12 @@ import azure.functions as func
 from functions.auth import guarded
 from functions.conversations import START_KEY_TTL_SECONDS, _begin, _conversation, _end, _services
 from functions.http import json_errors, model_response, origin
-from functions.twilio_voice import INCOMING_ROUTE, STATUS_ROUTE, _start_key
+from functions.twilio_voice import INCOMING_ROUTE as TWILIO_INCOMING_ROUTE
+from functions.twilio_voice import STATUS_ROUTE as TWILIO_STATUS_ROUTE
+from functions.twilio_voice import _start_key as twilio_start_key
+from functions.vonage_voice import ANSWER_ROUTE as VONAGE_ANSWER_ROUTE
+from functions.vonage_voice import EVENT_ROUTE as VONAGE_EVENT_ROUTE
+from functions.vonage_voice import _start_key as vonage_start_key
 from shared.errors import ApiError, Conflict, ServiceUnavailable, Unprocessable
 from shared.models import Outcome
 from shared.security.roles import Scope
@@ -29,6 +34,7 @@ from shared.tenancy import current_tenant
 
 if TYPE_CHECKING:
     from shared.call_models import CallRequest, PlacedCall
+    from shared.phone.placing import PlacedCall as Placed
     from shared.services import Services
     from shared.storage.placed_calls import PlacedCalls
 
@@ -60,9 +66,7 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
     request = parse_json(CallRequest, req.headers.get("content-type"), req.get_body())
     key = req.headers.get("idempotency-key")
     request_id = None if key is None else f"call:{request_id_for(key)}"
-    if request.provider != "twilio":
-        raise ServiceUnavailable("Outbound calls through Vonage are not available yet.", code="vonage_not_configured")
-    _require_twilio(svc)
+    _require_provider(svc, request.provider)
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(request.agent))
     if profile is None:
         raise Unprocessable(f"agent: no agent {request.agent!r}.", code="unknown_agent")
@@ -76,7 +80,12 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
         await svc.rate_limits.check(calls_of=current_tenant())
         ringing = svc.settings.outbound_ringing_seconds + ANSWER_GRACE_SECONDS
         await _begin(
-            svc, client, conversation_id, StartConversation(agent=profile.name), "twilio", ringing_seconds=ringing
+            svc,
+            client,
+            conversation_id,
+            StartConversation(agent=profile.name),
+            request.provider,
+            ringing_seconds=ringing,
         )
         placed = await _ring(
             req,
@@ -95,16 +104,28 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
     return model_response(placed, status=201, headers={"Location": f"/api/conversations/{conversation_id}"})
 
 
-def _require_twilio(svc: Services) -> None:
+def _require_provider(svc: Services, provider: str) -> None:
+    """503 unless the provider can place calls: its REST credentials, and signed audio links to play."""
     settings = svc.settings
-    if not settings.twilio_account_sid or not settings.twilio_auth_token.get_secret_value():
+    if provider == "twilio":
+        configured = bool(settings.twilio_account_sid and settings.twilio_auth_token.get_secret_value())
+        needs = "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+    else:
+        configured = bool(
+            settings.vonage_application_id
+            and settings.vonage_private_key.get_secret_value()
+            and settings.vonage_signature_secret.get_secret_value()
+        )
+        needs = "VONAGE_APPLICATION_ID, VONAGE_PRIVATE_KEY and VONAGE_SIGNATURE_SECRET"
+    if not configured:
         raise ServiceUnavailable(
-            "Twilio calls are not configured (TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN).", code="twilio_not_configured"
+            f"{provider.title()} calls are not configured ({needs}).", code=f"{provider}_not_configured"
         )
     if svc.audio_urls is None:
         raise ServiceUnavailable(
-            "Twilio calls need AUDIO_URL_SIGNING_KEY: Twilio fetches the agent's audio by signed link.",
-            code="twilio_not_configured",
+            f"{provider.title()} calls need AUDIO_URL_SIGNING_KEY: the provider fetches the agent's audio by "
+            "signed link.",
+            code=f"{provider}_not_configured",
         )
 
 
@@ -130,32 +151,25 @@ async def _ring(
     caller_id: str,
     leaves_voicemail: bool,
 ) -> PlacedCall:
-    """Ask Twilio to place the call; if it refuses, the conversation ends `call_failed` and the refusal
-    is the answer. Accepted, its CallSid keys the conversation before any status callback can come."""
+    """Ask the provider to place the call; if it refuses, the conversation ends `call_failed` and the
+    refusal is the answer. Accepted, its call id (Twilio's CallSid, Vonage's leg uuid) keys the
+    conversation, as an inbound call's does, before the call can end."""
     from shared.call_models import PlacedCall
-    from shared.phone.twilio_calls import place_call
 
-    settings = svc.settings
-    base = origin(req, settings.public_base_url)
+    call_of = {"conversation_id": conversation_id, "to": request.to, "caller_id": caller_id}
     try:
-        call = await asyncio.to_thread(
-            lambda: place_call(
-                account_sid=settings.twilio_account_sid,
-                auth_token=settings.twilio_auth_token.get_secret_value(),
-                api_base_url=settings.twilio_api_base_url,
-                to=request.to,
-                from_=caller_id,
-                answer_url=f"{base}{INCOMING_ROUTE}?call={conversation_id}",
-                status_url=f"{base}{STATUS_ROUTE}",
-                leaves_voicemail=leaves_voicemail,
-                ringing_seconds=settings.outbound_ringing_seconds,
-            )
-        )
+        if request.provider == "twilio":
+            call = await asyncio.to_thread(lambda: _through_twilio(req, svc, leaves_voicemail, **call_of))
+            key = twilio_start_key(call.call_id)
+        else:
+            call = await asyncio.to_thread(lambda: _through_vonage(req, svc, leaves_voicemail, **call_of))
+            key = vonage_start_key(call.call_id)
     except ApiError as refused:
         log.warning("outbound call of %s not placed (%s)", conversation_id, refused.code)
         await _end(svc, client, await _conversation(svc, conversation_id), Outcome.CALL_FAILED)
         raise
-    await svc.waiter.claim_start(_start_key(call.call_id), conversation_id, START_KEY_TTL_SECONDS)
+    await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
+    await _placed_calls(svc).remember_leg(request.provider, call.call_id, current_tenant(), START_KEY_TTL_SECONDS)
     return PlacedCall(
         conversation_id=conversation_id,
         provider=request.provider,
@@ -163,6 +177,44 @@ async def _ring(
         status=call.status,
         to=request.to,
         caller_id=caller_id,
+    )
+
+
+def _through_twilio(
+    req: func.HttpRequest, svc: Services, leaves_voicemail: bool, *, conversation_id: str, to: str, caller_id: str
+) -> Placed:
+    from shared.phone.twilio_calls import place_call
+
+    settings, base = svc.settings, origin(req, svc.settings.public_base_url)
+    return place_call(
+        account_sid=settings.twilio_account_sid,
+        auth_token=settings.twilio_auth_token.get_secret_value(),
+        api_base_url=settings.twilio_api_base_url,
+        to=to,
+        from_=caller_id,
+        answer_url=f"{base}{TWILIO_INCOMING_ROUTE}?call={conversation_id}",
+        status_url=f"{base}{TWILIO_STATUS_ROUTE}",
+        leaves_voicemail=leaves_voicemail,
+        ringing_seconds=settings.outbound_ringing_seconds,
+    )
+
+
+def _through_vonage(
+    req: func.HttpRequest, svc: Services, leaves_voicemail: bool, *, conversation_id: str, to: str, caller_id: str
+) -> Placed:
+    from shared.phone.vonage_calls import place_call
+
+    settings, base = svc.settings, origin(req, svc.settings.public_base_url)
+    return place_call(
+        application_id=settings.vonage_application_id,
+        private_key=settings.vonage_private_key.get_secret_value(),
+        api_host=settings.vonage_api_host,
+        to=to,
+        from_=caller_id,
+        answer_url=f"{base}{VONAGE_ANSWER_ROUTE}?call={conversation_id}",
+        event_url=f"{base}{VONAGE_EVENT_ROUTE}",
+        leaves_voicemail=leaves_voicemail,
+        ringing_seconds=settings.outbound_ringing_seconds,
     )
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import GREETING_REQUEST_ID
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID, VOICEMAIL_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
     _audio_url,
@@ -40,8 +40,9 @@ from functions.conversations import (
 )
 from functions.http import json_errors, origin
 from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
+from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from shared.models import Answered, TurnAction, TurnRecord
 from shared.phone import vonage
 from shared.phone.twilio import PHONE_RATE
 from shared.tenancy import tenant_scope
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "vonage"
 ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
+EVENT_ROUTE = "/api/voice/vonage/event"
 
 
 async def _reply_to(
@@ -83,6 +85,41 @@ def _start_key(call_uuid: str) -> str:
 def _e164(number: str) -> str:
     """Vonage writes numbers without the `+` (`447700900000`); the phone numbers are E.164."""
     return number if number.startswith("+") or not number.isdigit() else f"+{number}"
+
+
+async def _route(svc: Services, hook: vonage.Webhook) -> tuple[str, str, str] | None:
+    """The call's tenant, agent and our number on it: for a call we placed (its leg noted when placed) the
+    tenant that placed it and the number it comes from (`from`; its conversation knows the agent), else
+    the called number's (`to`, the phone numbers of the admin API); None: not in service."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    tenant = await placed.tenant_of_leg(CHANNEL, hook.call.uuid)
+    if tenant is not None:
+        return tenant, "", hook.call.from_
+    routed = await route_for_number(_e164(hook.call.to), CHANNEL)
+    return None if routed is None else (routed[0], routed[1], hook.call.to)
+
+
+async def _verdict(
+    svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation, answered: Answered
+) -> Answered:
+    """Who answered the call we placed, as first told: machine detection's event, or the answer webhook
+    when no verdict came before it (a person). The first one is raised on the conversation; later ones
+    change nothing."""
+    told = answered.model_dump_json()
+    first = await svc.waiter.claim_start(f"answered:{conversation.id}", told, START_KEY_TTL_SECONDS)
+    if first == told:
+        try:
+            await client.raise_event(conversation.id, ANSWERED_EVENT, answered.model_dump())
+        except Exception:
+            log.warning("conversation %s: answered after it ended", conversation.id)
+    return Answered.model_validate_json(first)
+
+
+async def _leaves_message(svc: Services, conversation: Conversation) -> bool:
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    return bool(profile is not None and profile.voicemail_message)
 
 
 def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
@@ -150,6 +187,8 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
     from shared.turn_requests import StartConversation
 
     svc, hook = await _verified(req)
+    if "call" in hook.ours:
+        return await _answered(req, svc, client, hook)
     holding = vonage.our_query(vonage.Holding, hook.ours)
     called = hook.call.to
     routed = await route_for_number(_e164(called), CHANNEL)
@@ -167,21 +206,63 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 await svc.waiter.release_start(key, conversation_id)
                 raise
         conversation = await _conversation(svc, claimed)
-        deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
-        try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
-        except GatewayTimeout:
-            if holding.wait >= vonage.MAX_HOLDS:
-                log.warning("call %s: no greeting after %d fillers", hook.call.uuid, holding.wait)
-                return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
-            back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
-            return _ncco(vonage.hold_on(back, conversation.language, FILLER))
-        except ApiError as error:
-            log.warning("call %s: no greeting (%s)", hook.call.uuid, error.code)
+        back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
+        return await _opening(
+            req, svc, client, conversation, GREETING_REQUEST_ID, wait=holding.wait, back=back, ours=called
+        )
+
+
+async def _answered(
+    req: func.HttpRequest, svc: Services, client: df.DurableOrchestrationClient, hook: vonage.Webhook
+) -> func.HttpResponse:
+    """A call we placed was answered (machine detection has run: Vonage asks for the NCCO after it): greet
+    a person, leave the agent's voicemail message on a machine, or end the call."""
+    step = vonage.our_query(vonage.Answering, hook.ours)
+    route = await _route(svc, hook)
+    if route is None:
+        return _ncco([])
+    with tenant_scope(route[0]):
+        conversation_id = str(step.call)
+        key = _start_key(hook.call.uuid)
+        if await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS) != conversation_id:
+            raise BadRequest("This call has another conversation.", code="malformed_query")
+        conversation = await _conversation(svc, conversation_id)
+        person = Answered(machine=False, leave_message=await _leaves_message(svc, conversation))
+        decision = dialog.on_answer(await _verdict(svc, client, conversation, person))
+        if decision.step is dialog.Step.HANG_UP:
+            return _ncco([])
+        request_id = GREETING_REQUEST_ID if decision.step is dialog.Step.GREET else VOICEMAIL_REQUEST_ID
+        back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?call={step.call}&wait={step.wait + 1}"
+        return await _opening(req, svc, client, conversation, request_id, wait=step.wait, back=back, ours=route[2])
+
+
+async def _opening(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    request_id: str,
+    *,
+    wait: int,
+    back: str,
+    ours: str,
+) -> func.HttpResponse:
+    """The call's first words (the greeting, or a voicemail message) once spoken, then what follows them;
+    not spoken by the deadline: a filler and an input that comes back to `back`, up to MAX_HOLDS times."""
+    deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
+    try:
+        opening = await _earlier_turn(svc, conversation.id, request_id)
+        if opening is None or opening.audio_blob is None:
+            opening = await _await_reply(svc, client, conversation.id, request_id, deadline)
+    except GatewayTimeout:
+        if wait >= vonage.MAX_HOLDS:
+            log.warning("conversation %s: no %s after %d fillers", conversation.id, request_id, wait)
             return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
-        return _ncco(_speak(req, svc, conversation, greeting, called))
+        return _ncco(vonage.hold_on(back, conversation.language, FILLER))
+    except ApiError as error:
+        log.warning("conversation %s: no %s (%s)", conversation.id, request_id, error.code)
+        return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
+    return _ncco(_speak(req, svc, conversation, opening, ours))
 
 
 @bp.route(route="voice/vonage/input", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -201,10 +282,10 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
     received_at = time.time()
     svc, hook = await _verified(req)
     step = vonage.our_query(vonage.InputStep, hook.ours)
-    called = hook.call.to
-    routed = await route_for_number(_e164(called), CHANNEL)
+    routed = await _route(svc, hook)
     if routed is None:
         return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
+    called = routed[2]
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
         if conversation_id is None:
@@ -270,13 +351,22 @@ async def _silence(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The call's status changed: once it is over (completed, busy, failed, unanswered, …), the
-    conversation ends; any other status, again, or for a call we never started, is no error."""
+    """The call's status changed: once it is over (completed, busy, failed, unanswered, …) the
+    conversation ends with that outcome; for a call we placed, machine detection's verdict (`human`,
+    `machine`) tells the conversation who answered. Any other status, again, or for a call we never
+    started, is no error."""
     svc, hook = await _verified(req)
-    routed = await route_for_number(_e164(hook.call.to), CHANNEL)
-    if routed is not None and hook.call.status in vonage.ENDED_STATUSES:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
-            if conversation_id is not None:
-                await _end(svc, client, await _conversation(svc, conversation_id))
+    status = hook.call.status
+    route = await _route(svc, hook)
+    if route is None or (status not in vonage.ENDED_STATUSES and status not in vonage.VERDICTS):
+        return func.HttpResponse(status_code=200)
+    with tenant_scope(route[0]):
+        conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
+        if conversation_id is not None:
+            conversation = await _conversation(svc, conversation_id)
+            if status in vonage.VERDICTS:
+                told = Answered(machine=status == "machine", leave_message=await _leaves_message(svc, conversation))
+                await _verdict(svc, client, conversation, told)
+            else:
+                await _end(svc, client, conversation, vonage.ENDED_STATUSES[status])
     return func.HttpResponse(status_code=200)

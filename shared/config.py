@@ -312,6 +312,18 @@ class Settings(BaseSettings):
         description="The Vonage application whose numbers call in: a webhook signed for another application "
         "(`application_id`) is refused (403). Empty: the signature alone decides.",
     )
+    vonage_private_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The Vonage application's private key, as PEM text (`-----BEGIN PRIVATE KEY-----…`; in Azure a "
+        "Key Vault reference): it signs the application JWT (RS256) that places outbound calls. Empty, or no "
+        "VONAGE_APPLICATION_ID: Vonage places no calls (503).",
+    )
+    vonage_api_host: str = Field(
+        default="api.nexmo.com",
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="Host of the Vonage Voice API, which places outbound calls (a regional one such as "
+        "`api-eu.vonage.com`; tests point it at a local fake).",
+    )
     vonage_signature_secret: SecretStr = Field(
         default=SecretStr(""),
         description="The Vonage account's signature secret: it checks the signed JWT on every Vonage webhook (in "
@@ -337,6 +349,13 @@ class Settings(BaseSettings):
     def _rate_limits_parse(cls, value: str) -> str:
         if value.strip() and any(item.amount < 1 for item in parse_many(value)):
             raise ValueError("a rate limit must allow at least one request")
+        return value
+
+    @field_validator("vonage_private_key")
+    @classmethod
+    def _private_key_is_pem(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and "-----BEGIN" not in value.get_secret_value():
+            raise ValueError("VONAGE_PRIVATE_KEY must be the PEM text of the key (-----BEGIN PRIVATE KEY-----…)")
         return value
 
     @field_validator("allowed_origins")

@@ -14,44 +14,13 @@ others the first (`AnsweredBy` is read in `shared.phone.twilio`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shared.errors import ApiError
+from shared.phone.placing import PlacedCall, ProviderBusy, ProviderFailed, ProviderRefused
 
 REST_TIMEOUT_SECONDS = 10.0
 REFUSED_NUMBER_CODES = frozenset({21210, 21211, 21212, 21214, 21215, 21216, 21217, 21219, 21401, 21402, 13223, 13224})
 """Twilio error codes that mean this `To` or `From` cannot be called (invalid, unverified, not allowed
 by the account's geographic permissions, blocked): the request's fault, a 422."""
-
-
-@dataclass(frozen=True)
-class PlacedCall:
-    call_id: str
-    status: str
-
-
-class ProviderRefused(ApiError):
-    """The provider refused the call for the number or caller id given: 422, its code in the message."""
-
-    status = 422
-    code = "call_refused"
-
-
-class ProviderFailed(ApiError):
-    """The provider failed, or refused our credentials: 502, nothing the client can change."""
-
-    status = 502
-    code = "provider_error"
-
-
-class ProviderBusy(ApiError):
-    """The provider asks us to slow down (its own 429): 503 with a Retry-After."""
-
-    status = 503
-    code = "provider_busy"
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
 
 
 def machine_detection(leaves_voicemail: bool) -> str:

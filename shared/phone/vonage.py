@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from shared.models import Outcome
 
 JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 16 * 1024
@@ -35,7 +37,15 @@ CALL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 """A call leg's id as Vonage writes it (`uuid`): one conversation per leg."""
 MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
-ENDED_STATUSES = frozenset({"completed", "busy", "failed", "unanswered", "cancelled", "rejected", "timeout"})
+ENDED_STATUSES: dict[str, Outcome] = {
+    "completed": Outcome.ENDED_BY_CLIENT,
+    "busy": Outcome.BUSY,
+    "unanswered": Outcome.NO_ANSWER,
+    "timeout": Outcome.NO_ANSWER,
+    "failed": Outcome.CALL_FAILED,
+    "rejected": Outcome.CALL_FAILED,
+    "cancelled": Outcome.CANCELED,
+}
 """Event `status` values after which the call is over."""
 MAX_WAIT_SECONDS = 4.0
 """The longest a webhook waits for a reply, whatever PHONE_REPLY_DEADLINE_SECONDS says: Vonage wants the
@@ -92,6 +102,18 @@ class Holding(BaseModel):
     wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
 
 
+VERDICTS = frozenset({"human", "machine"})
+"""Event `status` values that are machine detection's verdict on a call we placed (developer.vonage.com/en/
+voice/voice-api/concepts/advanced-machine-detection): `human`, or `machine` (with `sub_state`
+`beep_start` or `beep_timeout` in `detect_beep` mode)."""
+
+
+class Answering(Holding):
+    """The answer URL of a call we placed, as `POST /api/calls` wrote it: the call's conversation."""
+
+    call: uuid.UUID = Field(description="The conversation made when the call was placed.")
+
+
 class InputStep(Holding):
     """Where a call is, as our own NCCO wrote it into the input's eventUrl."""
 
@@ -100,6 +122,10 @@ class InputStep(Holding):
 
 
 Step = TypeVar("Step", bound=Holding)
+
+
+OUR_QUERY_FIELDS = frozenset(InputStep.model_fields) | frozenset(Answering.model_fields)
+"""Query fields our own URLs carry (a GET answer's query mixes them with Vonage's)."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +197,7 @@ def verified(
     if method.upper() == "GET":
         application = check_signature(secret, authorization, query_payload(pairs))
         fields: Any = dict(pairs)
-        ours = {name: value for name, value in pairs if name in Holding.model_fields or name in InputStep.model_fields}
+        ours = {name: value for name, value in pairs if name in OUR_QUERY_FIELDS}
     else:
         if (content_type or "").split(";", 1)[0].strip().lower() != JSON_TYPE:
             raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")

@@ -1,5 +1,6 @@
-"""The answer to each outbound call placed, kept in Redis for a day: a retried `POST /api/calls` with
-the same Idempotency-Key gets it back instead of ringing the number a second time."""
+"""The outbound calls placed, kept in Redis for a day: the answer to each (a retried `POST /api/calls`
+with the same Idempotency-Key gets it back instead of ringing the number a second time), and whose
+call each provider call id is (its webhooks do not always say which side is ours)."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ class PlacedCalls:
         """The call placed for this conversation, None while it is being placed (or after a day)."""
         raw = await self._redis.get(self._key(conversation_id))
         return None if raw is None else PlacedCall.model_validate_json(raw)
+
+    def _leg_key(self, provider: str, call_id: str) -> str:
+        return f"{self._prefix}leg:{provider}:{call_id}"
+
+    async def remember_leg(self, provider: str, call_id: str, tenant: str, ttl_seconds: int) -> None:
+        """The provider's call `call_id` is one `tenant` placed (read before any tenant is known)."""
+        await self._redis.set(self._leg_key(provider, call_id), tenant, ex=ttl_seconds)
+
+    async def tenant_of_leg(self, provider: str, call_id: str) -> str | None:
+        """The tenant that placed the provider's call `call_id`; None for a call that called in."""
+        raw = await self._redis.get(self._leg_key(provider, call_id))
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)

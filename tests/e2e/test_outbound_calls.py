@@ -1,5 +1,7 @@
 """Outbound calls: `POST /api/calls` places the call through the `twilio` SDK against a fake of Twilio's REST
-API, which then rings our webhooks as Twilio does (signed, `Direction=outbound-api`, AMD's `AnsweredBy`)."""
+API, which then rings our webhooks as Twilio does (signed, `Direction=outbound-api`, AMD's `AnsweredBy`);
+and through the `vonage-voice` SDK against a fake of the Vonage Voice API, which sends machine
+detection's verdict to the event webhook before it asks the answer webhook for the NCCO."""
 
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from tests.e2e.credentials import key_header
 from tests.e2e.polling import wait_until
 from tests.e2e.test_agents_api import profile
 from tests.e2e.test_twilio_calls import spoken
+from tests.e2e.test_vonage_calls import spoken as streamed
 from tests.fakes.twilio_rest import FakeTwilioRest, Pickup, Refused, Unanswered
+from tests.fakes.vonage_rest import FakeVonageRest, rsa_private_key_pem
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "outbound-e2e-twilio-auth-token"
@@ -24,24 +28,47 @@ CALLS_PER_MINUTE = 3
 GREETING = "Hi, this is Chai Point calling about your order."
 VOICEMAIL = "Sorry we missed you. Your order is ready for pickup at Chai Point."
 CUSTOMER = "+14155550123"
+VONAGE_APPLICATION = "5f0c5c44-1c2b-4b0a-9a57-8a1f0b0e2c11"
+VONAGE_SECRET = "outbound-e2e-vonage-signature-secret"
+
+
+Fakes = tuple[DevHost, FakeTwilioRest]
 
 
 @pytest.fixture(scope="module")
-def twilio(start_devhost: StartDevHost) -> Iterator[tuple[DevHost, FakeTwilioRest]]:
-    """A devhost placing calls through the fake; the fake rings the devhost back."""
-    fake = FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, "")
-    with fake:
+def providers(start_devhost: StartDevHost) -> Iterator[tuple[DevHost, FakeTwilioRest, FakeVonageRest]]:
+    """One devhost placing calls through both fakes; each fake rings the devhost back."""
+    private_key = rsa_private_key_pem()
+    with (
+        FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, "") as twilio_fake,
+        FakeVonageRest(VONAGE_APPLICATION, private_key, VONAGE_SECRET, "") as vonage_fake,
+    ):
         host = start_devhost(
             TWILIO_ACCOUNT_SID=ACCOUNT_SID,
             TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-            TWILIO_API_BASE_URL=fake.url,
+            TWILIO_API_BASE_URL=twilio_fake.url,
+            VONAGE_APPLICATION_ID=VONAGE_APPLICATION,
+            VONAGE_PRIVATE_KEY=private_key,
+            VONAGE_SIGNATURE_SECRET=VONAGE_SECRET,
+            VONAGE_API_HOST=vonage_fake.api_host,
+            REQUESTS_CA_BUNDLE=str(vonage_fake.certificate_file),
             OUTBOUND_CALLS_PER_MINUTE=str(CALLS_PER_MINUTE),
         )
-        fake.base_url = host.base
-        yield host, fake
+        twilio_fake.base_url = vonage_fake.base_url = host.base
+        yield host, twilio_fake, vonage_fake
 
 
-def tenant(host: DevHost, *, voicemail: bool = False, number: str | None = None) -> tuple[dict[str, str], str]:
+@pytest.fixture(scope="module")
+def twilio(providers: tuple[DevHost, FakeTwilioRest, FakeVonageRest]) -> Fakes:
+    return providers[0], providers[1]
+
+
+@pytest.fixture(scope="module")
+def vonage(providers: tuple[DevHost, FakeTwilioRest, FakeVonageRest]) -> tuple[DevHost, FakeVonageRest]:
+    return providers[0], providers[2]
+
+
+def tenant(host: DevHost, *, voicemail: bool = False, provider: str = "twilio") -> tuple[dict[str, str], str]:
     """A tenant of its own (each has its own outbound limit) with an agent `caller` and a Twilio number it
     calls from; returns its key header and that number."""
     name = f"t{secrets.token_hex(4)}"
@@ -49,14 +76,16 @@ def tenant(host: DevHost, *, voicemail: bool = False, number: str | None = None)
     fields: dict[str, Any] = {"voicemail_message": VOICEMAIL} if voicemail else {}
     made = host.post("/api/agents", json=profile("caller", GREETING, **fields), headers=key)
     assert made.status_code == 201, made.text
-    line = number or f"+1415555{secrets.randbelow(10_000):04d}"
-    held = host.post("/api/phone-numbers", json={"number": line, "provider": "twilio", "agent": "caller"}, headers=key)
+    line = f"+1415555{secrets.randbelow(10_000):04d}"
+    held = host.post("/api/phone-numbers", json={"number": line, "provider": provider, "agent": "caller"}, headers=key)
     assert held.status_code == 201, held.text
     return key, line
 
 
-def place(host: DevHost, key: dict[str, str], to: str = CUSTOMER, **headers: str) -> requests.Response:
-    body = {"to": to, "agent": "caller", "provider": "twilio"}
+def place(
+    host: DevHost, key: dict[str, str], to: str = CUSTOMER, provider: str = "twilio", **headers: str
+) -> requests.Response:
+    body = {"to": to, "agent": "caller", "provider": provider}
     return host.post("/api/calls", json=body, headers=key | headers)
 
 
@@ -75,7 +104,7 @@ def error_code(response: requests.Response, status: int) -> str:
     return str(response.json()["error"]["code"])
 
 
-def test_a_person_who_answers_is_greeted_and_talks_with_the_agent(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_a_person_who_answers_is_greeted_and_talks_with_the_agent(twilio: Fakes) -> None:
     host, fake = twilio
     key, line = tenant(host)
     placed = place(host, key)
@@ -111,7 +140,7 @@ def test_a_person_who_answers_is_greeted_and_talks_with_the_agent(twilio: tuple[
 
 
 def test_a_machine_gets_the_agents_voicemail_message_after_the_beep_then_the_call_hangs_up(
-    twilio: tuple[DevHost, FakeTwilioRest],
+    twilio: Fakes,
 ) -> None:
     host, fake = twilio
     key, _ = tenant(host, voicemail=True)
@@ -132,7 +161,7 @@ def test_a_machine_gets_the_agents_voicemail_message_after_the_beep_then_the_cal
 
 
 def test_a_machine_is_hung_up_on_when_the_agent_has_no_voicemail_message(
-    twilio: tuple[DevHost, FakeTwilioRest],
+    twilio: Fakes,
 ) -> None:
     host, fake = twilio
     key, _ = tenant(host)
@@ -147,7 +176,7 @@ def test_a_machine_is_hung_up_on_when_the_agent_has_no_voicemail_message(
         assert (final["outcome"], final["turns"]) == ("answering_machine", []), answered_by
 
 
-def test_a_call_nobody_answers_ends_with_the_status_callbacks_outcome(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_a_call_nobody_answers_ends_with_the_status_callbacks_outcome(twilio: Fakes) -> None:
     host, fake = twilio
     key, _ = tenant(host)
     for status, outcome in (("busy", "busy"), ("no-answer", "no_answer"), ("failed", "call_failed")):
@@ -159,7 +188,7 @@ def test_a_call_nobody_answers_ends_with_the_status_callbacks_outcome(twilio: tu
         assert (final["outcome"], final["turns"]) == (outcome, []), status
 
 
-def test_a_retried_post_with_the_same_idempotency_key_places_one_call(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_a_retried_post_with_the_same_idempotency_key_places_one_call(twilio: Fakes) -> None:
     host, fake = twilio
     key, _ = tenant(host)
     number = "+14155550125"
@@ -175,7 +204,7 @@ def test_a_retried_post_with_the_same_idempotency_key_places_one_call(twilio: tu
 
 
 def test_the_providers_refusal_is_a_clear_error_and_the_conversation_ends_call_failed(
-    twilio: tuple[DevHost, FakeTwilioRest],
+    twilio: Fakes,
 ) -> None:
     host, fake = twilio
     key, _ = tenant(host)
@@ -191,7 +220,7 @@ def test_the_providers_refusal_is_a_clear_error_and_the_conversation_ends_call_f
     )
 
 
-def test_bad_requests_are_4xx_and_place_no_call(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_bad_requests_are_4xx_and_place_no_call(twilio: Fakes) -> None:
     host, fake = twilio
     key, _ = tenant(host)
     before = len(fake.requests)
@@ -213,14 +242,14 @@ def test_bad_requests_are_4xx_and_place_no_call(twilio: tuple[DevHost, FakeTwili
     assert len(fake.requests) == before
 
 
-def test_no_number_to_call_from_is_a_409(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_no_number_to_call_from_is_a_409(twilio: Fakes) -> None:
     host, _ = twilio
     key = key_header(host, f"t{secrets.token_hex(4)}")
     assert host.post("/api/agents", json=profile("caller", GREETING), headers=key).status_code == 201
     assert error_code(place(host, key), 409) == "no_caller_id"
 
 
-def test_another_tenant_cannot_call_with_someone_elses_agent(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_another_tenant_cannot_call_with_someone_elses_agent(twilio: Fakes) -> None:
     host, fake = twilio
     owner, _ = tenant(host)
     stranger = key_header(host, f"t{secrets.token_hex(4)}")
@@ -230,7 +259,7 @@ def test_another_tenant_cannot_call_with_someone_elses_agent(twilio: tuple[DevHo
     assert owner != stranger
 
 
-def test_a_key_without_calls_write_is_refused(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_a_key_without_calls_write_is_refused(twilio: Fakes) -> None:
     host, _ = twilio
     from shared.security.roles import Scope
 
@@ -238,7 +267,7 @@ def test_a_key_without_calls_write_is_refused(twilio: tuple[DevHost, FakeTwilioR
     assert error_code(place(host, key), 403) == "forbidden"
 
 
-def test_outbound_calls_are_limited_per_tenant(twilio: tuple[DevHost, FakeTwilioRest]) -> None:
+def test_outbound_calls_are_limited_per_tenant(twilio: Fakes) -> None:
     host, fake = twilio
     key, _ = tenant(host)
     number = "+14155550128"
@@ -250,3 +279,70 @@ def test_outbound_calls_are_limited_per_tenant(twilio: tuple[DevHost, FakeTwilio
     assert int(limited.headers["Retry-After"]) >= 1
     other, _ = tenant(host)
     assert place(host, other, number).status_code == 201, "another tenant's calls are counted apart"
+
+
+def test_through_vonage_a_person_is_greeted_and_talks_with_the_agent(vonage: tuple[DevHost, FakeVonageRest]) -> None:
+    host, fake = vonage
+    key, line = tenant(host, provider="vonage")
+    placed = place(host, key, provider="vonage")
+    assert placed.status_code == 201, placed.text
+    body = placed.json()
+    assert (body["provider"], body["status"], body["caller_id"]) == ("vonage", "started", line)
+    leg = fake.leg(body["call_id"])
+    assert leg.body["to"] == [{"number": CUSTOMER.removeprefix("+"), "type": "phone"}]
+    assert leg.body["from"] == {"number": line.removeprefix("+"), "type": "phone"}
+    assert leg.body["answer_url"] == [f"{host.base}/api/voice/vonage/answer?call={body['conversation_id']}"]
+    assert leg.body["event_url"] == [f"{host.base}/api/voice/vonage/event"]
+    assert leg.body["advanced_machine_detection"] == {"behavior": "hangup", "mode": "detect"}
+    assert leg.events == ["started", "ringing", "answered", "human"]
+    assert leg.answered is not None
+    assert leg.phone is not None
+    assert streamed(leg.answered) == (body["conversation_id"], 0)
+    hours = leg.phone.say("what are your opening hours")
+    assert streamed(hours) == (body["conversation_id"], 1)
+    assert leg.phone.hang_up(url="/api/voice/vonage/event", direction="outbound").status_code == 200
+    final = ended(host, key, body["conversation_id"])
+    assert (final["outcome"], [t["kind"] for t in final["turns"]]) == ("ended_by_client", ["greeting", "utterance"])
+
+
+def test_through_vonage_a_machine_gets_the_voicemail_message_after_the_beep(
+    vonage: tuple[DevHost, FakeVonageRest],
+) -> None:
+    host, fake = vonage
+    key, _ = tenant(host, voicemail=True, provider="vonage")
+    fake.script("+14155550131", Pickup("machine"))
+    body = place(host, key, "+14155550131", provider="vonage").json()
+    leg = fake.leg(body["call_id"])
+    assert leg.body["advanced_machine_detection"] == {"behavior": "continue", "mode": "detect_beep"}
+    assert leg.answered is not None
+    assert streamed(leg.answered) == (body["conversation_id"], 0)
+    assert leg.answered.hung_up
+    final = ended(host, key, body["conversation_id"])
+    assert final["outcome"] == "voicemail"
+    assert [(t["kind"], t["reply"]["text"]) for t in final["turns"]] == [("voicemail", VOICEMAIL)]
+
+
+def test_through_vonage_a_machine_is_dropped_and_an_unanswered_call_keeps_its_outcome(
+    vonage: tuple[DevHost, FakeVonageRest],
+) -> None:
+    host, fake = vonage
+    key, _ = tenant(host, provider="vonage")
+    fake.script("+14155550132", Pickup("machine"))
+    fake.script("+14155550133", Unanswered("busy"))
+    machine = place(host, key, "+14155550132", provider="vonage").json()
+    busy = place(host, key, "+14155550133", provider="vonage").json()
+    assert fake.leg(machine["call_id"]).answered is None, "Vonage hangs up on the machine itself"
+    assert fake.leg(busy["call_id"]).events[-1] == "busy"
+    assert ended(host, key, machine["conversation_id"])["outcome"] == "answering_machine"
+    assert ended(host, key, busy["conversation_id"])["outcome"] == "busy"
+
+
+def test_through_vonage_a_refusal_is_a_clear_error(vonage: tuple[DevHost, FakeVonageRest]) -> None:
+    host, fake = vonage
+    key, _ = tenant(host, provider="vonage")
+    fake.script("+14155550134", Refused(400, 0, "The destination is barred."))
+    refused = place(host, key, "+14155550134", provider="vonage")
+    assert error_code(refused, 422) == "call_refused"
+    assert "barred" in refused.json()["error"]["message"]
+    twilio_only, _ = tenant(host)
+    assert error_code(place(host, twilio_only, provider="vonage"), 409) == "no_caller_id"

@@ -1,5 +1,5 @@
-"""Outbound calls on the wire: the body `POST /api/calls` takes, what the `twilio` SDK sends to Twilio's Calls
-resource (against the REST fake), how Twilio's errors become ours, and what AMD's verdict leads to."""
+"""Outbound calls on the wire: the body `POST /api/calls` takes, what the `twilio` and `vonage-voice` SDKs send
+(against the REST fakes), how the providers' errors become ours, and what AMD's verdict leads to."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from shared.call_models import CallRequest
 from shared.errors import ApiError
 from shared.models import Answered, Outcome
 from shared.phone import twilio
-from shared.phone.twilio_calls import ProviderBusy, ProviderFailed, ProviderRefused, place_call
+from shared.phone.placing import ProviderBusy, ProviderFailed, ProviderRefused
+from shared.phone.twilio_calls import place_call
+from shared.phone.vonage_calls import place_call as vonage_place_call
 from tests.fakes.twilio_rest import FakeTwilioRest, Refused
 from tests.fakes.twilio_rest import _error as twilio_error
+from tests.fakes.vonage_rest import FakeVonageRest, rsa_private_key_pem
 
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
 TOKEN = "unit-twilio-token"
@@ -170,3 +173,60 @@ def test_a_call_we_placed_is_told_by_its_direction() -> None:
     inbound = twilio.parse_form(twilio.FORM_TYPE, b"CallSid=CA" + b"0" * 32 + b"&Direction=inbound")
     outbound = twilio.parse_form(twilio.FORM_TYPE, b"CallSid=CA" + b"0" * 32 + b"&Direction=outbound-api")
     assert (twilio.is_outbound(inbound), twilio.is_outbound(outbound)) == (False, True)
+
+
+VONAGE_APPLICATION = "0b8f4a52-3c1e-4d5f-8a9b-1c2d3e4f5a6b"
+
+
+@pytest.fixture(scope="module")
+def vonage_key() -> str:
+    return rsa_private_key_pem()
+
+
+@pytest.fixture
+def vonage_fake(vonage_key: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVonageRest]:
+    """The Vonage fake, its certificate trusted the way `requests` lets a deployment trust one."""
+    with FakeVonageRest(
+        VONAGE_APPLICATION, vonage_key, "unit-vonage-signature-secret-of-32-bytes", "http://127.0.0.1:9"
+    ) as server:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.certificate_file))
+        yield server
+
+
+def vonage_placed(fake: FakeVonageRest, key: str, *, to: str = TO, voicemail: bool = False) -> str:
+    return vonage_place_call(
+        application_id=VONAGE_APPLICATION,
+        private_key=key,
+        api_host=fake.api_host,
+        to=to,
+        from_=FROM,
+        answer_url="https://app.example/api/voice/vonage/answer?call=c",
+        event_url="https://app.example/api/voice/vonage/event",
+        leaves_voicemail=voicemail,
+        ringing_seconds=300,
+    ).call_id
+
+
+def test_the_vonage_sdk_sends_the_call_signed_as_the_application(vonage_fake: FakeVonageRest, vonage_key: str) -> None:
+    call_uuid = vonage_placed(vonage_fake, vonage_key, voicemail=True)
+    body = vonage_fake.legs[call_uuid].body
+    assert body == {
+        "to": [{"number": "14155550123", "type": "phone"}],
+        "from": {"number": "14155550100", "type": "phone"},
+        "answer_url": ["https://app.example/api/voice/vonage/answer?call=c"],
+        "answer_method": "POST",
+        "event_url": ["https://app.example/api/voice/vonage/event"],
+        "event_method": "POST",
+        "advanced_machine_detection": {"behavior": "continue", "mode": "detect_beep"},
+        "ringing_timer": 120,
+    }
+
+
+def test_vonages_refusals_become_clear_errors(vonage_fake: FakeVonageRest, vonage_key: str) -> None:
+    vonage_fake.script("+14155550140", Refused(400, 0, "Invalid to number"))
+    with pytest.raises(ProviderRefused) as refused:
+        vonage_placed(vonage_fake, vonage_key, to="+14155550140")
+    assert "Invalid to number" in refused.value.message
+    with pytest.raises(ProviderFailed) as credentials:
+        vonage_placed(vonage_fake, rsa_private_key_pem())
+    assert credentials.value.code == "provider_credentials"
