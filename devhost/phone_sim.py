@@ -40,6 +40,8 @@ class Heard:
     listening: str | None = None
     hung_up: bool = False
     dialled: str | None = None
+    recording: str | None = None
+    """Where Twilio would post the call's recording, once the TwiML started one (`<Start><Recording>`)."""
     twiml: list[str] = field(default_factory=list)
 
 
@@ -74,6 +76,7 @@ class TwilioCall:
         self.to = to
         self.caller = caller
         self.listening: str | None = None
+        self.recording: str | None = None
 
     def params(self, **extra: str) -> dict[str, str]:
         return {
@@ -143,6 +146,11 @@ class TwilioCall:
             if verb.tag == "Dial":
                 heard.dialled = verb.text
                 return heard
+            if verb.tag == "Start":
+                for inner in verb:
+                    if inner.tag == "Recording":
+                        self.recording = heard.recording = inner.attrib["recordingStatusCallback"]
+                continue
             self._speak(verb, heard)
         heard.hung_up = True  # Twilio hangs up when the TwiML runs out
         return heard

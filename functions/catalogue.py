@@ -186,6 +186,18 @@ OPERATIONS = (
         path_schemas=CONVERSATION_ID,
     ),
     Operation(
+        "GET",
+        "/api/conversations/{conversation_id}/recording",
+        "get_recording",
+        "The phone call's recording (its agent records calls)",
+        "conversations",
+        Scope.CONVERSATIONS_READ,
+        {200: Answer("The recording, as the provider recorded it.", (Content(WAV),))},
+        errors=(404,),
+        path_schemas=CONVERSATION_ID,
+        description="404 `recording_not_found` until the provider has delivered it, or for a call not recorded.",
+    ),
+    Operation(
         "POST",
         "/api/conversations/{conversation_id}/end",
         "end_conversation",
@@ -366,6 +378,19 @@ OPERATIONS = (
         headers=TWILIO_SIGNED,
         description=f"{TWILIO_NOTE} The query is the one our TwiML wrote: a retry plays the same sentence. "
         "Waits up to PHONE_REPLY_DEADLINE_SECONDS for the next sentence, else a filler and the same redirect.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/twilio/recording",
+        "twilio_recording",
+        "Twilio recording status callback: a recorded call's WAV is fetched and kept with its conversation",
+        "phone",
+        None,
+        {204: Answer("Noted (kept once; again, another status, or a call not recorded here is no error).")},
+        errors=TWILIO_ERRORS,
+        body=(Content(FORM_TYPE, VoiceWebhook),),
+        headers=TWILIO_SIGNED,
+        description=f"{TWILIO_NOTE} `RecordingUrl` must be a recording of TWILIO_API_BASE_URL (else 400).",
     ),
     Operation(
         "POST",

@@ -39,7 +39,7 @@ from shared import dialog
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import Answered, TurnAction, TurnRecord
 from shared.phone import twilio
-from shared.tenancy import DEMO_TENANT, tenant_scope
+from shared.tenancy import DEMO_TENANT, current_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -54,6 +54,7 @@ GATHER_ROUTE = "/api/voice/twilio/gather"
 INCOMING_ROUTE = "/api/voice/twilio/incoming"
 REPLY_ROUTE = "/api/voice/twilio/reply"
 STATUS_ROUTE = "/api/voice/twilio/status"
+RECORDING_ROUTE = "/api/voice/twilio/recording"
 FILLER = "One moment, please."
 SORRY = "Sorry, something went wrong on our side. Please call again later."
 NOT_IN_SERVICE = "Sorry, this number is not in service."
@@ -121,11 +122,16 @@ def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
 
 
-def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
+def _speak(
+    req: func.HttpRequest,
+    svc: Services,
+    conversation: Conversation,
+    turn: TurnRecord,
+    recording: twilio.Recording | None = None,
+) -> str:
     """The whole reply played (one recording), then what the turn does next."""
-    return _then(
-        req, svc, conversation, turn, [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
-    )
+    audio = [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
+    return _then(req, svc, conversation, turn, audio, recording=recording)
 
 
 def _then(
@@ -136,6 +142,7 @@ def _then(
     audio: list[str],
     *,
     gather_turn: int | None = None,
+    recording: twilio.Recording | None = None,
 ) -> str:
     """The reply's last audio, then the call listens for the caller's turn `gather_turn` (the next
     after this one unless given), or is transferred or hung up."""
@@ -144,7 +151,7 @@ def _then(
     if turn.action is TurnAction.TRANSFER:
         return twilio.finish(audio, turn.transfer_to)
     step = twilio.GatherStep(turn=turn.turn + 1 if gather_turn is None else gather_turn)
-    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio)
+    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio, recording=recording)
 
 
 @bp.route(route="voice/twilio/incoming", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -174,7 +181,16 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
                 raise
         conversation = await _conversation(svc, claimed)
         redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
-        return await _opening(req, svc, client, conversation, GREETING_REQUEST_ID, wait=holding.wait, redirect=redirect)
+        return await _opening(
+            req,
+            svc,
+            client,
+            conversation,
+            GREETING_REQUEST_ID,
+            call_sid=form.call_sid,
+            wait=holding.wait,
+            redirect=redirect,
+        )
 
 
 async def _answered(
@@ -212,7 +228,9 @@ async def _answered(
             return _twiml(twilio.hang_up())
         request_id = GREETING_REQUEST_ID if decision.step is dialog.Step.GREET else VOICEMAIL_REQUEST_ID
         redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?call={step.call}&wait={step.wait + 1}"
-        return await _opening(req, svc, client, conversation, request_id, wait=step.wait, redirect=redirect)
+        return await _opening(
+            req, svc, client, conversation, request_id, call_sid=form.call_sid, wait=step.wait, redirect=redirect
+        )
 
 
 async def _opening(
@@ -222,11 +240,13 @@ async def _opening(
     conversation: Conversation,
     request_id: str,
     *,
+    call_sid: str,
     wait: int,
     redirect: str,
 ) -> func.HttpResponse:
     """The call's first words (the greeting, or a voicemail message) once spoken, then what follows
-    them; not spoken by the deadline: a filler and `redirect`, up to MAX_HOLDS times."""
+    them; not spoken by the deadline: a filler and `redirect`, up to MAX_HOLDS times. A person's call
+    whose agent records calls hears the consent line first, then recording starts."""
     deadline = svc.settings.phone_reply_deadline_seconds
     try:
         opening = await _earlier_turn(svc, conversation.id, request_id)
@@ -240,7 +260,24 @@ async def _opening(
     except ApiError as error:
         log.warning("conversation %s: no %s (%s)", conversation.id, request_id, error.code)
         return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-    return _twiml(_speak(req, svc, conversation, opening))
+    recording = await _recording(req, svc, conversation, call_sid) if request_id == GREETING_REQUEST_ID else None
+    return _twiml(_speak(req, svc, conversation, opening, recording))
+
+
+async def _recording(
+    req: func.HttpRequest, svc: Services, conversation: Conversation, call_sid: str
+) -> twilio.Recording | None:
+    """How the call is recorded, if its agent records calls; the call is noted as this tenant's, since
+    the recording's callback names only the call."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    if profile is None or not profile.recording or not profile.recording_consent:
+        return None
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    await placed.remember_leg(CHANNEL, call_sid, current_tenant(), START_KEY_TTL_SECONDS)
+    callback = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
+    return twilio.Recording(consent=profile.recording_consent, callback=callback)
 
 
 @bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -426,4 +463,43 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 if duration is not None:
                     await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
                 await _end(svc, client, conversation, outcome)
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="voice/twilio/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """A call's recording is ready (`RecordingStatus` completed): fetch its WAV from Twilio and keep it with
+    the conversation, once; a retried callback, another status, or a call we do not know is no error."""
+    from shared.phone.twilio_calls import download_recording
+    from shared.storage.blobs import recording_name
+    from shared.storage.placed_calls import PlacedCalls
+
+    svc, form = await _verified(req)
+    settings = svc.settings
+    if form.get("RecordingStatus") != "completed":
+        return func.HttpResponse(status_code=204)
+    seconds = twilio.recording_seconds(form)
+    url = twilio.recording_media_url(form.get("RecordingUrl"), settings.twilio_api_base_url)
+    tenant = await PlacedCalls(svc.async_redis, settings.redis_key_prefix).tenant_of_leg(CHANNEL, form.call_sid)
+    if tenant is None or not settings.twilio_account_sid:
+        log.warning("call %s: a recording of a call not recorded here, or no TWILIO_ACCOUNT_SID", form.call_sid)
+        return func.HttpResponse(status_code=204)
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        if conversation_id is None:
+            return func.HttpResponse(status_code=204)
+        conversation = await _conversation(svc, conversation_id)
+        if conversation.recording_blob is not None:
+            return func.HttpResponse(status_code=204)
+        data = await asyncio.to_thread(
+            lambda: download_recording(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token.get_secret_value(),
+                url=url,
+            )
+        )
+        blob = recording_name(conversation.id)
+        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
+        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, seconds))
     return func.HttpResponse(status_code=204)

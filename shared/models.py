@@ -211,6 +211,17 @@ class AgentProfile(Frozen):
     transfer_number: str | None = Field(
         default=None, pattern=PHONE_NUMBER, description="Where `transfer_to_human` sends the caller (E.164)."
     )
+    recording: bool = Field(
+        default=False,
+        description="Record this agent's phone calls (Twilio): the call opens with `recording_consent`, then "
+        "recording starts; the recording is kept with the conversation.",
+    )
+    recording_consent: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="What a recorded call says first, before recording starts (required with `recording`).",
+    )
     voicemail_message: str | None = Field(
         default=None,
         min_length=1,
@@ -222,6 +233,12 @@ class AgentProfile(Frozen):
     extraction: dict[str, ExtractionField] = Field(
         default_factory=dict, description="Facts filled in from the whole call when it ends."
     )
+
+    @model_validator(mode="after")
+    def _recording_asks_consent(self) -> AgentProfile:
+        if self.recording and not (self.recording_consent or "").strip():
+            raise ValueError("recording needs recording_consent: a recorded call says so first")
+        return self
 
     @model_validator(mode="after")
     def _tool_names_are_unique(self) -> AgentProfile:

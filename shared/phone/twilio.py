@@ -84,6 +84,12 @@ class VoiceWebhook(BaseModel):
     call_status: str = Field(
         alias="CallStatus", default="", description="On the status callback: completed, busy, failed, …."
     )
+    recording_status: str = Field(
+        alias="RecordingStatus", default="", description="On the recording callback: completed (kept), or another."
+    )
+    recording_url: str = Field(
+        alias="RecordingUrl", default="", description="On the recording callback: the recording, in Twilio's REST API."
+    )
     speech_result: str = Field(alias="SpeechResult", default="", description="On a gather: what the caller said.")
     digits: str = Field(alias="Digits", default="", description="On a gather: the keys the caller pressed.")
 
@@ -186,6 +192,27 @@ def answered_by_machine(answered_by: str) -> bool:
     return answered_by in MACHINE_ANSWERS
 
 
+def recording_seconds(form: CallForm) -> int | None:
+    """`RecordingDuration` of a recording status callback (whole seconds), None if absent; 400 if not one."""
+    text = form.get("RecordingDuration")
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_CALL_SECONDS:
+        raise BadRequest("RecordingDuration is not a recording's length in seconds.", code="malformed_form")
+    return int(text)
+
+
+def recording_media_url(recording_url: str, api_base_url: str) -> str:
+    """The WAV of a finished recording: its `RecordingUrl` (Twilio's REST API, no extension) with `.wav`;
+    a URL anywhere else than TWILIO_API_BASE_URL's account recordings is a 400, never fetched."""
+    base = api_base_url.rstrip("/")
+    if not re.fullmatch(
+        re.escape(base) + r"/2010-04-01/Accounts/AC[0-9a-f]{32}/Recordings/RE[0-9a-f]{32}", recording_url
+    ):
+        raise BadRequest("RecordingUrl is not a recording of Twilio's REST API.", code="malformed_form")
+    return f"{recording_url}.wav"
+
+
 def call_duration(form: CallForm) -> int | None:
     """`CallDuration` (whole seconds, sent when the call ends), None if absent; 400 if not a duration."""
     text = form.get("CallDuration")
@@ -214,11 +241,21 @@ def check_signature(auth_token: str, url: str, form: CallForm, signature: str | 
         raise Forbidden("The request does not carry a valid Twilio signature.", code="invalid_signature")
 
 
-def listen(action: str, language: str, *audio_urls: str) -> str:
+@dataclass(frozen=True)
+class Recording:
+    """A call its agent records: what it says first, before recording starts (`<Say>`, then
+    `<Start><Recording>`: twilio.com/docs/voice/twiml/recording), and where Twilio posts the recording."""
+
+    consent: str
+    callback: str
+
+
+def listen(action: str, language: str, *audio_urls: str, recording: Recording | None = None) -> str:
     """Play the agent's words (each link in turn, or none when they have played already) and listen
     for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
-    posted too (no SpeechResult), so silence is ours to decide."""
-    response, gather = _listening(action, language)
+    posted too (no SpeechResult), so silence is ours to decide. A call to record says its consent line
+    first and starts recording before the agent's words."""
+    response, gather = _listening(action, language, recording)
     for audio_url in audio_urls:
         gather.play(audio_url)
     return str(response)
@@ -231,7 +268,7 @@ def prompt_again(action: str, language: str, words: str) -> str:
     return str(response)
 
 
-def _listening(action: str, language: str) -> tuple[VoiceResponse, Gather]:
+def _listening(action: str, language: str, recording: Recording | None = None) -> tuple[VoiceResponse, Gather]:
     """A response whose `<Gather>` listens for speech or keypad and posts to `action`, even on silence.
 
     `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
@@ -239,6 +276,13 @@ def _listening(action: str, language: str) -> tuple[VoiceResponse, Gather]:
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
+    if recording is not None:
+        response.say(recording.consent, language=language)
+        response.start().recording(
+            recording_status_callback=recording.callback,
+            recording_status_callback_method="POST",
+            recording_status_callback_event="completed",
+        )
     gather = response.gather(
         input="dtmf speech",
         action=action,

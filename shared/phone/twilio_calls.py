@@ -82,3 +82,33 @@ def provider_error(status: int, code: int | None, message: str) -> ApiError:
             code="provider_credentials",
         )
     return ProviderFailed(said)
+
+
+MAX_RECORDING_BYTES = 128 * 1024 * 1024
+"""About two hours of 8 kHz 16-bit WAV: a longer download is refused rather than held in memory."""
+
+
+def download_recording(*, account_sid: str, auth_token: str, url: str) -> bytes:
+    """The recording's WAV, fetched with the account's credentials (Twilio's media is behind them by
+    default); bounded by MAX_RECORDING_BYTES. A redirect to Twilio's media store drops the credentials."""
+    import httpx
+
+    try:
+        with (
+            httpx.Client(timeout=REST_TIMEOUT_SECONDS, follow_redirects=True, max_redirects=3) as client,
+            client.stream("GET", url, auth=(account_sid, auth_token)) as response,
+        ):
+            if response.status_code != 200:
+                raise ProviderFailed(
+                    f"Twilio did not hand over the recording (HTTP {response.status_code}).", code="provider_error"
+                )
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > MAX_RECORDING_BYTES:
+                    raise ProviderFailed("The recording is larger than this app keeps.", code="recording_too_large")
+    except httpx.HTTPError as error:
+        raise ProviderFailed(
+            f"Twilio could not be reached ({type(error).__name__}).", code="provider_unreachable"
+        ) from None
+    return bytes(data)

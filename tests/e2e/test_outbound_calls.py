@@ -28,6 +28,7 @@ CALLS_PER_MINUTE = 3
 GREETING = "Hi, this is Chai Point calling about your order."
 VOICEMAIL = "Sorry we missed you. Your order is ready for pickup at Chai Point."
 CUSTOMER = "+14155550123"
+CONSENT = "This call is recorded for quality."
 VONAGE_APPLICATION = "5f0c5c44-1c2b-4b0a-9a57-8a1f0b0e2c11"
 VONAGE_SECRET = "outbound-e2e-vonage-signature-secret"
 
@@ -68,12 +69,16 @@ def vonage(providers: tuple[DevHost, FakeTwilioRest, FakeVonageRest]) -> tuple[D
     return providers[0], providers[2]
 
 
-def tenant(host: DevHost, *, voicemail: bool = False, provider: str = "twilio") -> tuple[dict[str, str], str]:
+def tenant(
+    host: DevHost, *, voicemail: bool = False, provider: str = "twilio", recording: bool = False
+) -> tuple[dict[str, str], str]:
     """A tenant of its own (each has its own outbound limit) with an agent `caller` and a Twilio number it
     calls from; returns its key header and that number."""
     name = f"t{secrets.token_hex(4)}"
     key = key_header(host, name)
     fields: dict[str, Any] = {"voicemail_message": VOICEMAIL} if voicemail else {}
+    if recording:
+        fields |= {"recording": True, "recording_consent": CONSENT}
     made = host.post("/api/agents", json=profile("caller", GREETING, **fields), headers=key)
     assert made.status_code == 201, made.text
     line = f"+1415555{secrets.randbelow(10_000):04d}"
@@ -346,3 +351,57 @@ def test_through_vonage_a_refusal_is_a_clear_error(vonage: tuple[DevHost, FakeVo
     assert "barred" in refused.json()["error"]["message"]
     twilio_only, _ = tenant(host)
     assert error_code(place(host, twilio_only, provider="vonage"), 409) == "no_caller_id"
+
+
+def test_a_recorded_call_opens_with_the_consent_line_then_records_and_keeps_the_recording_once(
+    twilio: Fakes,
+) -> None:
+    host, fake = twilio
+    key, _ = tenant(host, recording=True)
+    body = place(host, key).json()
+    call = fake.call(body["call_id"])
+    assert call.answered is not None
+    assert call.phone is not None
+    twiml = call.answered.twiml[-1]
+    assert twiml.index("<Say") < twiml.index("<Start><Recording") < twiml.index("<Gather"), twiml
+    assert call.answered.said == [CONSENT]
+    assert call.answered.recording == f"{host.base}/api/voice/twilio/recording"
+    assert spoken(call.answered) == (body["conversation_id"], 0)
+    assert transcript(host, key, body["conversation_id"])["recording_url"] is None
+    call.phone.say("what are your opening hours")
+    assert call.phone.hang_up().status_code == 204
+
+    recording_sid, form = fake.deliver_recording(body["call_id"], seconds=12)
+    again = call.phone.post(call.phone.recording or "", form)
+    assert again.status_code == 204, "a retried callback is no error"
+    assert fake.downloads == [recording_sid], "fetched once, kept once"
+    detail = ended(host, key, body["conversation_id"])
+    assert detail["recording_url"] == f"{host.base}/api/conversations/{body['conversation_id']}/recording"
+    assert detail["recording_seconds"] == 12
+    kept = host.get(f"/api/conversations/{body['conversation_id']}/recording", headers=key)
+    assert kept.status_code == 200, kept.text
+    assert kept.content == fake.recordings[recording_sid]
+    other = key_header(host, f"t{secrets.token_hex(4)}")
+    assert host.get(f"/api/conversations/{body['conversation_id']}/recording", headers=other).status_code == 404
+
+
+def test_a_call_whose_agent_does_not_record_starts_no_recording_and_has_none(twilio: Fakes) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    body = place(host, key).json()
+    call = fake.call(body["call_id"])
+    assert call.answered is not None
+    assert call.answered.recording is None
+    assert "<Start>" not in call.answered.twiml[-1]
+    missing = host.get(f"/api/conversations/{body['conversation_id']}/recording", headers=key)
+    assert error_code(missing, 404) == "recording_not_found"
+    assert call.phone is not None
+    forged = {
+        "AccountSid": ACCOUNT_SID,
+        "CallSid": body["call_id"],
+        "RecordingSid": "RE" + "0" * 32,
+        "RecordingUrl": "http://169.254.169.254/latest/meta-data",
+        "RecordingStatus": "completed",
+    }
+    assert call.phone.post("/api/voice/twilio/recording", forged).status_code == 400, "only Twilio's API is fetched"
+    call.phone.hang_up()

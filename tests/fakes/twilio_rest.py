@@ -13,7 +13,9 @@ for such a `From`, 21205 without `Url`, 21201 without `To`; and whatever a numbe
 Once it has answered, the number "rings" (on a thread, as Twilio's call progresses after the API
 answers): its script says who picks up (`Pickup`, AMD's `AnsweredBy`), and the fake posts our `Url`
 signed with the auth token, `Direction=outbound-api`, and follows the TwiML (`devhost.phone_sim`);
-a call that ends there (hang-up, voicemail) gets its status callback `completed`. Or nobody picks up
+a call that ends there (hang-up, voicemail) gets its status callback `completed`. A call whose TwiML
+started a recording (`<Start><Recording>`) has it delivered by `deliver_recording`: the signed recording
+status callback, and the media at `RecordingUrl` + `.wav` behind basic auth. Or nobody picks up
 (`Unanswered`): only the status callback comes, with `busy`, `no-answer` or `failed`. A person's call
 stays up for the test to go on talking (`call.phone`).
 """
@@ -21,19 +23,23 @@ stays up for the test to go on talking (`call.phone`).
 from __future__ import annotations
 
 import base64
+import io
 import re
 import secrets
 import threading
+import wave
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+import numpy as np
 from aiohttp import web
 
 from devhost.phone_sim import Heard, TwilioCall
 from tests.fakes.loopback import LoopbackFake
 
 CALLS_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls\.json$")
+RECORDING_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-f]{32})\.wav$")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 ANSWER_SECONDS = 30.0
 
@@ -99,6 +105,8 @@ class FakeTwilioRest(LoopbackFake):
         self.scripts: dict[str, Script] = {}
         self.calls: dict[str, RingingCall] = {}
         self.requests: list[dict[str, Any]] = []
+        self.recordings: dict[str, bytes] = {}
+        self.downloads: list[str] = []
         self._lock = threading.Lock()
 
     def script(self, to: str, what: Script) -> None:
@@ -118,6 +126,9 @@ class FakeTwilioRest(LoopbackFake):
             form.setdefault(name, []).append(str(value))
         with self._lock:
             self.requests.append({"method": request.method, "path": request.path, "form": form})
+        media = RECORDING_PATH.fullmatch(request.path)
+        if request.method == "GET" and media is not None:
+            return self._recording(request, media.group(1), media.group(2))
         match = CALLS_PATH.fullmatch(request.path)
         if request.method != "POST" or match is None:
             return _error(404, 20404, "The requested resource was not found")
@@ -131,6 +142,40 @@ class FakeTwilioRest(LoopbackFake):
         self.calls[sid] = call
         threading.Thread(target=self._ring, args=(call,), daemon=True, name=f"ring-{sid}").start()
         return web.json_response(self._resource(sid, form), status=201)
+
+    def _recording(self, request: web.Request, account_sid: str, recording_sid: str) -> web.Response:
+        """A recording's media (`…/Recordings/RE….wav`), behind the account's credentials as by default."""
+        if not self._authorized(request.headers.get("Authorization", ""), account_sid):
+            return _error(401, 20003, "Authenticate")
+        if recording_sid not in self.recordings:
+            return _error(404, 20404, "The requested resource was not found")
+        self.downloads.append(recording_sid)
+        return web.Response(body=self.recordings[recording_sid], content_type="audio/x-wav")
+
+    def deliver_recording(self, sid: str, *, seconds: int = 12) -> tuple[str, dict[str, str]]:
+        """The call's recording is done, as Twilio finishes one when the call ends: its media is served and
+        the recording status callback the TwiML asked for is posted (signed); returns the RecordingSid and
+        the callback's form, for a test to post again."""
+        call = self.calls[sid]
+        assert call.phone is not None
+        assert call.phone.recording is not None, "the TwiML started no recording"
+        recording_sid = "RE" + secrets.token_hex(16)
+        self.recordings[recording_sid] = _wav(seconds)
+        form = {
+            "AccountSid": self.account_sid,
+            "CallSid": sid,
+            "RecordingSid": recording_sid,
+            "RecordingUrl": f"{self.url}/2010-04-01/Accounts/{self.account_sid}/Recordings/{recording_sid}",
+            "RecordingStatus": "completed",
+            "RecordingDuration": str(seconds),
+            "RecordingChannels": "1",
+            "RecordingSource": "StartCallRecordingTwiML",
+            "RecordingStartTime": formatdate(usegmt=True).replace("GMT", "+0000"),
+        }
+        answered = call.phone.post(call.phone.recording, form)
+        if answered.status_code != 204:
+            raise RuntimeError(f"recording callback answered {answered.status_code}: {answered.text[:300]}")
+        return recording_sid, form
 
     def _authorized(self, header: str, account_sid: str) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
@@ -216,6 +261,19 @@ class FakeTwilioRest(LoopbackFake):
         if answered.status_code != 204:
             raise RuntimeError(f"status callback answered {answered.status_code}: {answered.text[:300]}")
         call.ended = status
+
+
+def _wav(seconds: int) -> bytes:
+    """A recording as Twilio's `.wav` media is: 8 kHz, 16-bit mono (a quiet tone here)."""
+    rate = 8000
+    samples = (np.sin(np.arange(rate * seconds) * 2 * np.pi * 440 / rate) * 3000).astype("<i2")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(samples.tobytes())
+    return out.getvalue()
 
 
 def _error(status: int, code: int, message: str) -> web.Response:

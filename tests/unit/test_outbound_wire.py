@@ -230,3 +230,37 @@ def test_vonages_refusals_become_clear_errors(vonage_fake: FakeVonageRest, vonag
     with pytest.raises(ProviderFailed) as credentials:
         vonage_placed(vonage_fake, rsa_private_key_pem())
     assert credentials.value.code == "provider_credentials"
+
+
+def test_only_recordings_of_twilios_api_are_fetched() -> None:
+    base = "https://api.twilio.com"
+    recording = f"{base}/2010-04-01/Accounts/AC{'a' * 32}/Recordings/RE{'b' * 32}"
+    assert twilio.recording_media_url(recording, base) == recording + ".wav"
+    for elsewhere in (
+        "http://169.254.169.254/latest/meta-data",
+        f"https://api.twilio.com.evil.example/2010-04-01/Accounts/AC{'a' * 32}/Recordings/RE{'b' * 32}",
+        recording + "/../../Calls",
+        recording.replace("https://", "http://"),
+    ):
+        with pytest.raises(ApiError):
+            twilio.recording_media_url(elsewhere, base)
+
+
+def test_a_recorded_calls_twiml_says_the_consent_line_before_recording_starts() -> None:
+    twiml = twilio.listen(
+        "https://app.example/g?turn=1",
+        "en-US",
+        "https://app.example/a.wav",
+        recording=twilio.Recording(consent="This call is recorded.", callback="https://app.example/r"),
+    )
+    assert twiml.index("<Say") < twiml.index("<Start><Recording") < twiml.index("<Gather")
+    assert 'recordingStatusCallback="https://app.example/r"' in twiml
+    assert 'recordingStatusCallbackEvent="completed"' in twiml
+
+
+def test_an_agent_that_records_must_say_so() -> None:
+    from shared.models import AgentProfile
+
+    with pytest.raises(ValidationError, match="recording_consent"):
+        AgentProfile(name="a", display_name="A", greeting="Hi", recording=True)
+    assert AgentProfile(name="a", display_name="A", greeting="Hi", recording=True, recording_consent="Recorded.")
