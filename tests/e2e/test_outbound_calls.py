@@ -405,3 +405,12 @@ def test_a_call_whose_agent_does_not_record_starts_no_recording_and_has_none(twi
     }
     assert call.phone.post("/api/voice/twilio/recording", forged).status_code == 400, "only Twilio's API is fetched"
     call.phone.hang_up()
+
+
+def test_no_credential_reaches_the_log(providers: tuple[DevHost, FakeTwilioRest, FakeVonageRest]) -> None:
+    """Run last in the module: every call above has been placed and answered by now."""
+    host = providers[0]
+    log = host.log_tail(20_000)
+    assert "not placed (call_refused)" in log, "the refused calls above were logged, without credentials"
+    for secret in ("PRIVATE KEY", AUTH_TOKEN, VONAGE_SECRET, "Bearer ey", "Basic "):
+        assert secret not in log, secret

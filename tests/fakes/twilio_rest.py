@@ -27,6 +27,7 @@ import io
 import re
 import secrets
 import threading
+import time
 import wave
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -42,6 +43,9 @@ CALLS_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Calls\.json$")
 RECORDING_PATH = re.compile(r"^/2010-04-01/Accounts/(AC[0-9a-f]{32})/Recordings/(RE[0-9a-f]{32})\.wav$")
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 ANSWER_SECONDS = 30.0
+RING_SECONDS = 0.2
+"""How long the number rings before anything happens: a real call rings for seconds, and our app notes
+the call id from the API's answer before the provider's first webhook can come."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,7 @@ class FakeTwilioRest(LoopbackFake):
         }
 
     def _ring(self, call: RingingCall) -> None:
+        time.sleep(RING_SECONDS)
         script = self.scripts.get(call.field("To"), Pickup())
         phone = TwilioCall(
             self.base_url,

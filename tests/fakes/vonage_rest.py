@@ -28,6 +28,7 @@ import secrets
 import ssl
 import tempfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,9 @@ from tests.fakes.loopback import LoopbackFake
 from tests.fakes.twilio_rest import Pickup, Refused, Unanswered
 
 ANSWER_SECONDS = 30.0
+RING_SECONDS = 0.2
+"""How long the number rings before anything happens: a real call rings for seconds, and our app notes
+the call id from the API's answer before the provider's first webhook can come."""
 NUMBER_DIGITS = frozenset("0123456789")
 
 Script = Pickup | Unanswered | Refused
@@ -185,6 +189,7 @@ class FakeVonageRest(LoopbackFake):
         return script if isinstance(script, Refused) else None
 
     def _ring(self, leg: RingingLeg) -> None:
+        time.sleep(RING_SECONDS)
         [to] = leg.body["to"]
         script = self.scripts.get(to["number"], Pickup())
         phone = VonageCall(
