@@ -163,8 +163,9 @@ def _ring(context: Context, state: ConversationState, ended: TaskBase) -> Genera
 def _converse(context: Context, state: ConversationState) -> Generator[Any, Any, Ending]:
     """The turn loop; returns how the conversation ended, or None once it continued as new."""
     publishing: TaskBase | None = None
-    ended = context.wait_for_external_event(END_EVENT)
+    ended: TaskBase | None = None
     if state.ringing_seconds is not None and dialog.needs_greeting(state):
+        ended = context.wait_for_external_event(END_EVENT)  # the same waiter serves the whole call
         unanswered = yield from _ring(context, state, ended)
         if unanswered is not None:
             return unanswered, state
@@ -184,6 +185,8 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
         yield from _speak(context, greeting)
         state = dialog.after_turn(state, GREETING_REQUEST_ID)
     heard = context.wait_for_external_event(dialog.utterance_event(state))
+    if ended is None:
+        ended = context.wait_for_external_event(END_EVENT)
     carried = state.carried_utterance
     while True:
         if carried is not None:
