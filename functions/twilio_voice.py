@@ -36,7 +36,7 @@ from functions.conversations import (
 )
 from functions.http import json_errors, origin
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import DEMO_TENANT, tenant_scope
 
@@ -356,11 +356,26 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(form.get("To"))
     if routed is not None and outcome is not None:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(form.call_sid))
-            if conversation_id is not None:
-                conversation = await _conversation(svc, conversation_id)
-                if duration is not None:
-                    await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
-                await _end(svc, client, conversation, outcome)
+        await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
+
+
+async def call_over(
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    tenant: str,
+    start_key: str,
+    *,
+    outcome: Outcome,
+    duration: int | None,
+) -> None:
+    """A provider says the call is over: the conversation it started (if any) keeps the call's length and
+    ends with `outcome`. An agent that ended the call first keeps its own outcome; a repeat is no error."""
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(start_key)
+        if conversation_id is None:
+            return
+        conversation = await _conversation(svc, conversation_id)
+        if duration is not None:
+            await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
+        await _end(svc, client, conversation, outcome)

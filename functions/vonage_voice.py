@@ -39,7 +39,7 @@ from functions.conversations import (
     _take_turn,
 )
 from functions.http import json_errors, origin
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
+from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import TurnAction, TurnRecord
 from shared.phone import vonage
@@ -188,7 +188,7 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The caller spoke (or kept silent): take that turn once and stream the agent's reply.
+    """The caller spoke (or keyed, or kept silent): take that turn once and stream the agent's reply.
 
     A reply not ready by PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS) gets a filler and an
     input that times out at once back here marked `wait`, which waits for the same turn's reply and never
@@ -223,7 +223,7 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
                 try:
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
-                    raise BadRequest("The speech result is not usable text.", code="malformed_body") from error
+                    raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
                 turn, _ = await _take_turn(
                     svc,
                     client,
@@ -271,12 +271,12 @@ async def _silence(
 @json_errors
 async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The call's status changed: once it is over (completed, busy, failed, unanswered, …), the
-    conversation ends; any other status, again, or for a call we never started, is no error."""
+    conversation ends with that outcome and keeps the call's `duration`; any other status, again, or for
+    a call we never started, is no error. An agent that ended the call first keeps its own outcome."""
     svc, hook = await _verified(req)
+    outcome = vonage.ENDED_STATUSES.get(hook.call.status)
     routed = await route_for_number(_e164(hook.call.to), CHANNEL)
-    if routed is not None and hook.call.status in vonage.ENDED_STATUSES:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
-            if conversation_id is not None:
-                await _end(svc, client, await _conversation(svc, conversation_id))
+    if routed is not None and outcome is not None:
+        start = _start_key(hook.call.uuid)
+        await call_over(svc, client, routed[0], start, outcome=outcome, duration=hook.call.duration)
     return func.HttpResponse(status_code=200)

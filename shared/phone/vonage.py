@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from shared.models import Outcome
+from shared.phone.twilio import MAX_CALL_SECONDS
 
 JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 16 * 1024
@@ -35,11 +37,26 @@ CALL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 """A call leg's id as Vonage writes it (`uuid`): one conversation per leg."""
 MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
-ENDED_STATUSES = frozenset({"completed", "busy", "failed", "unanswered", "cancelled", "rejected", "timeout"})
-"""Event `status` values after which the call is over."""
+ENDED_STATUSES: dict[str, Outcome] = {
+    "completed": Outcome.ENDED_BY_CLIENT,
+    "busy": Outcome.BUSY,
+    "failed": Outcome.CALL_FAILED,
+    "rejected": Outcome.CALL_FAILED,
+    "timeout": Outcome.NO_ANSWER,
+    "unanswered": Outcome.NO_ANSWER,
+    "cancelled": Outcome.CANCELED,
+}
+"""Event `status` values after which the call is over (Vonage's Voice API webhook reference lists them),
+and the conversation's outcome for each, as Twilio's are kept: a call that `completed` before the agent
+ended it is one the caller hung up; `rejected` (refused before it connected) is a network failure, and
+`timeout` (rang out) is no answer."""
 MAX_WAIT_SECONDS = 4.0
 """The longest a webhook waits for a reply, whatever PHONE_REPLY_DEADLINE_SECONDS says: Vonage wants the
 answer webhook's NCCO within 5 s (and retries, then gives up on the call), so a late reply is a filler."""
+MAX_DIGITS = 20
+"""The most keys one input takes (`maxDigits`, which Vonage caps at 20): a longer `digits` is not Vonage's."""
+KEYPAD_TIMEOUT_SECONDS = 5
+"""Keys are submitted this long after the last one (or at once on `#`): time to find the next key."""
 HOLD_SECONDS = 1
 """How long the input after a filler listens before Vonage posts back: Vonage has no redirect, so an
 input that times out at once is the way back to our route for the same turn."""
@@ -58,6 +75,17 @@ class Speech(BaseModel):
     timeout_reason: str = Field(default="", max_length=64)
 
 
+class Keypad(BaseModel):
+    """The keys the caller pressed, as an input webhook's `dtmf` reports them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    digits: str | None = Field(
+        default=None, max_length=MAX_DIGITS, pattern=r"^[0-9*#]*$", description="The keys, in order: 0-9, * and #."
+    )
+    timed_out: bool = Field(default=False, description="Input ended by the keypad timeout, not by `#` or the count.")
+
+
 class CallFields(BaseModel):
     """The fields of every Vonage voice webhook this app reads (Vonage sends more; the payload is signed);
     the answer webhook is these alone, in the query of a GET."""
@@ -74,14 +102,32 @@ class VoiceWebhook(CallFields):
     """A webhook's JSON body: the call's fields, and an event's status or an input's speech."""
 
     status: str = Field(default="", max_length=64, description="On an event: started, answered, completed, ….")
+    duration: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CALL_SECONDS,
+        description='On `completed`: the call\'s length in whole seconds (Vonage writes it as a string, "42").',
+    )
     speech: Speech | None = Field(default=None, description="On an input: what Vonage recognised.")
+    dtmf: Keypad | None = Field(default=None, description="On an input: the keys the caller pressed.")
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: object) -> object:
+        """Digits (or a JSON integer), never `1.5`, ` 42` or another script's digits."""
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
+            return int(value)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError("duration is the call's length in whole seconds")
 
     def heard(self) -> str:
-        """The caller's words (Vonage lists its most confident result first), else '': silence."""
+        """The caller's words (Vonage lists its most confident result first), else the keys they
+        pressed, as Twilio's `Digits` are taken; '' is silence."""
         for result in self.speech.results if self.speech else []:
             if result.text.strip():
                 return result.text.strip()
-        return ""
+        return (self.dtmf.digits or "") if self.dtmf else ""
 
 
 class Holding(BaseModel):
@@ -206,17 +252,23 @@ def _ncco(*actions: BaseModel) -> list[dict[str, Any]]:
     return [action.model_dump(mode="json", by_alias=True, exclude_none=True) for action in actions]
 
 
-def _input(event_url: str, language: str, start_timeout: int = 10) -> Any:
-    """Listen for the caller's speech, posted to `event_url`; silence is posted too, so it is ours to
-    decide. `endOnSilence` 0.8 s ends a turn soon after the caller stops, without cutting short pauses."""
-    from vonage_voice.models import Input
+def _input(event_url: str, language: str, start_timeout: int = 10, *, keypad: bool = True) -> Any:
+    """Listen for the caller's speech (and, with `keypad`, keys), posted to `event_url`; silence is posted
+    too, so it is ours to decide. `endOnSilence` 0.8 s ends a turn soon after the caller stops, without
+    cutting short pauses; keys end it on `#`, after MAX_DIGITS, or KEYPAD_TIMEOUT_SECONDS after the last
+    (the NCCO reference's `dtmf` options: `timeOut` 0-10 s, `maxDigits` 1-20, `submitOnHash`)."""
+    from vonage_voice.models import Dtmf, Input
     from vonage_voice.models import Speech as NccoSpeech
 
+    speech = NccoSpeech(language=language, endOnSilence=0.8, startTimeout=start_timeout, maxDuration=60)
+    if not keypad:
+        return Input(type=["speech"], eventUrl=[event_url], eventMethod="POST", speech=speech)
     return Input(
-        type=["speech"],
+        type=["dtmf", "speech"],
         eventUrl=[event_url],
         eventMethod="POST",
-        speech=NccoSpeech(language=language, endOnSilence=0.8, startTimeout=start_timeout, maxDuration=60),
+        speech=speech,
+        dtmf=Dtmf(maxDigits=MAX_DIGITS, submitOnHash=True, timeOut=KEYPAD_TIMEOUT_SECONDS),
     )
 
 
@@ -236,10 +288,12 @@ def prompt_again(event_url: str, language: str, words: str) -> list[dict[str, An
 
 def hold_on(event_url: str, language: str, words: str) -> list[dict[str, Any]]:
     """A short filler, then an input that times out at once back to `event_url`, which keeps waiting for
-    the same reply: the webhook answers in time and the call stays up however long the reply takes."""
+    the same reply: the webhook answers in time and the call stays up however long the reply takes.
+    It hears no keys: a key would hold the input open for the keypad timeout."""
     from vonage_voice.models import Talk
 
-    return _ncco(Talk(text=words, language=language), _input(event_url, language, start_timeout=HOLD_SECONDS))
+    holding = _input(event_url, language, start_timeout=HOLD_SECONDS, keypad=False)
+    return _ncco(Talk(text=words, language=language), holding)
 
 
 def finish(audio_url: str, transfer_to: str | None = None, caller_id: str = "") -> list[dict[str, Any]]:
