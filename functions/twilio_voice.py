@@ -33,9 +33,10 @@ from functions.conversations import (
     _end,
     _raise_once,
     _services,
+    _watch_instance,
 )
 from functions.http import json_errors, origin
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable, TurnFailed
 from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import DEMO_TENANT, tenant_scope
@@ -220,7 +221,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 body = TurnBody(text=text)
                 known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
-            return _twiml(await _streamed(req, svc, conversation, request_id, reply, known=known))
+            return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
         except BadRequest:
             raise
         except ApiError as error:
@@ -230,8 +231,9 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
 
 
 @bp.route(route="voice/twilio/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
 @json_errors
-async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
+async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
@@ -245,7 +247,7 @@ async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
         conversation = await _conversation(svc, conversation_id)
         request_id = f"{_start_key(form.call_sid)}:{step.turn}"
         try:
-            return _twiml(await _streamed(req, svc, conversation, request_id, step))
+            return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
         except ApiError as error:
             log.warning("call %s: turn %d not answered (%s)", form.call_sid, step.turn, error.code)
             ended = error.code == "conversation_completed"
@@ -259,15 +261,24 @@ async def _streamed(
     request_id: str,
     step: twilio.ReplyStep,
     *,
+    client: df.DurableOrchestrationClient,
     known: TurnRecord | None = None,
 ) -> str:
     """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
-    and a redirect to the same sentence."""
+    and a redirect to the same sentence.
+
+    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`_watch_instance`
+    closes its conversation, which ends the wait), so the caller hears the apology at once, not after
+    MAX_HOLDS fillers."""
     from shared.storage.reply_stream import StreamedReply
 
-    found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    watching = asyncio.create_task(_watch_instance(svc, client, conversation.id))
+    try:
+        found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    finally:
+        watching.cancel()
     if found is None:
         if step.wait >= twilio.MAX_HOLDS:
             log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
@@ -297,7 +308,8 @@ async def _next_sentences(
     reply with no stream; None at the deadline.
 
     A stream restarted since (a retried attempt) is played from its first sentence again: the step
-    returned says where playing resumes."""
+    returned says where playing resumes. A conversation that ended first is an error (`_unanswered`)."""
+    from shared.storage.handoff import ConversationEnded
     from shared.storage.reply_stream import POLL_SECONDS
 
     deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
@@ -308,8 +320,9 @@ async def _next_sentences(
         stored = await svc.waiter.stored_reply(conversation_id, request_id)
         if stored is not None:
             return TurnRecord.model_validate(stored), step
-        if await svc.waiter.ended(conversation_id) is not None:
-            raise Conflict("The conversation ended before this turn was answered.", code="conversation_completed")
+        outcome = await svc.waiter.ended(conversation_id)
+        if outcome is not None:
+            raise _unanswered(outcome)
         if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
             return await _earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
@@ -320,11 +333,22 @@ async def _next_sentences(
         def ready(reply: StreamedReply, at: twilio.ReplyStep = at) -> bool:
             return reply.attempt > at.attempt or len(reply.sentences) > at.sentence or reply.done is not None
 
-        found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        try:
+            found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        except ConversationEnded as ended:
+            raise _unanswered(ended.outcome) from ended
         if found.attempt > step.attempt:
             step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
             continue
         return (found if held else None), step
+
+
+def _unanswered(outcome: str) -> ApiError:
+    """Why a reply will never come: its conversation failed or was terminated on our side (the caller
+    hears an apology), or ended otherwise (hung up, or the agent's own end: the call just hangs up)."""
+    if outcome in (Outcome.FAILED, Outcome.TERMINATED):
+        return TurnFailed(f"The conversation ended ({outcome}) before this turn was answered.")
+    return Conflict(f"The conversation ended ({outcome}) before this turn was answered.", code="conversation_completed")
 
 
 async def _silence(
