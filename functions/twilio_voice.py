@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.auth import check_webhook_address
 from functions.conversation import GREETING_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
@@ -81,7 +82,9 @@ def _twiml(xml: str) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
-    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise."""
+    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
     svc = _services()
     settings = svc.settings
     token = settings.twilio_auth_token.get_secret_value()

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.auth import check_webhook_address
 from functions.conversation import GREETING_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
@@ -92,7 +93,9 @@ def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
-    """The webhook, once Vonage's signature over it holds: 503 unconfigured, 4xx otherwise."""
+    """The webhook, once Vonage's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
     svc = _services()
     settings = svc.settings
     secret = settings.vonage_signature_secret.get_secret_value()
