@@ -93,8 +93,8 @@ def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
-    """The webhook, once Vonage's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
-    for a flood from one address)."""
+    """The webhook, once Vonage's signature over it holds and its token was not used for another request
+    (a replay): 503 unconfigured, 4xx otherwise (429 first for a flood from one address)."""
     await check_webhook_address(req)
     svc = _services()
     settings = svc.settings
@@ -108,19 +108,25 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
             "Vonage calls need AUDIO_URL_SIGNING_KEY: Vonage fetches the agent's audio by signed link.",
             code="vonage_not_configured",
         )
+    from shared.storage.webhook_tokens import request_fingerprint
+
+    url = urlsplit(req.url)
     try:
         hook = vonage.verified(
             secret,
             req.method,
-            urlsplit(req.url).query,
+            url.query,
             req.headers.get("content-type"),
             req.get_body(),
             authorization=req.headers.get("authorization"),
         )
-        if settings.vonage_application_id and hook.application_id != settings.vonage_application_id:
+        if settings.vonage_application_id and hook.signed.application_id != settings.vonage_application_id:
             raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
+        fingerprint = request_fingerprint(req.method, url.path, url.query, hook.signed.payload_hash)
+        if not await svc.webhook_tokens.first_use(hook.signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
+            raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
     except Forbidden:
-        log.warning("refused a Vonage webhook to %s: signature or application", urlsplit(req.url).path)
+        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
         raise
     return svc, hook
 

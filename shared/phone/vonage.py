@@ -32,7 +32,10 @@ MAX_FIELD_CHARS = 4096
 MAX_TOKEN_CHARS = 4096
 MAX_TOKEN_AGE_SECONDS = 300
 """A token issued longer ago is refused: the signature does not cover the URL (our input's `turn`), so a
-captured webhook could otherwise be replayed against another turn at any later time."""
+captured webhook could otherwise be replayed against another turn at any later time (within this age, the
+token's `jti` is remembered: `shared/storage/webhook_tokens.py`)."""
+MAX_TOKEN_ID_CHARS = 128
+"""A `jti` is a UUID; a longer one is not Vonage's, and would only make a long Redis key."""
 CALL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """A call leg's id as Vonage writes it (`uuid`): one conversation per leg."""
 MAX_HOLDS = 4
@@ -149,12 +152,21 @@ Step = TypeVar("Step", bound=Holding)
 
 
 @dataclass(frozen=True)
+class Signed:
+    """What a Vonage token vouches for: the application, the token itself (`jti`) and the payload's hash."""
+
+    application_id: str
+    token_id: str
+    payload_hash: str
+
+
+@dataclass(frozen=True)
 class Webhook:
     """A signed webhook: the call it is about, and (for GET) the query Vonage sent, which is its payload."""
 
     call: VoiceWebhook
     ours: dict[str, str]
-    application_id: str
+    signed: Signed
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:
@@ -180,9 +192,9 @@ def query_payload(pairs: list[tuple[str, str]]) -> bytes:
     return json.dumps(dict(pairs), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def check_signature(secret: str, authorization: str | None, payload: bytes) -> str:
-    """The application the webhook is for (the token's `application_id`), once `Authorization` is a
-    Vonage token under our signature secret whose `payload_hash` is the payload's; else Forbidden."""
+def check_signature(secret: str, authorization: str | None, payload: bytes) -> Signed:
+    """What the token vouches for, once `Authorization` is a Vonage token under our signature secret, with
+    a `jti`, whose `payload_hash` is the payload's; else Forbidden."""
     import jwt
     from vonage_jwt import verify_signature
     from vonage_jwt.errors import VonageVerifyJwtError
@@ -194,7 +206,7 @@ def check_signature(secret: str, authorization: str | None, payload: bytes) -> s
     try:
         if not verify_signature(token, secret):
             raise Forbidden("The request does not carry a valid Vonage signature.", code="invalid_signature")
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat"]})
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat", "jti"]})
     except (VonageVerifyJwtError, jwt.PyJWTError) as error:
         raise Forbidden("The request does not carry a valid Vonage token.", code="invalid_signature") from error
     if time.time() - float(claims["iat"]) > MAX_TOKEN_AGE_SECONDS:
@@ -202,8 +214,11 @@ def check_signature(secret: str, authorization: str | None, payload: bytes) -> s
     claimed = claims.get("payload_hash")
     if not isinstance(claimed, str) or not hmac.compare_digest(claimed.lower(), _payload_hash(payload)):
         raise Forbidden("The payload is not the one Vonage signed.", code="invalid_signature")
+    token_id = claims["jti"]
+    if not isinstance(token_id, str) or not token_id or len(token_id) > MAX_TOKEN_ID_CHARS:
+        raise Forbidden("The Vonage token has no usable jti.", code="invalid_signature")
     application = claims.get("application_id")
-    return application if isinstance(application, str) else ""
+    return Signed(application if isinstance(application, str) else "", token_id, claimed.lower())
 
 
 def verified(
@@ -215,7 +230,7 @@ def verified(
     query is ours alone (our eventUrl's)."""
     pairs = _query_pairs(query)
     if method.upper() == "GET":
-        application = check_signature(secret, authorization, query_payload(pairs))
+        signed = check_signature(secret, authorization, query_payload(pairs))
         fields: Any = dict(pairs)
         ours = {name: value for name, value in pairs if name in Holding.model_fields or name in InputStep.model_fields}
     else:
@@ -223,7 +238,7 @@ def verified(
             raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"A Vonage webhook is at most {MAX_BODY_BYTES} bytes.")
-        application = check_signature(secret, authorization, body)
+        signed = check_signature(secret, authorization, body)
         try:
             fields = json.loads(body)
         except (UnicodeDecodeError, ValueError) as error:
@@ -232,7 +247,7 @@ def verified(
             raise BadRequest("The body is not a JSON object.", code="malformed_body")
         ours = dict(pairs)
     try:
-        return Webhook(VoiceWebhook.model_validate(fields), ours, application)
+        return Webhook(VoiceWebhook.model_validate(fields), ours, signed)
     except ValidationError as error:
         raise BadRequest(
             "The webhook has no Vonage call uuid, or a field out of bounds.", code="malformed_body"

@@ -161,6 +161,26 @@ def test_a_retried_webhook_gets_the_same_ncco_and_makes_no_second_turn_or_call(h
     phone.hang_up()
 
 
+def test_a_signed_input_replayed_against_another_turn_is_refused_and_takes_no_turn(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    listening = phone.listening
+    assert listening is not None
+    fields = phone.fields(speech={"results": [{"confidence": "0.9", "text": "where are you located"}]})
+    signed = phone.authorization(json.dumps(fields, separators=(",", ":")).encode())
+    first = phone.post(listening, fields, authorization=signed)
+    retried = phone.post(listening, fields, authorization=signed)
+    replayed = phone.post(listening.replace("turn=1", "turn=2"), fields, authorization=signed)
+    assert (first.status_code, retried.status_code) == (200, 200), retried.text
+    inputs = [[a["eventUrl"] for a in r.json() if a["action"] == "input"] for r in (first, retried)]
+    assert inputs[0] == inputs[1] != [], "the same request under the same token is a retry: the same NCCO"
+    assert replayed.status_code == 403, replayed.text
+    assert replayed.json()["error"]["code"] == "invalid_signature"
+    assert [t["text"] for t in transcript(host, conversation_id)["turns"]] == [None, "where are you located"]
+    assert "a replayed token" in host.log_tail(200)
+    phone.hang_up()
+
+
 def test_asking_for_a_person_connects_the_agents_transfer_number(host: DevHost) -> None:
     phone = call(host)
     conversation_id, _ = spoken(phone.answer())

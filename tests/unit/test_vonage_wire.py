@@ -53,7 +53,17 @@ def test_a_signed_get_hashes_its_query_as_vonage_does() -> None:
     query = f"to=14155550101&from=447700900000&uuid={CALL}&conversation_uuid=CON-{uuid.uuid4()}"
     payload = json.dumps(dict(pair.split("=") for pair in query.split("&")), separators=(",", ":")).encode()
     hook = vonage.verified(SECRET, "GET", query, None, b"", authorization=token(payload))
-    assert (hook.call.uuid, hook.call.from_, hook.ours, hook.application_id) == (CALL, "447700900000", {}, APPLICATION)
+    assert (hook.call.uuid, hook.call.from_, hook.ours) == (CALL, "447700900000", {})
+    assert (hook.signed.application_id, hook.signed.payload_hash) == (APPLICATION, hashlib.sha256(payload).hexdigest())
+
+
+def test_the_token_id_is_kept_and_a_token_without_a_usable_one_is_forbidden() -> None:
+    body = json.dumps({"uuid": CALL}).encode()
+    signed = vonage.verified(SECRET, "POST", "", "application/json", body, authorization=token(body, jti="abc-1"))
+    assert signed.signed.token_id == "abc-1"
+    for jti in (None, "", 12, "x" * (vonage.MAX_TOKEN_ID_CHARS + 1)):
+        with pytest.raises(Forbidden):
+            vonage.verified(SECRET, "POST", "", "application/json", body, authorization=token(body, jti=jti))
 
 
 @pytest.mark.parametrize(
