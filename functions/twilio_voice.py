@@ -1,6 +1,7 @@
 """Twilio Programmable Voice webhooks: a phone call is a conversation, each webhook one step of it.
 
-`incoming` starts the conversation (one per CallSid) and plays the greeting inside a `<Gather>`;
+`incoming` starts the conversation (one per CallSid) and plays the greeting as replies play (below),
+then listens in a `<Gather>`;
 Twilio recognises the caller's speech and posts it to `gather`, which takes the turn and plays the
 reply's first sentence as soon as it is spoken, then redirects to `reply`, which plays the sentences
 spoken since and redirects again until the reply is done, then listens in the next `<Gather>`;
@@ -27,7 +28,6 @@ from functions.conversation import GREETING_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
     _audio_url,
-    _await_reply,
     _begin,
     _conversation,
     _earlier_turn,
@@ -37,7 +37,7 @@ from functions.conversations import (
     _watch_instance,
 )
 from functions.http import json_errors, origin
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable, TurnFailed
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
 from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import DEMO_TENANT, tenant_scope
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "twilio"
 GATHER_ROUTE = "/api/voice/twilio/gather"
-INCOMING_ROUTE = "/api/voice/twilio/incoming"
 REPLY_ROUTE = "/api/voice/twilio/reply"
 FILLER = "One moment, please."
 SORRY = "Sorry, something went wrong on our side. Please call again later."
@@ -75,6 +74,12 @@ async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, s
 
 def _start_key(call_sid: str) -> str:
     return f"twilio:{call_sid}"
+
+
+def _request_id(call_sid: str, turn: int) -> str:
+    """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's
+    turn is the CallSid's and its number, so a retried webhook is the same request."""
+    return GREETING_REQUEST_ID if turn == 0 else f"{_start_key(call_sid)}:{turn}"
 
 
 def _twiml(xml: str) -> func.HttpResponse:
@@ -117,13 +122,6 @@ def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
 
 
-def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
-    """The whole reply played (one recording), then what the turn does next."""
-    return _then(
-        req, svc, conversation, turn, [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
-    )
-
-
 def _then(
     req: func.HttpRequest,
     svc: Services,
@@ -147,7 +145,10 @@ def _then(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting."""
+    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting
+    (turn 0) sentence by sentence, as `_streamed` plays a reply.
+
+    `wait` is a filler's count in a redirect written before the greeting went through the reply route."""
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
@@ -167,21 +168,12 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
                 await svc.waiter.release_start(key, conversation_id)
                 raise
         conversation = await _conversation(svc, claimed)
-        deadline = svc.settings.phone_reply_deadline_seconds
+        greeting = twilio.ReplyStep(turn=0, wait=holding.wait)
         try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
-        except GatewayTimeout:
-            if holding.wait >= twilio.MAX_HOLDS:
-                log.warning("call %s: no greeting after %d fillers", form.call_sid, holding.wait)
-                return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
-            return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
+            return _twiml(await _streamed(req, svc, conversation, GREETING_REQUEST_ID, greeting, client=client))
         except ApiError as error:
             log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
             return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-        return _twiml(_speak(req, svc, conversation, greeting))
 
 
 @bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -210,7 +202,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await _conversation(svc, conversation_id)
         language = conversation.language
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        request_id = _request_id(form.call_sid, step.turn)
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
         known = None
         try:
@@ -248,7 +240,7 @@ async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationCli
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await _conversation(svc, conversation_id)
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        request_id = _request_id(form.call_sid, step.turn)
         try:
             return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
         except ApiError as error:
