@@ -428,5 +428,5 @@ def test_an_orchestration_that_dies_mid_reply_is_apologised_for_at_once_not_afte
     assert rest.said == [SORRY], rest.twiml
     assert rest.hung_up
     assert rest.redirects == 0, "no filler while the call has nobody left to answer it"
-    assert waited < 5, f"noticed in {waited:.1f} s, not at the 8 s deadline"
+    assert waited < 6, f"noticed in {waited:.1f} s (the instance is checked every 2 s), not at the 8 s deadline"
     assert ended(host, conversation_id)["outcome"] == "terminated"
