@@ -305,6 +305,12 @@ class Settings(BaseSettings):
         description="The Vonage account's signature secret: it checks the signed JWT on every Vonage webhook (in "
         "Azure a Key Vault reference). Empty: the Vonage routes answer 503. `make dev` makes a local one.",
     )
+    connect_bridge_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The secret the Amazon Connect bridge Lambda (integrations/amazon-connect/) signs every "
+        "request with (HMAC-SHA256; in Azure a Key Vault reference, and the Lambda's own environment). Empty: "
+        "the Connect route answers 503. `make dev` makes a local one.",
+    )
     phone_reply_deadline_seconds: float = Field(
         default=8.0,
         ge=1,
