@@ -253,7 +253,8 @@ class Settings(BaseSettings):
     )
     rate_limit_per_webhook_ip: str = Field(
         default="6000/minute",
-        description="Phone provider webhooks (Twilio, Vonage) one sending address (an IPv6 /64) may make, checked "
+        description="Phone provider webhooks (Twilio, Vonage, the Amazon Connect bridge) one sending address (an "
+        "IPv6 /64) may make, checked "
         "before the signature, apart from the API's per-address limit (same notation). Providers send from a "
         "pool of addresses, so this stops a flood from one, never a busy account's calls (a call makes a few "
         "webhooks a turn). Empty: no limit.",
