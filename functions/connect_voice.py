@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.auth import check_webhook_address
 from functions.conversation import GREETING_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
@@ -71,7 +72,9 @@ def _refusal(words: str) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, connect.ContactData, connect.Step]:
-    """The contact and step, once the bridge's signature holds: 503 unconfigured, 4xx otherwise."""
+    """The contact and step, once the bridge's signature holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
     svc = _services()
     secret = svc.settings.connect_bridge_secret.get_secret_value()
     if not secret:
