@@ -1,4 +1,5 @@
-# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check.
+# Two commands: `make dev` runs the product on its embedded defaults, `make test` runs every check
+# (and `make call PROVIDER=twilio|vonage|connect` phones the running `make dev`).
 # Both set up what they need (venv, pip, npm) first, so they work on a fresh machine.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,8 +10,11 @@ WORKER := $(VENV)/azure-worker
 STAMP_WORKER := $(WORKER)/.installed
 STAMP_NODE := node_modules/.installed
 PYTEST_ARGS ?=
+# Test modules spread over workers, a module's tests on one (they share its devhost). The suite mostly
+# waits on devhosts and subprocesses, so three workers on two cores halve its time.
+PYTEST_WORKERS ?= 3
 
-.PHONY: dev test setup lint typecheck unit bench clean
+.PHONY: dev call test setup lint typecheck unit bench clean
 
 setup: $(STAMP_PY) $(STAMP_WORKER) $(STAMP_NODE)
 
@@ -35,6 +39,10 @@ $(STAMP_NODE): package.json package-lock.json
 dev: setup
 	@$(PY) -m devhost
 
+PROVIDER ?= twilio
+call: $(STAMP_PY)
+	@$(PY) -m devhost.call --provider $(PROVIDER)
+
 lint: $(STAMP_PY)
 	@echo "==> ruff"
 	@$(VENV)/bin/ruff check .
@@ -46,7 +54,7 @@ typecheck: $(STAMP_PY)
 
 test: setup lint typecheck
 	@echo "==> pytest"
-	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
 	exit $$status
 

@@ -6,6 +6,7 @@ from functions import (
     agents,
     audit,
     calls,
+    connect_voice,
     conversation,
     conversation_list,
     conversations,
@@ -37,4 +38,5 @@ app.register_functions(openapi.bp)
 app.register_functions(twilio_voice.bp)
 app.register_functions(vonage_voice.bp)
 app.register_functions(calls.bp)
+app.register_functions(connect_voice.bp)
 app.register_functions(cors.bp)

@@ -2,9 +2,10 @@
 
 Providers are the test fakes on loopback at a realistic profile: the chat model (OpenAI-compatible)
 answers its first token after 300 ms, then 30 tokens a second; Sarvam speaks a sentence in 200 ms
-and hears an utterance in 150 ms. Each reply has three sentences. Two devhosts run the same stack,
-one streaming the model's answer (the default) and one with LLM_STREAMING=false (the model's whole
-answer first, then speech), and the same spoken and typed turns go to both. Figures only: nothing
+and hears an utterance in 150 ms. Each reply has three sentences; the second reply opens with a
+clause. For each reply two devhosts run the same stack, one streaming the model's answer (the
+default) and one with LLM_STREAMING=false (the model's whole answer first, then speech), and the
+same spoken and typed turns go to both. Figures only: nothing
 here passes or fails.
 
     make bench
@@ -27,6 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devhost.process import DevHost
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
+from shared.speech.sentences import SENTENCE_END, opening_clause_end
+from shared.spoken_reply import OPENING_CLAUSE_MIN_WORDS
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sarvam_server import FakeSarvamServer
 
@@ -34,7 +37,7 @@ FIRST_TOKEN_SECONDS = 0.3
 TOKENS_PER_SECOND = 30.0
 TTS_SECONDS_PER_SENTENCE = 0.2
 STT_SECONDS = 0.15
-REPLY = json.dumps(
+SENTENCE_FIRST = json.dumps(
     {
         "text": "We are open from 8 am to 10 pm on weekdays. On Sundays we open at 9 am and close at 6 pm. "
         "We are closed on public holidays.",
@@ -42,7 +45,17 @@ REPLY = json.dumps(
         "cites": [],
     }
 )
-"""A reply in the order the prompt asks for: the text first, so the caller hears it while the rest is written."""
+CLAUSE_FIRST = json.dumps(
+    {
+        "text": "Yes, we are open every day, from 8 am to 10 pm on weekdays. On Sundays we open at 9 am and "
+        "close at 6 pm. We are closed on public holidays.",
+        "intent": "question",
+        "cites": [],
+    }
+)
+"""Replies in the order the prompt asks for: the text first, so the caller hears it while the rest is
+written. The first opens with a whole sentence, the second with a clause that can be spoken before its
+sentence is complete (`shared/spoken_reply.py`)."""
 TASK_SCHEDULED, EVENT_RAISED = 4, 15
 
 
@@ -51,11 +64,13 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def provider_seconds_to_first_audio(spoken: bool) -> float:
-    """What the simulated providers alone take before the first sentence can play."""
-    text = json.loads(REPLY)["text"]
-    first_sentence_end = REPLY.index(text) + text.index(".") + 1
-    tokens = len(re.findall(r"\s*\S+", REPLY[:first_sentence_end])) + 1  # the space that completes it
+def provider_seconds_to_first_audio(reply: str, spoken: bool) -> float:
+    """What the simulated providers alone take before the reply's first clip can play."""
+    text = json.loads(reply)["text"]
+    sentence_end = SENTENCE_END.search(text + " ")
+    assert sentence_end is not None
+    first_clip_end = min(sentence_end.start(1) + 1, opening_clause_end(text, OPENING_CLAUSE_MIN_WORDS) or len(text))
+    tokens = len(re.findall(r"\s*\S+", reply[: reply.index(text) + first_clip_end])) + 1  # the space completing it
     return (
         (STT_SECONDS if spoken else 0.0) + FIRST_TOKEN_SECONDS + tokens / TOKENS_PER_SECOND + TTS_SECONDS_PER_SENTENCE
     )
@@ -73,7 +88,9 @@ def dispatches_before_reply(host: DevHost, conversation_id: str) -> list[int]:
     return counts
 
 
-def run(streaming: bool, turns: int, model: FakeOpenAIServer, sarvam: FakeSarvamServer, folder: Path) -> dict[str, Any]:
+def run(
+    streaming: bool, turns: int, reply: str, *, model: FakeOpenAIServer, sarvam: FakeSarvamServer, folder: Path
+) -> dict[str, Any]:
     env = {
         "OPENAI_BASE_URL": f"{model.url}/v1",
         "OPENAI_MODEL": "bench-model",
@@ -106,7 +123,7 @@ def run(streaming: bool, turns: int, model: FakeOpenAIServer, sarvam: FakeSarvam
                 continue
             first_audio.append(timings["first_audio"])
             all_audio.append(timings["total"])
-            overhead.append(timings["first_audio"] - provider_seconds_to_first_audio(spoken) * 1000)
+            overhead.append(timings["first_audio"] - provider_seconds_to_first_audio(reply, spoken) * 1000)
         dispatches = dispatches_before_reply(host, conversation_id)
     finally:
         host.stop()
@@ -119,29 +136,10 @@ def run(streaming: bool, turns: int, model: FakeOpenAIServer, sarvam: FakeSarvam
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--turns", type=int, default=12, help="turns per pipeline, half typed and half spoken")
-    args = parser.parse_args()
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-first-audio-") as folder,
-        FakeOpenAIServer(REPLY, first_token_seconds=FIRST_TOKEN_SECONDS, tokens_per_second=TOKENS_PER_SECOND) as model,
-        FakeSarvamServer(
-            transcript="what are your opening hours",
-            detected_language="en-IN",
-            stt_seconds=STT_SECONDS,
-            tts_seconds_per_sentence=TTS_SECONDS_PER_SENTENCE,
-        ) as sarvam,
-    ):
-        print(
-            "two devhosts, fakes at the profile: first token 300 ms, 30 tokens/s, TTS 200 ms, STT 150 ms",
-            file=sys.stderr,
-        )
-        streamed = run(True, args.turns, model, sarvam, Path(folder))
-        whole = run(False, args.turns, model, sarvam, Path(folder))
-    print(f"time from the utterance to audio over {args.turns} turns each (half spoken), three-sentence replies:")
+def report(title: str, turns: int, streamed: dict[str, Any], whole: dict[str, Any]) -> None:
+    print(f"{title}: time from the utterance to audio over {turns} turns each (half spoken), three-sentence replies:")
     rows = (
-        ("streamed: first sentence", streamed["first_audio"]),
+        ("streamed: first clip", streamed["first_audio"]),
         ("whole answer, then each sentence", whole["first_audio"]),
         ("whole answer and all its audio", whole["all_audio"]),
     )
@@ -159,6 +157,33 @@ def main() -> int:
         f"  first turn of a fresh worker (SDKs load): {streamed['cold']:.0f} ms streamed, {whole['cold']:.0f} ms whole"
     )
     print(f"  Durable dispatches between an utterance and its first audio: {sorted(set(streamed['dispatches']))}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=12, help="turns per pipeline, half typed and half spoken")
+    args = parser.parse_args()
+    print(
+        "devhosts, fakes at the profile: first token 300 ms, 30 tokens/s, TTS 200 ms, STT 150 ms",
+        file=sys.stderr,
+    )
+    replies = (("reply opening with a sentence", SENTENCE_FIRST), ("reply opening with a clause", CLAUSE_FIRST))
+    for title, reply in replies:
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-first-audio-") as folder,
+            FakeOpenAIServer(
+                reply, first_token_seconds=FIRST_TOKEN_SECONDS, tokens_per_second=TOKENS_PER_SECOND
+            ) as model,
+            FakeSarvamServer(
+                transcript="what are your opening hours",
+                detected_language="en-IN",
+                stt_seconds=STT_SECONDS,
+                tts_seconds_per_sentence=TTS_SECONDS_PER_SENTENCE,
+            ) as sarvam,
+        ):
+            streamed = run(True, args.turns, reply, model=model, sarvam=sarvam, folder=Path(folder))
+            whole = run(False, args.turns, reply, model=model, sarvam=sarvam, folder=Path(folder))
+        report(title, args.turns, streamed, whole)
     return 0
 
 

@@ -35,6 +35,7 @@ DEVHOST_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 AUDIO_URL_KEY_FILE = "audio-url-key"
 TWILIO_TOKEN_FILE = "twilio-auth-token"
 VONAGE_SECRET_FILE = "vonage-signature-secret"
+CONNECT_SECRET_FILE = "connect-bridge-secret"
 
 TRY_IT = """
   Ready on {base}. Every route but health needs the demo tenant's API key, kept in {key_file}:
@@ -87,15 +88,16 @@ def _provide_standins(data_dir: Path, stack: ExitStack) -> None:
 
 def _provide_secrets(data_dir: Path) -> None:
     """A signing key for audio links when none is configured, kept across runs (links stay valid), and a
-    local Twilio auth token and Vonage signature secret the phone simulators sign with, printed when made.
-    TWILIO_AUTH_TOKEN or VONAGE_SIGNATURE_SECRET set to empty keeps that provider's routes unconfigured
-    (they answer 503)."""
+    local Twilio auth token, Vonage signature secret and Connect bridge secret the phone simulators sign
+    with, printed when made. TWILIO_AUTH_TOKEN, VONAGE_SIGNATURE_SECRET or CONNECT_BRIDGE_SECRET set to
+    empty keeps that provider's routes unconfigured (they answer 503)."""
     if not os.environ.get("AUDIO_URL_SIGNING_KEY"):
         os.environ["AUDIO_URL_SIGNING_KEY"] = access.kept_secret(data_dir / AUDIO_URL_KEY_FILE)
     if "PHONE_FALLBACK_AGENT" not in os.environ:  # any number reaches the demo agent locally
         os.environ["PHONE_FALLBACK_AGENT"] = os.environ.get("DEFAULT_AGENT", "demo")
     _provide_local_secret("TWILIO_AUTH_TOKEN", data_dir / TWILIO_TOKEN_FILE, "Twilio auth token")
     _provide_local_secret("VONAGE_SIGNATURE_SECRET", data_dir / VONAGE_SECRET_FILE, "Vonage signature secret")
+    _provide_local_secret("CONNECT_BRIDGE_SECRET", data_dir / CONNECT_SECRET_FILE, "Amazon Connect bridge secret")
 
 
 def _provide_local_secret(variable: str, kept_in: Path, what: str) -> None:

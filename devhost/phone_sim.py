@@ -10,6 +10,7 @@ The e2e tests drive it; `make call` will.
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin
 from xml.etree import ElementTree
@@ -27,6 +28,8 @@ class Played:
     url: str
     status: int
     audio: bytes
+    fetched_at: float = field(default_factory=time.perf_counter)
+    """When the audio had arrived (`time.perf_counter`): the caller could hear it from then."""
 
 
 @dataclass

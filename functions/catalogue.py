@@ -37,7 +37,7 @@ from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, Doc
 from shared.knowledge.loading import EXTENSIONS
 from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
-from shared.phone import vonage
+from shared.phone import connect, vonage
 from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, Answering, GatherStep, ReplyStep, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
@@ -80,6 +80,16 @@ NCCO = Answer("An NCCO: the call's next actions (stream, talk, input, connect)."
 VONAGE_ERRORS = (400, 403, 413, 415, 503)
 VONAGE_NOTE = "For Vonage only: no API key, Vonage's signed JWT instead. 503 without VONAGE_SIGNATURE_SECRET."
 VONAGE_BODY = (Content(vonage.JSON_TYPE, vonage.VoiceWebhook),)
+CONNECT_SIGNED = {
+    "X-Bridge-Timestamp": "Unix seconds when the bridge Lambda sent the request: more than 5 minutes off, 403.",
+    "X-Bridge-Signature": "`v1=<hex HMAC-SHA256 under CONNECT_BRIDGE_SECRET of '<timestamp>.<body>'>`: "
+    "without a valid one, 403.",
+}
+CONNECT_MAP = Answer(
+    "Connect's flat string map: action (continue, transfer, end), reply_text, audio_url, listen, turn, "
+    "silences, wait, transfer_to, language.",
+    (Content(connect.JSON_TYPE),),
+)
 
 
 def _json(description: str, model: type[BaseModel]) -> Answer:
@@ -458,6 +468,21 @@ OPERATIONS = (
         body=VONAGE_BODY,
         headers=VONAGE_SIGNED,
         description=VONAGE_NOTE,
+    ),
+    Operation(
+        "POST",
+        "/api/voice/connect",
+        "connect_invocation",
+        "Amazon Connect bridge: one invocation of the contact flow's Lambda (greeting, turn, late reply, hang-up)",
+        "phone",
+        None,
+        {200: CONNECT_MAP},
+        errors=(400, 403, 413, 415, 503),
+        body=(Content(connect.JSON_TYPE, connect.ContactFlowEvent),),
+        headers=CONNECT_SIGNED,
+        description="For the Amazon Connect bridge Lambda only (integrations/amazon-connect/): no API key, its "
+        "signature instead. 503 without CONNECT_BRIDGE_SECRET. The `turn` parameter is the one our last map "
+        "wrote: a retry of it is the same turn.",
     ),
     Operation(
         "GET",

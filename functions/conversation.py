@@ -52,7 +52,7 @@ ORCHESTRATOR = "conversation"
 END_EVENT = "end"
 ANSWERED_EVENT = "answered"
 GREETING_REQUEST_ID = "greeting"
-VOICEMAIL_REQUEST_ID = "voicemail"
+"""The request id of a conversation's opening turn: its greeting, or an outbound call's voicemail message."""
 ACCEPTING_STATES = frozenset({"greeting", "listening", "responding"})
 """Custom-status states in which the conversation takes utterances (channels read `expecting`)."""
 
@@ -155,7 +155,7 @@ def _ring(context: Context, state: ConversationState, ended: TaskBase) -> Genera
     decision = dialog.on_answer(Answered.model_validate(raised_value(answered.result)))
     if decision.step is dialog.Step.LEAVE_VOICEMAIL:
         _status(context, state, "voicemail")
-        message = _turn_input(state, TurnKind.VOICEMAIL, request_id=VOICEMAIL_REQUEST_ID)
+        message = _turn_input(state, TurnKind.VOICEMAIL, request_id=GREETING_REQUEST_ID)
         yield from _speak(context, message)
     return decision.outcome
 

@@ -1,6 +1,7 @@
 """Twilio Programmable Voice webhooks: a phone call is a conversation, each webhook one step of it.
 
-`incoming` starts the conversation (one per CallSid) and plays the greeting inside a `<Gather>`;
+`incoming` starts the conversation (one per CallSid) and plays the greeting as replies play (below),
+then listens in a `<Gather>`;
 Twilio recognises the caller's speech and posts it to `gather`, which takes the turn and plays the
 reply's first sentence as soon as it is spoken, then redirects to `reply`, which plays the sentences
 spoken since and redirects again until the reply is done, then listens in the next `<Gather>`;
@@ -22,22 +23,23 @@ from typing import TYPE_CHECKING
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID, VOICEMAIL_REQUEST_ID
+from functions.auth import check_webhook_address
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
     _audio_url,
-    _await_reply,
     _begin,
     _conversation,
     _earlier_turn,
     _end,
     _raise_once,
     _services,
+    _watch_instance,
 )
 from functions.http import json_errors, origin
 from shared import dialog
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import Answered, TurnAction, TurnRecord
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
+from shared.models import Answered, Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import DEMO_TENANT, current_tenant, tenant_scope
 
@@ -50,8 +52,8 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 CHANNEL = "twilio"
-GATHER_ROUTE = "/api/voice/twilio/gather"
 INCOMING_ROUTE = "/api/voice/twilio/incoming"
+GATHER_ROUTE = "/api/voice/twilio/gather"
 REPLY_ROUTE = "/api/voice/twilio/reply"
 STATUS_ROUTE = "/api/voice/twilio/status"
 RECORDING_ROUTE = "/api/voice/twilio/recording"
@@ -84,12 +86,20 @@ def _start_key(call_sid: str) -> str:
     return f"twilio:{call_sid}"
 
 
+def _request_id(call_sid: str, turn: int) -> str:
+    """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's
+    turn is the CallSid's and its number, so a retried webhook is the same request."""
+    return GREETING_REQUEST_ID if turn == 0 else f"{_start_key(call_sid)}:{turn}"
+
+
 def _twiml(xml: str) -> func.HttpResponse:
     return func.HttpResponse(xml, status_code=200, mimetype=twilio.TWIML_TYPE, headers={"Cache-Control": "no-store"})
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
-    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise."""
+    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
     svc = _services()
     settings = svc.settings
     token = settings.twilio_auth_token.get_secret_value()
@@ -122,18 +132,6 @@ def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
 
 
-def _speak(
-    req: func.HttpRequest,
-    svc: Services,
-    conversation: Conversation,
-    turn: TurnRecord,
-    recording: twilio.Recording | None = None,
-) -> str:
-    """The whole reply played (one recording), then what the turn does next."""
-    audio = [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
-    return _then(req, svc, conversation, turn, audio, recording=recording)
-
-
 def _then(
     req: func.HttpRequest,
     svc: Services,
@@ -142,7 +140,6 @@ def _then(
     audio: list[str],
     *,
     gather_turn: int | None = None,
-    recording: twilio.Recording | None = None,
 ) -> str:
     """The reply's last audio, then the call listens for the caller's turn `gather_turn` (the next
     after this one unless given), or is transferred or hung up."""
@@ -151,14 +148,17 @@ def _then(
     if turn.action is TurnAction.TRANSFER:
         return twilio.finish(audio, turn.transfer_to)
     step = twilio.GatherStep(turn=turn.turn + 1 if gather_turn is None else gather_turn)
-    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio, recording=recording)
+    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio)
 
 
 @bp.route(route="voice/twilio/incoming", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting."""
+    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting
+    (turn 0) sentence by sentence, as `_streamed` plays a reply.
+
+    `wait` is a filler's count in a redirect written before the greeting went through the reply route."""
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
@@ -180,17 +180,7 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
                 await svc.waiter.release_start(key, conversation_id)
                 raise
         conversation = await _conversation(svc, claimed)
-        redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
-        return await _opening(
-            req,
-            svc,
-            client,
-            conversation,
-            GREETING_REQUEST_ID,
-            call_sid=form.call_sid,
-            wait=holding.wait,
-            redirect=redirect,
-        )
+        return await _opening(req, svc, client, conversation, form.call_sid, wait=holding.wait)
 
 
 async def _answered(
@@ -226,11 +216,8 @@ async def _answered(
         decision = dialog.on_answer(answered)
         if decision.step is dialog.Step.HANG_UP:
             return _twiml(twilio.hang_up())
-        request_id = GREETING_REQUEST_ID if decision.step is dialog.Step.GREET else VOICEMAIL_REQUEST_ID
-        redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?call={step.call}&wait={step.wait + 1}"
-        return await _opening(
-            req, svc, client, conversation, request_id, call_sid=form.call_sid, wait=step.wait, redirect=redirect
-        )
+        greets = decision.step is dialog.Step.GREET
+        return await _opening(req, svc, client, conversation, form.call_sid, wait=step.wait, greets=greets)
 
 
 async def _opening(
@@ -238,30 +225,23 @@ async def _opening(
     svc: Services,
     client: df.DurableOrchestrationClient,
     conversation: Conversation,
-    request_id: str,
-    *,
     call_sid: str,
+    *,
     wait: int,
-    redirect: str,
+    greets: bool = True,
 ) -> func.HttpResponse:
-    """The call's first words (the greeting, or a voicemail message) once spoken, then what follows
-    them; not spoken by the deadline: a filler and `redirect`, up to MAX_HOLDS times. A person's call
-    whose agent records calls hears the consent line first, then recording starts."""
-    deadline = svc.settings.phone_reply_deadline_seconds
+    """The call's first words, played as replies are (sentence by sentence, then the first `<Gather>`):
+    the greeting, or on a machine that took a call we placed the agent's voicemail message (the same
+    opening turn, whose action ends the call). A person's call whose agent records calls hears the
+    consent line first, then recording starts."""
+    opening = twilio.ReplyStep(turn=0, wait=wait)
     try:
-        opening = await _earlier_turn(svc, conversation.id, request_id)
-        if opening is None or opening.audio_blob is None:
-            opening = await _await_reply(svc, client, conversation.id, request_id, deadline)
-    except GatewayTimeout:
-        if wait >= twilio.MAX_HOLDS:
-            log.warning("conversation %s: no %s after %d fillers", conversation.id, request_id, wait)
-            return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-        return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
+        twiml = await _streamed(req, svc, conversation, GREETING_REQUEST_ID, opening, client=client)
     except ApiError as error:
-        log.warning("conversation %s: no %s (%s)", conversation.id, request_id, error.code)
+        log.warning("call %s: no opening (%s)", call_sid, error.code)
         return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-    recording = await _recording(req, svc, conversation, call_sid) if request_id == GREETING_REQUEST_ID else None
-    return _twiml(_speak(req, svc, conversation, opening, recording))
+    recording = await _recording(req, svc, conversation, call_sid) if greets and wait == 0 else None
+    return _twiml(twiml if recording is None else twilio.recorded(twiml, recording, conversation.language))
 
 
 async def _recording(
@@ -306,7 +286,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await _conversation(svc, conversation_id)
         language = conversation.language
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        request_id = _request_id(form.call_sid, step.turn)
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
         known = None
         try:
@@ -320,7 +300,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 body = TurnBody(text=text)
                 known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
-            return _twiml(await _streamed(req, svc, conversation, request_id, reply, known=known))
+            return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
         except BadRequest:
             raise
         except ApiError as error:
@@ -330,8 +310,9 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
 
 
 @bp.route(route="voice/twilio/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
 @json_errors
-async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
+async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
@@ -343,9 +324,9 @@ async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await _conversation(svc, conversation_id)
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        request_id = _request_id(form.call_sid, step.turn)
         try:
-            return _twiml(await _streamed(req, svc, conversation, request_id, step))
+            return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
         except ApiError as error:
             log.warning("call %s: turn %d not answered (%s)", form.call_sid, step.turn, error.code)
             ended = error.code == "conversation_completed"
@@ -359,15 +340,24 @@ async def _streamed(
     request_id: str,
     step: twilio.ReplyStep,
     *,
+    client: df.DurableOrchestrationClient,
     known: TurnRecord | None = None,
 ) -> str:
     """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
-    and a redirect to the same sentence."""
+    and a redirect to the same sentence.
+
+    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`_watch_instance`
+    closes its conversation, which ends the wait), so the caller hears the apology at once, not after
+    MAX_HOLDS fillers."""
     from shared.storage.reply_stream import StreamedReply
 
-    found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    watching = asyncio.create_task(_watch_instance(svc, client, conversation.id))
+    try:
+        found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    finally:
+        watching.cancel()
     if found is None:
         if step.wait >= twilio.MAX_HOLDS:
             log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
@@ -397,7 +387,8 @@ async def _next_sentences(
     reply with no stream; None at the deadline.
 
     A stream restarted since (a retried attempt) is played from its first sentence again: the step
-    returned says where playing resumes."""
+    returned says where playing resumes. A conversation that ended first is an error (`_unanswered`)."""
+    from shared.storage.handoff import ConversationEnded
     from shared.storage.reply_stream import POLL_SECONDS
 
     deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
@@ -408,8 +399,9 @@ async def _next_sentences(
         stored = await svc.waiter.stored_reply(conversation_id, request_id)
         if stored is not None:
             return TurnRecord.model_validate(stored), step
-        if await svc.waiter.ended(conversation_id) is not None:
-            raise Conflict("The conversation ended before this turn was answered.", code="conversation_completed")
+        outcome = await svc.waiter.ended(conversation_id)
+        if outcome is not None:
+            raise _unanswered(outcome)
         if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
             return await _earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
@@ -420,11 +412,22 @@ async def _next_sentences(
         def ready(reply: StreamedReply, at: twilio.ReplyStep = at) -> bool:
             return reply.attempt > at.attempt or len(reply.sentences) > at.sentence or reply.done is not None
 
-        found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        try:
+            found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        except ConversationEnded as ended:
+            raise _unanswered(ended.outcome) from ended
         if found.attempt > step.attempt:
             step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
             continue
         return (found if held else None), step
+
+
+def _unanswered(outcome: str) -> ApiError:
+    """Why a reply will never come: its conversation failed or was terminated on our side (the caller
+    hears an apology), or ended otherwise (hung up, or the agent's own end: the call just hangs up)."""
+    if outcome in (Outcome.FAILED, Outcome.TERMINATED):
+        return TurnFailed(f"The conversation ended ({outcome}) before this turn was answered.")
+    return Conflict(f"The conversation ended ({outcome}) before this turn was answered.", code="conversation_completed")
 
 
 async def _silence(
@@ -456,14 +459,29 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(_our_number(form))
     if routed is not None and outcome is not None:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(form.call_sid))
-            if conversation_id is not None:
-                conversation = await _conversation(svc, conversation_id)
-                if duration is not None:
-                    await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
-                await _end(svc, client, conversation, outcome)
+        await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
+
+
+async def call_over(
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    tenant: str,
+    start_key: str,
+    *,
+    outcome: Outcome,
+    duration: int | None,
+) -> None:
+    """A provider says the call is over: the conversation it started (if any) keeps the call's length and
+    ends with `outcome`. An agent that ended the call first keeps its own outcome; a repeat is no error."""
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(start_key)
+        if conversation_id is None:
+            return
+        conversation = await _conversation(svc, conversation_id)
+        if duration is not None:
+            await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
+        await _end(svc, client, conversation, outcome)
 
 
 @bp.route(route="voice/twilio/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID, VOICEMAIL_REQUEST_ID
+from functions.auth import check_webhook_address
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
 from functions.conversations import (
     START_KEY_TTL_SECONDS,
     _audio_url,
@@ -39,7 +40,7 @@ from functions.conversations import (
     _take_turn,
 )
 from functions.http import json_errors, origin
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
+from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import Answered, TurnAction, TurnRecord
@@ -129,7 +130,9 @@ def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
-    """The webhook, once Vonage's signature over it holds: 503 unconfigured, 4xx otherwise."""
+    """The webhook, once Vonage's signature over it holds and its token was not used for another request
+    (a replay): 503 unconfigured, 4xx otherwise (429 first for a flood from one address)."""
+    await check_webhook_address(req)
     svc = _services()
     settings = svc.settings
     secret = settings.vonage_signature_secret.get_secret_value()
@@ -142,19 +145,25 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
             "Vonage calls need AUDIO_URL_SIGNING_KEY: Vonage fetches the agent's audio by signed link.",
             code="vonage_not_configured",
         )
+    from shared.storage.webhook_tokens import request_fingerprint
+
+    url = urlsplit(req.url)
     try:
         hook = vonage.verified(
             secret,
             req.method,
-            urlsplit(req.url).query,
+            url.query,
             req.headers.get("content-type"),
             req.get_body(),
             authorization=req.headers.get("authorization"),
         )
-        if settings.vonage_application_id and hook.application_id != settings.vonage_application_id:
+        if settings.vonage_application_id and hook.signed.application_id != settings.vonage_application_id:
             raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
+        fingerprint = request_fingerprint(req.method, url.path, url.query, hook.signed.payload_hash)
+        if not await svc.webhook_tokens.first_use(hook.signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
+            raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
     except Forbidden:
-        log.warning("refused a Vonage webhook to %s: signature or application", urlsplit(req.url).path)
+        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
         raise
     return svc, hook
 
@@ -231,9 +240,10 @@ async def _answered(
         decision = dialog.on_answer(await _verdict(svc, client, conversation, person))
         if decision.step is dialog.Step.HANG_UP:
             return _ncco([])
-        request_id = GREETING_REQUEST_ID if decision.step is dialog.Step.GREET else VOICEMAIL_REQUEST_ID
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?call={step.call}&wait={step.wait + 1}"
-        return await _opening(req, svc, client, conversation, request_id, wait=step.wait, back=back, ours=route[2])
+        return await _opening(
+            req, svc, client, conversation, GREETING_REQUEST_ID, wait=step.wait, back=back, ours=route[2]
+        )
 
 
 async def _opening(
@@ -269,7 +279,7 @@ async def _opening(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The caller spoke (or kept silent): take that turn once and stream the agent's reply.
+    """The caller spoke (or keyed, or kept silent): take that turn once and stream the agent's reply.
 
     A reply not ready by PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS) gets a filler and an
     input that times out at once back here marked `wait`, which waits for the same turn's reply and never
@@ -304,7 +314,7 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
                 try:
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
-                    raise BadRequest("The speech result is not usable text.", code="malformed_body") from error
+                    raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
                 turn, _ = await _take_turn(
                     svc,
                     client,
@@ -351,22 +361,25 @@ async def _silence(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The call's status changed: once it is over (completed, busy, failed, unanswered, …) the
-    conversation ends with that outcome; for a call we placed, machine detection's verdict (`human`,
-    `machine`) tells the conversation who answered. Any other status, again, or for a call we never
-    started, is no error."""
+    """The call's status changed: once it is over (completed, busy, failed, unanswered, …), the
+    conversation ends with that outcome and keeps the call's `duration`; for a call we placed, machine
+    detection's verdict (`human`, `machine`) tells the conversation who answered. Any other status,
+    again, or for a call we never started, is no error. An agent that ended the call first keeps its
+    own outcome."""
     svc, hook = await _verified(req)
     status = hook.call.status
+    outcome = vonage.ENDED_STATUSES.get(status)
     route = await _route(svc, hook)
-    if route is None or (status not in vonage.ENDED_STATUSES and status not in vonage.VERDICTS):
+    if route is None:
         return func.HttpResponse(status_code=200)
-    with tenant_scope(route[0]):
-        conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
-        if conversation_id is not None:
-            conversation = await _conversation(svc, conversation_id)
-            if status in vonage.VERDICTS:
+    start = _start_key(hook.call.uuid)
+    if outcome is not None:
+        await call_over(svc, client, route[0], start, outcome=outcome, duration=hook.call.duration)
+    elif status in vonage.VERDICTS:
+        with tenant_scope(route[0]):
+            conversation_id = await svc.waiter.started(start)
+            if conversation_id is not None:
+                conversation = await _conversation(svc, conversation_id)
                 told = Answered(machine=status == "machine", leave_message=await _leaves_message(svc, conversation))
                 await _verdict(svc, client, conversation, told)
-            else:
-                await _end(svc, client, conversation, vonage.ENDED_STATUSES[status])
     return func.HttpResponse(status_code=200)

@@ -251,6 +251,14 @@ class Settings(BaseSettings):
         description="Requests one client address (an IPv6 /64) may make, checked before authentication (same "
         "notation). Empty: no limit per address.",
     )
+    rate_limit_per_webhook_ip: str = Field(
+        default="6000/minute",
+        description="Phone provider webhooks (Twilio, Vonage, the Amazon Connect bridge) one sending address (an "
+        "IPv6 /64) may make, checked "
+        "before the signature, apart from the API's per-address limit (same notation). Providers send from a "
+        "pool of addresses, so this stops a flood from one, never a busy account's calls (a call makes a few "
+        "webhooks a turn). Empty: no limit.",
+    )
     trusted_proxy_hops: int = Field(
         default=1,
         ge=1,
@@ -329,6 +337,12 @@ class Settings(BaseSettings):
         description="The Vonage account's signature secret: it checks the signed JWT on every Vonage webhook (in "
         "Azure a Key Vault reference). Empty: the Vonage routes answer 503. `make dev` makes a local one.",
     )
+    connect_bridge_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The secret the Amazon Connect bridge Lambda (integrations/amazon-connect/) signs every "
+        "request with (HMAC-SHA256; in Azure a Key Vault reference, and the Lambda's own environment). Empty: "
+        "the Connect route answers 503. `make dev` makes a local one.",
+    )
     phone_reply_deadline_seconds: float = Field(
         default=8.0,
         ge=1,
@@ -344,7 +358,7 @@ class Settings(BaseSettings):
         "number is not in service, and hangs up.",
     )
 
-    @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip")
+    @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip", "rate_limit_per_webhook_ip")
     @classmethod
     def _rate_limits_parse(cls, value: str) -> str:
         if value.strip() and any(item.amount < 1 for item in parse_many(value)):

@@ -1,10 +1,11 @@
 """A reply spoken sentence by sentence while the model is still writing it.
 
 The text grows as tokens arrive; each sentence is cut the moment it is complete (its end mark and
-the space after it have arrived, see `shared/speech/sentences.py`) and handed to text-to-speech at
-once, in a small pool, while the model writes the next. Sentences are announced on the turn's
-reply stream strictly in order, each as soon as it and every sentence before it are spoken, so
-the caller's first audio waits for one sentence, not the whole reply.
+the space after it have arrived, see `shared/speech/sentences.py`), the reply's opening clause even
+before its sentence ends, and handed to text-to-speech at once, in a small pool, while the model
+writes the next. Sentences are announced on the turn's reply stream strictly in order, each as soon
+as it and every sentence before it are spoken, so the caller's first audio waits for one sentence
+(or clause), not the whole reply.
 
 If the final reply does not continue what was streamed (a malformed answer replaced by the
 agent's fallback line), the stream restarts with the final reply's sentences.
@@ -23,9 +24,11 @@ import numpy as np
 
 from shared.speech.audio import Audio
 from shared.speech.ports import Spoken
-from shared.speech.sentences import SENTENCE_END, sentences
+from shared.speech.sentences import SENTENCE_END, opening_clause_end, sentences
 from shared.storage.reply_stream import AnnouncedSentence, ReplyStream
 
+OPENING_CLAUSE_MIN_WORDS = 3
+"""A reply's first clip may end at a clause of this many words, before its first sentence is complete."""
 TTS_WORKERS = 2
 """Sentences spoken at once: the next one is ready when the first has played, without flooding the engine."""
 
@@ -77,10 +80,14 @@ class SpokenReply:
             return
         self._streamed = text
         ends = list(SENTENCE_END.finditer(text, self._cut))
-        if not ends:
+        if ends:
+            cut = ends[-1].end()
+        elif self._cut == 0 and (clause := opening_clause_end(text, OPENING_CLAUSE_MIN_WORDS)) is not None:
+            cut = clause
+        else:
             return
-        complete = text[self._cut : ends[-1].end()]
-        self._cut = ends[-1].end()
+        complete = text[self._cut : cut]
+        self._cut = cut
         for sentence in sentences(complete):
             self._submit(sentence)
 

@@ -128,7 +128,7 @@ class ReplyStep(Holding):
 
     model_config = ConfigDict(extra="forbid")
 
-    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this reply answers.")
+    turn: int = Field(ge=0, le=999_999_999, description="The caller's turn this reply answers (0: the greeting).")
     sentence: int = Field(default=0, ge=0, le=999, description="The next sentence to play.")
     attempt: int = Field(default=0, ge=0, le=999, description="Restarts of the reply stream already seen.")
 
@@ -250,12 +250,11 @@ class Recording:
     callback: str
 
 
-def listen(action: str, language: str, *audio_urls: str, recording: Recording | None = None) -> str:
+def listen(action: str, language: str, *audio_urls: str) -> str:
     """Play the agent's words (each link in turn, or none when they have played already) and listen
     for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
-    posted too (no SpeechResult), so silence is ours to decide. A call to record says its consent line
-    first and starts recording before the agent's words."""
-    response, gather = _listening(action, language, recording)
+    posted too (no SpeechResult), so silence is ours to decide."""
+    response, gather = _listening(action, language)
     for audio_url in audio_urls:
         gather.play(audio_url)
     return str(response)
@@ -268,7 +267,7 @@ def prompt_again(action: str, language: str, words: str) -> str:
     return str(response)
 
 
-def _listening(action: str, language: str, recording: Recording | None = None) -> tuple[VoiceResponse, Gather]:
+def _listening(action: str, language: str) -> tuple[VoiceResponse, Gather]:
     """A response whose `<Gather>` listens for speech or keypad and posts to `action`, even on silence.
 
     `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
@@ -276,13 +275,6 @@ def _listening(action: str, language: str, recording: Recording | None = None) -
     from twilio.twiml.voice_response import VoiceResponse
 
     response = VoiceResponse()
-    if recording is not None:
-        response.say(recording.consent, language=language)
-        response.start().recording(
-            recording_status_callback=recording.callback,
-            recording_status_callback_method="POST",
-            recording_status_callback_event="completed",
-        )
     gather = response.gather(
         input="dtmf speech",
         action=action,
@@ -292,6 +284,26 @@ def _listening(action: str, language: str, recording: Recording | None = None) -
         action_on_empty_result=True,
     )
     return response, gather
+
+
+def recorded(twiml: str, recording: Recording, language: str) -> str:
+    """`twiml` (the call's first answer) preceded by the consent line and the start of the recording:
+    Twilio records from `<Start><Recording>` on, so the consent is said before anything is recorded."""
+    from xml.etree import ElementTree
+
+    from twilio.twiml.voice_response import VoiceResponse
+
+    prelude = VoiceResponse()
+    prelude.say(recording.consent, language=language)
+    prelude.start().recording(
+        recording_status_callback=recording.callback,
+        recording_status_callback_method="POST",
+        recording_status_callback_event="completed",
+    )
+    response = ElementTree.fromstring(twiml)
+    for index, verb in enumerate(ElementTree.fromstring(str(prelude))):
+        response.insert(index, verb)
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ElementTree.tostring(response, encoding="unicode")
 
 
 def hold_on(redirect: str, language: str, words: str) -> str:

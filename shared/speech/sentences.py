@@ -12,6 +12,8 @@ import re
 
 SENTENCE_END = re.compile(r"([.!?।॥。！？]+[\"'”’)\]]*)\s+")
 """A sentence ends at its marks (and any closing quotes or brackets), before the next one's space."""
+CLAUSE_END = re.compile(r"[,;:،、，；：]+[\"'”’)\]]*\s+")
+"""A clause ends at a comma, semicolon or colon before a space (so never inside 10,000 or 10:30)."""
 _CUT = "\u2029"
 
 
@@ -19,6 +21,18 @@ def sentences(text: str) -> list[str]:
     """The sentences of `text`, stripped, in order; none empty."""
     marked = SENTENCE_END.sub(lambda end: end.group(1) + _CUT, text.replace(_CUT, " "))
     return [s.strip() for s in marked.split(_CUT) if s.strip()]
+
+
+def opening_clause_end(text: str, min_words: int) -> int | None:
+    """Where the first clause of `text` that has at least `min_words` words ends (after its space), else None.
+
+    A reply's opening clause ("Yes, we are open today,") can be spoken before its sentence is complete:
+    the caller hears the agent start sooner, and a pause at a comma sounds natural. Shorter openings
+    ("Sure,") wait for more words, so no clip is a lone interjection."""
+    for end in CLAUSE_END.finditer(text):
+        if len(text[: end.start()].split()) >= min_words:
+            return end.end()
+    return None
 
 
 def pieces(text: str, limit: int) -> list[str]:

@@ -362,8 +362,9 @@ def test_a_recorded_call_opens_with_the_consent_line_then_records_and_keeps_the_
     call = fake.call(body["call_id"])
     assert call.answered is not None
     assert call.phone is not None
-    twiml = call.answered.twiml[-1]
-    assert twiml.index("<Say") < twiml.index("<Start><Recording") < twiml.index("<Gather"), twiml
+    twiml = call.answered.twiml[0]
+    assert twiml.index("<Say") < twiml.index("<Start><Recording") < twiml.index("<Play"), twiml
+    assert all("<Start>" not in later for later in call.answered.twiml[1:]), "recording starts once"
     assert call.answered.said == [CONSENT]
     assert call.answered.recording == f"{host.base}/api/voice/twilio/recording"
     assert spoken(call.answered) == (body["conversation_id"], 0)
@@ -392,7 +393,7 @@ def test_a_call_whose_agent_does_not_record_starts_no_recording_and_has_none(twi
     call = fake.call(body["call_id"])
     assert call.answered is not None
     assert call.answered.recording is None
-    assert "<Start>" not in call.answered.twiml[-1]
+    assert all("<Start>" not in twiml for twiml in call.answered.twiml)
     missing = host.get(f"/api/conversations/{body['conversation_id']}/recording", headers=key)
     assert error_code(missing, 404) == "recording_not_found"
     assert call.phone is not None

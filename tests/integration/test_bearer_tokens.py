@@ -16,7 +16,8 @@ from shared.security.roles import Principal, Role
 from shared.security.tokens import IdentityProviderUnavailable, InvalidToken, TokenValidator
 from tests.fakes.oidc_server import AUDIENCE, FakeOpenIdProvider, new_rsa_key
 
-COOLDOWN = 0.5
+COOLDOWN = 2.0
+"""Long enough that a loaded machine never lets it lapse between two steps a test means to be within it."""
 
 
 @pytest.fixture

@@ -247,11 +247,10 @@ def test_only_recordings_of_twilios_api_are_fetched() -> None:
 
 
 def test_a_recorded_calls_twiml_says_the_consent_line_before_recording_starts() -> None:
-    twiml = twilio.listen(
-        "https://app.example/g?turn=1",
+    twiml = twilio.recorded(
+        twilio.listen("https://app.example/g?turn=1", "en-US", "https://app.example/a.wav"),
+        twilio.Recording(consent="This call is recorded.", callback="https://app.example/r"),
         "en-US",
-        "https://app.example/a.wav",
-        recording=twilio.Recording(consent="This call is recorded.", callback="https://app.example/r"),
     )
     assert twiml.index("<Say") < twiml.index("<Start><Recording") < twiml.index("<Gather")
     assert 'recordingStatusCallback="https://app.example/r"' in twiml

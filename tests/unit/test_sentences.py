@@ -7,12 +7,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.speech.sarvam import STT_LANGUAGES, TTS_LANGUAGES, sarvam_language
-from shared.speech.sentences import pieces, sentences
+from shared.speech.sentences import opening_clause_end, pieces, sentences
 
 
 def test_sentences_end_at_stops_questions_exclamations_and_the_danda() -> None:
     text = 'नमस्ते। आप कैसे हैं? Great! "Quoted." Dr Rao said 3.5 km॥ Last'
     assert sentences(text) == ["नमस्ते।", "आप कैसे हैं?", "Great!", '"Quoted."', "Dr Rao said 3.5 km॥", "Last"]
+
+
+def test_an_opening_clause_ends_at_a_comma_semicolon_or_colon_after_enough_words() -> None:
+    text = "Sure, we are open today, until 10 pm."
+    assert text[: opening_clause_end(text, 3)] == "Sure, we are open today, "
+    assert text[: opening_clause_end(text, 1)] == "Sure, "
+    assert opening_clause_end("Yes; of course: we are", 3) == len("Yes; of course: ")
+
+
+def test_numbers_times_and_unfinished_clauses_are_not_clause_ends() -> None:
+    assert opening_clause_end("It costs 10,000 rupees and opens at 10:30 am", 1) is None
+    assert opening_clause_end("We are open today,", 1) is None, "no space after the comma yet: a number may follow"
+    assert opening_clause_end("Sure, we", 3) is None
 
 
 def test_pieces_pack_whole_sentences_up_to_the_limit() -> None:

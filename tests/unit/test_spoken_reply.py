@@ -115,6 +115,29 @@ def test_the_first_sentence_is_announced_while_the_model_is_still_writing(redis_
     reply.finish("Delivery costs 40 rupees. It is free above 500 rupees.")
 
 
+def test_the_opening_clause_is_spoken_before_the_first_sentence_is_complete(redis_client: redis.Redis) -> None:
+    voice = SlowFirstVoice()
+    voice.first_may_finish.set()
+    reply, key, _ = reply_for(redis_client, voice)
+
+    reply.feed("Sure, ")
+    reply.feed("Sure, we deliver")
+    assert voice.spoken == [], "a lone interjection waits for more words"
+    reply.feed("Sure, we deliver everywhere, free")
+    deadline = time.monotonic() + 5
+    while not sentences_announced(redis_client, key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sentences_announced(redis_client, key) == ["Sure, we deliver everywhere,"]
+
+    reply.feed("Sure, we deliver everywhere, free above 500 rupees, in an hour. Call")
+    spoken = reply.finish("Sure, we deliver everywhere, free above 500 rupees, in an hour. Call us.")
+    assert [s.text for s in spoken] == [
+        "Sure, we deliver everywhere,",
+        "free above 500 rupees, in an hour.",
+        "Call us.",
+    ], "only the reply's opening is cut at a clause; later sentences stay whole"
+
+
 def test_a_final_reply_that_does_not_continue_the_stream_restarts_it(redis_client: redis.Redis) -> None:
     voice = SlowFirstVoice()
     voice.first_may_finish.set()
