@@ -8,8 +8,14 @@ spoken since and redirects again until the reply is done, then listens in the ne
 `status` ends the conversation when the call is over. The gather URL carries the turn's number and
 each redirect the next sentence's, so a Twilio retry is the same turn and the same sentence.
 
+A call we placed (`POST /api/calls`, Direction `outbound-api`) is answered at `incoming` too, once
+answering-machine detection has decided: a person is greeted the same way, a machine hears the agent's
+voicemail message or is hung up on. A call whose agent records calls says the consent line, then
+starts recording; `recording` keeps the finished recording with the conversation.
+
 No API key here: every webhook must carry Twilio's signature (`X-Twilio-Signature`), checked before
-anything else happens, and runs in the tenant its called number belongs to.
+anything else happens, and runs in the tenant of our number on the call: the one called, or for a call
+we placed the one it comes from.
 """
 
 from __future__ import annotations

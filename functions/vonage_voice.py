@@ -9,8 +9,12 @@ The call leg's `uuid`, not `conversation_uuid`, keys the conversation: it is the
 talks to, while a transfer's `connect` adds another leg to the same Vonage conversation, whose events
 must not touch ours.
 
+A call we placed (`POST /api/calls`) is answered at `answer` too (its URL names its conversation), after
+machine detection's verdict has come to `event`: a person is greeted the same way, a machine hears the
+agent's voicemail message or nothing.
+
 No API key here: every webhook must carry Vonage's signed JWT, checked before anything else happens, and
-runs in the tenant its called number belongs to.
+runs in the tenant its called number belongs to, or for a call we placed the tenant that placed it.
 """
 
 from __future__ import annotations

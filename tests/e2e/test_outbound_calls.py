@@ -203,6 +203,8 @@ def test_a_retried_post_with_the_same_idempotency_key_places_one_call(twilio: Fa
     assert (first.status_code, again.status_code) == (201, 200), again.text
     assert again.json() == first.json() | {"replayed": True}
     assert len([r for r in fake.requests if r["form"].get("To") == [number]]) == 1
+    bad_key = place(host, key, number, **{"Idempotency-Key": "é" * 3})
+    assert error_code(bad_key, 400) == "invalid_idempotency_key"
     other = place(host, key, number, **{"Idempotency-Key": "order-18"})
     assert other.status_code == 201
     assert other.json()["call_id"] != first.json()["call_id"]
