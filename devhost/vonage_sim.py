@@ -40,6 +40,8 @@ class Heard:
     listening: str | None = None
     hung_up: bool = False
     dialled: str | None = None
+    recording: str | None = None
+    """Where Vonage would post the call's recording, once the NCCO started one (`record`)."""
     ncco: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
@@ -156,6 +158,8 @@ class VonageCall:
                 heard.played.append(Played(url, fetched.status_code, fetched.content))
             elif kind == "talk":
                 heard.said.append(action["text"])
+            elif kind == "record":
+                [heard.recording] = action["eventUrl"]
             elif kind == "input":
                 [url] = action["eventUrl"]
                 if action.get("speech", {}).get("startTimeout", 10) <= HOLD_SECONDS:

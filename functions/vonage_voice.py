@@ -50,7 +50,7 @@ from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, Servi
 from shared.models import Answered, TurnAction, TurnRecord
 from shared.phone import vonage
 from shared.phone.twilio import PHONE_RATE
-from shared.tenancy import tenant_scope
+from shared.tenancy import current_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -63,6 +63,9 @@ CHANNEL = "vonage"
 ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
 EVENT_ROUTE = "/api/voice/vonage/event"
+RECORDING_ROUTE = "/api/voice/vonage/recording"
+RECORDED = "vonage-conversation"
+"""What a recorded call is noted by: its Vonage conversation (`CON-…`), the one id a recording event names."""
 
 
 async def _reply_to(
@@ -136,6 +139,26 @@ def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
 async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
     """The webhook, once Vonage's signature over it holds and its token was not used for another request
     (a replay): 503 unconfigured, 4xx otherwise (429 first for a flood from one address)."""
+    svc, secret = await _configured(req)
+    url = urlsplit(req.url)
+    try:
+        hook = vonage.verified(
+            secret,
+            req.method,
+            url.query,
+            req.headers.get("content-type"),
+            req.get_body(),
+            authorization=req.headers.get("authorization"),
+        )
+        await _first_use(svc, req, hook.signed)
+    except Forbidden:
+        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
+        raise
+    return svc, hook
+
+
+async def _configured(req: func.HttpRequest) -> tuple[Services, str]:
+    """The services and the signature secret, once the caller's address is within its limit; 503 unconfigured."""
     await check_webhook_address(req)
     svc = _services()
     settings = svc.settings
@@ -149,27 +172,20 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
             "Vonage calls need AUDIO_URL_SIGNING_KEY: Vonage fetches the agent's audio by signed link.",
             code="vonage_not_configured",
         )
+    return svc, secret
+
+
+async def _first_use(svc: Services, req: func.HttpRequest, signed: vonage.Signed) -> None:
+    """Forbidden unless the token is for our application and this is the first request it signs."""
     from shared.storage.webhook_tokens import request_fingerprint
 
+    settings = svc.settings
+    if settings.vonage_application_id and signed.application_id != settings.vonage_application_id:
+        raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
     url = urlsplit(req.url)
-    try:
-        hook = vonage.verified(
-            secret,
-            req.method,
-            url.query,
-            req.headers.get("content-type"),
-            req.get_body(),
-            authorization=req.headers.get("authorization"),
-        )
-        if settings.vonage_application_id and hook.signed.application_id != settings.vonage_application_id:
-            raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
-        fingerprint = request_fingerprint(req.method, url.path, url.query, hook.signed.payload_hash)
-        if not await svc.webhook_tokens.first_use(hook.signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
-            raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
-    except Forbidden:
-        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
-        raise
-    return svc, hook
+    fingerprint = request_fingerprint(req.method, url.path, url.query, signed.payload_hash)
+    if not await svc.webhook_tokens.first_use(signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
+        raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
 
 
 def _input_url(req: func.HttpRequest, svc: Services, step: vonage.InputStep) -> str:
@@ -220,9 +236,7 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 raise
         conversation = await _conversation(svc, claimed)
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
-        return await _opening(
-            req, svc, client, conversation, GREETING_REQUEST_ID, wait=holding.wait, back=back, ours=called
-        )
+        return await _opening(req, svc, client, conversation, hook, wait=holding.wait, back=back, ours=called)
 
 
 async def _answered(
@@ -245,8 +259,9 @@ async def _answered(
         if decision.step is dialog.Step.HANG_UP:
             return _ncco([])
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?call={step.call}&wait={step.wait + 1}"
+        greets = decision.step is dialog.Step.GREET
         return await _opening(
-            req, svc, client, conversation, GREETING_REQUEST_ID, wait=step.wait, back=back, ours=route[2]
+            req, svc, client, conversation, hook, wait=step.wait, back=back, ours=route[2], greets=greets
         )
 
 
@@ -255,28 +270,51 @@ async def _opening(
     svc: Services,
     client: df.DurableOrchestrationClient,
     conversation: Conversation,
-    request_id: str,
+    hook: vonage.Webhook,
     *,
     wait: int,
     back: str,
     ours: str,
+    greets: bool = True,
 ) -> func.HttpResponse:
-    """The call's first words (the greeting, or a voicemail message) once spoken, then what follows them;
-    not spoken by the deadline: a filler and an input that comes back to `back`, up to MAX_HOLDS times."""
+    """The call's first words (the greeting, or on a machine that took a call we placed the voicemail
+    message) once spoken, then what follows them; not spoken by the deadline: a filler and an input that
+    comes back to `back`, up to MAX_HOLDS times. A person's call whose agent records calls hears the
+    consent line first, then the whole call is recorded."""
     deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
     try:
-        opening = await _earlier_turn(svc, conversation.id, request_id)
+        opening = await _earlier_turn(svc, conversation.id, GREETING_REQUEST_ID)
         if opening is None or opening.audio_blob is None:
-            opening = await _await_reply(svc, client, conversation.id, request_id, deadline)
+            opening = await _await_reply(svc, client, conversation.id, GREETING_REQUEST_ID, deadline)
     except GatewayTimeout:
         if wait >= vonage.MAX_HOLDS:
-            log.warning("conversation %s: no %s after %d fillers", conversation.id, request_id, wait)
+            log.warning("conversation %s: no opening after %d fillers", conversation.id, wait)
             return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
         return _ncco(vonage.hold_on(back, conversation.language, FILLER))
     except ApiError as error:
-        log.warning("conversation %s: no %s (%s)", conversation.id, request_id, error.code)
+        log.warning("conversation %s: no opening (%s)", conversation.id, error.code)
         return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
-    return _ncco(_speak(req, svc, conversation, opening, ours))
+    ncco = _speak(req, svc, conversation, opening, ours)
+    consent = await _recording_consent(svc, conversation, hook) if greets and wait == 0 else None
+    if consent is None:
+        return _ncco(ncco)
+    event_url = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
+    return _ncco(vonage.recorded(ncco, consent, conversation.language, event_url))
+
+
+async def _recording_consent(svc: Services, conversation: Conversation, hook: vonage.Webhook) -> str | None:
+    """The agent's consent line if it records calls, else None. The recording's event names only the
+    Vonage conversation, so that is noted as this tenant's and this conversation's first."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    vonage_conversation = hook.call.conversation_uuid
+    if profile is None or not profile.recording or not profile.recording_consent or not vonage_conversation:
+        return None
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    await placed.remember_leg(RECORDED, vonage_conversation, current_tenant(), START_KEY_TTL_SECONDS)
+    await svc.waiter.claim_start(f"{RECORDED}:{vonage_conversation}", conversation.id, START_KEY_TTL_SECONDS)
+    return profile.recording_consent
 
 
 @bp.route(route="voice/vonage/input", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -387,3 +425,51 @@ async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationCli
                 told = Answered(machine=status == "machine", leave_message=await _leaves_message(svc, conversation))
                 await _verdict(svc, client, conversation, told)
     return func.HttpResponse(status_code=200)
+
+
+@bp.route(route="voice/vonage/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+async def vonage_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """A recorded call's recording is ready (the `record` action's event): fetch it from Vonage with the
+    application's JWT and keep it with the conversation, once; again, or a call not recorded here, is no error."""
+    from shared.phone.vonage_calls import download_recording, recording_url
+    from shared.storage.blobs import recording_name
+    from shared.storage.placed_calls import PlacedCalls
+
+    svc, secret = await _configured(req)
+    try:
+        recording, signed = vonage.verified_recording(
+            secret, req.headers.get("content-type"), req.get_body(), authorization=req.headers.get("authorization")
+        )
+        await _first_use(svc, req, signed)
+    except Forbidden:
+        log.warning("refused a Vonage recording event: signature, application or a replayed token")
+        raise
+    settings = svc.settings
+    url = recording_url(recording.recording_url, settings.vonage_api_host)
+    placed = PlacedCalls(svc.async_redis, settings.redis_key_prefix)
+    tenant = await placed.tenant_of_leg(RECORDED, recording.conversation_uuid)
+    key = settings.vonage_private_key.get_secret_value()
+    if tenant is None or not settings.vonage_application_id or not key:
+        log.warning("a Vonage recording of a call not recorded here, or no VONAGE_PRIVATE_KEY to fetch it")
+        return func.HttpResponse(status_code=204)
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(f"{RECORDED}:{recording.conversation_uuid}")
+        if conversation_id is None:
+            return func.HttpResponse(status_code=204)
+        conversation = await _conversation(svc, conversation_id)
+        if conversation.recording_blob is not None:
+            return func.HttpResponse(status_code=204)
+        data = await asyncio.to_thread(
+            lambda: download_recording(
+                application_id=settings.vonage_application_id,
+                private_key=key,
+                api_host=settings.vonage_api_host,
+                url=url,
+                size=recording.size,
+            )
+        )
+        blob = recording_name(conversation.id)
+        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
+        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, None))
+    return func.HttpResponse(status_code=204)

@@ -213,7 +213,7 @@ class AgentProfile(Frozen):
     )
     recording: bool = Field(
         default=False,
-        description="Record this agent's phone calls (Twilio): the call opens with `recording_consent`, then "
+        description="Record this agent's phone calls (Twilio, Vonage): the call opens with `recording_consent`, then "
         "recording starts; the recording is kept with the conversation.",
     )
     recording_consent: str | None = Field(

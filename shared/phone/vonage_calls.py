@@ -16,6 +16,8 @@ beep, a `machine` event with `sub_state: beep_start`); others for `detect` with 
 
 from __future__ import annotations
 
+import re
+
 from shared.errors import ApiError
 from shared.phone.placing import PlacedCall, ProviderBusy, ProviderFailed, ProviderRefused
 
@@ -105,3 +107,51 @@ def provider_error(status: int, detail: str) -> ApiError:
             code="provider_credentials",
         )
     return ProviderFailed(said)
+
+
+MAX_RECORDING_BYTES = 128 * 1024 * 1024
+"""As for Twilio's: about two hours of 8 kHz WAV; a bigger recording is refused, never held in memory."""
+
+
+def recording_url(url: str, api_host: str) -> str:
+    """The recording a `record` event names, if it is a file of VONAGE_API_HOST's media API
+    (`https://{host}/v1/files/{uuid}`); anywhere else is a 400, never fetched (stricter than the SDK's
+    own check, which only looks for `vonage.com` or `nexmo.com` in the URL)."""
+    from shared.errors import BadRequest
+
+    if not re.fullmatch(
+        rf"https://{re.escape(api_host)}/v1/files/[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}", url
+    ):
+        raise BadRequest("recording_url is not a file of the Vonage API.", code="malformed_body")
+    return url
+
+
+def download_recording(*, application_id: str, private_key: str, api_host: str, url: str, size: int | None) -> bytes:
+    """The recording's bytes, fetched with the application's JWT (`vonage-http-client`'s streamed
+    download, to a temporary file); refused above MAX_RECORDING_BYTES, by its announced and its real size."""
+    import tempfile
+    from pathlib import Path
+
+    from requests import RequestException
+    from vonage_http_client import Auth, HttpClient, HttpClientOptions
+    from vonage_http_client.errors import HttpRequestError
+
+    if size is not None and size > MAX_RECORDING_BYTES:
+        raise ProviderFailed("The recording is larger than this app keeps.", code="recording_too_large")
+    client = HttpClient(
+        Auth(application_id=application_id, private_key=private_key),
+        HttpClientOptions(api_host=api_host, timeout=REST_TIMEOUT_SECONDS, max_retries=0),
+    )
+    with tempfile.TemporaryDirectory(prefix="recording-") as folder:
+        path = Path(folder) / "recording.wav"
+        try:
+            client.download_file_stream(url=url, file_path=str(path))
+        except HttpRequestError as error:
+            raise provider_error(error.response.status_code, _detail(error)) from None
+        except (RequestException, OSError) as error:
+            raise ProviderFailed(
+                f"Vonage could not be reached ({type(error).__name__}).", code="provider_unreachable"
+            ) from None
+        if path.stat().st_size > MAX_RECORDING_BYTES:
+            raise ProviderFailed("The recording is larger than this app keeps.", code="recording_too_large")
+        return path.read_bytes()

@@ -410,6 +410,36 @@ def test_a_call_whose_agent_does_not_record_starts_no_recording_and_has_none(twi
     call.phone.hang_up()
 
 
+def test_through_vonage_a_recorded_call_says_the_consent_line_records_and_keeps_the_recording_once(
+    vonage: tuple[DevHost, FakeVonageRest],
+) -> None:
+    host, fake = vonage
+    key, _ = tenant(host, provider="vonage", recording=True)
+    body = place(host, key, provider="vonage").json()
+    leg = fake.leg(body["call_id"])
+    assert leg.answered is not None
+    assert leg.phone is not None
+    [first] = leg.answered.ncco
+    assert [action["action"] for action in first[:3]] == ["talk", "record", "stream"], first
+    assert first[0]["text"] == CONSENT
+    assert first[1]["eventUrl"] == [f"{host.base}/api/voice/vonage/recording"]
+    assert streamed(leg.answered) == (body["conversation_id"], 0)
+    leg.phone.say("what are your opening hours")
+    assert leg.phone.hang_up(url="/api/voice/vonage/event", direction="outbound").status_code == 200
+
+    event = fake.deliver_recording(body["call_id"])
+    again = leg.phone.post(leg.answered.recording or "", event)
+    assert again.status_code == 204, "a repeated event is no error"
+    assert len(fake.downloads) == 1, "fetched once, kept once"
+    detail = ended(host, key, body["conversation_id"])
+    assert detail["recording_url"] == f"{host.base}/api/conversations/{body['conversation_id']}/recording"
+    kept = host.get(f"/api/conversations/{body['conversation_id']}/recording", headers=key)
+    assert kept.status_code == 200, kept.text
+    assert kept.content == fake.files[fake.downloads[0]]
+    elsewhere = event | {"recording_url": "https://169.254.169.254/v1/files/" + event["recording_uuid"]}
+    assert leg.phone.post(leg.answered.recording or "", elsewhere).status_code == 400, "only Vonage's API is fetched"
+
+
 def test_no_credential_reaches_the_log(providers: tuple[DevHost, FakeTwilioRest, FakeVonageRest]) -> None:
     """Run last in the module: every call above has been placed and answered by now."""
     host = providers[0]

@@ -164,7 +164,7 @@ class FakeTwilioRest(LoopbackFake):
         assert call.phone is not None
         assert call.phone.recording is not None, "the TwiML started no recording"
         recording_sid = "RE" + secrets.token_hex(16)
-        self.recordings[recording_sid] = _wav(seconds)
+        self.recordings[recording_sid] = recording_wav(seconds)
         form = {
             "AccountSid": self.account_sid,
             "CallSid": sid,
@@ -268,7 +268,7 @@ class FakeTwilioRest(LoopbackFake):
         call.ended = status
 
 
-def _wav(seconds: int) -> bytes:
+def recording_wav(seconds: int) -> bytes:
     """A recording as Twilio's `.wav` media is: 8 kHz, 16-bit mono (a quiet tone here)."""
     rate = 8000
     samples = (np.sin(np.arange(rate * seconds) * 2 * np.pi * 440 / rate) * 3000).astype("<i2")

@@ -16,7 +16,9 @@ Once it has answered, the call "rings" on a thread, as Vonage's events follow th
 `started`, `ringing`, `answered`, then machine detection's verdict (`human`, or `machine`, with
 `sub_state: beep_start` in `detect_beep` mode); a machine under `behavior: hangup` is dropped
 (`completed`); otherwise Vonage POSTs the answer URL (synchronous detection: after the verdict) and
-follows the NCCO (`devhost.vonage_sim`), and a call whose NCCO runs out gets `completed`. Or nobody
+follows the NCCO (`devhost.vonage_sim`), and a call whose NCCO runs out gets `completed`. A call whose
+NCCO started a `record` has it delivered by `deliver_recording`: the record action's signed event, and
+the file at `recording_url` (`/v1/files/{id}`) behind the application's JWT. Or nobody
 answers (`Unanswered`): `started`, `ringing`, then `busy`, `unanswered`, `timeout` or `failed`.
 """
 
@@ -43,7 +45,7 @@ from cryptography.x509.oid import NameOID
 
 from devhost.vonage_sim import Heard, VonageCall
 from tests.fakes.loopback import LoopbackFake
-from tests.fakes.twilio_rest import Pickup, Refused, Unanswered
+from tests.fakes.twilio_rest import Pickup, Refused, Unanswered, recording_wav
 
 ANSWER_SECONDS = 30.0
 RING_SECONDS = 0.2
@@ -93,6 +95,8 @@ class FakeVonageRest(LoopbackFake):
         self.scripts: dict[str, Script] = {}
         self.legs: dict[str, RingingLeg] = {}
         self.requests: list[dict[str, Any]] = []
+        self.files: dict[str, bytes] = {}
+        self.downloads: list[str] = []
         self._folder = Path(tempfile.mkdtemp(prefix="fake-vonage-"))
         self.certificate_file = self._folder / "certificate.pem"
         self._key_file = self._folder / "key.pem"
@@ -149,6 +153,8 @@ class FakeVonageRest(LoopbackFake):
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
         self.requests.append({"method": request.method, "path": request.path, "body": body})
+        if request.method == "GET" and request.path.startswith("/v1/files/"):
+            return self._file(request, request.path.removeprefix("/v1/files/"))
         if request.method != "POST" or request.path != "/v1/calls":
             return _problem(404, "Not Found", "The requested resource does not exist.")
         if not self._authorized(request.headers.get("Authorization", "")):
@@ -166,6 +172,38 @@ class FakeVonageRest(LoopbackFake):
             "conversation_uuid": f"CON-{uuid.uuid4()}",
         }
         return web.json_response(answer, status=201)
+
+    def _file(self, request: web.Request, file_id: str) -> web.Response:
+        """A recording of the media API, behind the application's JWT."""
+        if not self._authorized(request.headers.get("Authorization", "")):
+            return _problem(401, "Unauthorized", "You did not provide correct credentials.")
+        if file_id not in self.files:
+            return _problem(404, "Not Found", "The requested resource does not exist.")
+        self.downloads.append(file_id)
+        return web.Response(body=self.files[file_id], content_type="audio/wav")
+
+    def deliver_recording(self, call_uuid: str) -> dict[str, Any]:
+        """The call's recording is done, as Vonage finishes a `record` when the call ends: the file is
+        served and the record action's event is posted (signed); returns the event, to post again."""
+        leg = self.legs[call_uuid]
+        assert leg.phone is not None
+        assert leg.answered is not None
+        assert leg.answered.recording is not None, "the NCCO started no recording"
+        file_id = str(uuid.uuid4())
+        self.files[file_id] = recording_wav(3)
+        event = {
+            "start_time": "2026-12-06T23:00:00Z",
+            "recording_url": f"{self.url}/v1/files/{file_id}",
+            "size": len(self.files[file_id]),
+            "recording_uuid": str(uuid.uuid4()),
+            "end_time": "2026-12-06T23:00:03Z",
+            "conversation_uuid": leg.phone.conversation_uuid,
+            "timestamp": "2026-12-06T23:00:04Z",
+        }
+        answered = leg.phone.post(leg.answered.recording, event)
+        if answered.status_code != 204:
+            raise RuntimeError(f"recording event answered {answered.status_code}: {answered.text[:300]}")
+        return event
 
     def _authorized(self, header: str) -> bool:
         scheme, _, token = header.partition(" ")

@@ -263,3 +263,27 @@ def test_an_agent_that_records_must_say_so() -> None:
     with pytest.raises(ValidationError, match="recording_consent"):
         AgentProfile(name="a", display_name="A", greeting="Hi", recording=True)
     assert AgentProfile(name="a", display_name="A", greeting="Hi", recording=True, recording_consent="Recorded.")
+
+
+def test_only_files_of_the_vonage_api_host_are_fetched() -> None:
+    from shared.phone.vonage_calls import recording_url
+
+    good = "https://api.nexmo.com/v1/files/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    assert recording_url(good, "api.nexmo.com") == good
+    for elsewhere in (
+        good.replace("api.nexmo.com", "api.nexmo.com.evil.example"),
+        good.replace("https://", "http://"),
+        good + "/../../v1/calls",
+        "https://169.254.169.254/v1/files/aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+    ):
+        with pytest.raises(ApiError):
+            recording_url(elsewhere, "api.nexmo.com")
+
+
+def test_a_recorded_vonage_call_says_the_consent_line_then_records_the_whole_call() -> None:
+    from shared.phone import vonage
+
+    ncco = vonage.recorded([{"action": "stream", "streamUrl": ["https://a/x.wav"]}], "Recorded.", "en-US", "https://r")
+    assert ncco[0] == {"action": "talk", "text": "Recorded.", "language": "en-US"}
+    assert ncco[1] == {"action": "record", "format": "wav", "eventUrl": ["https://r"], "eventMethod": "POST"}
+    assert ncco[2]["action"] == "stream"
