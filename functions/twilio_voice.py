@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
@@ -25,22 +24,22 @@ import azure.functions as func
 
 from functions.auth import check_webhook_address
 from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
-    START_KEY_TTL_SECONDS,
-    _audio_url,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _raise_once,
-    _services,
-    _watch_instance,
+from functions.conversation_flow import (
+    app_services,
+    audio_url,
+    earlier_turn,
+    load_conversation,
+    raise_once,
+    request_end,
+    start_once,
+    watch_instance,
 )
 from functions.http import json_errors, origin
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
 from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
-from shared.tenancy import DEMO_TENANT, tenant_scope
+from shared.tenancy import tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -53,23 +52,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "twilio"
 GATHER_ROUTE = "/api/voice/twilio/gather"
 REPLY_ROUTE = "/api/voice/twilio/reply"
-FILLER = "One moment, please."
-SORRY = "Sorry, something went wrong on our side. Please call again later."
-NOT_IN_SERVICE = "Sorry, this number is not in service."
-
-
-async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, str] | None:
-    """The tenant and agent answering `provider`'s calls to `number` (the phone numbers of the admin API,
-    found before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in
-    service. A number a tenant keeps for another provider is not answered here."""
-    from shared.storage.phone_numbers import PhoneNumberRepository
-
-    svc = _services()
-    route = await asyncio.to_thread(PhoneNumberRepository(svc.pool).route, number) if number else None
-    if route is not None:
-        return (route.tenant_id, route.agent) if route.provider == provider else None
-    fallback = svc.settings.phone_fallback_agent
-    return (DEMO_TENANT, fallback) if fallback else None
 
 
 def _start_key(call_sid: str) -> str:
@@ -90,7 +72,7 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
     """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
     for a flood from one address)."""
     await check_webhook_address(req)
-    svc = _services()
+    svc = app_services()
     settings = svc.settings
     token = settings.twilio_auth_token.get_secret_value()
     if not token:
@@ -153,21 +135,14 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
 
     svc, form = await _verified(req)
     holding = twilio.our_query(twilio.Holding, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
         key = _start_key(form.call_sid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
         greeting = twilio.ReplyStep(turn=0, wait=holding.wait)
         try:
             return _twiml(await _streamed(req, svc, conversation, GREETING_REQUEST_ID, greeting, client=client))
@@ -193,14 +168,14 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     received_at = time.time()
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.GatherStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
         request_id = _request_id(form.call_sid, step.turn)
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
@@ -214,7 +189,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
                 body = TurnBody(text=text)
-                known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+                known, _ = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
             return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
         except BadRequest:
@@ -232,14 +207,14 @@ async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationCli
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         request_id = _request_id(form.call_sid, step.turn)
         try:
             return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
@@ -264,12 +239,12 @@ async def _streamed(
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
     and a redirect to the same sentence.
 
-    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`_watch_instance`
+    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`watch_instance`
     closes its conversation, which ends the wait), so the caller hears the apology at once, not after
     MAX_HOLDS fillers."""
     from shared.storage.reply_stream import StreamedReply
 
-    watching = asyncio.create_task(_watch_instance(svc, client, conversation.id))
+    watching = asyncio.create_task(watch_instance(svc, client, conversation.id))
     try:
         found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
     finally:
@@ -281,12 +256,10 @@ async def _streamed(
         waiting = step.model_copy(update={"wait": step.wait + 1})
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
     if not isinstance(found, StreamedReply):
-        whole = (
-            [_audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
-        )
+        whole = [audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
         return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
     audio = [
-        _audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
+        audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
         for s in found.sentences[step.sentence :]
     ]
     if found.done is None:
@@ -319,7 +292,7 @@ async def _next_sentences(
         if outcome is not None:
             raise _unanswered(outcome)
         if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
-            return await _earlier_turn(svc, conversation_id, request_id), step
+            return await earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
         turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     while True:
@@ -355,7 +328,7 @@ async def _silence(
 ) -> str:
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return twilio.hang_up()
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
@@ -373,28 +346,7 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     svc, form = await _verified(req)
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is not None and outcome is not None:
         await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
-
-
-async def call_over(
-    svc: Services,
-    client: df.DurableOrchestrationClient,
-    tenant: str,
-    start_key: str,
-    *,
-    outcome: Outcome,
-    duration: int | None,
-) -> None:
-    """A provider says the call is over: the conversation it started (if any) keeps the call's length and
-    ends with `outcome`. An agent that ended the call first keeps its own outcome; a repeat is no error."""
-    with tenant_scope(tenant):
-        conversation_id = await svc.waiter.started(start_key)
-        if conversation_id is None:
-            return
-        conversation = await _conversation(svc, conversation_id)
-        if duration is not None:
-            await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
-        await _end(svc, client, conversation, outcome)

@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -27,20 +26,18 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import check_webhook_address
-from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
-    START_KEY_TTL_SECONDS,
-    _audio_url,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _services,
-    _take_turn,
+from functions.conversation_flow import (
+    app_services,
+    audio_url,
+    greeting_reply,
+    load_conversation,
+    reply_to,
+    request_end,
+    start_once,
+    take_turn_once,
 )
 from functions.http import json_errors, origin
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import TurnAction, TurnRecord
 from shared.phone import vonage
@@ -57,24 +54,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "vonage"
 ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
-
-
-async def _reply_to(
-    svc: Services,
-    client: df.DurableOrchestrationClient,
-    conversation: Conversation,
-    request_id: str,
-    wait_seconds: float,
-) -> TurnRecord:
-    """The whole reply to a turn already taken, as soon as there is one (GatewayTimeout after
-    `wait_seconds`): an NCCO `stream` plays one recording, so Vonage hears the reply whole."""
-    stored = await svc.waiter.stored_reply(conversation.id, request_id)
-    if stored is not None:
-        return TurnRecord.model_validate(stored)
-    earlier = await _earlier_turn(svc, conversation.id, request_id)
-    if earlier is not None:
-        return earlier
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
 
 
 def _start_key(call_uuid: str) -> str:
@@ -96,7 +75,7 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
     """The webhook, once Vonage's signature over it holds and its token was not used for another request
     (a replay): 503 unconfigured, 4xx otherwise (429 first for a flood from one address)."""
     await check_webhook_address(req)
-    svc = _services()
+    svc = app_services()
     settings = svc.settings
     secret = settings.vonage_signature_secret.get_secret_value()
     if not secret:
@@ -140,7 +119,7 @@ def _speak(
     req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord, called: str
 ) -> list[dict[str, Any]]:
     """The reply streamed, then the call listens for the next turn, or is connected onward or ends."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
+    audio = audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
     if turn.action is TurnAction.END_CALL:
         return vonage.finish(audio)
     if turn.action is TurnAction.TRANSFER:
@@ -167,20 +146,11 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
     tenant, agent = routed
     with tenant_scope(tenant):
         key = _start_key(hook.call.uuid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
+            greeting = await greeting_reply(svc, client, claimed, deadline)
         except GatewayTimeout:
             if holding.wait >= vonage.MAX_HOLDS:
                 log.warning("call %s: no greeting after %d fillers", hook.call.uuid, holding.wait)
@@ -218,14 +188,14 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
         conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
         if conversation_id is None:
             return _ncco(vonage.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
         request_id = f"{_start_key(hook.call.uuid)}:{step.turn}"
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         heard = hook.call.heard()
         try:
             if step.wait:
-                turn = await _reply_to(svc, client, conversation, request_id, deadline)
+                turn = await reply_to(svc, client, conversation, request_id, deadline)
             elif not heard:
                 return _ncco(await _silence(req, svc, client, conversation, step))
             else:
@@ -233,7 +203,7 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
                     raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
-                turn, _ = await _take_turn(
+                turn, _ = await take_turn_once(
                     svc,
                     client,
                     conversation,
@@ -267,7 +237,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends (an empty
     NCCO: nothing more to do)."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return []
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
