@@ -19,7 +19,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import guarded
-from functions.conversations import START_KEY_TTL_SECONDS, _begin, _conversation, _end, _services
+from functions.conversation_flow import START_KEY_TTL_SECONDS, app_services, begin, load_conversation, request_end
 from functions.http import json_errors, model_response, origin
 from functions.twilio_voice import INCOMING_ROUTE as TWILIO_INCOMING_ROUTE
 from functions.twilio_voice import STATUS_ROUTE as TWILIO_STATUS_ROUTE
@@ -62,7 +62,7 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
     from shared.call_models import CallRequest
     from shared.turn_requests import StartConversation, parse_json, request_id_for
 
-    svc = _services()
+    svc = app_services()
     request = parse_json(CallRequest, req.headers.get("content-type"), req.get_body())
     key = req.headers.get("idempotency-key")
     request_id = None if key is None else f"call:{request_id_for(key)}"
@@ -79,7 +79,7 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
     try:
         await svc.rate_limits.check(calls_of=current_tenant())
         ringing = svc.settings.outbound_ringing_seconds + ANSWER_GRACE_SECONDS
-        await _begin(
+        await begin(
             svc,
             client,
             conversation_id,
@@ -166,7 +166,7 @@ async def _ring(
             key = vonage_start_key(call.call_id)
     except ApiError as refused:
         log.warning("outbound call of %s not placed (%s)", conversation_id, refused.code)
-        await _end(svc, client, await _conversation(svc, conversation_id), Outcome.CALL_FAILED)
+        await request_end(svc, client, await load_conversation(svc, conversation_id), Outcome.CALL_FAILED)
         raise
     await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
     await _placed_calls(svc).remember_leg(request.provider, call.call_id, current_tenant(), START_KEY_TTL_SECONDS)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
@@ -31,23 +30,24 @@ import azure.functions as func
 
 from functions.auth import check_webhook_address
 from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
-from functions.conversations import (
+from functions.conversation_flow import (
     START_KEY_TTL_SECONDS,
-    _audio_url,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _raise_once,
-    _services,
-    _watch_instance,
+    app_services,
+    audio_url,
+    earlier_turn,
+    load_conversation,
+    raise_once,
+    request_end,
+    start_once,
+    watch_instance,
 )
 from functions.http import json_errors, origin
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
 from shared.models import Answered, Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
-from shared.tenancy import DEMO_TENANT, current_tenant, tenant_scope
+from shared.tenancy import current_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -63,23 +63,6 @@ GATHER_ROUTE = "/api/voice/twilio/gather"
 REPLY_ROUTE = "/api/voice/twilio/reply"
 STATUS_ROUTE = "/api/voice/twilio/status"
 RECORDING_ROUTE = "/api/voice/twilio/recording"
-FILLER = "One moment, please."
-SORRY = "Sorry, something went wrong on our side. Please call again later."
-NOT_IN_SERVICE = "Sorry, this number is not in service."
-
-
-async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, str] | None:
-    """The tenant and agent answering `provider`'s calls to `number` (the phone numbers of the admin API,
-    found before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in
-    service. A number a tenant keeps for another provider is not answered here."""
-    from shared.storage.phone_numbers import PhoneNumberRepository
-
-    svc = _services()
-    route = await asyncio.to_thread(PhoneNumberRepository(svc.pool).route, number) if number else None
-    if route is not None:
-        return (route.tenant_id, route.agent) if route.provider == provider else None
-    fallback = svc.settings.phone_fallback_agent
-    return (DEMO_TENANT, fallback) if fallback else None
 
 
 def _our_number(form: twilio.CallForm) -> str:
@@ -106,7 +89,7 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
     """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
     for a flood from one address)."""
     await check_webhook_address(req)
-    svc = _services()
+    svc = app_services()
     settings = svc.settings
     token = settings.twilio_auth_token.get_secret_value()
     if not token:
@@ -171,21 +154,14 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
     if twilio.is_outbound(form):
         return await _answered(req, svc, client, form)
     holding = twilio.our_query(twilio.Holding, dict(req.params))
-    routed = await route_for_number(_our_number(form))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
         key = _start_key(form.call_sid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
         return await _opening(req, svc, client, conversation, form.call_sid, wait=holding.wait)
 
 
@@ -198,7 +174,7 @@ async def _answered(
     step = twilio.our_query(twilio.Answering, dict(req.params))
     if step.call is None:
         raise BadRequest("A call we placed is answered at the URL that names its conversation.", code="malformed_query")
-    routed = await route_for_number(_our_number(form))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.hang_up())
     with tenant_scope(routed[0]):
@@ -207,7 +183,7 @@ async def _answered(
             conversation_id
         ):
             raise BadRequest("This call has another conversation.", code="malformed_query")
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
         answered = Answered(
             machine=twilio.answered_by_machine(form.get("AnsweredBy")),
@@ -283,14 +259,14 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     received_at = time.time()
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.GatherStep, dict(req.params))
-    routed = await route_for_number(_our_number(form))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
         request_id = _request_id(form.call_sid, step.turn)
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
@@ -304,7 +280,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
                 body = TurnBody(text=text)
-                known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+                known, _ = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
             return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
         except BadRequest:
@@ -322,14 +298,14 @@ async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationCli
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
-    routed = await route_for_number(_our_number(form))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         request_id = _request_id(form.call_sid, step.turn)
         try:
             return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
@@ -354,12 +330,12 @@ async def _streamed(
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
     and a redirect to the same sentence.
 
-    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`_watch_instance`
+    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`watch_instance`
     closes its conversation, which ends the wait), so the caller hears the apology at once, not after
     MAX_HOLDS fillers."""
     from shared.storage.reply_stream import StreamedReply
 
-    watching = asyncio.create_task(_watch_instance(svc, client, conversation.id))
+    watching = asyncio.create_task(watch_instance(svc, client, conversation.id))
     try:
         found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
     finally:
@@ -371,12 +347,10 @@ async def _streamed(
         waiting = step.model_copy(update={"wait": step.wait + 1})
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
     if not isinstance(found, StreamedReply):
-        whole = (
-            [_audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
-        )
+        whole = [audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
         return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
     audio = [
-        _audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
+        audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
         for s in found.sentences[step.sentence :]
     ]
     if found.done is None:
@@ -409,7 +383,7 @@ async def _next_sentences(
         if outcome is not None:
             raise _unanswered(outcome)
         if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
-            return await _earlier_turn(svc, conversation_id, request_id), step
+            return await earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
         turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     while True:
@@ -445,7 +419,7 @@ async def _silence(
 ) -> str:
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return twilio.hang_up()
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
@@ -463,31 +437,10 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     svc, form = await _verified(req)
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
-    routed = await route_for_number(_our_number(form))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is not None and outcome is not None:
         await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
-
-
-async def call_over(
-    svc: Services,
-    client: df.DurableOrchestrationClient,
-    tenant: str,
-    start_key: str,
-    *,
-    outcome: Outcome,
-    duration: int | None,
-) -> None:
-    """A provider says the call is over: the conversation it started (if any) keeps the call's length and
-    ends with `outcome`. An agent that ended the call first keeps its own outcome; a repeat is no error."""
-    with tenant_scope(tenant):
-        conversation_id = await svc.waiter.started(start_key)
-        if conversation_id is None:
-            return
-        conversation = await _conversation(svc, conversation_id)
-        if duration is not None:
-            await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
-        await _end(svc, client, conversation, outcome)
 
 
 @bp.route(route="voice/twilio/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -513,7 +466,7 @@ async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return func.HttpResponse(status_code=204)
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         if conversation.recording_blob is not None:
             return func.HttpResponse(status_code=204)
         data = await asyncio.to_thread(

@@ -23,7 +23,6 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -31,20 +30,20 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import check_webhook_address
-from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
-from functions.conversations import (
+from functions.conversation import ANSWERED_EVENT
+from functions.conversation_flow import (
     START_KEY_TTL_SECONDS,
-    _audio_url,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _services,
-    _take_turn,
+    app_services,
+    audio_url,
+    greeting_reply,
+    load_conversation,
+    reply_to,
+    request_end,
+    start_once,
+    take_turn_once,
 )
 from functions.http import json_errors, origin
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import Answered, TurnAction, TurnRecord
@@ -66,24 +65,6 @@ EVENT_ROUTE = "/api/voice/vonage/event"
 RECORDING_ROUTE = "/api/voice/vonage/recording"
 RECORDED = "vonage-conversation"
 """What a recorded call is noted by: its Vonage conversation (`CON-…`), the one id a recording event names."""
-
-
-async def _reply_to(
-    svc: Services,
-    client: df.DurableOrchestrationClient,
-    conversation: Conversation,
-    request_id: str,
-    wait_seconds: float,
-) -> TurnRecord:
-    """The whole reply to a turn already taken, as soon as there is one (GatewayTimeout after
-    `wait_seconds`): an NCCO `stream` plays one recording, so Vonage hears the reply whole."""
-    stored = await svc.waiter.stored_reply(conversation.id, request_id)
-    if stored is not None:
-        return TurnRecord.model_validate(stored)
-    earlier = await _earlier_turn(svc, conversation.id, request_id)
-    if earlier is not None:
-        return earlier
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
 
 
 def _start_key(call_uuid: str) -> str:
@@ -160,7 +141,7 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
 async def _configured(req: func.HttpRequest) -> tuple[Services, str]:
     """The services and the signature secret, once the caller's address is within its limit; 503 unconfigured."""
     await check_webhook_address(req)
-    svc = _services()
+    svc = app_services()
     settings = svc.settings
     secret = settings.vonage_signature_secret.get_secret_value()
     if not secret:
@@ -197,7 +178,7 @@ def _speak(
     req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord, called: str
 ) -> list[dict[str, Any]]:
     """The reply streamed, then the call listens for the next turn, or is connected onward or ends."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
+    audio = audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
     if turn.action is TurnAction.END_CALL:
         return vonage.finish(audio)
     if turn.action is TurnAction.TRANSFER:
@@ -226,15 +207,8 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
     tenant, agent = routed
     with tenant_scope(tenant):
         key = _start_key(hook.call.uuid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
         return await _opening(req, svc, client, conversation, hook, wait=holding.wait, back=back, ours=called)
 
@@ -253,7 +227,7 @@ async def _answered(
         key = _start_key(hook.call.uuid)
         if await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS) != conversation_id:
             raise BadRequest("This call has another conversation.", code="malformed_query")
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         person = Answered(machine=False, leave_message=await _leaves_message(svc, conversation))
         decision = dialog.on_answer(await _verdict(svc, client, conversation, person))
         if decision.step is dialog.Step.HANG_UP:
@@ -283,9 +257,7 @@ async def _opening(
     consent line first, then the whole call is recorded."""
     deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
     try:
-        opening = await _earlier_turn(svc, conversation.id, GREETING_REQUEST_ID)
-        if opening is None or opening.audio_blob is None:
-            opening = await _await_reply(svc, client, conversation.id, GREETING_REQUEST_ID, deadline)
+        opening = await greeting_reply(svc, client, conversation.id, deadline)
     except GatewayTimeout:
         if wait >= vonage.MAX_HOLDS:
             log.warning("conversation %s: no opening after %d fillers", conversation.id, wait)
@@ -342,14 +314,14 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
         conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
         if conversation_id is None:
             return _ncco(vonage.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
         request_id = f"{_start_key(hook.call.uuid)}:{step.turn}"
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         heard = hook.call.heard()
         try:
             if step.wait:
-                turn = await _reply_to(svc, client, conversation, request_id, deadline)
+                turn = await reply_to(svc, client, conversation, request_id, deadline)
             elif not heard:
                 return _ncco(await _silence(req, svc, client, conversation, step))
             else:
@@ -357,7 +329,7 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
                     raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
-                turn, _ = await _take_turn(
+                turn, _ = await take_turn_once(
                     svc,
                     client,
                     conversation,
@@ -391,7 +363,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends (an empty
     NCCO: nothing more to do)."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return []
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
@@ -421,7 +393,7 @@ async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationCli
         with tenant_scope(route[0]):
             conversation_id = await svc.waiter.started(start)
             if conversation_id is not None:
-                conversation = await _conversation(svc, conversation_id)
+                conversation = await load_conversation(svc, conversation_id)
                 told = Answered(machine=status == "machine", leave_message=await _leaves_message(svc, conversation))
                 await _verdict(svc, client, conversation, told)
     return func.HttpResponse(status_code=200)
@@ -457,7 +429,7 @@ async def vonage_recording(req: func.HttpRequest) -> func.HttpResponse:
         conversation_id = await svc.waiter.started(f"{RECORDED}:{recording.conversation_uuid}")
         if conversation_id is None:
             return func.HttpResponse(status_code=204)
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         if conversation.recording_blob is not None:
             return func.HttpResponse(status_code=204)
         data = await asyncio.to_thread(

@@ -17,7 +17,7 @@ from devhost.__main__ import TWILIO_TOKEN_FILE
 from devhost.management import PREFIX
 from devhost.phone_sim import Heard, TwilioCall
 from devhost.process import DevHost
-from functions.twilio_voice import SORRY
+from functions.phone_calls import SORRY
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.polling import wait_until
