@@ -23,10 +23,10 @@ from functions.conversation_flow import START_KEY_TTL_SECONDS, app_services, beg
 from functions.http import json_errors, model_response, origin
 from functions.twilio_voice import INCOMING_ROUTE as TWILIO_INCOMING_ROUTE
 from functions.twilio_voice import STATUS_ROUTE as TWILIO_STATUS_ROUTE
-from functions.twilio_voice import _start_key as twilio_start_key
+from functions.twilio_voice import call_key as twilio_call_key
 from functions.vonage_voice import ANSWER_ROUTE as VONAGE_ANSWER_ROUTE
 from functions.vonage_voice import EVENT_ROUTE as VONAGE_EVENT_ROUTE
-from functions.vonage_voice import _start_key as vonage_start_key
+from functions.vonage_voice import call_key as vonage_call_key
 from shared.errors import ApiError, Conflict, ServiceUnavailable, Unprocessable
 from shared.models import Outcome
 from shared.security.roles import Scope
@@ -160,10 +160,10 @@ async def _ring(
     try:
         if request.provider == "twilio":
             call = await asyncio.to_thread(lambda: _through_twilio(req, svc, leaves_voicemail, **call_of))
-            key = twilio_start_key(call.call_id)
+            key = twilio_call_key(call.call_id)
         else:
             call = await asyncio.to_thread(lambda: _through_vonage(req, svc, leaves_voicemail, **call_of))
-            key = vonage_start_key(call.call_id)
+            key = vonage_call_key(call.call_id)
     except ApiError as refused:
         log.warning("outbound call of %s not placed (%s)", conversation_id, refused.code)
         await request_end(svc, client, await load_conversation(svc, conversation_id), Outcome.CALL_FAILED)

@@ -71,14 +71,15 @@ def _our_number(form: twilio.CallForm) -> str:
     return form.get("From") if twilio.is_outbound(form) else form.get("To")
 
 
-def _start_key(call_sid: str) -> str:
+def call_key(call_sid: str) -> str:
+    """The start key of the call's conversation: one conversation per CallSid, whoever placed the call."""
     return f"twilio:{call_sid}"
 
 
 def _request_id(call_sid: str, turn: int) -> str:
     """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's
     turn is the CallSid's and its number, so a retried webhook is the same request."""
-    return GREETING_REQUEST_ID if turn == 0 else f"{_start_key(call_sid)}:{turn}"
+    return GREETING_REQUEST_ID if turn == 0 else f"{call_key(call_sid)}:{turn}"
 
 
 def _twiml(xml: str) -> func.HttpResponse:
@@ -159,7 +160,7 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
-        key = _start_key(form.call_sid)
+        key = call_key(form.call_sid)
         claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
         conversation = await load_conversation(svc, claimed)
         return await _opening(req, svc, client, conversation, form.call_sid, wait=holding.wait)
@@ -179,7 +180,7 @@ async def _answered(
         return _twiml(twilio.hang_up())
     with tenant_scope(routed[0]):
         conversation_id = str(step.call)
-        if await svc.waiter.claim_start(_start_key(form.call_sid), conversation_id, START_KEY_TTL_SECONDS) != (
+        if await svc.waiter.claim_start(call_key(form.call_sid), conversation_id, START_KEY_TTL_SECONDS) != (
             conversation_id
         ):
             raise BadRequest("This call has another conversation.", code="malformed_query")
@@ -263,7 +264,7 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
@@ -302,7 +303,7 @@ async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationCli
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
@@ -439,7 +440,7 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is not None and outcome is not None:
-        await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
+        await call_over(svc, client, routed[0], call_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
 
 
@@ -463,7 +464,7 @@ async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
         log.warning("call %s: a recording of a call not recorded here, or no TWILIO_ACCOUNT_SID", form.call_sid)
         return func.HttpResponse(status_code=204)
     with tenant_scope(tenant):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return func.HttpResponse(status_code=204)
         conversation = await load_conversation(svc, conversation_id)

@@ -67,7 +67,8 @@ RECORDED = "vonage-conversation"
 """What a recorded call is noted by: its Vonage conversation (`CON-…`), the one id a recording event names."""
 
 
-def _start_key(call_uuid: str) -> str:
+def call_key(call_uuid: str) -> str:
+    """The start key of the call leg's conversation: one conversation per leg uuid, whoever placed the call."""
     return f"vonage:{call_uuid}"
 
 
@@ -206,7 +207,7 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
         return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
-        key = _start_key(hook.call.uuid)
+        key = call_key(hook.call.uuid)
         claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
         conversation = await load_conversation(svc, claimed)
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
@@ -224,7 +225,7 @@ async def _answered(
         return _ncco([])
     with tenant_scope(route[0]):
         conversation_id = str(step.call)
-        key = _start_key(hook.call.uuid)
+        key = call_key(hook.call.uuid)
         if await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS) != conversation_id:
             raise BadRequest("This call has another conversation.", code="malformed_query")
         conversation = await load_conversation(svc, conversation_id)
@@ -311,12 +312,12 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
         return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
     called = routed[2]
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
+        conversation_id = await svc.waiter.started(call_key(hook.call.uuid))
         if conversation_id is None:
             return _ncco(vonage.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
-        request_id = f"{_start_key(hook.call.uuid)}:{step.turn}"
+        request_id = f"{call_key(hook.call.uuid)}:{step.turn}"
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         heard = hook.call.heard()
         try:
@@ -386,7 +387,7 @@ async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationCli
     route = await _route(svc, hook)
     if route is None:
         return func.HttpResponse(status_code=200)
-    start = _start_key(hook.call.uuid)
+    start = call_key(hook.call.uuid)
     if outcome is not None:
         await call_over(svc, client, route[0], start, outcome=outcome, duration=hook.call.duration)
     elif status in vonage.VERDICTS:
