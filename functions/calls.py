@@ -4,8 +4,8 @@ The conversation exists before the provider is asked, its orchestration waiting 
 (`ringing`), and the answer URL handed to the provider names it, so the answered webhook finds it
 however soon it comes; the provider's call id then keys it like an inbound call (`twilio:{CallSid}`),
 one conversation per call. A call never answered ends with the status callback's outcome (busy,
-no_answer, call_failed, canceled), or `no_answer` once OUTBOUND_RINGING_SECONDS and two minutes have
-passed without a word from the provider.
+no_answer, call_failed, canceled), or `no_answer` once OUTBOUND_ANSWER_WAIT_SECONDS have passed
+without a word from the provider.
 """
 
 from __future__ import annotations
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-ANSWER_GRACE_SECONDS = 120
-"""How long past the ringing time a conversation waits for the answer or the status callback (AMD
-listens up to 30 s after pick-up; a late callback still finds the conversation open)."""
-
 
 def _placed_calls(svc: Services) -> PlacedCalls:
     from shared.storage.placed_calls import PlacedCalls
@@ -78,7 +74,7 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
             return await _replayed(svc, claimed)
     try:
         await svc.rate_limits.check(calls_of=current_tenant())
-        ringing = svc.settings.outbound_ringing_seconds + ANSWER_GRACE_SECONDS
+        ringing = svc.settings.outbound_answer_wait_seconds
         await begin(
             svc,
             client,

@@ -311,8 +311,15 @@ class Settings(BaseSettings):
         default=60,
         ge=5,
         le=600,
-        description="How long an outbound call rings before the provider gives up (`no_answer`); the conversation "
-        "waits this plus two minutes for the answer or the status callback, then ends `no_answer` itself.",
+        description="How long an outbound call rings before the provider gives up (`no_answer`).",
+    )
+    outbound_answer_wait_seconds: int = Field(
+        default=180,
+        ge=5,
+        le=3600,
+        description="How long an outbound call's conversation waits for the answer (machine detection included) or "
+        "the provider's end-of-call status before it ends `no_answer` itself (a status lost on the way). At least "
+        "OUTBOUND_RINGING_SECONDS.",
     )
     vonage_application_id: str = Field(
         default="",
@@ -389,6 +396,12 @@ class Settings(BaseSettings):
     def _signing_keys_agree(self) -> Settings:
         if self.audio_url_signing_key_previous.get_secret_value() and not self.audio_url_signing_key.get_secret_value():
             raise ValueError("AUDIO_URL_SIGNING_KEY_PREVIOUS needs AUDIO_URL_SIGNING_KEY, the key that signs now")
+        return self
+
+    @model_validator(mode="after")
+    def _outbound_waits_agree(self) -> Settings:
+        if self.outbound_answer_wait_seconds < self.outbound_ringing_seconds:
+            raise ValueError("OUTBOUND_ANSWER_WAIT_SECONDS must be at least OUTBOUND_RINGING_SECONDS")
         return self
 
     @model_validator(mode="after")

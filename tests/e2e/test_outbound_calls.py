@@ -19,12 +19,13 @@ from tests.e2e.polling import wait_until
 from tests.e2e.test_agents_api import profile
 from tests.e2e.test_twilio_calls import spoken
 from tests.e2e.test_vonage_calls import spoken as streamed
-from tests.fakes.twilio_rest import FakeTwilioRest, Pickup, Refused, Unanswered
+from tests.fakes.twilio_rest import FakeTwilioRest, Pickup, Refused, Silent, Unanswered
 from tests.fakes.vonage_rest import FakeVonageRest, rsa_private_key_pem
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "outbound-e2e-twilio-auth-token"
 CALLS_PER_MINUTE = 3
+ANSWER_WAIT_SECONDS = 6
 GREETING = "Hi, this is Chai Point calling about your order."
 VOICEMAIL = "Sorry we missed you. Your order is ready for pickup at Chai Point."
 CUSTOMER = "+14155550123"
@@ -54,6 +55,8 @@ def providers(start_devhost: StartDevHost) -> Iterator[tuple[DevHost, FakeTwilio
             VONAGE_API_HOST=vonage_fake.api_host,
             REQUESTS_CA_BUNDLE=str(vonage_fake.certificate_file),
             OUTBOUND_CALLS_PER_MINUTE=str(CALLS_PER_MINUTE),
+            OUTBOUND_RINGING_SECONDS="5",
+            OUTBOUND_ANSWER_WAIT_SECONDS=str(ANSWER_WAIT_SECONDS),
         )
         twilio_fake.base_url = vonage_fake.base_url = host.base
         yield host, twilio_fake, vonage_fake
@@ -191,6 +194,20 @@ def test_a_call_nobody_answers_ends_with_the_status_callbacks_outcome(twilio: Fa
         assert fake.call(body["call_id"]).ended == status
         final = ended(host, key, body["conversation_id"])
         assert (final["outcome"], final["turns"]) == (outcome, []), status
+
+
+def test_a_call_the_provider_never_reports_on_ends_no_answer_by_itself(twilio: Fakes) -> None:
+    host, fake = twilio
+    key, _ = tenant(host)
+    fake.script("+14155550129", Silent())
+    body = place(host, key, "+14155550129").json()
+    assert transcript(host, key, body["conversation_id"])["status"] == "active", "ringing"
+    final = wait_until(
+        lambda: transcript(host, key, body["conversation_id"]),
+        lambda c: c["status"] == "completed",
+        timeout=ANSWER_WAIT_SECONDS + 30,
+    )
+    assert (final["outcome"], final["turns"]) == ("no_answer", [])
 
 
 def test_a_retried_post_with_the_same_idempotency_key_places_one_call(twilio: Fakes) -> None:

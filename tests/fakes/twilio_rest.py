@@ -63,6 +63,11 @@ class Unanswered:
 
 
 @dataclass(frozen=True)
+class Silent:
+    """Twilio took the call and then says nothing more: no answer, no status callback (one lost)."""
+
+
+@dataclass(frozen=True)
 class Refused:
     """The API refuses to place the call: Twilio's HTTP `status` and error `code`."""
 
@@ -71,7 +76,7 @@ class Refused:
     message: str
 
 
-Script = Pickup | Unanswered | Refused
+Script = Pickup | Unanswered | Silent | Refused
 
 
 @dataclass
@@ -249,6 +254,8 @@ class FakeTwilioRest(LoopbackFake):
         )
         call.phone = phone
         try:
+            if isinstance(script, Silent):
+                return
             if isinstance(script, Unanswered):
                 self._end(call, script.status, "0")
             else:

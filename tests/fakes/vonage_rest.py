@@ -54,7 +54,7 @@ the call id from the API's answer before the provider's first webhook can come."
 NUMBER_DIGITS = frozenset("0123456789")
 
 Script = Pickup | Unanswered | Refused
-"""As for the Twilio fake; `Pickup.answered_by` is `human` or a machine (any other value is a machine)."""
+"""As for the Twilio fake (but `Silent`); `Pickup.answered_by` is `human` or a machine (any other value is one)."""
 
 
 def rsa_private_key_pem() -> str:
