@@ -40,11 +40,14 @@ class Heard:
     listening: str | None = None
     hung_up: bool = False
     dialled: str | None = None
+    recording: str | None = None
+    """Where Vonage would post the call's recording, once the NCCO started one (`record`)."""
     ncco: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 class VonageCall:
-    """One inbound call to `to` (written as Vonage writes numbers, without `+`), with a fresh leg uuid."""
+    """One inbound call to `to` (written as Vonage writes numbers, without `+`), with a fresh leg uuid; or,
+    given the leg `call_uuid` Vonage gave it, a call our app placed."""
 
     def __init__(
         self,
@@ -54,10 +57,11 @@ class VonageCall:
         to: str = "14155550123",
         caller: str = "447700900000",
         application_id: str | None = None,
+        call_uuid: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.secret = signature_secret
-        self.uuid = str(uuid.uuid4())
+        self.uuid = call_uuid or str(uuid.uuid4())
         self.conversation_uuid = f"CON-{uuid.uuid4()}"
         self.application_id = application_id or str(uuid.uuid4())
         self.to = to
@@ -111,22 +115,29 @@ class VonageCall:
     def answer(self) -> Heard:
         return self.follow(self.answer_response())
 
-    def say(self, line: str) -> Heard:
-        """The caller says `line` (nothing: silence until the input's start timeout) where the call listens."""
+    def say(self, line: str, *, digits: str = "") -> Heard:
+        """The caller says `line` (or presses `digits`; neither: silence until the input's start timeout)
+        where the call listens."""
         if self.listening is None:
             raise RuntimeError("the call is not listening")
-        return self.follow(self.post(self.listening, self._heard(line)))
+        return self.follow(self.post(self.listening, self._heard(line, digits)))
 
-    def hang_up(self, status: str = "completed") -> requests.Response:
-        """Vonage's event webhook for the call's end."""
-        return self.post(EVENT, self.fields(status=status, direction="inbound", duration="42"))
+    def hang_up(
+        self, status: str = "completed", duration: Any = "42", *, url: str = EVENT, direction: str = "inbound"
+    ) -> requests.Response:
+        """Vonage's event webhook for the call's end, `duration` seconds after it was answered (a string,
+        as Vonage writes it; None leaves it out); a call we placed: to its event `url`, `outbound`."""
+        fields = self.fields(status=status, direction=direction)
+        if duration is not None:
+            fields["duration"] = duration
+        return self.post(url, fields)
 
-    def _heard(self, line: str) -> dict[str, Any]:
+    def _heard(self, line: str, digits: str = "") -> dict[str, Any]:
         if line:
             speech = {"timeout_reason": "end_on_silence_timeout", "results": [{"confidence": "0.9", "text": line}]}
         else:
             speech = {"timeout_reason": "start_timeout"}
-        return self.fields(speech=speech, dtmf={"digits": None, "timed_out": False})
+        return self.fields(speech=speech, dtmf={"digits": digits or None, "timed_out": bool(digits)})
 
     def follow(self, response: requests.Response, heard: Heard | None = None) -> Heard:
         """Do what the NCCO says, as Vonage would, until the call listens or ends.
@@ -147,6 +158,8 @@ class VonageCall:
                 heard.played.append(Played(url, fetched.status_code, fetched.content))
             elif kind == "talk":
                 heard.said.append(action["text"])
+            elif kind == "record":
+                [heard.recording] = action["eventUrl"]
             elif kind == "input":
                 [url] = action["eventUrl"]
                 if action.get("speech", {}).get("startTimeout", 10) <= HOLD_SECONDS:

@@ -19,23 +19,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import guarded
-from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
-    START_KEY_TTL_SECONDS,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _raise_once,
-    _services,
+from functions.conversation_flow import (
+    app_services,
+    greeting_reply,
+    load_conversation,
+    raise_once,
+    request_end,
+    start_once,
 )
 from functions.http import json_errors, json_response, model_response
 from shared.errors import (
@@ -83,38 +79,24 @@ async def realtime_negotiate(req: func.HttpRequest, client: df.DurableOrchestrat
     from shared.realtime.protocol import WEB_CHANNEL, Negotiated, Negotiation, Session
     from shared.turn_requests import StartConversation, parse_json, request_id_for
 
-    svc = _services()
+    svc = app_services()
     sender = _realtime(svc)
     body = req.get_body() or b"{}"
     asked = parse_json(Negotiation, req.headers.get("content-type") or "application/json", body, NEGOTIATE_MAX_BYTES)
     greeting: str | None = None
     if asked.conversation_id is not None:
-        conversation = await _conversation(svc, str(asked.conversation_id))
+        conversation = await load_conversation(svc, str(asked.conversation_id))
         if conversation.channel != WEB_CHANNEL:
             raise Conflict("That conversation is not a realtime session.", code="not_a_realtime_session")
         if conversation.status != "active":
             raise Conflict("The conversation has ended.", code="conversation_completed")
         conversation_id = conversation.id
     else:
-        key = req.headers.get("idempotency-key")
-        conversation_id = str(uuid.uuid4())
-        claimed = conversation_id
-        if key is not None:
-            claimed = await svc.waiter.claim_start(request_id_for(key), conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            start = StartConversation(agent=asked.agent, language=asked.language)
-            try:
-                await _begin(svc, client, conversation_id, start, channel=WEB_CHANNEL)
-            except BaseException:
-                if key is not None:
-                    await svc.waiter.release_start(request_id_for(key), conversation_id)
-                raise
-        replayed = claimed != conversation_id
-        conversation_id = claimed
+        start = StartConversation(agent=asked.agent, language=asked.language)
+        key = request_id_for(req.headers.get("idempotency-key"))  # none: a fresh key of its own
+        conversation_id, _ = await start_once(svc, client, key, start, WEB_CHANNEL)
         try:
-            earlier = await _earlier_turn(svc, conversation_id, GREETING_REQUEST_ID) if replayed else None
-            said = earlier or await _await_reply(svc, client, conversation_id, GREETING_REQUEST_ID)
-            greeting = said.reply_text
+            greeting = (await greeting_reply(svc, client, conversation_id)).reply_text
         except GatewayTimeout:
             log.warning("realtime %s: greeting late; the client connects anyway", conversation_id)
     session = Session(current_tenant(), conversation_id)
@@ -133,7 +115,7 @@ async def realtime_negotiate(req: func.HttpRequest, client: df.DurableOrchestrat
 @json_errors
 async def realtime_handshake(req: func.HttpRequest) -> func.HttpResponse:
     """Web PubSub's abuse-protection handshake: allowed for our own Web PubSub host only."""
-    hub = _realtime(_services()).hub
+    hub = _realtime(app_services()).hub
     origin = req.headers.get("webhook-request-origin")
     if not hub.origin_allowed(origin):
         log.warning("refused the event-handler handshake of another origin")
@@ -149,7 +131,7 @@ async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationC
     from shared.realtime.protocol import MAX_EVENT_BYTES, SYSTEM_EVENT, USER_EVENT, Session
     from shared.realtime.protocol import error as error_message
 
-    svc = _services()
+    svc = app_services()
     hub = _realtime(svc).hub
     headers = req.headers
     if not hub.signed(headers.get("ce-connectionid"), headers.get("ce-signature")):
@@ -185,7 +167,7 @@ async def _connect(svc: Services, session: Session) -> func.HttpResponse:
     from shared.realtime.protocol import WEB_CHANNEL
 
     try:
-        conversation = await _conversation(svc, session.conversation_id)
+        conversation = await load_conversation(svc, session.conversation_id)
     except ApiError as error:
         raise Unauthorized("The token's conversation does not exist.", code="not_a_session") from error
     if conversation.channel != WEB_CHANNEL or conversation.status != "active":
@@ -202,14 +184,14 @@ async def _user_event(
     content_type: str | None,
     body: bytes,
 ) -> func.HttpResponse:
-    conversation = await _conversation(svc, session.conversation_id)
+    conversation = await load_conversation(svc, session.conversation_id)
     if event == "utterance":
         return await _utterance(svc, client, conversation, content_type, body)
     if event == "interrupt":
         await _interrupt(svc, conversation, body)
         return func.HttpResponse(status_code=204)
     if event == "end":
-        if not await _end(svc, client, conversation):
+        if not await request_end(svc, client, conversation):
             raise Conflict("The conversation has already ended.", code="conversation_completed")
         return func.HttpResponse(status_code=204)
     raise BadRequest(f"Unknown event {event[:64]!r}: send utterance, interrupt or end.", code="unknown_event")
@@ -258,7 +240,7 @@ async def _utterance(
     else:
         utterance_id, text = _typed(body)
         turn = TurnBody(text=text)
-    earlier, _ = await _raise_once(
+    earlier, _ = await raise_once(
         svc, client, conversation, request_id_for(utterance_id), turn, received_at=received_at
     )
     if earlier is not None:

@@ -1,14 +1,21 @@
 """Twilio Programmable Voice webhooks: a phone call is a conversation, each webhook one step of it.
 
-`incoming` starts the conversation (one per CallSid) and plays the greeting inside a `<Gather>`;
+`incoming` starts the conversation (one per CallSid) and plays the greeting as replies play (below),
+then listens in a `<Gather>`;
 Twilio recognises the caller's speech and posts it to `gather`, which takes the turn and plays the
 reply's first sentence as soon as it is spoken, then redirects to `reply`, which plays the sentences
 spoken since and redirects again until the reply is done, then listens in the next `<Gather>`;
 `status` ends the conversation when the call is over. The gather URL carries the turn's number and
 each redirect the next sentence's, so a Twilio retry is the same turn and the same sentence.
 
+A call we placed (`POST /api/calls`, Direction `outbound-api`) is answered at `incoming` too, once
+answering-machine detection has decided: a person is greeted the same way, a machine hears the agent's
+voicemail message or is hung up on. A call whose agent records calls says the consent line, then
+starts recording; `recording` keeps the finished recording with the conversation.
+
 No API key here: every webhook must carry Twilio's signature (`X-Twilio-Signature`), checked before
-anything else happens, and runs in the tenant its called number belongs to.
+anything else happens, and runs in the tenant of our number on the call: the one called, or for a call
+we placed the one it comes from.
 """
 
 from __future__ import annotations
@@ -16,29 +23,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
+from functions.auth import check_webhook_address
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
+from functions.conversation_flow import (
     START_KEY_TTL_SECONDS,
-    _audio_url,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _raise_once,
-    _services,
+    app_services,
+    audio_url,
+    earlier_turn,
+    load_conversation,
+    raise_once,
+    request_end,
+    start_once,
+    watch_instance,
 )
 from functions.http import json_errors, origin
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from shared import dialog
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
+from shared.models import Answered, Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
-from shared.tenancy import DEMO_TENANT, tenant_scope
+from shared.tenancy import current_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -49,30 +58,28 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 CHANNEL = "twilio"
-GATHER_ROUTE = "/api/voice/twilio/gather"
 INCOMING_ROUTE = "/api/voice/twilio/incoming"
+GATHER_ROUTE = "/api/voice/twilio/gather"
 REPLY_ROUTE = "/api/voice/twilio/reply"
-FILLER = "One moment, please."
-SORRY = "Sorry, something went wrong on our side. Please call again later."
-NOT_IN_SERVICE = "Sorry, this number is not in service."
+STATUS_ROUTE = "/api/voice/twilio/status"
+RECORDING_ROUTE = "/api/voice/twilio/recording"
 
 
-async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, str] | None:
-    """The tenant and agent answering `provider`'s calls to `number` (the phone numbers of the admin API,
-    found before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in
-    service. A number a tenant keeps for another provider is not answered here."""
-    from shared.storage.phone_numbers import PhoneNumberRepository
-
-    svc = _services()
-    route = await asyncio.to_thread(PhoneNumberRepository(svc.pool).route, number) if number else None
-    if route is not None:
-        return (route.tenant_id, route.agent) if route.provider == provider else None
-    fallback = svc.settings.phone_fallback_agent
-    return (DEMO_TENANT, fallback) if fallback else None
+def _our_number(form: twilio.CallForm) -> str:
+    """The tenant's number on this call: the one called (`To`), or for a call we placed (Direction
+    `outbound-api`) the one it comes from (`From`)."""
+    return form.get("From") if twilio.is_outbound(form) else form.get("To")
 
 
-def _start_key(call_sid: str) -> str:
+def call_key(call_sid: str) -> str:
+    """The start key of the call's conversation: one conversation per CallSid, whoever placed the call."""
     return f"twilio:{call_sid}"
+
+
+def _request_id(call_sid: str, turn: int) -> str:
+    """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's
+    turn is the CallSid's and its number, so a retried webhook is the same request."""
+    return GREETING_REQUEST_ID if turn == 0 else f"{call_key(call_sid)}:{turn}"
 
 
 def _twiml(xml: str) -> func.HttpResponse:
@@ -80,8 +87,10 @@ def _twiml(xml: str) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
-    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise."""
-    svc = _services()
+    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
+    svc = app_services()
     settings = svc.settings
     token = settings.twilio_auth_token.get_secret_value()
     if not token:
@@ -113,13 +122,6 @@ def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
 
 
-def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
-    """The whole reply played (one recording), then what the turn does next."""
-    return _then(
-        req, svc, conversation, turn, [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
-    )
-
-
 def _then(
     req: func.HttpRequest,
     svc: Services,
@@ -143,41 +145,102 @@ def _then(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting."""
+    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting
+    (turn 0) sentence by sentence, as `_streamed` plays a reply.
+
+    `wait` is a filler's count in a redirect written before the greeting went through the reply route."""
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
+    if twilio.is_outbound(form):
+        return await _answered(req, svc, client, form)
     holding = twilio.our_query(twilio.Holding, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
-        key = _start_key(form.call_sid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
+        key = call_key(form.call_sid)
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
+        return await _opening(req, svc, client, conversation, form.call_sid, wait=holding.wait)
+
+
+async def _answered(
+    req: func.HttpRequest, svc: Services, client: df.DurableOrchestrationClient, form: twilio.CallForm
+) -> func.HttpResponse:
+    """A call we placed was answered (the answer URL names its conversation; Twilio signed it): tell the
+    conversation who picked up, as AMD's `AnsweredBy` says, then greet a person, leave the agent's
+    voicemail message on a machine, or hang up on it. A retry tells again, which changes nothing."""
+    step = twilio.our_query(twilio.Answering, dict(req.params))
+    if step.call is None:
+        raise BadRequest("A call we placed is answered at the URL that names its conversation.", code="malformed_query")
+    routed = await route_for_number(_our_number(form), CHANNEL)
+    if routed is None:
+        return _twiml(twilio.hang_up())
+    with tenant_scope(routed[0]):
+        conversation_id = str(step.call)
+        if await svc.waiter.claim_start(call_key(form.call_sid), conversation_id, START_KEY_TTL_SECONDS) != (
+            conversation_id
+        ):
+            raise BadRequest("This call has another conversation.", code="malformed_query")
+        conversation = await load_conversation(svc, conversation_id)
+        profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+        answered = Answered(
+            machine=twilio.answered_by_machine(form.get("AnsweredBy")),
+            leave_message=bool(profile is not None and profile.voicemail_message),
+        )
+        if step.wait == 0:
             try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
-        deadline = svc.settings.phone_reply_deadline_seconds
-        try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
-        except GatewayTimeout:
-            if holding.wait >= twilio.MAX_HOLDS:
-                log.warning("call %s: no greeting after %d fillers", form.call_sid, holding.wait)
-                return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
-            return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
-        except ApiError as error:
-            log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
-            return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-        return _twiml(_speak(req, svc, conversation, greeting))
+                await client.raise_event(conversation.id, ANSWERED_EVENT, answered.model_dump())
+            except Exception:
+                log.warning("call %s: answered after its conversation ended", form.call_sid)
+                return _twiml(twilio.hang_up())
+        decision = dialog.on_answer(answered)
+        if decision.step is dialog.Step.HANG_UP:
+            return _twiml(twilio.hang_up())
+        greets = decision.step is dialog.Step.GREET
+        return await _opening(req, svc, client, conversation, form.call_sid, wait=step.wait, greets=greets)
+
+
+async def _opening(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    call_sid: str,
+    *,
+    wait: int,
+    greets: bool = True,
+) -> func.HttpResponse:
+    """The call's first words, played as replies are (sentence by sentence, then the first `<Gather>`):
+    the greeting, or on a machine that took a call we placed the agent's voicemail message (the same
+    opening turn, whose action ends the call). A person's call whose agent records calls hears the
+    consent line first, then recording starts."""
+    opening = twilio.ReplyStep(turn=0, wait=wait)
+    try:
+        twiml = await _streamed(req, svc, conversation, GREETING_REQUEST_ID, opening, client=client)
+    except ApiError as error:
+        log.warning("call %s: no opening (%s)", call_sid, error.code)
+        return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+    recording = await _recording(req, svc, conversation, call_sid) if greets and wait == 0 else None
+    return _twiml(twiml if recording is None else twilio.recorded(twiml, recording, conversation.language))
+
+
+async def _recording(
+    req: func.HttpRequest, svc: Services, conversation: Conversation, call_sid: str
+) -> twilio.Recording | None:
+    """How the call is recorded, if its agent records calls; the call is noted as this tenant's, since
+    the recording's callback names only the call."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    if profile is None or not profile.recording or not profile.recording_consent:
+        return None
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    await placed.remember_leg(CHANNEL, call_sid, current_tenant(), START_KEY_TTL_SECONDS)
+    callback = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
+    return twilio.Recording(consent=profile.recording_consent, callback=callback)
 
 
 @bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -197,16 +260,16 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     received_at = time.time()
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.GatherStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        request_id = _request_id(form.call_sid, step.turn)
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
         known = None
         try:
@@ -218,9 +281,9 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
                 body = TurnBody(text=text)
-                known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+                known, _ = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
-            return _twiml(await _streamed(req, svc, conversation, request_id, reply, known=known))
+            return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
         except BadRequest:
             raise
         except ApiError as error:
@@ -230,22 +293,23 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
 
 
 @bp.route(route="voice/twilio/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
 @json_errors
-async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
+async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        conversation = await load_conversation(svc, conversation_id)
+        request_id = _request_id(form.call_sid, step.turn)
         try:
-            return _twiml(await _streamed(req, svc, conversation, request_id, step))
+            return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
         except ApiError as error:
             log.warning("call %s: turn %d not answered (%s)", form.call_sid, step.turn, error.code)
             ended = error.code == "conversation_completed"
@@ -259,15 +323,24 @@ async def _streamed(
     request_id: str,
     step: twilio.ReplyStep,
     *,
+    client: df.DurableOrchestrationClient,
     known: TurnRecord | None = None,
 ) -> str:
     """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
-    and a redirect to the same sentence."""
+    and a redirect to the same sentence.
+
+    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`watch_instance`
+    closes its conversation, which ends the wait), so the caller hears the apology at once, not after
+    MAX_HOLDS fillers."""
     from shared.storage.reply_stream import StreamedReply
 
-    found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    watching = asyncio.create_task(watch_instance(svc, client, conversation.id))
+    try:
+        found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    finally:
+        watching.cancel()
     if found is None:
         if step.wait >= twilio.MAX_HOLDS:
             log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
@@ -275,12 +348,10 @@ async def _streamed(
         waiting = step.model_copy(update={"wait": step.wait + 1})
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
     if not isinstance(found, StreamedReply):
-        whole = (
-            [_audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
-        )
+        whole = [audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
         return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
     audio = [
-        _audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
+        audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
         for s in found.sentences[step.sentence :]
     ]
     if found.done is None:
@@ -297,7 +368,8 @@ async def _next_sentences(
     reply with no stream; None at the deadline.
 
     A stream restarted since (a retried attempt) is played from its first sentence again: the step
-    returned says where playing resumes."""
+    returned says where playing resumes. A conversation that ended first is an error (`_unanswered`)."""
+    from shared.storage.handoff import ConversationEnded
     from shared.storage.reply_stream import POLL_SECONDS
 
     deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
@@ -308,10 +380,11 @@ async def _next_sentences(
         stored = await svc.waiter.stored_reply(conversation_id, request_id)
         if stored is not None:
             return TurnRecord.model_validate(stored), step
-        if await svc.waiter.ended(conversation_id) is not None:
-            raise Conflict("The conversation ended before this turn was answered.", code="conversation_completed")
+        outcome = await svc.waiter.ended(conversation_id)
+        if outcome is not None:
+            raise _unanswered(outcome)
         if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
-            return await _earlier_turn(svc, conversation_id, request_id), step
+            return await earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
         turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     while True:
@@ -320,11 +393,22 @@ async def _next_sentences(
         def ready(reply: StreamedReply, at: twilio.ReplyStep = at) -> bool:
             return reply.attempt > at.attempt or len(reply.sentences) > at.sentence or reply.done is not None
 
-        found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        try:
+            found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        except ConversationEnded as ended:
+            raise _unanswered(ended.outcome) from ended
         if found.attempt > step.attempt:
             step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
             continue
         return (found if held else None), step
+
+
+def _unanswered(outcome: str) -> ApiError:
+    """Why a reply will never come: its conversation failed or was terminated on our side (the caller
+    hears an apology), or ended otherwise (hung up, or the agent's own end: the call just hangs up)."""
+    if outcome in (Outcome.FAILED, Outcome.TERMINATED):
+        return TurnFailed(f"The conversation ended ({outcome}) before this turn was answered.")
+    return Conflict(f"The conversation ended ({outcome}) before this turn was answered.", code="conversation_completed")
 
 
 async def _silence(
@@ -336,7 +420,7 @@ async def _silence(
 ) -> str:
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return twilio.hang_up()
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
@@ -354,13 +438,46 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     svc, form = await _verified(req)
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is not None and outcome is not None:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(form.call_sid))
-            if conversation_id is not None:
-                conversation = await _conversation(svc, conversation_id)
-                if duration is not None:
-                    await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
-                await _end(svc, client, conversation, outcome)
+        await call_over(svc, client, routed[0], call_key(form.call_sid), outcome=outcome, duration=duration)
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="voice/twilio/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """A call's recording is ready (`RecordingStatus` completed): fetch its WAV from Twilio and keep it with
+    the conversation, once; a retried callback, another status, or a call we do not know is no error."""
+    from shared.phone.twilio_calls import download_recording
+    from shared.storage.blobs import recording_name
+    from shared.storage.placed_calls import PlacedCalls
+
+    svc, form = await _verified(req)
+    settings = svc.settings
+    if form.get("RecordingStatus") != "completed":
+        return func.HttpResponse(status_code=204)
+    seconds = twilio.recording_seconds(form)
+    url = twilio.recording_media_url(form.get("RecordingUrl"), settings.twilio_api_base_url)
+    tenant = await PlacedCalls(svc.async_redis, settings.redis_key_prefix).tenant_of_leg(CHANNEL, form.call_sid)
+    if tenant is None or not settings.twilio_account_sid:
+        log.warning("call %s: a recording of a call not recorded here, or no TWILIO_ACCOUNT_SID", form.call_sid)
+        return func.HttpResponse(status_code=204)
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
+        if conversation_id is None:
+            return func.HttpResponse(status_code=204)
+        conversation = await load_conversation(svc, conversation_id)
+        if conversation.recording_blob is not None:
+            return func.HttpResponse(status_code=204)
+        data = await asyncio.to_thread(
+            lambda: download_recording(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token.get_secret_value(),
+                url=url,
+            )
+        )
+        blob = recording_name(conversation.id)
+        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
+        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, seconds))
     return func.HttpResponse(status_code=204)
