@@ -259,9 +259,11 @@ def test_an_interrupt_stops_the_reply_and_the_turn_keeps_what_was_heard(
     session.say("tell me about your hours", "barge-1")
     heard = session.until("reply.audio")
     first = heard[-1][2]
+    interrupted_at = time.time()
     session.client.send_event("interrupt", {"turn": first["turn"], "played": 1}, WebPubSubDataType.JSON)
     rest = session.until("reply.done")
     done = rest[-1][2]
+    print(f"interrupt → reply.done {(rest[-1][0] - interrupted_at) * 1000:.0f} ms")
     assert done["interrupted"] is True
     assert done["text"] == first["text"] == "We are open every day from eight in the morning."
     indexes = [data["index"] for _, _, data in heard + rest if data["type"] == "reply.audio"]
