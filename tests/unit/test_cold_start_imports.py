@@ -40,6 +40,7 @@ DEFERRED = (
     "vonage_voice",
     "vonage_http_client",
     "vonage_utils",
+    "azure.messaging",
 )
 
 LOADED_DEFERRED_MODULES = f"""
