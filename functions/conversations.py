@@ -17,6 +17,7 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 from functions.auth import guarded, guarded_or_signed
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import json_errors, model_response, origin
+from shared import telemetry
 from shared.api_models import (
     ConversationDetail,
     Ending,
@@ -282,6 +283,7 @@ async def _begin(
         policy=_policy(svc.settings),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
+    telemetry.conversation_started()
 
 
 @bp.route(route="conversations/{conversation_id}/turns", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -302,6 +304,8 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
     turn, replayed = await _take_turn(svc, client, conversation, request_id, body, received_at=received_at)
     total_ms = (time.perf_counter() - started) * 1000
     inside_ms = sum(t or 0.0 for t in (turn.stt_ms, turn.agent_ms, turn.tts_ms))
+    if not replayed:
+        telemetry.turn_overhead(total_ms - inside_ms)
     taken = TurnTaken(
         turn=turn.turn,
         transcript=turn.user_text,
@@ -422,7 +426,13 @@ async def _raise_utterance(
     if wav is not None:
         blob = audio_blob = caller_audio_name(conversation.id, request_id)
         await asyncio.to_thread(lambda: svc.audio.put(blob, wav))
-    utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob, received_at=received_at)
+    utterance = Utterance(
+        request_id=request_id,
+        text=body.text,
+        audio_blob=audio_blob,
+        received_at=received_at,
+        trace=telemetry.traceparent(),
+    )
     try:
         await client.raise_event(conversation.id, str(event), utterance.model_dump())
     except Exception as error:

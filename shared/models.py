@@ -246,6 +246,9 @@ class Utterance(Frozen):
     received_at: float | None = Field(
         default=None, description="When the channel received it (Unix seconds): first audio is timed from here."
     )
+    trace: str | None = Field(
+        default=None, max_length=128, description="W3C traceparent of the request that brought it (telemetry)."
+    )
 
 
 class ConversationState(Frozen):
@@ -289,6 +292,11 @@ class TurnInput(Frozen):
     )
     received_at: float | None = None
     sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
+    trace: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C traceparent the turn's spans join: the orchestrator passes it along, never makes one.",
+    )
 
 
 class Transcript(Frozen):

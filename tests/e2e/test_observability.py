@@ -1,0 +1,240 @@
+"""Observability through a devhost: one trace per turn sent over OTLP to a collector (the fake), the
+Prometheus metrics behind their scope, and readiness naming a stopped dependency.
+
+The devhost exports to `tests/fakes/otlp_collector.py` (OTLP/HTTP protobuf, as a real collector takes it),
+its model is the OpenAI fake, and its Redis is one of this module's own, stopped by the last test.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from devhost import standins
+from devhost.process import DevHost
+from shared.security.roles import Scope
+from tests.e2e.conftest import StartDevHost
+from tests.e2e.credentials import key_header
+from tests.fakes.openai_server import Answer, FakeOpenAIServer
+from tests.fakes.otlp_collector import FakeOtlpCollector, ReceivedSpan
+
+SECRET_KEY = "sk-e2e-telemetry-never-exported"
+MODEL = "fake-e2e-model"
+MODEL_SAYS = '{"intent": "question", "text": "We open at seven."}'
+CALLER_NUMBER = "+442079460958"
+CALLER_SAYS = f"when do you open, call me back on {CALLER_NUMBER}"
+EXPORT_SECONDS = 15
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[FakeOtlpCollector]:
+    with FakeOtlpCollector() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[standins.Standin]:
+    """A Redis of this module's own, so a test can stop it."""
+    server = standins.start_redis(Path(tmp_path_factory.mktemp("redis")), port=0)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def host(
+    start_devhost: StartDevHost,
+    model_server: FakeOpenAIServer,
+    collector: FakeOtlpCollector,
+    own_redis: standins.Standin,
+) -> DevHost:
+    return start_devhost(
+        REDIS_URL=own_redis.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        OTEL_BLRP_SCHEDULE_DELAY="100",
+        OTEL_METRIC_EXPORT_INTERVAL="500",
+        OPENAI_BASE_URL=f"{model_server.url}/v1",
+        OPENAI_API_KEY=SECRET_KEY,
+        OPENAI_MODEL=MODEL,
+        LLM_TIMEOUT_SECONDS="5",
+        LLM_MAX_RETRIES="0",
+    )
+
+
+def _start(host: DevHost) -> str:
+    started = host.post("/api/conversations", json={"agent": "demo"})
+    assert started.status_code == 201, started.text
+    return str(started.json()["conversation_id"])
+
+
+def _say(host: DevHost, conversation_id: str, text: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    turn = host.post(f"/api/conversations/{conversation_id}/turns", json={"text": text}, headers=headers, timeout=60)
+    assert turn.status_code == 200, f"{turn.text}\n{host.log_tail()}"
+    return dict(turn.json())
+
+
+def _spans_of(collector: FakeOtlpCollector, trace_id: str, until: str) -> list[ReceivedSpan]:
+    """The trace's spans once one named `until` has arrived (spans are exported in batches)."""
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while time.monotonic() < deadline:
+        spans = [s for s in collector.received_spans() if s.trace_id == trace_id]
+        if any(s.name == until for s in spans):
+            return spans
+        time.sleep(0.1)
+    raise AssertionError(f"no {until} span in trace {trace_id}: {[s.name for s in collector.received_spans()]}")
+
+
+def _traceparent(trace_id_hex: str) -> tuple[str, str]:
+    """A caller's W3C traceparent, and the trace id as OTLP's JSON mapping spells it (base64)."""
+    import base64
+
+    return f"00-{trace_id_hex}-00f067aa0ba902b7-01", base64.b64encode(bytes.fromhex(trace_id_hex)).decode()
+
+
+def test_a_turn_is_one_trace_from_the_request_through_the_activity_to_the_model_and_speech(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+    header, trace_id = _traceparent("4bf92f3577b34da6a3ce929d0e0e4736")
+
+    _say(host, conversation_id, CALLER_SAYS, headers={"traceparent": header})
+
+    spans = _spans_of(collector, trace_id, until="take_turn")
+    by_name = {s.name: s for s in spans}
+    request, turn, model = by_name["take_turn"], by_name["answer_turn"], by_name[f"chat {MODEL}"]
+    assert request.kind == "SPAN_KIND_SERVER"
+    assert request.parent_span_id, "the request joins the caller's trace"
+    assert request.attributes["http.response.status_code"] == 200
+    assert turn.parent_span_id == request.span_id, "the activity joins the request through the Durable input"
+    assert turn.attributes["voice_agent.conversation.id"] == conversation_id
+    assert turn.attributes["voice_agent.turn"] == 1
+    assert model.parent_span_id == turn.span_id
+    assert model.kind == "SPAN_KIND_CLIENT"
+    assert model.attributes["gen_ai.operation.name"] == "chat"
+    assert model.attributes["gen_ai.provider.name"] == model.attributes["gen_ai.system"] == "openai"
+    assert model.attributes["gen_ai.request.model"] == model.attributes["gen_ai.response.model"] == MODEL
+    assert model.attributes["gen_ai.usage.output_tokens"] == len(MODEL_SAYS.split())
+    assert model.attributes["gen_ai.usage.input_tokens"] > 0
+    assert model.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+    speech = [s for s in spans if s.name.startswith("tts ")]
+    assert speech, [s.name for s in spans]
+    assert all(s.parent_span_id == turn.span_id for s in speech)
+
+
+def test_replays_of_the_orchestration_add_no_spans_one_activity_span_per_turn(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    conversation_id = _start(host)
+    traces = []
+    for index in range(3):
+        model_server.script(Answer(MODEL_SAYS))
+        header, trace_id = _traceparent(f"{index + 1:032x}")
+        _say(host, conversation_id, f"question number {index}", headers={"traceparent": header})
+        traces.append(trace_id)
+
+    for trace_id in traces:
+        spans = _spans_of(collector, trace_id, until="answer_turn")
+        assert [s.name for s in spans].count("answer_turn") == 1, [s.name for s in spans]
+        assert [s.name for s in spans].count(f"chat {MODEL}") == 1
+    turns = [
+        s.attributes["voice_agent.turn"]
+        for s in collector.received_spans()
+        if s.name == "answer_turn" and s.attributes["voice_agent.conversation.id"] == conversation_id
+    ]
+    assert sorted(turns) == [0, 1, 2, 3], "the greeting and three turns, each once, across every replay"
+
+
+def test_no_secret_or_caller_number_is_exported_in_any_span_metric_or_log(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+    _say(host, conversation_id, CALLER_SAYS)
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while not collector.log_records and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    exported = b"".join(collector.raw)
+    assert collector.spans, "spans were exported"
+    assert collector.log_records, "logs were exported"
+    assert SECRET_KEY.encode() not in exported
+    assert CALLER_NUMBER.encode() not in exported
+    assert CALLER_NUMBER[-10:].encode() not in exported
+    for span in collector.received_spans():
+        assert all(CALLER_NUMBER[-4:] not in str(v) or k.endswith("id") for k, v in span.attributes.items()), span
+
+
+def test_metrics_need_the_metrics_scope_and_show_turn_stages_tokens_and_conversations(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    _say(host, _start(host), "when do you open")
+
+    assert host.get("/api/metrics", anonymous=True).status_code == 401
+    refused = host.get("/api/metrics", headers=key_header(host, scopes={Scope.CONVERSATIONS_READ}))
+    assert refused.status_code == 403
+    assert "metrics:read" in refused.json()["error"]["message"]
+    scraped = host.get("/api/metrics", headers=key_header(host, scopes={Scope.METRICS_READ}))
+    assert scraped.status_code == 200, scraped.text
+    assert scraped.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {
+        (sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if not k.startswith("otel_"))))
+        for family in text_string_to_metric_families(scraped.text)
+        for sample in family.samples
+    }
+    for stage in ("model_total", "model_first_token", "tts_first_audio", "overhead"):
+        assert ("voice_agent_turn_stage_duration_milliseconds_count", (("stage", stage),)) in samples, stage
+    names = {name for name, _ in samples}
+    assert {
+        "voice_agent_turn_first_audio_milliseconds_count",
+        "gen_ai_client_token_usage_count",
+        "gen_ai_client_operation_duration_seconds_count",
+        "voice_agent_conversations_active",
+        "voice_agent_tts_characters_total",
+        "voice_agent_errors_total",
+    } <= names, sorted(names)
+    assert ("voice_agent_errors_total", (("error_type", "forbidden"), ("where", "metrics"))) in samples
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while "voice_agent.turn.stage.duration" not in collector.metric_names and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert {"voice_agent.turn.stage.duration", "gen_ai.client.operation.duration"} <= collector.metric_names
+
+
+def test_ready_reports_each_dependency_and_a_stopped_redis_without_naming_its_address(
+    host: DevHost, own_redis: standins.Standin
+) -> None:
+    ready = host.get("/api/ready", anonymous=True)
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"postgres", "redis", "blob"}
+    assert all(check["ok"] and check["ms"] >= 0 for check in body["checks"].values())
+    assert body["providers"]["openai"]["configured"]
+    assert body["providers"]["openai"]["ok"]
+    assert body["providers"]["sarvam"] == {"configured": False, "ok": None, "ms": None, "error": None}
+
+    own_redis.stop()
+    stopped = host.get("/api/ready", anonymous=True)
+
+    assert stopped.status_code == 503, stopped.text
+    body = stopped.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["redis"]["ok"] is False
+    assert body["checks"]["redis"]["error"] == "ConnectionError"
+    assert body["checks"]["postgres"]["ok"]
+    assert body["checks"]["blob"]["ok"]
+    port = own_redis.url.rsplit(":", 1)[1].split("/")[0]
+    assert "127.0.0.1" not in stopped.text
+    assert port not in stopped.text
