@@ -7,6 +7,7 @@ its model is the OpenAI fake, and its Redis is one of this module's own, stopped
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from devhost.process import DevHost
 from shared.security.roles import Scope
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.credentials import key_header
+from tests.fakes.app_insights import FakeAppInsights
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.otlp_collector import FakeOtlpCollector, ReceivedSpan
 
@@ -29,6 +31,7 @@ MODEL_SAYS = '{"intent": "question", "text": "We open at seven."}'
 CALLER_NUMBER = "+442079460958"
 CALLER_SAYS = f"when do you open, call me back on {CALLER_NUMBER}"
 EXPORT_SECONDS = 15
+INSTRUMENTATION_KEY = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +241,42 @@ def test_ready_reports_each_dependency_and_a_stopped_redis_without_naming_its_ad
     port = own_redis.url.rsplit(":", 1)[1].split("/")[0]
     assert "127.0.0.1" not in stopped.text
     assert port not in stopped.text
+
+
+def test_with_a_connection_string_the_turn_reaches_application_insights_as_one_operation(
+    start_devhost: StartDevHost, model_server: FakeOpenAIServer
+) -> None:
+    with FakeAppInsights() as ingestion:
+        host = start_devhost(
+            APPLICATIONINSIGHTS_CONNECTION_STRING=f"InstrumentationKey={INSTRUMENTATION_KEY};"
+            f"IngestionEndpoint={ingestion.url}/",
+            OTEL_TRACES_SAMPLER="always_on",  # the distro samples by rate: a short run's spans would be dropped
+            APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            OPENAI_BASE_URL=f"{model_server.url}/v1",
+            OPENAI_API_KEY=SECRET_KEY,
+            OPENAI_MODEL=MODEL,
+            LLM_MAX_RETRIES="0",
+        )
+        model_server.script(Answer(MODEL_SAYS))
+        header, _ = _traceparent("5bf92f3577b34da6a3ce929d0e0e4737")
+        _say(host, _start(host), CALLER_SAYS, headers={"traceparent": header})
+
+        deadline = time.monotonic() + EXPORT_SECONDS
+        operation = "5bf92f3577b34da6a3ce929d0e0e4737"
+        while time.monotonic() < deadline:
+            calls = [e for e in ingestion.received("RemoteDependency") if e["tags"]["ai.operation.id"] == operation]
+            if any(e["data"]["baseData"]["name"] == f"chat {MODEL}" for e in calls):
+                break
+            time.sleep(0.1)
+        host.stop()
+
+    [request] = [e for e in ingestion.received("Request") if e["tags"]["ai.operation.id"] == operation]
+    names = {e["data"]["baseData"]["name"] for e in calls}
+    assert {"answer_turn", f"chat {MODEL}"} <= names, names
+    [chat] = [e for e in calls if e["data"]["baseData"]["name"] == f"chat {MODEL}"]
+    assert chat["data"]["baseData"]["properties"]["gen_ai.provider.name"] == "openai"
+    assert request["data"]["baseData"]["responseCode"] == "200"
+    exported = json.dumps(ingestion.envelopes)
+    assert SECRET_KEY not in exported
+    assert CALLER_NUMBER not in exported
