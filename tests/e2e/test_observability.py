@@ -159,6 +159,30 @@ def test_replays_of_the_orchestration_add_no_spans_one_activity_span_per_turn(
     assert sorted(turns) == [0, 1, 2, 3], "the greeting and three turns, each once, across every replay"
 
 
+def test_a_host_killed_and_restarted_replays_the_conversation_without_repeating_a_span(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    conversation_id = _start(host)
+    model_server.script(Answer(MODEL_SAYS))
+    header, before = _traceparent(f"{0xB1:032x}")
+    _say(host, conversation_id, "before the crash", headers={"traceparent": header})
+    _spans_of(collector, before, until="answer_turn")
+
+    host.kill()
+    host.start()
+    model_server.script(Answer(MODEL_SAYS))
+    header, after = _traceparent(f"{0xA1:032x}")
+    _say(host, conversation_id, "after the restart", headers={"traceparent": header})
+
+    _spans_of(collector, after, until="answer_turn")
+    turns = [
+        s.attributes["voice_agent.turn"]
+        for s in collector.received_spans()
+        if s.name == "answer_turn" and s.attributes["voice_agent.conversation.id"] == conversation_id
+    ]
+    assert sorted(turns) == [0, 1, 2], "the restarted host replayed the history and ran no turn again"
+
+
 def test_no_secret_or_caller_number_is_exported_in_any_span_metric_or_log(
     host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
 ) -> None:
