@@ -196,6 +196,7 @@ def test_no_secret_or_caller_number_is_exported_in_any_span_metric_or_log(
     exported = b"".join(collector.raw)
     assert collector.spans, "spans were exported"
     assert collector.log_records, "logs were exported"
+    assert any(record.get("traceId") for record in collector.log_records), "logs carry their span's trace"
     assert SECRET_KEY.encode() not in exported
     assert CALLER_NUMBER.encode() not in exported
     assert CALLER_NUMBER[-10:].encode() not in exported
