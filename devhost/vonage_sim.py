@@ -111,22 +111,27 @@ class VonageCall:
     def answer(self) -> Heard:
         return self.follow(self.answer_response())
 
-    def say(self, line: str) -> Heard:
-        """The caller says `line` (nothing: silence until the input's start timeout) where the call listens."""
+    def say(self, line: str, *, digits: str = "") -> Heard:
+        """The caller says `line` (or presses `digits`; neither: silence until the input's start timeout)
+        where the call listens."""
         if self.listening is None:
             raise RuntimeError("the call is not listening")
-        return self.follow(self.post(self.listening, self._heard(line)))
+        return self.follow(self.post(self.listening, self._heard(line, digits)))
 
-    def hang_up(self, status: str = "completed") -> requests.Response:
-        """Vonage's event webhook for the call's end."""
-        return self.post(EVENT, self.fields(status=status, direction="inbound", duration="42"))
+    def hang_up(self, status: str = "completed", duration: Any = "42") -> requests.Response:
+        """Vonage's event webhook for the call's end, `duration` seconds after it was answered (a string,
+        as Vonage writes it; None leaves it out)."""
+        fields = self.fields(status=status, direction="inbound")
+        if duration is not None:
+            fields["duration"] = duration
+        return self.post(EVENT, fields)
 
-    def _heard(self, line: str) -> dict[str, Any]:
+    def _heard(self, line: str, digits: str = "") -> dict[str, Any]:
         if line:
             speech = {"timeout_reason": "end_on_silence_timeout", "results": [{"confidence": "0.9", "text": line}]}
         else:
             speech = {"timeout_reason": "start_timeout"}
-        return self.fields(speech=speech, dtmf={"digits": None, "timed_out": False})
+        return self.fields(speech=speech, dtmf={"digits": digits or None, "timed_out": bool(digits)})
 
     def follow(self, response: requests.Response, heard: Heard | None = None) -> Heard:
         """Do what the NCCO says, as Vonage would, until the call listens or ends.

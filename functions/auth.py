@@ -6,7 +6,8 @@ hold the route's scope (`shared.security.roles.allows`), and the handler then ru
 principal's tenant, so storage sees that tenant's rows only. `current_principal()` tells a handler who
 it is serving, `current_actor()` names it for audit entries and `created_by`.
 
-Provider webhooks do not come through here: they carry their vendor's signature instead.
+Provider webhooks do not come through here: they carry their vendor's signature instead, and count
+against their own per-address limit (`check_webhook_address`).
 """
 
 from __future__ import annotations
@@ -138,9 +139,15 @@ def guarded_or_signed(scope: Scope) -> Callable[[Handler[P]], Handler[P]]:
     return decorate
 
 
-async def _check_address(req: func.HttpRequest) -> None:
+async def _check_address(req: func.HttpRequest, *, webhook: bool = False) -> None:
     address = client_ip(req.headers, services().settings.trusted_proxy_hops)
-    await services().rate_limits.check(ip=address, unknown_address=address is None)
+    await services().rate_limits.check(ip=address, unknown_address=address is None, webhook=webhook)
+
+
+async def check_webhook_address(req: func.HttpRequest) -> None:
+    """Count a phone provider's webhook against its sending address (RATE_LIMIT_PER_WEBHOOK_IP) before
+    its signature is checked: a flood is refused (429 with Retry-After) at the cost of one Redis call."""
+    await _check_address(req, webhook=True)
 
 
 def _signed_tenant(token: str, route: Mapping[str, str]) -> str:

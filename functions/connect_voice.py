@@ -16,27 +16,24 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
-    START_KEY_TTL_SECONDS,
-    _audio_url,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _services,
-    _take_turn,
+from functions.auth import check_webhook_address
+from functions.conversation_flow import (
+    app_services,
+    audio_url,
+    greeting_reply,
+    load_conversation,
+    reply_to,
+    request_end,
+    start_once,
+    take_turn_once,
 )
 from functions.http import json_errors
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
-from functions.vonage_voice import _reply_to
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
 from shared.errors import ApiError, BadRequest, GatewayTimeout, ServiceUnavailable
 from shared.models import TurnAction, TurnRecord
 from shared.phone import connect
@@ -71,8 +68,10 @@ def _refusal(words: str) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, connect.ContactData, connect.Step]:
-    """The contact and step, once the bridge's signature holds: 503 unconfigured, 4xx otherwise."""
-    svc = _services()
+    """The contact and step, once the bridge's signature holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
+    svc = app_services()
     secret = svc.settings.connect_bridge_secret.get_secret_value()
     if not secret:
         raise ServiceUnavailable(
@@ -100,7 +99,7 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, connect.ContactDat
 
 def _spoken(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> dict[str, str]:
     """The reply (words for Polly, and our 8 kHz recording), then what the flow does next."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
+    audio = audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
     language = conversation.language
     if turn.action is TurnAction.END_CALL:
         return connect.answer(Action.END, turn.reply_text, audio_url=audio, language=language)
@@ -147,14 +146,14 @@ async def connect_invocation(req: func.HttpRequest, client: df.DurableOrchestrat
         if step.event == connect.DISCONNECT:
             conversation_id = await svc.waiter.started(key)
             if conversation_id is not None:
-                await _end(svc, client, await _conversation(svc, conversation_id))
+                await request_end(svc, client, await load_conversation(svc, conversation_id))
             return _map(connect.answer(Action.END, ""))
         if step.turn == 0:
             return _map(await _greet(req, svc, client, key, agent=agent, step=step))
         conversation_id = await svc.waiter.started(key)
         if conversation_id is None:
             return _refusal(SORRY)
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         try:
             return _map(
                 await _turn(req, svc, client, conversation, f"{key}:{step.turn}", step=step, received_at=received_at)
@@ -183,19 +182,10 @@ async def _greet(
     """Start the contact's conversation once (a retry finds the same one) and answer its greeting."""
     from shared.turn_requests import StartConversation
 
-    conversation_id = str(uuid.uuid4())
-    claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-    if claimed == conversation_id:
-        try:
-            await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-        except BaseException:
-            await svc.waiter.release_start(key, conversation_id)
-            raise
-    conversation = await _conversation(svc, claimed)
+    claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+    conversation = await load_conversation(svc, claimed)
     try:
-        greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-        if greeting is None or greeting.audio_blob is None:
-            greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, _deadline(svc))
+        greeting = await greeting_reply(svc, client, claimed, _deadline(svc))
     except GatewayTimeout:
         return _hold_on(conversation, step)
     except ApiError as error:
@@ -223,7 +213,7 @@ async def _turn(
     heard = step.customer_input.strip()
     try:
         if step.wait:
-            turn = await _reply_to(svc, client, conversation, request_id, _deadline(svc))
+            turn = await reply_to(svc, client, conversation, request_id, _deadline(svc))
         elif not heard:
             return await _silence(svc, client, conversation, step)
         else:
@@ -231,7 +221,7 @@ async def _turn(
                 text = TypedTurn(text=heard).text
             except ValidationError as error:
                 raise BadRequest("customer_input is not usable text.", code="malformed_parameters") from error
-            turn, _ = await _take_turn(
+            turn, _ = await take_turn_once(
                 svc,
                 client,
                 conversation,
@@ -251,7 +241,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt (spoken by the flow), up to MAX_SILENCES in a row, then the
     call ends."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return connect.answer(Action.END, "", language=conversation.language)
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"

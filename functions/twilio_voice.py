@@ -1,6 +1,7 @@
 """Twilio Programmable Voice webhooks: a phone call is a conversation, each webhook one step of it.
 
-`incoming` starts the conversation (one per CallSid) and plays the greeting inside a `<Gather>`;
+`incoming` starts the conversation (one per CallSid) and plays the greeting as replies play (below),
+then listens in a `<Gather>`;
 Twilio recognises the caller's speech and posts it to `gather`, which takes the turn and plays the
 reply's first sentence as soon as it is spoken, then redirects to `reply`, which plays the sentences
 spoken since and redirects again until the reply is done, then listens in the next `<Gather>`;
@@ -16,29 +17,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from functions.auth import check_webhook_address
 from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
-    START_KEY_TTL_SECONDS,
-    _audio_url,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _raise_once,
-    _services,
+from functions.conversation_flow import (
+    app_services,
+    audio_url,
+    earlier_turn,
+    load_conversation,
+    raise_once,
+    request_end,
+    start_once,
+    watch_instance,
 )
 from functions.http import json_errors, origin
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
+from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
-from shared.tenancy import DEMO_TENANT, tenant_scope
+from shared.tenancy import tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -50,29 +51,17 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "twilio"
 GATHER_ROUTE = "/api/voice/twilio/gather"
-INCOMING_ROUTE = "/api/voice/twilio/incoming"
 REPLY_ROUTE = "/api/voice/twilio/reply"
-FILLER = "One moment, please."
-SORRY = "Sorry, something went wrong on our side. Please call again later."
-NOT_IN_SERVICE = "Sorry, this number is not in service."
-
-
-async def route_for_number(number: str, provider: str = CHANNEL) -> tuple[str, str] | None:
-    """The tenant and agent answering `provider`'s calls to `number` (the phone numbers of the admin API,
-    found before any tenant is known), else PHONE_FALLBACK_AGENT of the demo tenant, else None: not in
-    service. A number a tenant keeps for another provider is not answered here."""
-    from shared.storage.phone_numbers import PhoneNumberRepository
-
-    svc = _services()
-    route = await asyncio.to_thread(PhoneNumberRepository(svc.pool).route, number) if number else None
-    if route is not None:
-        return (route.tenant_id, route.agent) if route.provider == provider else None
-    fallback = svc.settings.phone_fallback_agent
-    return (DEMO_TENANT, fallback) if fallback else None
 
 
 def _start_key(call_sid: str) -> str:
     return f"twilio:{call_sid}"
+
+
+def _request_id(call_sid: str, turn: int) -> str:
+    """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's
+    turn is the CallSid's and its number, so a retried webhook is the same request."""
+    return GREETING_REQUEST_ID if turn == 0 else f"{_start_key(call_sid)}:{turn}"
 
 
 def _twiml(xml: str) -> func.HttpResponse:
@@ -80,8 +69,10 @@ def _twiml(xml: str) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
-    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise."""
-    svc = _services()
+    """The webhook's form, once Twilio's signature over it holds: 503 unconfigured, 4xx otherwise (429 first
+    for a flood from one address)."""
+    await check_webhook_address(req)
+    svc = app_services()
     settings = svc.settings
     token = settings.twilio_auth_token.get_secret_value()
     if not token:
@@ -113,13 +104,6 @@ def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
 
 
-def _speak(req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord) -> str:
-    """The whole reply played (one recording), then what the turn does next."""
-    return _then(
-        req, svc, conversation, turn, [_audio_url(req, svc, conversation.id, turn.turn, rate=twilio.PHONE_RATE)]
-    )
-
-
 def _then(
     req: func.HttpRequest,
     svc: Services,
@@ -143,41 +127,28 @@ def _then(
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting."""
+    """A call arrives: start its conversation once (a retry finds the same one) and play the greeting
+    (turn 0) sentence by sentence, as `_streamed` plays a reply.
+
+    `wait` is a filler's count in a redirect written before the greeting went through the reply route."""
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
     holding = twilio.our_query(twilio.Holding, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
         key = _start_key(form.call_sid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
-        deadline = svc.settings.phone_reply_deadline_seconds
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
+        greeting = twilio.ReplyStep(turn=0, wait=holding.wait)
         try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
-        except GatewayTimeout:
-            if holding.wait >= twilio.MAX_HOLDS:
-                log.warning("call %s: no greeting after %d fillers", form.call_sid, holding.wait)
-                return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-            redirect = f"{origin(req, svc.settings.public_base_url)}{INCOMING_ROUTE}?wait={holding.wait + 1}"
-            return _twiml(twilio.hold_on(redirect, conversation.language, FILLER))
+            return _twiml(await _streamed(req, svc, conversation, GREETING_REQUEST_ID, greeting, client=client))
         except ApiError as error:
             log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
             return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
-        return _twiml(_speak(req, svc, conversation, greeting))
 
 
 @bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -197,16 +168,16 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     received_at = time.time()
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.GatherStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        request_id = _request_id(form.call_sid, step.turn)
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
         known = None
         try:
@@ -218,9 +189,9 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
                 body = TurnBody(text=text)
-                known, _ = await _raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+                known, _ = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
-            return _twiml(await _streamed(req, svc, conversation, request_id, reply, known=known))
+            return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
         except BadRequest:
             raise
         except ApiError as error:
@@ -230,22 +201,23 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
 
 
 @bp.route(route="voice/twilio/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
 @json_errors
-async def twilio_reply(req: func.HttpRequest) -> func.HttpResponse:
+async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(_start_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
-        request_id = f"{_start_key(form.call_sid)}:{step.turn}"
+        conversation = await load_conversation(svc, conversation_id)
+        request_id = _request_id(form.call_sid, step.turn)
         try:
-            return _twiml(await _streamed(req, svc, conversation, request_id, step))
+            return _twiml(await _streamed(req, svc, conversation, request_id, step, client=client))
         except ApiError as error:
             log.warning("call %s: turn %d not answered (%s)", form.call_sid, step.turn, error.code)
             ended = error.code == "conversation_completed"
@@ -259,15 +231,24 @@ async def _streamed(
     request_id: str,
     step: twilio.ReplyStep,
     *,
+    client: df.DurableOrchestrationClient,
     known: TurnRecord | None = None,
 ) -> str:
     """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
-    and a redirect to the same sentence."""
+    and a redirect to the same sentence.
+
+    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`watch_instance`
+    closes its conversation, which ends the wait), so the caller hears the apology at once, not after
+    MAX_HOLDS fillers."""
     from shared.storage.reply_stream import StreamedReply
 
-    found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    watching = asyncio.create_task(watch_instance(svc, client, conversation.id))
+    try:
+        found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
+    finally:
+        watching.cancel()
     if found is None:
         if step.wait >= twilio.MAX_HOLDS:
             log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
@@ -275,12 +256,10 @@ async def _streamed(
         waiting = step.model_copy(update={"wait": step.wait + 1})
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
     if not isinstance(found, StreamedReply):
-        whole = (
-            [_audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
-        )
+        whole = [audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
         return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
     audio = [
-        _audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
+        audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
         for s in found.sentences[step.sentence :]
     ]
     if found.done is None:
@@ -297,7 +276,8 @@ async def _next_sentences(
     reply with no stream; None at the deadline.
 
     A stream restarted since (a retried attempt) is played from its first sentence again: the step
-    returned says where playing resumes."""
+    returned says where playing resumes. A conversation that ended first is an error (`_unanswered`)."""
+    from shared.storage.handoff import ConversationEnded
     from shared.storage.reply_stream import POLL_SECONDS
 
     deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
@@ -308,10 +288,11 @@ async def _next_sentences(
         stored = await svc.waiter.stored_reply(conversation_id, request_id)
         if stored is not None:
             return TurnRecord.model_validate(stored), step
-        if await svc.waiter.ended(conversation_id) is not None:
-            raise Conflict("The conversation ended before this turn was answered.", code="conversation_completed")
+        outcome = await svc.waiter.ended(conversation_id)
+        if outcome is not None:
+            raise _unanswered(outcome)
         if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
-            return await _earlier_turn(svc, conversation_id, request_id), step
+            return await earlier_turn(svc, conversation_id, request_id), step
         await asyncio.sleep(POLL_SECONDS)
         turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     while True:
@@ -320,11 +301,22 @@ async def _next_sentences(
         def ready(reply: StreamedReply, at: twilio.ReplyStep = at) -> bool:
             return reply.attempt > at.attempt or len(reply.sentences) > at.sentence or reply.done is not None
 
-        found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        try:
+            found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
+        except ConversationEnded as ended:
+            raise _unanswered(ended.outcome) from ended
         if found.attempt > step.attempt:
             step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
             continue
         return (found if held else None), step
+
+
+def _unanswered(outcome: str) -> ApiError:
+    """Why a reply will never come: its conversation failed or was terminated on our side (the caller
+    hears an apology), or ended otherwise (hung up, or the agent's own end: the call just hangs up)."""
+    if outcome in (Outcome.FAILED, Outcome.TERMINATED):
+        return TurnFailed(f"The conversation ended ({outcome}) before this turn was answered.")
+    return Conflict(f"The conversation ended ({outcome}) before this turn was answered.", code="conversation_completed")
 
 
 async def _silence(
@@ -336,7 +328,7 @@ async def _silence(
 ) -> str:
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return twilio.hang_up()
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
@@ -354,13 +346,7 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     svc, form = await _verified(req)
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
-    routed = await route_for_number(form.get("To"))
+    routed = await route_for_number(form.get("To"), CHANNEL)
     if routed is not None and outcome is not None:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(form.call_sid))
-            if conversation_id is not None:
-                conversation = await _conversation(svc, conversation_id)
-                if duration is not None:
-                    await asyncio.to_thread(lambda: svc.conversations.record_call_duration(conversation.id, duration))
-                await _end(svc, client, conversation, outcome)
+        await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)

@@ -19,27 +19,25 @@ import asyncio
 import json
 import logging
 import time
-import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.conversation import GREETING_REQUEST_ID
-from functions.conversations import (
-    START_KEY_TTL_SECONDS,
-    _audio_url,
-    _await_reply,
-    _begin,
-    _conversation,
-    _earlier_turn,
-    _end,
-    _services,
-    _take_turn,
+from functions.auth import check_webhook_address
+from functions.conversation_flow import (
+    app_services,
+    audio_url,
+    greeting_reply,
+    load_conversation,
+    reply_to,
+    request_end,
+    start_once,
+    take_turn_once,
 )
 from functions.http import json_errors, origin
-from functions.twilio_voice import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
+from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
 from shared.models import TurnAction, TurnRecord
 from shared.phone import vonage
@@ -58,24 +56,6 @@ ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
 
 
-async def _reply_to(
-    svc: Services,
-    client: df.DurableOrchestrationClient,
-    conversation: Conversation,
-    request_id: str,
-    wait_seconds: float,
-) -> TurnRecord:
-    """The whole reply to a turn already taken, as soon as there is one (GatewayTimeout after
-    `wait_seconds`): an NCCO `stream` plays one recording, so Vonage hears the reply whole."""
-    stored = await svc.waiter.stored_reply(conversation.id, request_id)
-    if stored is not None:
-        return TurnRecord.model_validate(stored)
-    earlier = await _earlier_turn(svc, conversation.id, request_id)
-    if earlier is not None:
-        return earlier
-    return await _await_reply(svc, client, conversation.id, request_id, wait_seconds)
-
-
 def _start_key(call_uuid: str) -> str:
     return f"vonage:{call_uuid}"
 
@@ -92,8 +72,10 @@ def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
 
 
 async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
-    """The webhook, once Vonage's signature over it holds: 503 unconfigured, 4xx otherwise."""
-    svc = _services()
+    """The webhook, once Vonage's signature over it holds and its token was not used for another request
+    (a replay): 503 unconfigured, 4xx otherwise (429 first for a flood from one address)."""
+    await check_webhook_address(req)
+    svc = app_services()
     settings = svc.settings
     secret = settings.vonage_signature_secret.get_secret_value()
     if not secret:
@@ -105,19 +87,25 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
             "Vonage calls need AUDIO_URL_SIGNING_KEY: Vonage fetches the agent's audio by signed link.",
             code="vonage_not_configured",
         )
+    from shared.storage.webhook_tokens import request_fingerprint
+
+    url = urlsplit(req.url)
     try:
         hook = vonage.verified(
             secret,
             req.method,
-            urlsplit(req.url).query,
+            url.query,
             req.headers.get("content-type"),
             req.get_body(),
             authorization=req.headers.get("authorization"),
         )
-        if settings.vonage_application_id and hook.application_id != settings.vonage_application_id:
+        if settings.vonage_application_id and hook.signed.application_id != settings.vonage_application_id:
             raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
+        fingerprint = request_fingerprint(req.method, url.path, url.query, hook.signed.payload_hash)
+        if not await svc.webhook_tokens.first_use(hook.signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
+            raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
     except Forbidden:
-        log.warning("refused a Vonage webhook to %s: signature or application", urlsplit(req.url).path)
+        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
         raise
     return svc, hook
 
@@ -131,7 +119,7 @@ def _speak(
     req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord, called: str
 ) -> list[dict[str, Any]]:
     """The reply streamed, then the call listens for the next turn, or is connected onward or ends."""
-    audio = _audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
+    audio = audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
     if turn.action is TurnAction.END_CALL:
         return vonage.finish(audio)
     if turn.action is TurnAction.TRANSFER:
@@ -158,20 +146,11 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
     tenant, agent = routed
     with tenant_scope(tenant):
         key = _start_key(hook.call.uuid)
-        conversation_id = str(uuid.uuid4())
-        claimed = await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-        if claimed == conversation_id:
-            try:
-                await _begin(svc, client, conversation_id, StartConversation(agent=agent), channel=CHANNEL)
-            except BaseException:
-                await svc.waiter.release_start(key, conversation_id)
-                raise
-        conversation = await _conversation(svc, claimed)
+        claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
+        conversation = await load_conversation(svc, claimed)
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         try:
-            greeting = await _earlier_turn(svc, claimed, GREETING_REQUEST_ID)
-            if greeting is None or greeting.audio_blob is None:
-                greeting = await _await_reply(svc, client, claimed, GREETING_REQUEST_ID, deadline)
+            greeting = await greeting_reply(svc, client, claimed, deadline)
         except GatewayTimeout:
             if holding.wait >= vonage.MAX_HOLDS:
                 log.warning("call %s: no greeting after %d fillers", hook.call.uuid, holding.wait)
@@ -188,7 +167,7 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The caller spoke (or kept silent): take that turn once and stream the agent's reply.
+    """The caller spoke (or keyed, or kept silent): take that turn once and stream the agent's reply.
 
     A reply not ready by PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS) gets a filler and an
     input that times out at once back here marked `wait`, which waits for the same turn's reply and never
@@ -209,22 +188,22 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
         conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
         if conversation_id is None:
             return _ncco(vonage.say_and_hang_up("en-US", SORRY))
-        conversation = await _conversation(svc, conversation_id)
+        conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
         request_id = f"{_start_key(hook.call.uuid)}:{step.turn}"
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         heard = hook.call.heard()
         try:
             if step.wait:
-                turn = await _reply_to(svc, client, conversation, request_id, deadline)
+                turn = await reply_to(svc, client, conversation, request_id, deadline)
             elif not heard:
                 return _ncco(await _silence(req, svc, client, conversation, step))
             else:
                 try:
                     text = TypedTurn(text=heard).text
                 except ValidationError as error:
-                    raise BadRequest("The speech result is not usable text.", code="malformed_body") from error
-                turn, _ = await _take_turn(
+                    raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
+                turn, _ = await take_turn_once(
                     svc,
                     client,
                     conversation,
@@ -258,7 +237,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends (an empty
     NCCO: nothing more to do)."""
     if step.silences >= svc.settings.max_silences:
-        await _end(svc, client, conversation)
+        await request_end(svc, client, conversation)
         return []
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
@@ -271,12 +250,12 @@ async def _silence(
 @json_errors
 async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The call's status changed: once it is over (completed, busy, failed, unanswered, …), the
-    conversation ends; any other status, again, or for a call we never started, is no error."""
+    conversation ends with that outcome and keeps the call's `duration`; any other status, again, or for
+    a call we never started, is no error. An agent that ended the call first keeps its own outcome."""
     svc, hook = await _verified(req)
+    outcome = vonage.ENDED_STATUSES.get(hook.call.status)
     routed = await route_for_number(_e164(hook.call.to), CHANNEL)
-    if routed is not None and hook.call.status in vonage.ENDED_STATUSES:
-        with tenant_scope(routed[0]):
-            conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
-            if conversation_id is not None:
-                await _end(svc, client, await _conversation(svc, conversation_id))
+    if routed is not None and outcome is not None:
+        start = _start_key(hook.call.uuid)
+        await call_over(svc, client, routed[0], start, outcome=outcome, duration=hook.call.duration)
     return func.HttpResponse(status_code=200)

@@ -251,6 +251,14 @@ class Settings(BaseSettings):
         description="Requests one client address (an IPv6 /64) may make, checked before authentication (same "
         "notation). Empty: no limit per address.",
     )
+    rate_limit_per_webhook_ip: str = Field(
+        default="6000/minute",
+        description="Phone provider webhooks (Twilio, Vonage, the Amazon Connect bridge) one sending address (an "
+        "IPv6 /64) may make, checked "
+        "before the signature, apart from the API's per-address limit (same notation). Providers send from a "
+        "pool of addresses, so this stops a flood from one, never a busy account's calls (a call makes a few "
+        "webhooks a turn). Empty: no limit.",
+    )
     trusted_proxy_hops: int = Field(
         default=1,
         ge=1,
@@ -338,7 +346,7 @@ class Settings(BaseSettings):
         description="The service name every span and metric carries (`service.name`, App Insights' cloud role).",
     )
 
-    @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip")
+    @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip", "rate_limit_per_webhook_ip")
     @classmethod
     def _rate_limits_parse(cls, value: str) -> str:
         if value.strip() and any(item.amount < 1 for item in parse_many(value)):

@@ -46,6 +46,7 @@ from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
 from shared.storage.reply_stream import ReplyStreamReader
 from shared.storage.tenants import TenantRepository
+from shared.storage.webhook_tokens import WebhookTokens
 from shared.tenancy import DEMO_TENANT, tenant_scope
 
 if TYPE_CHECKING:
@@ -265,6 +266,11 @@ class Services:
     @cached_property
     def waiter(self) -> ReplyWaiter:
         return ReplyWaiter(self.async_redis, self.settings.redis_key_prefix)
+
+    @cached_property
+    def webhook_tokens(self) -> WebhookTokens:
+        """Signed webhook tokens seen lately (a replayed Vonage token is refused)."""
+        return WebhookTokens(self.async_redis, self.settings.redis_key_prefix)
 
     @cached_property
     def reply_streams(self) -> ReplyStreamReader:

@@ -89,7 +89,7 @@ class ReplyStep(Holding):
 
     model_config = ConfigDict(extra="forbid")
 
-    turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this reply answers.")
+    turn: int = Field(ge=0, le=999_999_999, description="The caller's turn this reply answers (0: the greeting).")
     sentence: int = Field(default=0, ge=0, le=999, description="The next sentence to play.")
     attempt: int = Field(default=0, ge=0, le=999, description="Restarts of the reply stream already seen.")
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from shared.models import Outcome
+from shared.phone.twilio import MAX_CALL_SECONDS
 
 JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 16 * 1024
@@ -30,16 +32,34 @@ MAX_FIELD_CHARS = 4096
 MAX_TOKEN_CHARS = 4096
 MAX_TOKEN_AGE_SECONDS = 300
 """A token issued longer ago is refused: the signature does not cover the URL (our input's `turn`), so a
-captured webhook could otherwise be replayed against another turn at any later time."""
+captured webhook could otherwise be replayed against another turn at any later time (within this age, the
+token's `jti` is remembered: `shared/storage/webhook_tokens.py`)."""
+MAX_TOKEN_ID_CHARS = 128
+"""A `jti` is a UUID; a longer one is not Vonage's, and would only make a long Redis key."""
 CALL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """A call leg's id as Vonage writes it (`uuid`): one conversation per leg."""
 MAX_HOLDS = 4
 """Fillers in a row for one reply before the call gives up on it (with the default deadline, ~40 s)."""
-ENDED_STATUSES = frozenset({"completed", "busy", "failed", "unanswered", "cancelled", "rejected", "timeout"})
-"""Event `status` values after which the call is over."""
+ENDED_STATUSES: dict[str, Outcome] = {
+    "completed": Outcome.ENDED_BY_CLIENT,
+    "busy": Outcome.BUSY,
+    "failed": Outcome.CALL_FAILED,
+    "rejected": Outcome.CALL_FAILED,
+    "timeout": Outcome.NO_ANSWER,
+    "unanswered": Outcome.NO_ANSWER,
+    "cancelled": Outcome.CANCELED,
+}
+"""Event `status` values after which the call is over (Vonage's Voice API webhook reference lists them),
+and the conversation's outcome for each, as Twilio's are kept: a call that `completed` before the agent
+ended it is one the caller hung up; `rejected` (refused before it connected) is a network failure, and
+`timeout` (rang out) is no answer."""
 MAX_WAIT_SECONDS = 4.0
 """The longest a webhook waits for a reply, whatever PHONE_REPLY_DEADLINE_SECONDS says: Vonage wants the
 answer webhook's NCCO within 5 s (and retries, then gives up on the call), so a late reply is a filler."""
+MAX_DIGITS = 20
+"""The most keys one input takes (`maxDigits`, which Vonage caps at 20): a longer `digits` is not Vonage's."""
+KEYPAD_TIMEOUT_SECONDS = 5
+"""Keys are submitted this long after the last one (or at once on `#`): time to find the next key."""
 HOLD_SECONDS = 1
 """How long the input after a filler listens before Vonage posts back: Vonage has no redirect, so an
 input that times out at once is the way back to our route for the same turn."""
@@ -58,6 +78,17 @@ class Speech(BaseModel):
     timeout_reason: str = Field(default="", max_length=64)
 
 
+class Keypad(BaseModel):
+    """The keys the caller pressed, as an input webhook's `dtmf` reports them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    digits: str | None = Field(
+        default=None, max_length=MAX_DIGITS, pattern=r"^[0-9*#]*$", description="The keys, in order: 0-9, * and #."
+    )
+    timed_out: bool = Field(default=False, description="Input ended by the keypad timeout, not by `#` or the count.")
+
+
 class CallFields(BaseModel):
     """The fields of every Vonage voice webhook this app reads (Vonage sends more; the payload is signed);
     the answer webhook is these alone, in the query of a GET."""
@@ -74,14 +105,32 @@ class VoiceWebhook(CallFields):
     """A webhook's JSON body: the call's fields, and an event's status or an input's speech."""
 
     status: str = Field(default="", max_length=64, description="On an event: started, answered, completed, ….")
+    duration: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_CALL_SECONDS,
+        description='On `completed`: the call\'s length in whole seconds (Vonage writes it as a string, "42").',
+    )
     speech: Speech | None = Field(default=None, description="On an input: what Vonage recognised.")
+    dtmf: Keypad | None = Field(default=None, description="On an input: the keys the caller pressed.")
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _whole_seconds(cls, value: object) -> object:
+        """Digits (or a JSON integer), never `1.5`, ` 42` or another script's digits."""
+        if isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value):
+            return int(value)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError("duration is the call's length in whole seconds")
 
     def heard(self) -> str:
-        """The caller's words (Vonage lists its most confident result first), else '': silence."""
+        """The caller's words (Vonage lists its most confident result first), else the keys they
+        pressed, as Twilio's `Digits` are taken; '' is silence."""
         for result in self.speech.results if self.speech else []:
             if result.text.strip():
                 return result.text.strip()
-        return ""
+        return (self.dtmf.digits or "") if self.dtmf else ""
 
 
 class Holding(BaseModel):
@@ -103,12 +152,21 @@ Step = TypeVar("Step", bound=Holding)
 
 
 @dataclass(frozen=True)
+class Signed:
+    """What a Vonage token vouches for: the application, the token itself (`jti`) and the payload's hash."""
+
+    application_id: str
+    token_id: str
+    payload_hash: str
+
+
+@dataclass(frozen=True)
 class Webhook:
     """A signed webhook: the call it is about, and (for GET) the query Vonage sent, which is its payload."""
 
     call: VoiceWebhook
     ours: dict[str, str]
-    application_id: str
+    signed: Signed
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:
@@ -134,9 +192,9 @@ def query_payload(pairs: list[tuple[str, str]]) -> bytes:
     return json.dumps(dict(pairs), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def check_signature(secret: str, authorization: str | None, payload: bytes) -> str:
-    """The application the webhook is for (the token's `application_id`), once `Authorization` is a
-    Vonage token under our signature secret whose `payload_hash` is the payload's; else Forbidden."""
+def check_signature(secret: str, authorization: str | None, payload: bytes) -> Signed:
+    """What the token vouches for, once `Authorization` is a Vonage token under our signature secret, with
+    a `jti`, whose `payload_hash` is the payload's; else Forbidden."""
     import jwt
     from vonage_jwt import verify_signature
     from vonage_jwt.errors import VonageVerifyJwtError
@@ -148,7 +206,7 @@ def check_signature(secret: str, authorization: str | None, payload: bytes) -> s
     try:
         if not verify_signature(token, secret):
             raise Forbidden("The request does not carry a valid Vonage signature.", code="invalid_signature")
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat"]})
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["iat", "jti"]})
     except (VonageVerifyJwtError, jwt.PyJWTError) as error:
         raise Forbidden("The request does not carry a valid Vonage token.", code="invalid_signature") from error
     if time.time() - float(claims["iat"]) > MAX_TOKEN_AGE_SECONDS:
@@ -156,8 +214,11 @@ def check_signature(secret: str, authorization: str | None, payload: bytes) -> s
     claimed = claims.get("payload_hash")
     if not isinstance(claimed, str) or not hmac.compare_digest(claimed.lower(), _payload_hash(payload)):
         raise Forbidden("The payload is not the one Vonage signed.", code="invalid_signature")
+    token_id = claims["jti"]
+    if not isinstance(token_id, str) or not token_id or len(token_id) > MAX_TOKEN_ID_CHARS:
+        raise Forbidden("The Vonage token has no usable jti.", code="invalid_signature")
     application = claims.get("application_id")
-    return application if isinstance(application, str) else ""
+    return Signed(application if isinstance(application, str) else "", token_id, claimed.lower())
 
 
 def verified(
@@ -169,7 +230,7 @@ def verified(
     query is ours alone (our eventUrl's)."""
     pairs = _query_pairs(query)
     if method.upper() == "GET":
-        application = check_signature(secret, authorization, query_payload(pairs))
+        signed = check_signature(secret, authorization, query_payload(pairs))
         fields: Any = dict(pairs)
         ours = {name: value for name, value in pairs if name in Holding.model_fields or name in InputStep.model_fields}
     else:
@@ -177,7 +238,7 @@ def verified(
             raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"A Vonage webhook is at most {MAX_BODY_BYTES} bytes.")
-        application = check_signature(secret, authorization, body)
+        signed = check_signature(secret, authorization, body)
         try:
             fields = json.loads(body)
         except (UnicodeDecodeError, ValueError) as error:
@@ -186,7 +247,7 @@ def verified(
             raise BadRequest("The body is not a JSON object.", code="malformed_body")
         ours = dict(pairs)
     try:
-        return Webhook(VoiceWebhook.model_validate(fields), ours, application)
+        return Webhook(VoiceWebhook.model_validate(fields), ours, signed)
     except ValidationError as error:
         raise BadRequest(
             "The webhook has no Vonage call uuid, or a field out of bounds.", code="malformed_body"
@@ -206,17 +267,23 @@ def _ncco(*actions: BaseModel) -> list[dict[str, Any]]:
     return [action.model_dump(mode="json", by_alias=True, exclude_none=True) for action in actions]
 
 
-def _input(event_url: str, language: str, start_timeout: int = 10) -> Any:
-    """Listen for the caller's speech, posted to `event_url`; silence is posted too, so it is ours to
-    decide. `endOnSilence` 0.8 s ends a turn soon after the caller stops, without cutting short pauses."""
-    from vonage_voice.models import Input
+def _input(event_url: str, language: str, start_timeout: int = 10, *, keypad: bool = True) -> Any:
+    """Listen for the caller's speech (and, with `keypad`, keys), posted to `event_url`; silence is posted
+    too, so it is ours to decide. `endOnSilence` 0.8 s ends a turn soon after the caller stops, without
+    cutting short pauses; keys end it on `#`, after MAX_DIGITS, or KEYPAD_TIMEOUT_SECONDS after the last
+    (the NCCO reference's `dtmf` options: `timeOut` 0-10 s, `maxDigits` 1-20, `submitOnHash`)."""
+    from vonage_voice.models import Dtmf, Input
     from vonage_voice.models import Speech as NccoSpeech
 
+    speech = NccoSpeech(language=language, endOnSilence=0.8, startTimeout=start_timeout, maxDuration=60)
+    if not keypad:
+        return Input(type=["speech"], eventUrl=[event_url], eventMethod="POST", speech=speech)
     return Input(
-        type=["speech"],
+        type=["dtmf", "speech"],
         eventUrl=[event_url],
         eventMethod="POST",
-        speech=NccoSpeech(language=language, endOnSilence=0.8, startTimeout=start_timeout, maxDuration=60),
+        speech=speech,
+        dtmf=Dtmf(maxDigits=MAX_DIGITS, submitOnHash=True, timeOut=KEYPAD_TIMEOUT_SECONDS),
     )
 
 
@@ -236,10 +303,12 @@ def prompt_again(event_url: str, language: str, words: str) -> list[dict[str, An
 
 def hold_on(event_url: str, language: str, words: str) -> list[dict[str, Any]]:
     """A short filler, then an input that times out at once back to `event_url`, which keeps waiting for
-    the same reply: the webhook answers in time and the call stays up however long the reply takes."""
+    the same reply: the webhook answers in time and the call stays up however long the reply takes.
+    It hears no keys: a key would hold the input open for the keypad timeout."""
     from vonage_voice.models import Talk
 
-    return _ncco(Talk(text=words, language=language), _input(event_url, language, start_timeout=HOLD_SECONDS))
+    holding = _input(event_url, language, start_timeout=HOLD_SECONDS, keypad=False)
+    return _ncco(Talk(text=words, language=language), holding)
 
 
 def finish(audio_url: str, transfer_to: str | None = None, caller_id: str = "") -> list[dict[str, Any]]:

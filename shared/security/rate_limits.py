@@ -2,9 +2,11 @@
 
 Functions scales out, so a count kept in one process would multiply by the instance count; the
 counts live in Redis (the `limits` library, its async redis-py storage), under
-`<REDIS_KEY_PREFIX>limits:`. RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY and RATE_LIMIT_PER_TENANT are in
-the library's notation (`600/minute`, `100/minute;10/second`), checked when the settings load; an
-empty one is no limit. An IPv6 caller is counted by its /64: one subscriber usually holds all of one.
+`<REDIS_KEY_PREFIX>limits:`. RATE_LIMIT_PER_IP, RATE_LIMIT_PER_KEY, RATE_LIMIT_PER_TENANT and
+RATE_LIMIT_PER_WEBHOOK_IP are in the library's notation (`600/minute`, `100/minute;10/second`), checked
+when the settings load; an empty one is no limit. An IPv6 caller is counted by its /64: one subscriber
+usually holds all of one. A phone provider's webhooks count per sending address in a bucket of their
+own: they are not API calls, and a burst of one must not spend the other's budget.
 
 Strategy: the sliding window counter. A fixed window lets twice the limit through around a window's
 edge; the moving window is exact but keeps one timestamp per allowed request (600 entries a key for
@@ -83,9 +85,11 @@ class RateLimiter:
         per_ip: tuple[RateLimitItem, ...] = (),
         per_key: tuple[RateLimitItem, ...] = (),
         per_tenant: tuple[RateLimitItem, ...] = (),
+        per_webhook_ip: tuple[RateLimitItem, ...] = (),
     ) -> None:
         self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._per_ip, self._per_key, self._per_tenant = per_ip, per_key, per_tenant
+        self._per_webhook_ip = per_webhook_ip
         self._paused_until = 0.0
 
     @classmethod
@@ -105,6 +109,7 @@ class RateLimiter:
             per_ip=limits_of(settings.rate_limit_per_ip),
             per_key=limits_of(settings.rate_limit_per_key),
             per_tenant=limits_of(settings.rate_limit_per_tenant),
+            per_webhook_ip=limits_of(settings.rate_limit_per_webhook_ip),
         )
 
     async def check(
@@ -112,6 +117,7 @@ class RateLimiter:
         *,
         ip: IpAddress | None = None,
         unknown_address: bool = False,
+        webhook: bool = False,
         key_id: str | None = None,
         audio_link: str | None = None,
         tenant: str | None = None,
@@ -119,16 +125,20 @@ class RateLimiter:
         """Count one request against every limit of each identity given; `TooManyRequests` if one is spent.
 
         `unknown_address`: the caller's address could not be told (no usable X-Forwarded-For), so the
-        request counts in one shared bucket rather than in none. `audio_link`: a signed audio fetch,
+        request counts in one shared bucket rather than in none. `webhook`: the address is a phone
+        provider's, counted against RATE_LIMIT_PER_WEBHOOK_IP instead of the API's. `audio_link`: a signed audio fetch,
         counted per conversation with the per-key limits, apart from the tenant's own traffic (a leaked
         link must not spend the tenant's limit). The identities are checked in this order and the
         first refusal stops the rest, so a request refused for its address is not counted further.
         """
         identities = []
-        if ip is not None and self._per_ip:
-            identities.append(_Identity("ip", _ip_identity(ip), self._per_ip, "client address"))
-        elif unknown_address and self._per_ip:
-            identities.append(_Identity("ip", UNKNOWN_ADDRESS, self._per_ip, "client address"))
+        per_address = self._per_webhook_ip if webhook else self._per_ip
+        if (ip is not None or unknown_address) and per_address:
+            address = UNKNOWN_ADDRESS if ip is None else _ip_identity(ip)
+            if webhook:
+                identities.append(_Identity("webhook-ip", address, per_address, "provider address"))
+            else:
+                identities.append(_Identity("ip", address, per_address, "client address"))
         if audio_link is not None and self._per_key:
             identities.append(_Identity("link", audio_link, self._per_key, "audio link"))
         if key_id is not None and self._per_key:

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
+from shared.storage.handoff import REPLY_TTL_SECONDS, ConversationEnded, TurnKeys
 
 STREAM_MAX_ENTRIES = 500
 """A reply is a few sentences; the cap only stops a runaway writer."""
@@ -123,8 +123,12 @@ class ReplyStreamReader:
     async def wait(
         self, conversation_id: str, turn: int, ready: Callable[[StreamedReply], bool], timeout_seconds: float
     ) -> tuple[StreamedReply, bool]:
-        """The stream so far, read until `ready(reply)` holds or the timeout passes; and whether it held."""
-        key = TurnKeys(self._prefix, conversation_id).stream(turn)
+        """The stream so far, read until `ready(reply)` holds or the timeout passes; and whether it held.
+
+        Raises ConversationEnded as soon as the conversation is over with the reply not ready (its
+        orchestration failed or was terminated mid-reply, say): nobody will write the rest."""
+        keys = TurnKeys(self._prefix, conversation_id)
+        key = keys.stream(turn)
         reply, last, block_ms = StreamedReply(turn), "0-0", None
         deadline = time.monotonic() + timeout_seconds
         while True:
@@ -136,6 +140,9 @@ class ReplyStreamReader:
                     reply.add(fields[b"event"].decode(), json.loads(fields[b"data"]))
             if ready(reply):
                 return reply, True
+            ended = await self._redis.get(keys.ended)
+            if ended is not None:
+                raise ConversationEnded(ended.decode() if isinstance(ended, bytes) else str(ended))
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return reply, False

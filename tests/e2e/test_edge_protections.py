@@ -8,7 +8,9 @@ import time
 import pytest
 import requests
 
+from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
+from devhost.vonage_sim import VonageCall
 from shared.security.roles import Scope
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.credentials import key_header
@@ -51,14 +53,41 @@ def test_a_burst_over_a_keys_limit_gets_429_with_retry_after_then_passes_again(
     assert limited.get(path, headers=burst).status_code == 404, "recovered after Retry-After"
 
 
-def test_a_burst_from_one_address_is_refused_before_any_credentials_are_looked_at(
-    start_devhost: StartDevHost,
-) -> None:
-    limited = start_devhost(RATE_LIMIT_PER_IP="4 per 2 seconds", RATE_LIMIT_PER_KEY="", RATE_LIMIT_PER_TENANT="")
-    answers = [limited.get("/api/conversations/x", anonymous=True) for _ in range(6)]
+@pytest.fixture(scope="module")
+def address_limited(start_devhost: StartDevHost) -> DevHost:
+    """A devhost whose only limits are per address, small enough to spend in a burst: the API's, and the
+    phone webhooks' own."""
+    return start_devhost(
+        RATE_LIMIT_PER_IP="4 per 2 seconds",
+        RATE_LIMIT_PER_WEBHOOK_IP="3 per 2 seconds",
+        RATE_LIMIT_PER_KEY="",
+        RATE_LIMIT_PER_TENANT="",
+    )
+
+
+def test_a_burst_from_one_address_is_refused_before_any_credentials_are_looked_at(address_limited: DevHost) -> None:
+    answers = [address_limited.get("/api/conversations/x", anonymous=True) for _ in range(6)]
     assert [a.status_code for a in answers] == [401] * 4 + [429] * 2
     assert answers[-1].json()["error"]["code"] == "rate_limited"
-    assert limited.get("/api/health").status_code == 200, "health is not behind the limits"
+    assert address_limited.get("/api/health").status_code == 200, "health is not behind the limits"
+
+
+def test_a_flood_of_phone_webhooks_from_one_address_is_refused_before_any_signature_is_checked(
+    address_limited: DevHost,
+) -> None:
+    twilio = TwilioCall(address_limited.base, "not-the-devhosts-token")
+    vonage = VonageCall(address_limited.base, "not-the-devhosts-vonage-secret!!")
+    incoming = "/api/voice/twilio/incoming"
+    answers = [twilio.hang_up() for _ in range(3)]
+    answers += [vonage.hang_up(), requests.post(address_limited.url("/api/voice/connect"), json={}, timeout=30)]
+    answers.append(twilio.post(incoming, twilio.params()))
+    assert [a.status_code for a in answers] == [403] * 3 + [429] * 3, "every provider counts as the one address"
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "rate_limited"
+    retry_after = int(refused.headers["Retry-After"])
+    assert 1 <= retry_after <= 3
+    time.sleep(retry_after + 0.2)
+    assert twilio.hang_up().status_code == 403, "recovered after Retry-After: on to the signature check"
 
 
 def test_a_preflight_from_an_allowed_origin_gets_the_cors_headers(host: DevHost) -> None:

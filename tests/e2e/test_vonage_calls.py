@@ -53,6 +53,10 @@ def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
+def ended(host: DevHost, conversation_id: str) -> dict[str, Any]:
+    return wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+
+
 def conversation_count(host: DevHost) -> int:
     response = host.get("/api/conversations", params={"limit": "100"})
     assert response.status_code == 200, response.text
@@ -67,7 +71,7 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert greeting.listening is not None
     assert urlsplit(greeting.listening).query == "turn=1&silences=0&wait=0"
     [listen] = [action for action in greeting.ncco[0] if action["action"] == "input"]
-    assert (listen["type"], listen["speech"]["language"]) == (["speech"], "en-US")
+    assert (listen["type"], listen["speech"]["language"]) == (["dtmf", "speech"], "en-US")
 
     hours = phone.say("what are your opening hours")
     assert spoken(hours) == (conversation_id, 1)
@@ -87,8 +91,54 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert phone.hang_up().status_code == 200
     final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
     assert final["outcome"] == "ended_by_client"
+    assert final["call_duration_seconds"] == 42
     assert len(final["turns"]) == 3
     assert phone.hang_up().status_code == 200, "a repeated event is no error"
+
+
+def test_a_call_that_ends_busy_unanswered_failed_or_cancelled_keeps_that_outcome_and_its_duration(
+    host: DevHost,
+) -> None:
+    expected = {
+        "busy": "busy",
+        "unanswered": "no_answer",
+        "timeout": "no_answer",
+        "failed": "call_failed",
+        "rejected": "call_failed",
+        "cancelled": "canceled",
+    }
+    for status, outcome in expected.items():
+        phone = call(host)
+        conversation_id, _ = spoken(phone.answer())
+        assert phone.hang_up(status, duration="7").status_code == 200
+        final = ended(host, conversation_id)
+        assert (final["outcome"], final["call_duration_seconds"]) == (outcome, 7), status
+
+
+def test_an_agent_that_ended_the_call_keeps_its_outcome_and_gets_the_duration(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    assert phone.say("goodbye").hung_up
+    wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    assert phone.hang_up(duration="13").status_code == 200
+    final = transcript(host, conversation_id)
+    assert (final["outcome"], final["call_duration_seconds"]) == ("completed", 13)
+
+
+def test_keys_the_caller_presses_are_the_turn_when_nothing_was_said(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    listening = phone.listening
+    assert listening is not None
+    for digits in ("1" * 21, "12a", "1 2"):
+        refused = phone.post(listening, phone.fields(dtmf={"digits": digits, "timed_out": False}))
+        assert refused.status_code == 400, (digits, refused.text)
+    keyed = phone.say("", digits="42#")
+    assert spoken(keyed) == (conversation_id, 1)
+    assert keyed.listening is not None
+    assert "turn=2" in keyed.listening
+    assert [t["text"] for t in transcript(host, conversation_id)["turns"]] == [None, "42#"]
+    phone.hang_up()
 
 
 def test_a_retried_webhook_gets_the_same_ncco_and_makes_no_second_turn_or_call(host: DevHost) -> None:
@@ -108,6 +158,26 @@ def test_a_retried_webhook_gets_the_same_ncco_and_makes_no_second_turn_or_call(h
     assert spoken(answered) == spoken(retried) == (conversation_id, 1)
     assert answered.listening == retried.listening
     assert [t["text"] for t in transcript(host, conversation_id)["turns"]] == [None, "where are you located"]
+    phone.hang_up()
+
+
+def test_a_signed_input_replayed_against_another_turn_is_refused_and_takes_no_turn(host: DevHost) -> None:
+    phone = call(host)
+    conversation_id, _ = spoken(phone.answer())
+    listening = phone.listening
+    assert listening is not None
+    fields = phone.fields(speech={"results": [{"confidence": "0.9", "text": "where are you located"}]})
+    signed = phone.authorization(json.dumps(fields, separators=(",", ":")).encode())
+    first = phone.post(listening, fields, authorization=signed)
+    retried = phone.post(listening, fields, authorization=signed)
+    replayed = phone.post(listening.replace("turn=1", "turn=2"), fields, authorization=signed)
+    assert (first.status_code, retried.status_code) == (200, 200), retried.text
+    inputs = [[a["eventUrl"] for a in r.json() if a["action"] == "input"] for r in (first, retried)]
+    assert inputs[0] == inputs[1] != [], "the same request under the same token is a retry: the same NCCO"
+    assert replayed.status_code == 403, replayed.text
+    assert replayed.json()["error"]["code"] == "invalid_signature"
+    assert [t["text"] for t in transcript(host, conversation_id)["turns"]] == [None, "where are you located"]
+    assert "a replayed token" in host.log_tail(200)
     phone.hang_up()
 
 
@@ -190,6 +260,10 @@ def test_malformed_webhooks_are_400s_never_500s(host: DevHost) -> None:
         timeout=30,
     )
     assert form.status_code == 415, form.text
+    for duration in ("-1", "1.5", "x", "", " 42", "99999999999", "٣", 4.5, True):
+        response = phone.hang_up(duration=duration)
+        assert response.status_code == 400, (duration, response.text)
+        assert response.json()["error"]["code"] == "malformed_body"
     broken = b'{"uuid": '
     response = requests.post(
         host.url(EVENT),
@@ -212,8 +286,8 @@ def test_without_a_signature_secret_the_vonage_routes_answer_503(start_devhost: 
 
 def test_a_late_reply_gets_fillers_and_inputs_that_come_back_for_the_same_turn(start_devhost: StartDevHost) -> None:
     slow = start_devhost(
-        VONAGE_SIGNATURE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="1", DEVHOST_SLOW_ACTIVITIES="answer_turn=2.5"
-    )
+        VONAGE_SIGNATURE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="2", DEVHOST_SLOW_ACTIVITIES="answer_turn=4.5"
+    )  # two fillers at least, and room for two more on a loaded machine before the call gives up
     phone = VonageCall(slow.base, SECRET)
     greeting = phone.answer()
     assert greeting.holds >= 2, "the greeting waits through fillers too"
@@ -225,7 +299,7 @@ def test_a_late_reply_gets_fillers_and_inputs_that_come_back_for_the_same_turn(s
     assert late.said == ["One moment, please."] * late.holds
     assert [ncco[1]["eventUrl"][0][-6:] for ncco in late.ncco[:2]] == ["wait=1", "wait=2"], "each filler counts"
     assert spoken(late) == (conversation_id, 1)
-    assert time.perf_counter() - started > 2.5
+    assert time.perf_counter() - started > 4.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
 
 

@@ -16,7 +16,12 @@ from shared.config import Settings
 from shared.errors import TooManyRequests
 from shared.security.rate_limits import REDIS_TIMEOUT_SECONDS, RateLimiter, storage_uri
 
-NO_LIMITS = {"rate_limit_per_ip": "", "rate_limit_per_key": "", "rate_limit_per_tenant": ""}
+NO_LIMITS = {
+    "rate_limit_per_ip": "",
+    "rate_limit_per_key": "",
+    "rate_limit_per_tenant": "",
+    "rate_limit_per_webhook_ip": "",
+}
 
 
 def limiter(redis_url: str, redis_prefix: str, **limits: str) -> RateLimiter:
@@ -47,6 +52,27 @@ def test_a_burst_is_refused_after_exactly_the_limit_with_retry_after(redis_url: 
     assert 1 <= refused.retry_after <= 60
     assert refused.headers() == {"Retry-After": str(refused.retry_after)}
     assert "API key" in refused.message
+
+
+def test_a_phone_providers_address_has_its_own_limit_apart_from_the_apis(redis_url: str, redis_prefix: str) -> None:
+    provider = ipaddress.ip_address("198.51.100.9")
+
+    async def scenario() -> dict[str, bool]:
+        limits = limiter(redis_url, redis_prefix, rate_limit_per_ip="2/minute", rate_limit_per_webhook_ip="3/minute")
+        webhooks = [await passed(limits, ip=provider, webhook=True) for _ in range(3)]
+        return {
+            "three webhooks": all(webhooks),
+            "a fourth": await passed(limits, ip=provider, webhook=True),
+            "an API call from the same address": await passed(limits, ip=provider),
+            "a webhook from the unknown bucket": await passed(limits, unknown_address=True, webhook=True),
+        }
+
+    assert asyncio.run(scenario()) == {
+        "three webhooks": True,
+        "a fourth": False,
+        "an API call from the same address": True,
+        "a webhook from the unknown bucket": True,
+    }
 
 
 def test_counts_live_under_our_key_prefix(redis_url: str, redis_prefix: str) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
-from functions.conversations import UNSTARTED_GRACE_SECONDS, _ending
+from functions.conversation_flow import UNSTARTED_GRACE_SECONDS, closing_outcome
 from shared.models import Outcome
 from shared.storage.conversations import Conversation
 
@@ -26,19 +26,19 @@ def _status(body: object) -> DurableOrchestrationStatus:
 
 
 def test_an_old_conversation_whose_instance_answers_404_is_closed_as_terminated() -> None:
-    assert _ending(_conversation(UNSTARTED_GRACE_SECONDS + 5), _status("")) is Outcome.TERMINATED
+    assert closing_outcome(_conversation(UNSTARTED_GRACE_SECONDS + 5), _status("")) is Outcome.TERMINATED
 
 
 def test_a_young_conversation_whose_instance_is_not_found_yet_is_left_alone() -> None:
-    assert _ending(_conversation(1), _status("")) is None
+    assert closing_outcome(_conversation(1), _status("")) is None
 
 
 def test_a_failed_status_query_closes_nothing() -> None:
     error = {"error": {"code": "internal_error", "message": "The devhost failed on this request; see its log."}}
-    assert _ending(_conversation(UNSTARTED_GRACE_SECONDS + 5), _status(error)) is None
+    assert closing_outcome(_conversation(UNSTARTED_GRACE_SECONDS + 5), _status(error)) is None
 
 
 def test_dead_runtime_states_close_with_their_outcome() -> None:
     base = {"name": "conversation", "instanceId": "c1", "createdTime": "2026-11-25T10:00:00Z"}
     for runtime, outcome in (("Failed", Outcome.FAILED), ("Terminated", Outcome.TERMINATED), ("Running", None)):
-        assert _ending(_conversation(1), _status({**base, "runtimeStatus": runtime})) is outcome
+        assert closing_outcome(_conversation(1), _status({**base, "runtimeStatus": runtime})) is outcome

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
+import time
 import uuid
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 
+from shared.storage.handoff import ConversationEnded, ReplyPublisher
 from shared.storage.reply_stream import AnnouncedSentence, ReplyStream, ReplyStreamReader, StreamedReply
 
 PREFIX = "reader-test:"
@@ -62,3 +66,25 @@ def test_a_reader_waits_for_a_sentence_written_later_and_gives_up_at_its_deadlin
     reply, ready = read(redis_url, conversation_id, "call:2", 2, 0.2)
     assert not ready
     assert len(reply.sentences) == 2
+
+
+def test_a_reader_stops_waiting_as_soon_as_the_conversation_ends_with_the_reply_unfinished(redis_url: str) -> None:
+    conversation_id = str(uuid.uuid4())
+    client = redis.Redis.from_url(redis_url)
+    stream = ReplyStream(client, PREFIX, conversation_id, 3)
+    stream.start("utterance-4", "call:2")
+    stream.sentence(sentence(0, "Now."))
+    publisher = ReplyPublisher(client, PREFIX)
+    in_tenant = contextvars.copy_context()  # the thread ends the call in the test's tenant
+    ending = threading.Timer(0.3, in_tenant.run, (publisher.announce_end, conversation_id, "terminated"))
+    ending.start()
+    started = time.monotonic()
+    with pytest.raises(ConversationEnded) as ended:
+        read(redis_url, conversation_id, "call:2", 1, 10.0)
+    ending.join()
+    assert ended.value.outcome == "terminated"
+    assert time.monotonic() - started < 2, "at the next slice, not at the deadline"
+    stream.sentence(sentence(1, "Ready."))
+    reply, ready = read(redis_url, conversation_id, "call:2", 1, 10.0)
+    assert ready, "a reply already there is read whole, ended or not"
+    assert [s.text for s in reply.sentences] == ["Now.", "Ready."]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from typing import Any
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import ApiError, BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
-from shared.phone import vonage
+from shared.phone import twilio, vonage
 
 SECRET = "a-signature-secret-of-at-least-32-bytes"
 CALL = str(uuid.uuid4())
@@ -52,7 +53,17 @@ def test_a_signed_get_hashes_its_query_as_vonage_does() -> None:
     query = f"to=14155550101&from=447700900000&uuid={CALL}&conversation_uuid=CON-{uuid.uuid4()}"
     payload = json.dumps(dict(pair.split("=") for pair in query.split("&")), separators=(",", ":")).encode()
     hook = vonage.verified(SECRET, "GET", query, None, b"", authorization=token(payload))
-    assert (hook.call.uuid, hook.call.from_, hook.ours, hook.application_id) == (CALL, "447700900000", {}, APPLICATION)
+    assert (hook.call.uuid, hook.call.from_, hook.ours) == (CALL, "447700900000", {})
+    assert (hook.signed.application_id, hook.signed.payload_hash) == (APPLICATION, hashlib.sha256(payload).hexdigest())
+
+
+def test_the_token_id_is_kept_and_a_token_without_a_usable_one_is_forbidden() -> None:
+    body = json.dumps({"uuid": CALL}).encode()
+    signed = vonage.verified(SECRET, "POST", "", "application/json", body, authorization=token(body, jti="abc-1"))
+    assert signed.signed.token_id == "abc-1"
+    for jti in (None, "", 12, "x" * (vonage.MAX_TOKEN_ID_CHARS + 1)):
+        with pytest.raises(Forbidden):
+            vonage.verified(SECRET, "POST", "", "application/json", body, authorization=token(body, jti=jti))
 
 
 @pytest.mark.parametrize(
@@ -117,6 +128,32 @@ def test_any_signed_body_or_query_is_parsed_or_a_4xx(body: bytes, query: str) ->
     assert status == 200 or 400 <= status < 500
 
 
+def test_every_end_status_vonage_lists_ends_the_conversation_with_an_outcome_like_twilios() -> None:
+    ends = {"completed", "busy", "failed", "rejected", "timeout", "unanswered", "cancelled"}
+    assert set(vonage.ENDED_STATUSES) == ends
+    assert set(vonage.ENDED_STATUSES.values()) == set(twilio.ENDED_STATUSES.values())
+    for status in ("started", "ringing", "answered", "disconnected", "human", "machine", ""):
+        assert status not in vonage.ENDED_STATUSES
+
+
+def test_the_call_duration_is_whole_seconds_or_absent() -> None:
+    assert post({"uuid": CALL, "status": "completed", "duration": "42"}).call.duration == 42
+    assert post({"uuid": CALL, "status": "completed", "duration": 42}).call.duration == 42
+    assert post({"uuid": CALL, "status": "busy"}).call.duration is None
+
+
+@given(duration=st.one_of(st.text(max_size=12), st.integers(), st.floats(), st.booleans()))
+def test_any_call_duration_is_seconds_or_a_400(duration: object) -> None:
+    whole = duration if isinstance(duration, int) and not isinstance(duration, bool) else None
+    if isinstance(duration, str) and re.fullmatch(r"[0-9]{1,9}", duration):
+        whole = int(duration)
+    if whole is not None and 0 <= whole <= twilio.MAX_CALL_SECONDS:
+        assert post({"uuid": CALL, "duration": duration}).call.duration == whole
+    else:
+        with pytest.raises(BadRequest):
+            post({"uuid": CALL, "duration": duration})
+
+
 def test_our_query_is_the_one_we_write_or_a_400() -> None:
     assert vonage.our_query(vonage.InputStep, {"turn": "3", "wait": "1"}) == vonage.InputStep(turn=3, wait=1)
     for query in ({}, {"turn": "0"}, {"turn": "1", "wait": "99"}, {"turn": "1", "other": "1"}):
@@ -128,15 +165,31 @@ def test_listening_streams_our_audio_then_hears_speech_in_the_agents_language() 
     stream, listen = vonage.listen("https://app/api/voice/vonage/input?turn=1", "hi-IN", "https://app/a.wav")
     assert stream == {"action": "stream", "streamUrl": ["https://app/a.wav"], "bargeIn": True}
     assert listen["action"] == "input"
-    assert listen["type"] == ["speech"]
+    assert listen["type"] == ["dtmf", "speech"]
     assert listen["eventUrl"] == ["https://app/api/voice/vonage/input?turn=1"]
     assert listen["speech"]["language"] == "hi-IN"
+    assert listen["dtmf"] == {"maxDigits": 20, "submitOnHash": True, "timeOut": vonage.KEYPAD_TIMEOUT_SECONDS}
+    [_, again] = vonage.prompt_again("https://app/i?turn=1&silences=1", "en-US", "Still there?")
+    assert again["type"] == ["dtmf", "speech"]
+
+
+def test_keys_pressed_are_heard_when_nothing_was_said() -> None:
+    keys = {"uuid": CALL, "speech": {"timeout_reason": "start_timeout"}, "dtmf": {"digits": "42#", "timed_out": False}}
+    assert post(keys).call.heard() == "42#"
+    spoken = {**keys, "speech": {"results": [{"text": "hello"}]}}
+    assert post(spoken).call.heard() == "hello", "words win over keys, as Twilio's SpeechResult does"
+    assert post({"uuid": CALL, "dtmf": {"digits": None, "timed_out": False}}).call.heard() == ""
+    assert post({"uuid": CALL, "dtmf": {"digits": "", "timed_out": True}}).call.heard() == ""
+    for digits in ("1" * (vonage.MAX_DIGITS + 1), "12a", "١٢", "1 2", 12):
+        with pytest.raises(BadRequest):
+            post({"uuid": CALL, "dtmf": {"digits": digits}})
 
 
 def test_holding_on_talks_then_comes_back_at_once_for_the_same_turn() -> None:
     talk, back = vonage.hold_on("https://app/i?turn=2&wait=1", "en-US", "One moment, please.")
     assert talk == {"action": "talk", "text": "One moment, please.", "language": "en-US"}
     assert (back["eventUrl"], back["speech"]["startTimeout"]) == (["https://app/i?turn=2&wait=1"], 1)
+    assert (back["type"], "dtmf" in back) == (["speech"], False), "a key would hold the input open"
 
 
 def test_a_transfer_connects_the_agents_number_from_the_number_called() -> None:
