@@ -17,6 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devhost import standins
+from devhost.__main__ import TWILIO_TOKEN_FILE
+from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
 from shared.security.roles import Scope
 from tests.e2e.conftest import StartDevHost
@@ -202,6 +204,32 @@ def test_no_secret_or_caller_number_is_exported_in_any_span_metric_or_log(
     assert CALLER_NUMBER[-10:].encode() not in exported
     for span in collector.received_spans():
         assert all(CALLER_NUMBER[-4:] not in str(v) or k.endswith("id") for k, v in span.attributes.items()), span
+
+
+def test_a_phone_turn_is_traced_from_the_webhook_without_the_callers_number(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    phone = TwilioCall(host.base, (host.data_dir / TWILIO_TOKEN_FILE).read_text().strip(), caller=CALLER_NUMBER)
+    phone.answer()
+    model_server.script(Answer(MODEL_SAYS))
+    phone.say("when do you open")
+
+    def first_turn_under_a_webhook() -> ReceivedSpan | None:
+        spans = collector.received_spans()
+        webhooks = {s.span_id for s in spans if s.name == "twilio_gather"}
+        answered = (s for s in spans if s.name == "answer_turn" and s.attributes["voice_agent.turn"] == 1)
+        return next((s for s in answered if s.parent_span_id in webhooks), None)
+
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while (turn := first_turn_under_a_webhook()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert turn is not None, sorted({s.name for s in collector.received_spans()})
+    [webhook] = [s for s in collector.received_spans() if s.span_id == turn.parent_span_id]
+    assert webhook.kind == "SPAN_KIND_SERVER"
+    phone.hang_up()
+    exported = b"".join(collector.raw)
+    assert CALLER_NUMBER.encode() not in exported
+    assert CALLER_NUMBER[-10:].encode() not in exported
 
 
 def test_metrics_need_the_metrics_scope_and_show_turn_stages_tokens_and_conversations(
