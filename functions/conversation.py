@@ -150,6 +150,7 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             request_id=GREETING_REQUEST_ID,
             next_event=dialog.utterance_event(state),
             received_at=context.current_utc_datetime.timestamp(),
+            trace=state.greeting_trace,
         )
         yield from _speak(context, greeting)
         state = dialog.after_turn(state, GREETING_REQUEST_ID)

@@ -221,6 +221,7 @@ async def begin(
         agent=profile.name,
         language=language,
         policy=_policy(svc.settings),
+        greeting_trace=telemetry.traceparent(),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
     telemetry.conversation_started()

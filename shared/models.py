@@ -271,6 +271,11 @@ class ConversationState(Frozen):
     carried_utterance: Utterance | None = Field(
         default=None, description="An utterance the previous generation received but did not answer."
     )
+    greeting_trace: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C traceparent of the request that started the conversation: the greeting's spans join it.",
+    )
 
 
 class TurnInput(Frozen):

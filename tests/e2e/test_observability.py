@@ -138,6 +138,20 @@ def test_a_turn_is_one_trace_from_the_request_through_the_activity_to_the_model_
     assert all(s.parent_span_id == turn.span_id for s in speech)
 
 
+def test_the_greeting_joins_the_trace_of_the_request_that_started_the_conversation(
+    host: DevHost, collector: FakeOtlpCollector
+) -> None:
+    header, trace_id = _traceparent("6bf92f3577b34da6a3ce929d0e0e4738")
+    started = host.post("/api/conversations", json={"agent": "demo"}, headers={"traceparent": header})
+    assert started.status_code == 201, started.text
+
+    spans = _spans_of(collector, trace_id, until="answer_turn")
+    [request] = [s for s in spans if s.name == "start_conversation"]
+    [greeting] = [s for s in spans if s.name == "answer_turn"]
+    assert greeting.parent_span_id == request.span_id
+    assert greeting.attributes["voice_agent.turn"] == 0
+
+
 def test_replays_of_the_orchestration_add_no_spans_one_activity_span_per_turn(
     host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
 ) -> None:
