@@ -5,6 +5,7 @@ import azure.durable_functions as df
 from functions import (
     agents,
     audit,
+    calls,
     connect_voice,
     conversation,
     conversation_list,
@@ -36,5 +37,6 @@ app.register_functions(documents.bp)
 app.register_functions(openapi.bp)
 app.register_functions(twilio_voice.bp)
 app.register_functions(vonage_voice.bp)
+app.register_functions(calls.bp)
 app.register_functions(connect_voice.bp)
 app.register_functions(cors.bp)

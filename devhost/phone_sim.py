@@ -43,11 +43,14 @@ class Heard:
     listening: str | None = None
     hung_up: bool = False
     dialled: str | None = None
+    recording: str | None = None
+    """Where Twilio would post the call's recording, once the TwiML started one (`<Start><Recording>`)."""
     twiml: list[str] = field(default_factory=list)
 
 
 class TwilioCall:
-    """One inbound call to `to`, with a fresh CallSid.
+    """One inbound call to `to`, with a fresh CallSid; or, given `direction="outbound-api"` (and the
+    `call_sid` Twilio gave it), a call our app placed, answered by whoever AMD says (`answered_by`).
 
     `public_url` is the origin Twilio would call (PUBLIC_BASE_URL, a tunnel's): requests are signed
     for it, as Twilio signs what it calls, and sent to `base_url`, the proxy's way in.
@@ -61,15 +64,22 @@ class TwilioCall:
         to: str = "+18005551212",
         caller: str = "+15005550006",
         public_url: str | None = None,
+        call_sid: str | None = None,
+        account_sid: str | None = None,
+        direction: str = "inbound",
+        answered_by: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.public_url = (public_url or base_url).rstrip("/")
-        self.call_sid = "CA" + secrets.token_hex(16)
-        self.account_sid = "AC" + secrets.token_hex(16)
+        self.call_sid = call_sid or "CA" + secrets.token_hex(16)
+        self.account_sid = account_sid or "AC" + secrets.token_hex(16)
+        self.direction = direction
+        self.answered_by = answered_by
         self._validator = RequestValidator(auth_token)
         self.to = to
         self.caller = caller
         self.listening: str | None = None
+        self.recording: str | None = None
 
     def params(self, **extra: str) -> dict[str, str]:
         return {
@@ -77,9 +87,10 @@ class TwilioCall:
             "AccountSid": self.account_sid,
             "From": self.caller,
             "To": self.to,
-            "Direction": "inbound",
+            "Direction": self.direction,
             "ApiVersion": "2010-04-01",
             "CallStatus": "in-progress",
+            **({} if self.answered_by is None else {"AnsweredBy": self.answered_by}),
             **extra,
         }
 
@@ -95,9 +106,9 @@ class TwilioCall:
             allow_redirects=False,
         )
 
-    def answer(self) -> Heard:
-        """The call rings our incoming webhook."""
-        return self.follow(self.post("/api/voice/twilio/incoming", self.params(CallStatus="ringing")))
+    def answer(self, url: str = "/api/voice/twilio/incoming") -> Heard:
+        """The call rings our incoming webhook (a placed call: the answer `url` it was placed with)."""
+        return self.follow(self.post(url, self.params(CallStatus="ringing")))
 
     def say(self, line: str, *, digits: str = "") -> Heard:
         """The caller says `line` (or presses `digits`) where the call listens."""
@@ -108,9 +119,11 @@ class TwilioCall:
             extra["Digits"] = digits
         return self.follow(self.post(self.listening, self.params(**extra)))
 
-    def hang_up(self, status: str = "completed", duration: str = "42") -> requests.Response:
+    def hang_up(
+        self, status: str = "completed", duration: str = "42", url: str = "/api/voice/twilio/status"
+    ) -> requests.Response:
         """Twilio's status callback for the call's end, `duration` seconds after it was answered."""
-        return self.post("/api/voice/twilio/status", self.params(CallStatus=status, CallDuration=duration))
+        return self.post(url, self.params(CallStatus=status, CallDuration=duration))
 
     def follow(self, response: requests.Response, heard: Heard | None = None) -> Heard:
         """Do what the TwiML says, as Twilio would, until the call listens or ends."""
@@ -136,6 +149,11 @@ class TwilioCall:
             if verb.tag == "Dial":
                 heard.dialled = verb.text
                 return heard
+            if verb.tag == "Start":
+                for inner in verb:
+                    if inner.tag == "Recording":
+                        self.recording = heard.recording = inner.attrib["recordingStatusCallback"]
+                continue
             self._speak(verb, heard)
         heard.hung_up = True  # Twilio hangs up when the TwiML runs out
         return heard

@@ -40,11 +40,14 @@ class Heard:
     listening: str | None = None
     hung_up: bool = False
     dialled: str | None = None
+    recording: str | None = None
+    """Where Vonage would post the call's recording, once the NCCO started one (`record`)."""
     ncco: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 class VonageCall:
-    """One inbound call to `to` (written as Vonage writes numbers, without `+`), with a fresh leg uuid."""
+    """One inbound call to `to` (written as Vonage writes numbers, without `+`), with a fresh leg uuid; or,
+    given the leg `call_uuid` Vonage gave it, a call our app placed."""
 
     def __init__(
         self,
@@ -54,10 +57,11 @@ class VonageCall:
         to: str = "14155550123",
         caller: str = "447700900000",
         application_id: str | None = None,
+        call_uuid: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.secret = signature_secret
-        self.uuid = str(uuid.uuid4())
+        self.uuid = call_uuid or str(uuid.uuid4())
         self.conversation_uuid = f"CON-{uuid.uuid4()}"
         self.application_id = application_id or str(uuid.uuid4())
         self.to = to
@@ -118,13 +122,15 @@ class VonageCall:
             raise RuntimeError("the call is not listening")
         return self.follow(self.post(self.listening, self._heard(line, digits)))
 
-    def hang_up(self, status: str = "completed", duration: Any = "42") -> requests.Response:
+    def hang_up(
+        self, status: str = "completed", duration: Any = "42", *, url: str = EVENT, direction: str = "inbound"
+    ) -> requests.Response:
         """Vonage's event webhook for the call's end, `duration` seconds after it was answered (a string,
-        as Vonage writes it; None leaves it out)."""
-        fields = self.fields(status=status, direction="inbound")
+        as Vonage writes it; None leaves it out); a call we placed: to its event `url`, `outbound`."""
+        fields = self.fields(status=status, direction=direction)
         if duration is not None:
             fields["duration"] = duration
-        return self.post(EVENT, fields)
+        return self.post(url, fields)
 
     def _heard(self, line: str, digits: str = "") -> dict[str, Any]:
         if line:
@@ -152,6 +158,8 @@ class VonageCall:
                 heard.played.append(Played(url, fetched.status_code, fetched.content))
             elif kind == "talk":
                 heard.said.append(action["text"])
+            elif kind == "record":
+                [heard.recording] = action["eventUrl"]
             elif kind == "input":
                 [url] = action["eventUrl"]
                 if action.get("speech", {}).get("startTimeout", 10) <= HOLD_SECONDS:

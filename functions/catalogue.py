@@ -32,12 +32,13 @@ from shared.admin_models import (
     VersionPageQuery,
 )
 from shared.api_models import ConversationDetail, Ending, Health, Readiness, Started, StartError, TurnTaken
+from shared.call_models import CallRequest, PlacedCall
 from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, DocumentView, UploadedDocument, UploadQuery
 from shared.knowledge.loading import EXTENSIONS
 from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
 from shared.phone import connect, vonage
-from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, GatherStep, Holding, ReplyStep, VoiceWebhook
+from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, Answering, GatherStep, ReplyStep, VoiceWebhook
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
@@ -160,6 +161,31 @@ OPERATIONS = (
         description="An empty body starts the default agent. Unknown agent: 404 `unknown_agent`.",
     ),
     Operation(
+        "POST",
+        "/api/calls",
+        "place_call",
+        "Have an agent phone a number (outbound call with answering-machine detection)",
+        "conversations",
+        Scope.CALLS_WRITE,
+        {
+            200: _json("A retry with the same Idempotency-Key: the call placed before (`replayed`).", PlacedCall),
+            201: Answer(
+                "Placed: the provider rings the number.",
+                (Content(JSON, PlacedCall),),
+                {"Location": "Its conversation."},
+            ),
+        },
+        errors=(400, 409, 413, 415, 422, 502, 503),
+        body=(Content(JSON, CallRequest),),
+        headers=IDEMPOTENCY,
+        description="The caller id is a number you hold for the provider (POST /api/phone-numbers), one routed "
+        "to the agent if any. A person who answers is greeted; a machine hears the agent's `voicemail_message` "
+        "after the beep, or is hung up on. 409: no number of yours to call from (`no_caller_id`), or the same "
+        "Idempotency-Key still placing (`call_in_progress`). 422: an agent you do not have (`unknown_agent`) or a "
+        "number the provider refuses (`call_refused`). 429: OUTBOUND_CALLS_PER_MINUTE spent. 502: the provider "
+        "failed. 503: the provider is not configured, or asks us to slow down.",
+    ),
+    Operation(
         "GET",
         "/api/conversations",
         "list_conversations",
@@ -194,6 +220,18 @@ OPERATIONS = (
         {200: _json("The transcript.", ConversationDetail)},
         errors=(404,),
         path_schemas=CONVERSATION_ID,
+    ),
+    Operation(
+        "GET",
+        "/api/conversations/{conversation_id}/recording",
+        "get_recording",
+        "The phone call's recording (its agent records calls)",
+        "conversations",
+        Scope.CONVERSATIONS_READ,
+        {200: Answer("The recording, as the provider recorded it.", (Content(WAV),))},
+        errors=(404,),
+        path_schemas=CONVERSATION_ID,
+        description="404 `recording_not_found` until the provider has delivered it, or for a call not recorded.",
     ),
     Operation(
         "POST",
@@ -343,7 +381,7 @@ OPERATIONS = (
         None,
         {200: TWIML},
         errors=TWILIO_ERRORS,
-        query=Holding,
+        query=Answering,
         body=(Content(FORM_TYPE, VoiceWebhook),),
         headers=TWILIO_SIGNED,
         description=f"{TWILIO_NOTE} A greeting late past PHONE_REPLY_DEADLINE_SECONDS redirects here with `wait`.",
@@ -376,6 +414,19 @@ OPERATIONS = (
         headers=TWILIO_SIGNED,
         description=f"{TWILIO_NOTE} The query is the one our TwiML wrote: a retry plays the same sentence. "
         "Waits up to PHONE_REPLY_DEADLINE_SECONDS for the next sentence, else a filler and the same redirect.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/twilio/recording",
+        "twilio_recording",
+        "Twilio recording status callback: a recorded call's WAV is fetched and kept with its conversation",
+        "phone",
+        None,
+        {204: Answer("Noted (kept once; again, another status, or a call not recorded here is no error).")},
+        errors=TWILIO_ERRORS,
+        body=(Content(FORM_TYPE, VoiceWebhook),),
+        headers=TWILIO_SIGNED,
+        description=f"{TWILIO_NOTE} `RecordingUrl` must be a recording of TWILIO_API_BASE_URL (else 400).",
     ),
     Operation(
         "POST",
@@ -430,6 +481,19 @@ OPERATIONS = (
         body=VONAGE_BODY,
         headers=VONAGE_SIGNED,
         description=f"{VONAGE_NOTE} The query is the one our NCCO wrote: a retry of it is the same turn.",
+    ),
+    Operation(
+        "POST",
+        "/api/voice/vonage/recording",
+        "vonage_recording",
+        "Vonage recording event: a recorded call's recording is fetched and kept with its conversation",
+        "phone",
+        None,
+        {204: Answer("Noted (kept once; again, or a call not recorded here, is no error).")},
+        errors=VONAGE_ERRORS,
+        body=(Content(vonage.JSON_TYPE, vonage.RecordingWebhook),),
+        headers=VONAGE_SIGNED,
+        description=f"{VONAGE_NOTE} `recording_url` must be a file of VONAGE_API_HOST's media API (else 400).",
     ),
     Operation(
         "POST",

@@ -32,6 +32,7 @@ from azure.durable_functions.models.Task import TaskBase
 from shared import dialog, telemetry
 from shared.event_data import raised_value
 from shared.models import (
+    Answered,
     ConversationState,
     FinalizeInput,
     Outcome,
@@ -49,7 +50,9 @@ bp = df.Blueprint()
 
 ORCHESTRATOR = "conversation"
 END_EVENT = "end"
+ANSWERED_EVENT = "answered"
 GREETING_REQUEST_ID = "greeting"
+"""The request id of a conversation's opening turn: its greeting, or an outbound call's voicemail message."""
 ACCEPTING_STATES = frozenset({"greeting", "listening", "responding"})
 """Custom-status states in which the conversation takes utterances (channels read `expecting`)."""
 
@@ -135,9 +138,38 @@ def _ended_as(received: Any) -> Outcome:
     return Outcome(str(outcome)) if outcome in Outcome._value2member_map_ else Outcome.ENDED_BY_CLIENT
 
 
+def _ring(context: Context, state: ConversationState, ended: TaskBase) -> Generator[Any, Any, Outcome | None]:
+    """An outbound call rings: wait for it to be answered (the `answered` event), to end unanswered
+    (busy, no answer: `end`), or for `ringing_seconds`. None: a person answered, greet them; else the
+    outcome the conversation ends with (after the voicemail message, when one was left)."""
+    assert state.ringing_seconds is not None
+    _status(context, state, "ringing")
+    answered = context.wait_for_external_event(ANSWERED_EVENT)
+    timeout = context.create_timer(context.current_utc_datetime + timedelta(seconds=state.ringing_seconds))
+    winner = yield context.task_any([answered, ended, timeout])
+    if winner is not timeout:
+        timeout.cancel()
+    if winner is ended:
+        return _ended_as(ended.result)
+    if winner is timeout:
+        return Outcome.NO_ANSWER
+    decision = dialog.on_answer(Answered.model_validate(raised_value(answered.result)))
+    if decision.step is dialog.Step.LEAVE_VOICEMAIL:
+        _status(context, state, "voicemail")
+        message = _turn_input(state, TurnKind.VOICEMAIL, request_id=GREETING_REQUEST_ID)
+        yield from _speak(context, message)
+    return decision.outcome
+
+
 def _converse(context: Context, state: ConversationState) -> Generator[Any, Any, Ending]:
     """The turn loop; returns how the conversation ended, or None once it continued as new."""
     publishing: TaskBase | None = None
+    ended: TaskBase | None = None
+    if state.ringing_seconds is not None and dialog.needs_greeting(state):
+        ended = context.wait_for_external_event(END_EVENT)  # the same waiter serves the whole call
+        unanswered = yield from _ring(context, state, ended)
+        if unanswered is not None:
+            return unanswered, state
     if state.pending_reply is not None:
         published = PublishResult.model_validate((yield _publish(context, state, state.pending_reply)))
         if published.ending:
@@ -155,7 +187,8 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
         yield from _speak(context, greeting)
         state = dialog.after_turn(state, GREETING_REQUEST_ID)
     heard = context.wait_for_external_event(dialog.utterance_event(state))
-    ended = context.wait_for_external_event(END_EVENT)
+    if ended is None:
+        ended = context.wait_for_external_event(END_EVENT)
     carried = state.carried_utterance
     while True:
         if carried is not None:

@@ -208,7 +208,11 @@ async def begin(
     conversation_id: str,
     request: StartConversation,
     channel: str = API_CHANNEL,
+    *,
+    ringing_seconds: int | None = None,
 ) -> None:
+    """Create the conversation and start its orchestration: it greets at once, or, for an outbound call
+    (`ringing_seconds`), once the call is answered."""
     agent_name = request.agent or svc.settings.default_agent
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(agent_name))
     if profile is None:
@@ -221,6 +225,7 @@ async def begin(
         agent=profile.name,
         language=language,
         policy=_policy(svc.settings),
+        ringing_seconds=ringing_seconds,
         greeting_trace=telemetry.traceparent(),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))

@@ -26,7 +26,7 @@ from functions.conversation_flow import (
     start_once,
     take_turn_once,
 )
-from functions.http import json_errors, model_response
+from functions.http import json_errors, model_response, origin
 from shared import telemetry
 from shared.api_models import (
     ConversationDetail,
@@ -156,6 +156,10 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
         extraction=conversation.extraction,
         aftercall_llm=conversation.aftercall_llm,
         call_duration_seconds=conversation.call_duration_seconds,
+        recording_url=None
+        if conversation.recording_blob is None
+        else f"{origin(req, svc.settings.public_base_url)}/api/conversations/{conversation.id}/recording",
+        recording_seconds=conversation.recording_seconds,
         created_at=conversation.created_at,
         ended_at=conversation.ended_at,
         turns=[
@@ -213,6 +217,22 @@ async def get_audio(req: func.HttpRequest) -> func.HttpResponse:
     if data is None:
         raise NotFound(f"No audio for turn {turn_text} (yet).", code="audio_not_found")
     return _wav(data, rate)
+
+
+@bp.route(route="conversations/{conversation_id}/recording", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+@guarded(Scope.CONVERSATIONS_READ)
+async def get_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """The phone call's recording (WAV, as the provider recorded it), kept with the conversation."""
+    svc = app_services()
+    conversation = await load_conversation(svc, req.route_params["conversation_id"])
+    blob = conversation.recording_blob
+    data = None if blob is None else await asyncio.to_thread(lambda: svc.audio.get(blob))
+    if data is None:
+        raise NotFound("This conversation has no recording (yet).", code="recording_not_found")
+    return func.HttpResponse(
+        data, status_code=200, mimetype="audio/wav", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @bp.route(

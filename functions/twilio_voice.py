@@ -8,8 +8,14 @@ spoken since and redirects again until the reply is done, then listens in the ne
 `status` ends the conversation when the call is over. The gather URL carries the turn's number and
 each redirect the next sentence's, so a Twilio retry is the same turn and the same sentence.
 
+A call we placed (`POST /api/calls`, Direction `outbound-api`) is answered at `incoming` too, once
+answering-machine detection has decided: a person is greeted the same way, a machine hears the agent's
+voicemail message or is hung up on. A call whose agent records calls says the consent line, then
+starts recording; `recording` keeps the finished recording with the conversation.
+
 No API key here: every webhook must carry Twilio's signature (`X-Twilio-Signature`), checked before
-anything else happens, and runs in the tenant its called number belongs to.
+anything else happens, and runs in the tenant of our number on the call: the one called, or for a call
+we placed the one it comes from.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import check_webhook_address
-from functions.conversation import GREETING_REQUEST_ID
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
 from functions.conversation_flow import (
+    START_KEY_TTL_SECONDS,
     app_services,
     audio_url,
     earlier_turn,
@@ -36,10 +43,11 @@ from functions.conversation_flow import (
 )
 from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from shared import dialog
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
-from shared.models import Outcome, TurnAction, TurnRecord
+from shared.models import Answered, Outcome, TurnAction, TurnRecord
 from shared.phone import twilio
-from shared.tenancy import tenant_scope
+from shared.tenancy import current_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -50,18 +58,28 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 CHANNEL = "twilio"
+INCOMING_ROUTE = "/api/voice/twilio/incoming"
 GATHER_ROUTE = "/api/voice/twilio/gather"
 REPLY_ROUTE = "/api/voice/twilio/reply"
+STATUS_ROUTE = "/api/voice/twilio/status"
+RECORDING_ROUTE = "/api/voice/twilio/recording"
 
 
-def _start_key(call_sid: str) -> str:
+def _our_number(form: twilio.CallForm) -> str:
+    """The tenant's number on this call: the one called (`To`), or for a call we placed (Direction
+    `outbound-api`) the one it comes from (`From`)."""
+    return form.get("From") if twilio.is_outbound(form) else form.get("To")
+
+
+def call_key(call_sid: str) -> str:
+    """The start key of the call's conversation: one conversation per CallSid, whoever placed the call."""
     return f"twilio:{call_sid}"
 
 
 def _request_id(call_sid: str, turn: int) -> str:
     """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's
     turn is the CallSid's and its number, so a retried webhook is the same request."""
-    return GREETING_REQUEST_ID if turn == 0 else f"{_start_key(call_sid)}:{turn}"
+    return GREETING_REQUEST_ID if turn == 0 else f"{call_key(call_sid)}:{turn}"
 
 
 def _twiml(xml: str) -> func.HttpResponse:
@@ -134,21 +152,95 @@ async def twilio_incoming(req: func.HttpRequest, client: df.DurableOrchestration
     from shared.turn_requests import StartConversation
 
     svc, form = await _verified(req)
+    if twilio.is_outbound(form):
+        return await _answered(req, svc, client, form)
     holding = twilio.our_query(twilio.Holding, dict(req.params))
-    routed = await route_for_number(form.get("To"), CHANNEL)
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
-        key = _start_key(form.call_sid)
+        key = call_key(form.call_sid)
         claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
         conversation = await load_conversation(svc, claimed)
-        greeting = twilio.ReplyStep(turn=0, wait=holding.wait)
-        try:
-            return _twiml(await _streamed(req, svc, conversation, GREETING_REQUEST_ID, greeting, client=client))
-        except ApiError as error:
-            log.warning("call %s: no greeting (%s)", form.call_sid, error.code)
-            return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+        return await _opening(req, svc, client, conversation, form.call_sid, wait=holding.wait)
+
+
+async def _answered(
+    req: func.HttpRequest, svc: Services, client: df.DurableOrchestrationClient, form: twilio.CallForm
+) -> func.HttpResponse:
+    """A call we placed was answered (the answer URL names its conversation; Twilio signed it): tell the
+    conversation who picked up, as AMD's `AnsweredBy` says, then greet a person, leave the agent's
+    voicemail message on a machine, or hang up on it. A retry tells again, which changes nothing."""
+    step = twilio.our_query(twilio.Answering, dict(req.params))
+    if step.call is None:
+        raise BadRequest("A call we placed is answered at the URL that names its conversation.", code="malformed_query")
+    routed = await route_for_number(_our_number(form), CHANNEL)
+    if routed is None:
+        return _twiml(twilio.hang_up())
+    with tenant_scope(routed[0]):
+        conversation_id = str(step.call)
+        if await svc.waiter.claim_start(call_key(form.call_sid), conversation_id, START_KEY_TTL_SECONDS) != (
+            conversation_id
+        ):
+            raise BadRequest("This call has another conversation.", code="malformed_query")
+        conversation = await load_conversation(svc, conversation_id)
+        profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+        answered = Answered(
+            machine=twilio.answered_by_machine(form.get("AnsweredBy")),
+            leave_message=bool(profile is not None and profile.voicemail_message),
+        )
+        if step.wait == 0:
+            try:
+                await client.raise_event(conversation.id, ANSWERED_EVENT, answered.model_dump())
+            except Exception:
+                log.warning("call %s: answered after its conversation ended", form.call_sid)
+                return _twiml(twilio.hang_up())
+        decision = dialog.on_answer(answered)
+        if decision.step is dialog.Step.HANG_UP:
+            return _twiml(twilio.hang_up())
+        greets = decision.step is dialog.Step.GREET
+        return await _opening(req, svc, client, conversation, form.call_sid, wait=step.wait, greets=greets)
+
+
+async def _opening(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    call_sid: str,
+    *,
+    wait: int,
+    greets: bool = True,
+) -> func.HttpResponse:
+    """The call's first words, played as replies are (sentence by sentence, then the first `<Gather>`):
+    the greeting, or on a machine that took a call we placed the agent's voicemail message (the same
+    opening turn, whose action ends the call). A person's call whose agent records calls hears the
+    consent line first, then recording starts."""
+    opening = twilio.ReplyStep(turn=0, wait=wait)
+    try:
+        twiml = await _streamed(req, svc, conversation, GREETING_REQUEST_ID, opening, client=client)
+    except ApiError as error:
+        log.warning("call %s: no opening (%s)", call_sid, error.code)
+        return _twiml(twilio.say_and_hang_up(conversation.language, SORRY))
+    recording = await _recording(req, svc, conversation, call_sid) if greets and wait == 0 else None
+    return _twiml(twiml if recording is None else twilio.recorded(twiml, recording, conversation.language))
+
+
+async def _recording(
+    req: func.HttpRequest, svc: Services, conversation: Conversation, call_sid: str
+) -> twilio.Recording | None:
+    """How the call is recorded, if its agent records calls; the call is noted as this tenant's, since
+    the recording's callback names only the call."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    if profile is None or not profile.recording or not profile.recording_consent:
+        return None
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    await placed.remember_leg(CHANNEL, call_sid, current_tenant(), START_KEY_TTL_SECONDS)
+    callback = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
+    return twilio.Recording(consent=profile.recording_consent, callback=callback)
 
 
 @bp.route(route="voice/twilio/gather", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -168,11 +260,11 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     received_at = time.time()
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.GatherStep, dict(req.params))
-    routed = await route_for_number(form.get("To"), CHANNEL)
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
@@ -207,11 +299,11 @@ async def twilio_reply(req: func.HttpRequest, client: df.DurableOrchestrationCli
     """The next sentences of a reply being spoken (our own redirect, signed by Twilio like every webhook)."""
     svc, form = await _verified(req)
     step = twilio.our_query(twilio.ReplyStep, dict(req.params))
-    routed = await route_for_number(form.get("To"), CHANNEL)
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is None:
         return _twiml(twilio.say_and_hang_up("en-US", NOT_IN_SERVICE))
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(form.call_sid))
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
         if conversation_id is None:
             return _twiml(twilio.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
@@ -346,7 +438,46 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     svc, form = await _verified(req)
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
-    routed = await route_for_number(form.get("To"), CHANNEL)
+    routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is not None and outcome is not None:
-        await call_over(svc, client, routed[0], _start_key(form.call_sid), outcome=outcome, duration=duration)
+        await call_over(svc, client, routed[0], call_key(form.call_sid), outcome=outcome, duration=duration)
+    return func.HttpResponse(status_code=204)
+
+
+@bp.route(route="voice/twilio/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """A call's recording is ready (`RecordingStatus` completed): fetch its WAV from Twilio and keep it with
+    the conversation, once; a retried callback, another status, or a call we do not know is no error."""
+    from shared.phone.twilio_calls import download_recording
+    from shared.storage.blobs import recording_name
+    from shared.storage.placed_calls import PlacedCalls
+
+    svc, form = await _verified(req)
+    settings = svc.settings
+    if form.get("RecordingStatus") != "completed":
+        return func.HttpResponse(status_code=204)
+    seconds = twilio.recording_seconds(form)
+    url = twilio.recording_media_url(form.get("RecordingUrl"), settings.twilio_api_base_url)
+    tenant = await PlacedCalls(svc.async_redis, settings.redis_key_prefix).tenant_of_leg(CHANNEL, form.call_sid)
+    if tenant is None or not settings.twilio_account_sid:
+        log.warning("call %s: a recording of a call not recorded here, or no TWILIO_ACCOUNT_SID", form.call_sid)
+        return func.HttpResponse(status_code=204)
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(call_key(form.call_sid))
+        if conversation_id is None:
+            return func.HttpResponse(status_code=204)
+        conversation = await load_conversation(svc, conversation_id)
+        if conversation.recording_blob is not None:
+            return func.HttpResponse(status_code=204)
+        data = await asyncio.to_thread(
+            lambda: download_recording(
+                account_sid=settings.twilio_account_sid,
+                auth_token=settings.twilio_auth_token.get_secret_value(),
+                url=url,
+            )
+        )
+        blob = recording_name(conversation.id)
+        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
+        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, seconds))
     return func.HttpResponse(status_code=204)

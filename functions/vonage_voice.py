@@ -9,8 +9,12 @@ The call leg's `uuid`, not `conversation_uuid`, keys the conversation: it is the
 talks to, while a transfer's `connect` adds another leg to the same Vonage conversation, whose events
 must not touch ours.
 
+A call we placed (`POST /api/calls`) is answered at `answer` too (its URL names its conversation), after
+machine detection's verdict has come to `event`: a person is greeted the same way, a machine hears the
+agent's voicemail message or nothing.
+
 No API key here: every webhook must carry Vonage's signed JWT, checked before anything else happens, and
-runs in the tenant its called number belongs to.
+runs in the tenant its called number belongs to, or for a call we placed the tenant that placed it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import check_webhook_address
+from functions.conversation import ANSWERED_EVENT
 from functions.conversation_flow import (
+    START_KEY_TTL_SECONDS,
     app_services,
     audio_url,
     greeting_reply,
@@ -38,11 +44,12 @@ from functions.conversation_flow import (
 )
 from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from shared.models import Answered, TurnAction, TurnRecord
 from shared.phone import vonage
 from shared.phone.twilio import PHONE_RATE
-from shared.tenancy import tenant_scope
+from shared.tenancy import current_tenant, tenant_scope
 
 if TYPE_CHECKING:
     from shared.services import Services
@@ -54,15 +61,55 @@ log = logging.getLogger(__name__)
 CHANNEL = "vonage"
 ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
+EVENT_ROUTE = "/api/voice/vonage/event"
+RECORDING_ROUTE = "/api/voice/vonage/recording"
+RECORDED = "vonage-conversation"
+"""What a recorded call is noted by: its Vonage conversation (`CON-…`), the one id a recording event names."""
 
 
-def _start_key(call_uuid: str) -> str:
+def call_key(call_uuid: str) -> str:
+    """The start key of the call leg's conversation: one conversation per leg uuid, whoever placed the call."""
     return f"vonage:{call_uuid}"
 
 
 def _e164(number: str) -> str:
     """Vonage writes numbers without the `+` (`447700900000`); the phone numbers are E.164."""
     return number if number.startswith("+") or not number.isdigit() else f"+{number}"
+
+
+async def _route(svc: Services, hook: vonage.Webhook) -> tuple[str, str, str] | None:
+    """The call's tenant, agent and our number on it: for a call we placed (its leg noted when placed) the
+    tenant that placed it and the number it comes from (`from`; its conversation knows the agent), else
+    the called number's (`to`, the phone numbers of the admin API); None: not in service."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    tenant = await placed.tenant_of_leg(CHANNEL, hook.call.uuid)
+    if tenant is not None:
+        return tenant, "", hook.call.from_
+    routed = await route_for_number(_e164(hook.call.to), CHANNEL)
+    return None if routed is None else (routed[0], routed[1], hook.call.to)
+
+
+async def _verdict(
+    svc: Services, client: df.DurableOrchestrationClient, conversation: Conversation, answered: Answered
+) -> Answered:
+    """Who answered the call we placed, as first told: machine detection's event, or the answer webhook
+    when no verdict came before it (a person). The first one is raised on the conversation; later ones
+    change nothing."""
+    told = answered.model_dump_json()
+    first = await svc.waiter.claim_start(f"answered:{conversation.id}", told, START_KEY_TTL_SECONDS)
+    if first == told:
+        try:
+            await client.raise_event(conversation.id, ANSWERED_EVENT, answered.model_dump())
+        except Exception:
+            log.warning("conversation %s: answered after it ended", conversation.id)
+    return Answered.model_validate_json(first)
+
+
+async def _leaves_message(svc: Services, conversation: Conversation) -> bool:
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    return bool(profile is not None and profile.voicemail_message)
 
 
 def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
@@ -74,6 +121,26 @@ def _ncco(actions: list[dict[str, Any]]) -> func.HttpResponse:
 async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
     """The webhook, once Vonage's signature over it holds and its token was not used for another request
     (a replay): 503 unconfigured, 4xx otherwise (429 first for a flood from one address)."""
+    svc, secret = await _configured(req)
+    url = urlsplit(req.url)
+    try:
+        hook = vonage.verified(
+            secret,
+            req.method,
+            url.query,
+            req.headers.get("content-type"),
+            req.get_body(),
+            authorization=req.headers.get("authorization"),
+        )
+        await _first_use(svc, req, hook.signed)
+    except Forbidden:
+        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
+        raise
+    return svc, hook
+
+
+async def _configured(req: func.HttpRequest) -> tuple[Services, str]:
+    """The services and the signature secret, once the caller's address is within its limit; 503 unconfigured."""
     await check_webhook_address(req)
     svc = app_services()
     settings = svc.settings
@@ -87,27 +154,20 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, vonage.Webhook]:
             "Vonage calls need AUDIO_URL_SIGNING_KEY: Vonage fetches the agent's audio by signed link.",
             code="vonage_not_configured",
         )
+    return svc, secret
+
+
+async def _first_use(svc: Services, req: func.HttpRequest, signed: vonage.Signed) -> None:
+    """Forbidden unless the token is for our application and this is the first request it signs."""
     from shared.storage.webhook_tokens import request_fingerprint
 
+    settings = svc.settings
+    if settings.vonage_application_id and signed.application_id != settings.vonage_application_id:
+        raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
     url = urlsplit(req.url)
-    try:
-        hook = vonage.verified(
-            secret,
-            req.method,
-            url.query,
-            req.headers.get("content-type"),
-            req.get_body(),
-            authorization=req.headers.get("authorization"),
-        )
-        if settings.vonage_application_id and hook.signed.application_id != settings.vonage_application_id:
-            raise Forbidden("The webhook is for another Vonage application.", code="invalid_signature")
-        fingerprint = request_fingerprint(req.method, url.path, url.query, hook.signed.payload_hash)
-        if not await svc.webhook_tokens.first_use(hook.signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
-            raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
-    except Forbidden:
-        log.warning("refused a Vonage webhook to %s: signature, application or a replayed token", url.path)
-        raise
-    return svc, hook
+    fingerprint = request_fingerprint(req.method, url.path, url.query, signed.payload_hash)
+    if not await svc.webhook_tokens.first_use(signed.token_id, fingerprint, vonage.MAX_TOKEN_AGE_SECONDS):
+        raise Forbidden("This Vonage token was used for another request.", code="invalid_signature")
 
 
 def _input_url(req: func.HttpRequest, svc: Services, step: vonage.InputStep) -> str:
@@ -138,6 +198,8 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
     from shared.turn_requests import StartConversation
 
     svc, hook = await _verified(req)
+    if "call" in hook.ours:
+        return await _answered(req, svc, client, hook)
     holding = vonage.our_query(vonage.Holding, hook.ours)
     called = hook.call.to
     routed = await route_for_number(_e164(called), CHANNEL)
@@ -145,22 +207,87 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
         return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
     tenant, agent = routed
     with tenant_scope(tenant):
-        key = _start_key(hook.call.uuid)
+        key = call_key(hook.call.uuid)
         claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
         conversation = await load_conversation(svc, claimed)
-        deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
-        try:
-            greeting = await greeting_reply(svc, client, claimed, deadline)
-        except GatewayTimeout:
-            if holding.wait >= vonage.MAX_HOLDS:
-                log.warning("call %s: no greeting after %d fillers", hook.call.uuid, holding.wait)
-                return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
-            back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
-            return _ncco(vonage.hold_on(back, conversation.language, FILLER))
-        except ApiError as error:
-            log.warning("call %s: no greeting (%s)", hook.call.uuid, error.code)
+        back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
+        return await _opening(req, svc, client, conversation, hook, wait=holding.wait, back=back, ours=called)
+
+
+async def _answered(
+    req: func.HttpRequest, svc: Services, client: df.DurableOrchestrationClient, hook: vonage.Webhook
+) -> func.HttpResponse:
+    """A call we placed was answered (machine detection has run: Vonage asks for the NCCO after it): greet
+    a person, leave the agent's voicemail message on a machine, or end the call."""
+    step = vonage.our_query(vonage.Answering, hook.ours)
+    route = await _route(svc, hook)
+    if route is None:
+        return _ncco([])
+    with tenant_scope(route[0]):
+        conversation_id = str(step.call)
+        key = call_key(hook.call.uuid)
+        if await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS) != conversation_id:
+            raise BadRequest("This call has another conversation.", code="malformed_query")
+        conversation = await load_conversation(svc, conversation_id)
+        person = Answered(machine=False, leave_message=await _leaves_message(svc, conversation))
+        decision = dialog.on_answer(await _verdict(svc, client, conversation, person))
+        if decision.step is dialog.Step.HANG_UP:
+            return _ncco([])
+        back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?call={step.call}&wait={step.wait + 1}"
+        greets = decision.step is dialog.Step.GREET
+        return await _opening(
+            req, svc, client, conversation, hook, wait=step.wait, back=back, ours=route[2], greets=greets
+        )
+
+
+async def _opening(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    hook: vonage.Webhook,
+    *,
+    wait: int,
+    back: str,
+    ours: str,
+    greets: bool = True,
+) -> func.HttpResponse:
+    """The call's first words (the greeting, or on a machine that took a call we placed the voicemail
+    message) once spoken, then what follows them; not spoken by the deadline: a filler and an input that
+    comes back to `back`, up to MAX_HOLDS times. A person's call whose agent records calls hears the
+    consent line first, then the whole call is recorded."""
+    deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
+    try:
+        opening = await greeting_reply(svc, client, conversation.id, deadline)
+    except GatewayTimeout:
+        if wait >= vonage.MAX_HOLDS:
+            log.warning("conversation %s: no opening after %d fillers", conversation.id, wait)
             return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
-        return _ncco(_speak(req, svc, conversation, greeting, called))
+        return _ncco(vonage.hold_on(back, conversation.language, FILLER))
+    except ApiError as error:
+        log.warning("conversation %s: no opening (%s)", conversation.id, error.code)
+        return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
+    ncco = _speak(req, svc, conversation, opening, ours)
+    consent = await _recording_consent(svc, conversation, hook) if greets and wait == 0 else None
+    if consent is None:
+        return _ncco(ncco)
+    event_url = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
+    return _ncco(vonage.recorded(ncco, consent, conversation.language, event_url))
+
+
+async def _recording_consent(svc: Services, conversation: Conversation, hook: vonage.Webhook) -> str | None:
+    """The agent's consent line if it records calls, else None. The recording's event names only the
+    Vonage conversation, so that is noted as this tenant's and this conversation's first."""
+    from shared.storage.placed_calls import PlacedCalls
+
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
+    vonage_conversation = hook.call.conversation_uuid
+    if profile is None or not profile.recording or not profile.recording_consent or not vonage_conversation:
+        return None
+    placed = PlacedCalls(svc.async_redis, svc.settings.redis_key_prefix)
+    await placed.remember_leg(RECORDED, vonage_conversation, current_tenant(), START_KEY_TTL_SECONDS)
+    await svc.waiter.claim_start(f"{RECORDED}:{vonage_conversation}", conversation.id, START_KEY_TTL_SECONDS)
+    return profile.recording_consent
 
 
 @bp.route(route="voice/vonage/input", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -180,17 +307,17 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
     received_at = time.time()
     svc, hook = await _verified(req)
     step = vonage.our_query(vonage.InputStep, hook.ours)
-    called = hook.call.to
-    routed = await route_for_number(_e164(called), CHANNEL)
+    routed = await _route(svc, hook)
     if routed is None:
         return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
+    called = routed[2]
     with tenant_scope(routed[0]):
-        conversation_id = await svc.waiter.started(_start_key(hook.call.uuid))
+        conversation_id = await svc.waiter.started(call_key(hook.call.uuid))
         if conversation_id is None:
             return _ncco(vonage.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
         language = conversation.language
-        request_id = f"{_start_key(hook.call.uuid)}:{step.turn}"
+        request_id = f"{call_key(hook.call.uuid)}:{step.turn}"
         deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
         heard = hook.call.heard()
         try:
@@ -250,12 +377,72 @@ async def _silence(
 @json_errors
 async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The call's status changed: once it is over (completed, busy, failed, unanswered, …), the
-    conversation ends with that outcome and keeps the call's `duration`; any other status, again, or for
-    a call we never started, is no error. An agent that ended the call first keeps its own outcome."""
+    conversation ends with that outcome and keeps the call's `duration`; for a call we placed, machine
+    detection's verdict (`human`, `machine`) tells the conversation who answered. Any other status,
+    again, or for a call we never started, is no error. An agent that ended the call first keeps its
+    own outcome."""
     svc, hook = await _verified(req)
-    outcome = vonage.ENDED_STATUSES.get(hook.call.status)
-    routed = await route_for_number(_e164(hook.call.to), CHANNEL)
-    if routed is not None and outcome is not None:
-        start = _start_key(hook.call.uuid)
-        await call_over(svc, client, routed[0], start, outcome=outcome, duration=hook.call.duration)
+    status = hook.call.status
+    outcome = vonage.ENDED_STATUSES.get(status)
+    route = await _route(svc, hook)
+    if route is None:
+        return func.HttpResponse(status_code=200)
+    start = call_key(hook.call.uuid)
+    if outcome is not None:
+        await call_over(svc, client, route[0], start, outcome=outcome, duration=hook.call.duration)
+    elif status in vonage.VERDICTS:
+        with tenant_scope(route[0]):
+            conversation_id = await svc.waiter.started(start)
+            if conversation_id is not None:
+                conversation = await load_conversation(svc, conversation_id)
+                told = Answered(machine=status == "machine", leave_message=await _leaves_message(svc, conversation))
+                await _verdict(svc, client, conversation, told)
     return func.HttpResponse(status_code=200)
+
+
+@bp.route(route="voice/vonage/recording", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@json_errors
+async def vonage_recording(req: func.HttpRequest) -> func.HttpResponse:
+    """A recorded call's recording is ready (the `record` action's event): fetch it from Vonage with the
+    application's JWT and keep it with the conversation, once; again, or a call not recorded here, is no error."""
+    from shared.phone.vonage_calls import download_recording, recording_url
+    from shared.storage.blobs import recording_name
+    from shared.storage.placed_calls import PlacedCalls
+
+    svc, secret = await _configured(req)
+    try:
+        recording, signed = vonage.verified_recording(
+            secret, req.headers.get("content-type"), req.get_body(), authorization=req.headers.get("authorization")
+        )
+        await _first_use(svc, req, signed)
+    except Forbidden:
+        log.warning("refused a Vonage recording event: signature, application or a replayed token")
+        raise
+    settings = svc.settings
+    url = recording_url(recording.recording_url, settings.vonage_api_host)
+    placed = PlacedCalls(svc.async_redis, settings.redis_key_prefix)
+    tenant = await placed.tenant_of_leg(RECORDED, recording.conversation_uuid)
+    key = settings.vonage_private_key.get_secret_value()
+    if tenant is None or not settings.vonage_application_id or not key:
+        log.warning("a Vonage recording of a call not recorded here, or no VONAGE_PRIVATE_KEY to fetch it")
+        return func.HttpResponse(status_code=204)
+    with tenant_scope(tenant):
+        conversation_id = await svc.waiter.started(f"{RECORDED}:{recording.conversation_uuid}")
+        if conversation_id is None:
+            return func.HttpResponse(status_code=204)
+        conversation = await load_conversation(svc, conversation_id)
+        if conversation.recording_blob is not None:
+            return func.HttpResponse(status_code=204)
+        data = await asyncio.to_thread(
+            lambda: download_recording(
+                application_id=settings.vonage_application_id,
+                private_key=key,
+                api_host=settings.vonage_api_host,
+                url=url,
+                size=recording.size,
+            )
+        )
+        blob = recording_name(conversation.id)
+        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
+        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, None))
+    return func.HttpResponse(status_code=204)

@@ -125,6 +125,8 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
         turn=request.turn,
         callbacks=services.callbacks,
     )
+    if request.kind is TurnKind.VOICEMAIL:  # a message left on a machine: the call ends after it
+        toolbox.action = TurnAction.END_CALL
 
     def announce_next_event() -> None:
         next_event = request.next_event if toolbox.action is TurnAction.CONTINUE else None
@@ -184,6 +186,15 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     return stored
 
 
+def _own_line(profile: AgentProfile, kind: TurnKind) -> str:
+    """The agent's fixed line for a turn nobody asked: its greeting, voicemail message or re-prompt."""
+    if kind is TurnKind.GREETING:
+        return profile.greeting
+    if kind is TurnKind.VOICEMAIL:
+        return profile.voicemail_message or profile.greeting
+    return profile.reprompt
+
+
 def _reply_to(
     services: Services,
     profile: AgentProfile,
@@ -196,7 +207,7 @@ def _reply_to(
 ) -> Said:
     """The agent's answer to an utterance; a greeting or re-prompt is the agent's own line, no model asked."""
     if request.kind is not TurnKind.UTTERANCE:
-        return Said(profile.greeting if request.kind is TurnKind.GREETING else profile.reprompt)
+        return Said(_own_line(profile, request.kind))
     history = services.conversations.list_turns(request.conversation_id, last=services.settings.history_turns)
     model = chat_model_for(profile, services.settings, tools=toolbox.specs())
     answered = reply_to(

@@ -108,6 +108,12 @@ class ConversationDetail(ApiModel):
     call_duration_seconds: int | None = Field(
         default=None, description="A phone call's length as its provider reported it when the call ended."
     )
+    recording_url: str | None = Field(
+        default=None,
+        description="The phone call's recording (its agent records calls), once the provider delivered it: GET it "
+        "with the same credentials.",
+    )
+    recording_seconds: int | None = Field(default=None, description="The recording's length, as the provider said.")
     created_at: Timestamp
     ended_at: Timestamp | None
     turns: list[TranscriptTurn]

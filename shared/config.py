@@ -295,11 +295,49 @@ class Settings(BaseSettings):
         description="The Twilio account's auth token: it checks the signature of every Twilio webhook (in Azure a "
         "Key Vault reference). Empty: the Twilio routes answer 503. `make dev` makes a local one.",
     )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com",
+        pattern=r"^https?://[^/?#\s]+$",
+        description="Origin of Twilio's REST API, which places outbound calls (tests point it at a local fake).",
+    )
+    outbound_calls_per_minute: int = Field(
+        default=10,
+        ge=0,
+        le=10_000,
+        description="Outbound calls (`POST /api/calls`) one tenant may place per minute, on top of the per-key and "
+        "per-tenant request limits (429 above). 0: no limit of its own.",
+    )
+    outbound_ringing_seconds: int = Field(
+        default=60,
+        ge=5,
+        le=600,
+        description="How long an outbound call rings before the provider gives up (`no_answer`).",
+    )
+    outbound_answer_wait_seconds: int = Field(
+        default=180,
+        ge=5,
+        le=3600,
+        description="How long an outbound call's conversation waits for the answer (machine detection included) or "
+        "the provider's end-of-call status before it ends `no_answer` itself (a status lost on the way). At least "
+        "OUTBOUND_RINGING_SECONDS.",
+    )
     vonage_application_id: str = Field(
         default="",
         pattern=r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$",
         description="The Vonage application whose numbers call in: a webhook signed for another application "
         "(`application_id`) is refused (403). Empty: the signature alone decides.",
+    )
+    vonage_private_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The Vonage application's private key, as PEM text (`-----BEGIN PRIVATE KEY-----…`; in Azure a "
+        "Key Vault reference): it signs the application JWT (RS256) that places outbound calls. Empty, or no "
+        "VONAGE_APPLICATION_ID: Vonage places no calls (503).",
+    )
+    vonage_api_host: str = Field(
+        default="api.nexmo.com",
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="Host of the Vonage Voice API, which places outbound calls (a regional one such as "
+        "`api-eu.vonage.com`; tests point it at a local fake).",
     )
     vonage_signature_secret: SecretStr = Field(
         default=SecretStr(""),
@@ -353,6 +391,13 @@ class Settings(BaseSettings):
             raise ValueError("a rate limit must allow at least one request")
         return value
 
+    @field_validator("vonage_private_key")
+    @classmethod
+    def _private_key_is_pem(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and "-----BEGIN" not in value.get_secret_value():
+            raise ValueError("VONAGE_PRIVATE_KEY must be the PEM text of the key (-----BEGIN PRIVATE KEY-----…)")
+        return value
+
     @field_validator("allowed_origins")
     @classmethod
     def _origins_parse(cls, value: str) -> str:
@@ -370,6 +415,12 @@ class Settings(BaseSettings):
     def _signing_keys_agree(self) -> Settings:
         if self.audio_url_signing_key_previous.get_secret_value() and not self.audio_url_signing_key.get_secret_value():
             raise ValueError("AUDIO_URL_SIGNING_KEY_PREVIOUS needs AUDIO_URL_SIGNING_KEY, the key that signs now")
+        return self
+
+    @model_validator(mode="after")
+    def _outbound_waits_agree(self) -> Settings:
+        if self.outbound_answer_wait_seconds < self.outbound_ringing_seconds:
+            raise ValueError("OUTBOUND_ANSWER_WAIT_SECONDS must be at least OUTBOUND_RINGING_SECONDS")
         return self
 
     @model_validator(mode="after")

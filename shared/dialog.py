@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.models import ConversationState, Outcome, TurnAction, Utterance
+from shared.models import Answered, ConversationState, Outcome, TurnAction, Utterance
 
 RECENT_REQUESTS_KEPT = 8
 """Request ids remembered to recognise a provider's retry of an already answered turn."""
@@ -20,6 +20,8 @@ class Step(StrEnum):
     REPROMPT = "reprompt"
     HANG_UP = "hang_up"
     CONTINUE_AS_NEW = "continue_as_new"
+    GREET = "greet"
+    LEAVE_VOICEMAIL = "leave_voicemail"
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ def needs_greeting(state: ConversationState) -> bool:
 def is_retry(state: ConversationState, request_id: str) -> bool:
     """True when this request already produced a turn: answer it again, never twice."""
     return request_id in state.recent_request_ids
+
+
+def on_answer(answered: Answered) -> Decision:
+    """An outbound call was answered: a person is greeted; a machine gets the agent's voicemail message
+    when it has one (the call then ends `voicemail`), else the call hangs up at once."""
+    if not answered.machine:
+        return Decision(Step.GREET)
+    if answered.leave_message:
+        return Decision(Step.LEAVE_VOICEMAIL, Outcome.VOICEMAIL)
+    return Decision(Step.HANG_UP, Outcome.ANSWERING_MACHINE)
 
 
 def after_reply(state: ConversationState, action: TurnAction) -> Decision:

@@ -53,6 +53,8 @@ class TurnKind(StrEnum):
     GREETING = "greeting"
     UTTERANCE = "utterance"
     REPROMPT = "reprompt"
+    VOICEMAIL = "voicemail"
+    """The agent's message left on an answering machine that took its outbound call."""
 
 
 class Outcome(StrEnum):
@@ -67,6 +69,10 @@ class Outcome(StrEnum):
     CANCELED = "canceled"
     CALL_FAILED = "call_failed"
     """The phone network could not connect the call (a provider's `failed`), not a fault of ours."""
+    VOICEMAIL = "voicemail"
+    """An outbound call an answering machine took: the agent left its voicemail message."""
+    ANSWERING_MACHINE = "answering_machine"
+    """An outbound call a machine (answering machine or fax) took: hung up, nothing said."""
 
 
 INTENT_NAME = r"^[a-z][a-z0-9_]{0,39}$"
@@ -205,10 +211,34 @@ class AgentProfile(Frozen):
     transfer_number: str | None = Field(
         default=None, pattern=PHONE_NUMBER, description="Where `transfer_to_human` sends the caller (E.164)."
     )
+    recording: bool = Field(
+        default=False,
+        description="Record this agent's phone calls (Twilio, Vonage): the call opens with `recording_consent`, then "
+        "recording starts; the recording is kept with the conversation.",
+    )
+    recording_consent: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="What a recorded call says first, before recording starts (required with `recording`).",
+    )
+    voicemail_message: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1500,
+        description="What the agent leaves on an answering machine that takes its outbound call (after the beep). "
+        "None: the call hangs up on a machine.",
+    )
     tools: list[HttpTool] = Field(default_factory=list, max_length=32)
     extraction: dict[str, ExtractionField] = Field(
         default_factory=dict, description="Facts filled in from the whole call when it ends."
     )
+
+    @model_validator(mode="after")
+    def _recording_asks_consent(self) -> AgentProfile:
+        if self.recording and not (self.recording_consent or "").strip():
+            raise ValueError("recording needs recording_consent: a recorded call says so first")
+        return self
 
     @model_validator(mode="after")
     def _tool_names_are_unique(self) -> AgentProfile:
@@ -251,6 +281,14 @@ class Utterance(Frozen):
     )
 
 
+class Answered(Frozen):
+    """The `answered` event of an outbound call: who picked up, as the provider's answering-machine
+    detection tells it, and whether the agent has a message to leave on a machine."""
+
+    machine: bool = Field(description="A machine (answering machine or fax) took the call, not a person.")
+    leave_message: bool = Field(default=False, description="The agent has a voicemail message to leave.")
+
+
 class ConversationState(Frozen):
     """The orchestrator's input and the state it carries across continue-as-new."""
 
@@ -275,6 +313,13 @@ class ConversationState(Frozen):
         default=None,
         max_length=128,
         description="W3C traceparent of the request that started the conversation: the greeting's spans join it.",
+    )
+    ringing_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="An outbound call: how long to wait for it to be answered before greeting (no answer by then: "
+        "the conversation ends `no_answer`). None: an inbound call or a client's, greeted at once.",
     )
 
 

@@ -8,6 +8,7 @@ on a webhook's first call, not at import.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -43,6 +44,13 @@ ENDED_STATUSES: dict[str, Outcome] = {
 }
 """`CallStatus` values after which the call is over, and the conversation's outcome for each (a call that
 `completed` before the agent ended it is one the caller hung up)."""
+OUTBOUND_DIRECTION = "outbound-api"
+"""`Direction` of a call our app placed through the REST API (inbound calls say `inbound`)."""
+MACHINE_ANSWERS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+"""`AnsweredBy` values of answering-machine detection that are no person (twilio.com/docs/voice/
+answering-machine-detection: with `Enable` human, machine_start, fax or unknown; with `DetectMessageEnd`
+human, machine_end_beep, machine_end_silence, machine_end_other, fax or unknown). `unknown` (AMD could
+not tell, often a quiet person) is greeted like `human`."""
 MAX_CALL_SECONDS = 7 * 24 * 3600
 """Longer than any call Twilio lets run (its limit is 24 h): a bigger `CallDuration` is not Twilio's."""
 
@@ -58,9 +66,29 @@ class VoiceWebhook(BaseModel):
     account_sid: str = Field(
         alias="AccountSid", default="", description="Refused unless TWILIO_ACCOUNT_SID, when that is set."
     )
-    to: str = Field(alias="To", default="", description="The number called: it decides the tenant and agent.")
+    to: str = Field(
+        alias="To", default="", description="The number called: on an inbound call it decides the tenant and agent."
+    )
+    from_: str = Field(
+        alias="From", default="", description="The caller: on a call we placed, the tenant's number it comes from."
+    )
+    direction: str = Field(
+        alias="Direction", default="", description="`inbound`, or `outbound-api` for a call placed by POST /api/calls."
+    )
+    answered_by: str = Field(
+        alias="AnsweredBy",
+        default="",
+        description="On a call we placed: answering-machine detection's verdict (human, machine_start, "
+        "machine_end_beep, machine_end_silence, machine_end_other, fax, unknown).",
+    )
     call_status: str = Field(
         alias="CallStatus", default="", description="On the status callback: completed, busy, failed, …."
+    )
+    recording_status: str = Field(
+        alias="RecordingStatus", default="", description="On the recording callback: completed (kept), or another."
+    )
+    recording_url: str = Field(
+        alias="RecordingUrl", default="", description="On the recording callback: the recording, in Twilio's REST API."
     )
     speech_result: str = Field(alias="SpeechResult", default="", description="On a gather: what the caller said.")
     digits: str = Field(alias="Digits", default="", description="On a gather: the keys the caller pressed.")
@@ -72,6 +100,17 @@ class Holding(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
+
+
+class Answering(Holding):
+    """The incoming URL's query: fillers heard so far, and for a call we placed (`POST /api/calls` wrote
+    the answer URL) the call's conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: uuid.UUID | None = Field(
+        default=None, description="Only on the answer URL of a call placed by POST /api/calls: its conversation."
+    )
 
 
 class GatherStep(Holding):
@@ -143,6 +182,37 @@ def parse_form(content_type: str | None, body: bytes) -> CallForm:
     return CallForm(fields, call_sid)
 
 
+def is_outbound(form: CallForm) -> bool:
+    """A call this app placed (`POST /api/calls`), not one that called in."""
+    return form.get("Direction") == OUTBOUND_DIRECTION
+
+
+def answered_by_machine(answered_by: str) -> bool:
+    """Whether AMD's `AnsweredBy` says a machine took the call (absent: no detection ran, a person)."""
+    return answered_by in MACHINE_ANSWERS
+
+
+def recording_seconds(form: CallForm) -> int | None:
+    """`RecordingDuration` of a recording status callback (whole seconds), None if absent; 400 if not one."""
+    text = form.get("RecordingDuration")
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_CALL_SECONDS:
+        raise BadRequest("RecordingDuration is not a recording's length in seconds.", code="malformed_form")
+    return int(text)
+
+
+def recording_media_url(recording_url: str, api_base_url: str) -> str:
+    """The WAV of a finished recording: its `RecordingUrl` (Twilio's REST API, no extension) with `.wav`;
+    a URL anywhere else than TWILIO_API_BASE_URL's account recordings is a 400, never fetched."""
+    base = api_base_url.rstrip("/")
+    if not re.fullmatch(
+        re.escape(base) + r"/2010-04-01/Accounts/AC[0-9a-f]{32}/Recordings/RE[0-9a-f]{32}", recording_url
+    ):
+        raise BadRequest("RecordingUrl is not a recording of Twilio's REST API.", code="malformed_form")
+    return f"{recording_url}.wav"
+
+
 def call_duration(form: CallForm) -> int | None:
     """`CallDuration` (whole seconds, sent when the call ends), None if absent; 400 if not a duration."""
     text = form.get("CallDuration")
@@ -169,6 +239,15 @@ def check_signature(auth_token: str, url: str, form: CallForm, signature: str | 
 
     if not signature or not RequestValidator(auth_token).validate(url, form.fields, signature):
         raise Forbidden("The request does not carry a valid Twilio signature.", code="invalid_signature")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A call its agent records: what it says first, before recording starts (`<Say>`, then
+    `<Start><Recording>`: twilio.com/docs/voice/twiml/recording), and where Twilio posts the recording."""
+
+    consent: str
+    callback: str
 
 
 def listen(action: str, language: str, *audio_urls: str) -> str:
@@ -205,6 +284,26 @@ def _listening(action: str, language: str) -> tuple[VoiceResponse, Gather]:
         action_on_empty_result=True,
     )
     return response, gather
+
+
+def recorded(twiml: str, recording: Recording, language: str) -> str:
+    """`twiml` (the call's first answer) preceded by the consent line and the start of the recording:
+    Twilio records from `<Start><Recording>` on, so the consent is said before anything is recorded."""
+    from xml.etree import ElementTree
+
+    from twilio.twiml.voice_response import VoiceResponse
+
+    prelude = VoiceResponse()
+    prelude.say(recording.consent, language=language)
+    prelude.start().recording(
+        recording_status_callback=recording.callback,
+        recording_status_callback_method="POST",
+        recording_status_callback_event="completed",
+    )
+    response = ElementTree.fromstring(twiml)
+    for index, verb in enumerate(ElementTree.fromstring(str(prelude))):
+        response.insert(index, verb)
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ElementTree.tostring(response, encoding="unicode")
 
 
 def hold_on(redirect: str, language: str, words: str) -> str:

@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
@@ -141,6 +142,18 @@ class Holding(BaseModel):
     wait: int = Field(default=0, ge=0, le=MAX_HOLDS, description="Fillers so far while the reply is late.")
 
 
+VERDICTS = frozenset({"human", "machine"})
+"""Event `status` values that are machine detection's verdict on a call we placed (developer.vonage.com/en/
+voice/voice-api/concepts/advanced-machine-detection): `human`, or `machine` (with `sub_state`
+`beep_start` or `beep_timeout` in `detect_beep` mode)."""
+
+
+class Answering(Holding):
+    """The answer URL of a call we placed, as `POST /api/calls` wrote it: the call's conversation."""
+
+    call: uuid.UUID = Field(description="The conversation made when the call was placed.")
+
+
 class InputStep(Holding):
     """Where a call is, as our own NCCO wrote it into the input's eventUrl."""
 
@@ -151,6 +164,10 @@ class InputStep(Holding):
 Step = TypeVar("Step", bound=Holding)
 
 
+OUR_QUERY_FIELDS = frozenset(InputStep.model_fields) | frozenset(Answering.model_fields)
+"""Query fields our own URLs carry (a GET answer's query mixes them with Vonage's)."""
+
+
 @dataclass(frozen=True)
 class Signed:
     """What a Vonage token vouches for: the application, the token itself (`jti`) and the payload's hash."""
@@ -158,6 +175,20 @@ class Signed:
     application_id: str
     token_id: str
     payload_hash: str
+
+
+class RecordingWebhook(BaseModel):
+    """A `record` action's event: where the finished recording is (developer.vonage.com/en/voice/voice-api/
+    webhook-reference#recording: `recording_url`, `recording_uuid`, `conversation_uuid`, `size`, times)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    recording_url: str = Field(max_length=512, description="The recording, behind the application's JWT.")
+    recording_uuid: str = Field(pattern=CALL_UUID.pattern)
+    conversation_uuid: str = Field(min_length=1, max_length=64, description="The call's Vonage conversation.")
+    size: int | None = Field(default=None, ge=0, description="Bytes.")
+    start_time: str = Field(default="", max_length=64)
+    end_time: str = Field(default="", max_length=64)
 
 
 @dataclass(frozen=True)
@@ -232,19 +263,9 @@ def verified(
     if method.upper() == "GET":
         signed = check_signature(secret, authorization, query_payload(pairs))
         fields: Any = dict(pairs)
-        ours = {name: value for name, value in pairs if name in Holding.model_fields or name in InputStep.model_fields}
+        ours = {name: value for name, value in pairs if name in OUR_QUERY_FIELDS}
     else:
-        if (content_type or "").split(";", 1)[0].strip().lower() != JSON_TYPE:
-            raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"A Vonage webhook is at most {MAX_BODY_BYTES} bytes.")
-        signed = check_signature(secret, authorization, body)
-        try:
-            fields = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as error:
-            raise BadRequest("The body is not JSON.", code="malformed_body") from error
-        if not isinstance(fields, dict):
-            raise BadRequest("The body is not a JSON object.", code="malformed_body")
+        fields, signed = _signed_json(secret, content_type, body, authorization)
         ours = dict(pairs)
     try:
         return Webhook(VoiceWebhook.model_validate(fields), ours, signed)
@@ -252,6 +273,34 @@ def verified(
         raise BadRequest(
             "The webhook has no Vonage call uuid, or a field out of bounds.", code="malformed_body"
         ) from error
+
+
+def verified_recording(
+    secret: str, content_type: str | None, body: bytes, *, authorization: str | None
+) -> tuple[RecordingWebhook, Signed]:
+    """A `record` action's event (POST JSON, signed like every webhook), parsed: 4xx otherwise."""
+    fields, signed = _signed_json(secret, content_type, body, authorization)
+    try:
+        return RecordingWebhook.model_validate(fields), signed
+    except ValidationError as error:
+        raise BadRequest("The body is not a Vonage recording event.", code="malformed_body") from error
+
+
+def _signed_json(
+    secret: str, content_type: str | None, body: bytes, authorization: str | None
+) -> tuple[dict[str, Any], Signed]:
+    if (content_type or "").split(";", 1)[0].strip().lower() != JSON_TYPE:
+        raise UnsupportedMediaType(f"A Vonage webhook is {JSON_TYPE}.")
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"A Vonage webhook is at most {MAX_BODY_BYTES} bytes.")
+    signed = check_signature(secret, authorization, body)
+    try:
+        fields = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadRequest("The body is not JSON.", code="malformed_body") from error
+    if not isinstance(fields, dict):
+        raise BadRequest("The body is not a JSON object.", code="malformed_body")
+    return fields, signed
 
 
 def our_query(model: type[Step], query: dict[str, str]) -> Step:
@@ -324,6 +373,17 @@ def finish(audio_url: str, transfer_to: str | None = None, caller_id: str = "") 
     if re.fullmatch(r"[1-9][0-9]{6,14}", shown):
         return _ncco(played, Connect(endpoint=endpoint, from_=shown))
     return _ncco(played, Connect(endpoint=endpoint, randomFromNumber=True))
+
+
+def recorded(ncco: list[dict[str, Any]], consent: str, language: str, event_url: str) -> list[dict[str, Any]]:
+    """`ncco` (the call's first) after the consent line and a `record` of the whole call (asynchronous: it
+    runs until the call ends, then posts the recording to `event_url`)."""
+    from vonage_voice.models import Record, Talk
+
+    prelude = _ncco(
+        Talk(text=consent, language=language), Record(format="wav", eventUrl=[event_url], eventMethod="POST")
+    )
+    return prelude + ncco
 
 
 def say_and_hang_up(language: str, words: str) -> list[dict[str, Any]]:

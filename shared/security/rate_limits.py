@@ -34,7 +34,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
@@ -82,14 +82,17 @@ class RateLimiter:
     def __init__(
         self,
         storage: RedisStorage,
+        *,
         per_ip: tuple[RateLimitItem, ...] = (),
         per_key: tuple[RateLimitItem, ...] = (),
         per_tenant: tuple[RateLimitItem, ...] = (),
         per_webhook_ip: tuple[RateLimitItem, ...] = (),
+        per_tenant_calls: tuple[RateLimitItem, ...] = (),
     ) -> None:
         self._strategy = SlidingWindowCounterRateLimiter(storage)
         self._per_ip, self._per_key, self._per_tenant = per_ip, per_key, per_tenant
         self._per_webhook_ip = per_webhook_ip
+        self._per_tenant_calls = per_tenant_calls
         self._paused_until = 0.0
 
     @classmethod
@@ -110,6 +113,11 @@ class RateLimiter:
             per_key=limits_of(settings.rate_limit_per_key),
             per_tenant=limits_of(settings.rate_limit_per_tenant),
             per_webhook_ip=limits_of(settings.rate_limit_per_webhook_ip),
+            per_tenant_calls=(
+                (RateLimitItemPerMinute(settings.outbound_calls_per_minute),)
+                if settings.outbound_calls_per_minute
+                else ()
+            ),
         )
 
     async def check(
@@ -121,15 +129,18 @@ class RateLimiter:
         key_id: str | None = None,
         audio_link: str | None = None,
         tenant: str | None = None,
+        calls_of: str | None = None,
     ) -> None:
         """Count one request against every limit of each identity given; `TooManyRequests` if one is spent.
 
         `unknown_address`: the caller's address could not be told (no usable X-Forwarded-For), so the
         request counts in one shared bucket rather than in none. `webhook`: the address is a phone
-        provider's, counted against RATE_LIMIT_PER_WEBHOOK_IP instead of the API's. `audio_link`: a signed audio fetch,
-        counted per conversation with the per-key limits, apart from the tenant's own traffic (a leaked
-        link must not spend the tenant's limit). The identities are checked in this order and the
-        first refusal stops the rest, so a request refused for its address is not counted further.
+        provider's, counted against RATE_LIMIT_PER_WEBHOOK_IP instead of the API's. `audio_link`: a
+        signed audio fetch, counted per conversation with the per-key limits, apart from the tenant's own
+        traffic (a leaked link must not spend the tenant's limit). `calls_of`: a tenant placing an
+        outbound call, counted against OUTBOUND_CALLS_PER_MINUTE (each call costs money and rings
+        someone). The identities are checked in this order and the first refusal stops the rest, so a
+        request refused for its address is not counted further.
         """
         identities = []
         per_address = self._per_webhook_ip if webhook else self._per_ip
@@ -145,6 +156,8 @@ class RateLimiter:
             identities.append(_Identity("key", key_id, self._per_key, "API key"))
         if tenant is not None and self._per_tenant:
             identities.append(_Identity("tenant", tenant, self._per_tenant, "tenant"))
+        if calls_of is not None and self._per_tenant_calls:
+            identities.append(_Identity("calls", calls_of, self._per_tenant_calls, "tenant's outbound calls"))
         if not identities or time.monotonic() < self._paused_until:
             return
         try:

@@ -11,6 +11,7 @@ its own tenant, which the storage layer enforces.
 | `conversations:write` | start conversations, send turns, end them             | ✓     | ✓     | ✓       |        |
 | `agents:read`         | read agents, phone numbers and knowledge documents    | ✓     | ✓     | ✓       | ✓      |
 | `agents:admin`        | create, update, delete agents, numbers and knowledge  | ✓     | ✓     | ✓       |        |
+| `calls:write`         | place outbound phone calls (`POST /api/calls`)        | ✓     | ✓     |         |        |
 | `usage:read`          | read usage per day and the audit log                  | ✓     | ✓     |         | ✓      |
 | `keys:admin`          | create, list, rotate and revoke the tenant's API keys | ✓     | ✓     |         |        |
 | `tenant:admin`        | tenant-wide actions (reserved: no route uses it yet)  | ✓     |       |         |        |
@@ -42,6 +43,7 @@ class Scope(StrEnum):
     CONVERSATIONS_WRITE = "conversations:write"
     AGENTS_READ = "agents:read"
     AGENTS_ADMIN = "agents:admin"
+    CALLS_WRITE = "calls:write"
     USAGE_READ = "usage:read"
     KEYS_ADMIN = "keys:admin"
     TENANT_ADMIN = "tenant:admin"

@@ -38,6 +38,11 @@ def sentence_audio_name(conversation_id: str, turn: int, index: int) -> str:
     return tenant_blob_name(f"conversations/{conversation_id}/turns/{turn:05d}/{index:03d}.wav")
 
 
+def recording_name(conversation_id: str) -> str:
+    """A phone call's recording, as its provider delivered it, beside the conversation's audio."""
+    return tenant_blob_name(f"conversations/{conversation_id}/recording.wav")
+
+
 def caller_audio_name(conversation_id: str, request_id: str) -> str:
     """Named after a hash of the request id: client-chosen ids are not blob-safe."""
     digest = hashlib.sha256(request_id.encode()).hexdigest()[:32]

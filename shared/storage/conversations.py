@@ -48,6 +48,9 @@ class Conversation:
     """The model that wrote the summary and extraction (None if none did, or the call has not ended)."""
     call_duration_seconds: int | None = None
     """A phone call's length as its provider reported it at the end (None for other channels, or until then)."""
+    recording_blob: str | None = None
+    """The call's recording (its agent records calls), once the provider has delivered it."""
+    recording_seconds: int | None = None
 
 
 def _turn(row: dict[str, Any]) -> TurnRecord:
@@ -72,7 +75,8 @@ class ConversationRepository:
         with tenant_connection(self._pool) as conn:
             row = conn.execute(
                 """SELECT id::text AS id, agent, language, channel, status, outcome, summary,
-                          created_at, ended_at, extraction, aftercall_llm, call_duration_seconds
+                          created_at, ended_at, extraction, aftercall_llm, call_duration_seconds,
+                          recording_blob, recording_seconds
                    FROM conversations WHERE id = %s""",
                 (conversation_id,),
             ).fetchone()
@@ -80,6 +84,16 @@ class ConversationRepository:
             return None
         usage = row.pop("aftercall_llm")
         return Conversation(**row, aftercall_llm=None if usage is None else ModelUsage.model_validate(usage))
+
+    def record_recording(self, conversation_id: str, blob: str, seconds: int | None) -> bool:
+        """The call's recording, stored in `blob`; False when it had one already (a provider's retry)."""
+        with tenant_connection(self._pool) as conn:
+            row = conn.execute(
+                """UPDATE conversations SET recording_blob = %s, recording_seconds = %s
+                   WHERE id = %s AND recording_blob IS NULL RETURNING id""",
+                (blob, seconds, conversation_id),
+            ).fetchone()
+        return row is not None
 
     def record_call_duration(self, conversation_id: str, seconds: int) -> None:
         """The phone call's length, from the provider's end-of-call status (a repeat writes the same)."""

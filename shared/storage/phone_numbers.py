@@ -108,6 +108,17 @@ class PhoneNumberRepository:
                 raise NotFound("No such phone number.")
             audit.append(conn, AuditEntry(actor, AuditAction.PHONE_NUMBER_DELETE, number, {"agent": row["agent"]}))
 
+    def caller_id(self, provider: PhoneProvider, agent: str) -> str | None:
+        """A number of the tenant's that `provider` carries, to call from: one routed to `agent` if there is
+        one (a callback then reaches the same agent), else the oldest; None when the tenant holds none."""
+        with tenant_connection(self._pool) as conn:
+            row = conn.execute(
+                """SELECT number FROM phone_numbers WHERE provider = %s
+                   ORDER BY (agent = %s) DESC, created_at, number LIMIT 1""",
+                (provider, agent),
+            ).fetchone()
+        return None if row is None else str(row["number"])
+
     def route(self, number: str) -> NumberRoute | None:
         """Whose number this is and where its calls go, whichever tenant's (before any tenant is known)."""
         with tenantless_connection(self._pool) as conn:

@@ -430,3 +430,10 @@ def test_an_orchestration_that_dies_mid_reply_is_apologised_for_at_once_not_afte
     assert rest.redirects == 0, "no filler while the call has nobody left to answer it"
     assert waited < 6, f"noticed in {waited:.1f} s (the instance is checked every 2 s), not at the 8 s deadline"
     assert ended(host, conversation_id)["outcome"] == "terminated"
+
+
+def test_placing_a_call_without_twilio_credentials_answers_503(host: DevHost) -> None:
+    """This devhost has TWILIO_AUTH_TOKEN (its own) but no TWILIO_ACCOUNT_SID: it takes calls, places none."""
+    placed = host.post("/api/calls", json={"to": "+14155550123", "agent": "demo", "provider": "twilio"})
+    assert placed.status_code == 503, placed.text
+    assert placed.json()["error"]["code"] == "twilio_not_configured"

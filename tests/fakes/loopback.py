@@ -7,6 +7,7 @@ says only what it serves, in `_application()`.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from types import TracebackType
 from typing import Self
@@ -24,6 +25,10 @@ class LoopbackFake:
 
     def _application(self) -> web.Application:
         raise NotImplementedError
+
+    def _tls(self) -> ssl.SSLContext | None:
+        """The server's TLS context, for a vendor whose SDK speaks only HTTPS; None: plain HTTP."""
+        return None
 
     @property
     def url(self) -> str:
@@ -46,7 +51,7 @@ class LoopbackFake:
         asyncio.set_event_loop(self._loop)
         runner = web.AppRunner(self._application(), handler_cancellation=True, shutdown_timeout=1)
         self._loop.run_until_complete(runner.setup())
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self._tls())
         self._loop.run_until_complete(site.start())
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
