@@ -333,12 +333,13 @@ def test_with_a_connection_string_the_turn_reaches_application_insights_as_one_o
         operation = "5bf92f3577b34da6a3ce929d0e0e4737"
         while time.monotonic() < deadline:
             calls = [e for e in ingestion.received("RemoteDependency") if e["tags"]["ai.operation.id"] == operation]
-            if any(e["data"]["baseData"]["name"] == f"chat {MODEL}" for e in calls):
+            requests = [e for e in ingestion.received("Request") if e["tags"]["ai.operation.id"] == operation]
+            if requests and {"answer_turn", f"chat {MODEL}"} <= {e["data"]["baseData"]["name"] for e in calls}:
                 break
             time.sleep(0.1)
         host.stop()
 
-    [request] = [e for e in ingestion.received("Request") if e["tags"]["ai.operation.id"] == operation]
+    [request] = requests
     names = {e["data"]["baseData"]["name"] for e in calls}
     assert {"answer_turn", f"chat {MODEL}"} <= names, names
     [chat] = [e for e in calls if e["data"]["baseData"]["name"] == f"chat {MODEL}"]
