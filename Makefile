@@ -65,6 +65,7 @@ bench: setup
 	@$(PY) bench/turn_overhead.py
 	@$(PY) bench/first_audio.py
 	@$(PY) bench/phone_first_audio.py
+	@$(PY) bench/web_first_audio.py
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/guard_overhead.py
 	@$(PY) bench/telemetry_overhead.py

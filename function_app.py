@@ -16,6 +16,7 @@ from functions import (
     openapi,
     ops,
     phone_numbers,
+    realtime,
     twilio_voice,
     usage,
     vonage_voice,
@@ -39,4 +40,5 @@ app.register_functions(twilio_voice.bp)
 app.register_functions(vonage_voice.bp)
 app.register_functions(calls.bp)
 app.register_functions(connect_voice.bp)
+app.register_functions(realtime.bp)
 app.register_functions(cors.bp)

@@ -12,14 +12,14 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from devhost import access, hostjson, registry, standins
+from devhost import access, hostjson, registry, standins, webpubsub
 from devhost.demo_key import ensure_demo_key
 from devhost.faults import Faults
 from devhost.http_triggers import HttpLimits
@@ -36,6 +36,8 @@ AUDIO_URL_KEY_FILE = "audio-url-key"
 TWILIO_TOKEN_FILE = "twilio-auth-token"
 VONAGE_SECRET_FILE = "vonage-signature-secret"
 CONNECT_SECRET_FILE = "connect-bridge-secret"
+WEB_PUBSUB_KEY_FILE = "webpubsub-access-key"
+EVENT_HANDLER_PATH = "/api/realtime/events"
 
 TRY_IT = """
   Ready on {base}. Every route but health needs the demo tenant's API key, kept in {key_file}:
@@ -65,6 +67,12 @@ def _parse_args() -> argparse.Namespace:
         type=Path,
         default=REPOSITORY_ROOT,
         help="the function app folder (function_app.py, host.json), as `func start --script-root`",
+    )
+    parser.add_argument(
+        "--webpubsub-port",
+        type=int,
+        default=int(os.environ.get("DEVHOST_WEBPUBSUB_PORT", "7072")),
+        help="where the local Web PubSub listens (unless WEB_PUBSUB_CONNECTION_STRING names another service)",
     )
     return parser.parse_args()
 
@@ -108,6 +116,17 @@ def _provide_local_secret(variable: str, kept_in: Path, what: str) -> None:
     os.environ[variable] = access.kept_secret(kept_in)
     if made:
         print(f"  A local {what}: {os.environ[variable]}\n  (kept in {kept_in})", file=sys.stderr)
+
+
+def _provide_webpubsub(data_dir: Path, host: str, port: int) -> webpubsub.Endpoint | None:
+    """The local Web PubSub's endpoint and key (kept across runs), set as WEB_PUBSUB_CONNECTION_STRING;
+    None when that setting is given (even empty: realtime stays unconfigured), so the app talks to Azure
+    or Microsoft's own emulator instead."""
+    if "WEB_PUBSUB_CONNECTION_STRING" in os.environ:
+        return None
+    endpoint = webpubsub.Endpoint(_base_url(host, port), access.kept_secret(data_dir / WEB_PUBSUB_KEY_FILE))
+    os.environ["WEB_PUBSUB_CONNECTION_STRING"] = endpoint.connection_string
+    return endpoint
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -158,6 +177,21 @@ def _base_url(host: str, port: int) -> str:
     return f"http://[{reachable}]:{port}" if ":" in reachable else f"http://{reachable}:{port}"
 
 
+def _serve_webpubsub(
+    endpoint: webpubsub.Endpoint, event_handler_url: str, host: str, port: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The local Web PubSub, served beside the function app in the same event loop."""
+
+    async def serve(_: web.Application) -> AsyncIterator[None]:
+        runner = web.AppRunner(webpubsub.build_app(endpoint, event_handler_url), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        yield
+        await runner.cleanup()
+
+    return serve
+
+
 def main() -> int:
     args = _parse_args()
     args.script_root = args.script_root.resolve()
@@ -180,13 +214,16 @@ def main() -> int:
     except AppRefused as error:
         log.error("refusing to start: the Python worker does not load this app:\n%s", error)
         return 1
-    if not _port_is_free(args.host, args.port):
-        log.error("%s:%d is in use: is another devhost running? (stop it, or pass --port)", args.host, args.port)
-        return 1
+    local_webpubsub = "WEB_PUBSUB_CONNECTION_STRING" not in os.environ
+    for port in (args.port, args.webpubsub_port) if local_webpubsub else (args.port,):
+        if not _port_is_free(args.host, port):
+            log.error("%s:%d is in use: is another devhost running? (stop it, or pass --port)", args.host, port)
+            return 1
     args.data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         _provide_standins(args.data_dir, stack)
         _provide_secrets(args.data_dir)
+        pubsub = _provide_webpubsub(args.data_dir, args.host, args.webpubsub_port)
         from shared.services import services
         from shared.storage.migrations import apply_migrations
 
@@ -215,6 +252,9 @@ def main() -> int:
             print(TRY_IT.format(base=base, key_file=demo_key.path), file=sys.stderr, flush=True)
 
         app.on_startup.append(announce)
+        if pubsub is not None:
+            app.cleanup_ctx.append(_serve_webpubsub(pubsub, base + EVENT_HANDLER_PATH, args.host, args.webpubsub_port))
+            log.info("Web PubSub (local) on %s, events to %s%s", pubsub.url, base, EVENT_HANDLER_PATH)
         web.run_app(app, host=args.host, port=args.port, sock=sockets or None, print=None, access_log=None)
     return 0
 

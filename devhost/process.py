@@ -31,6 +31,8 @@ class DevHost:
         """The address the devhost listens on; requests always go to loopback."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.webpubsub_port = free_port()
+        """The local Web PubSub's port (its key is kept in the data dir, as `make dev` keeps it)."""
         self.env = env
         self._env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self._log_path = log_path
@@ -49,6 +51,8 @@ class DevHost:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                "--webpubsub-port",
+                str(self.webpubsub_port),
             ],
             cwd=REPOSITORY_ROOT,
             env=self._env,

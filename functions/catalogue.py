@@ -39,6 +39,7 @@ from shared.models import PHONE_NUMBER
 from shared.openapi import JSON, Answer, Content, Document, Operation
 from shared.phone import connect, vonage
 from shared.phone.twilio import FORM_TYPE, TWIML_TYPE, Answering, GatherStep, ReplyStep, VoiceWebhook
+from shared.realtime.protocol import Negotiated, Negotiation
 from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
@@ -522,6 +523,59 @@ OPERATIONS = (
         description="For the Amazon Connect bridge Lambda only (integrations/amazon-connect/): no API key, its "
         "signature instead. 503 without CONNECT_BRIDGE_SECRET. The `turn` parameter is the one our last map "
         "wrote: a retry of it is the same turn.",
+    ),
+    Operation(
+        "POST",
+        "/api/realtime/negotiate",
+        "realtime_negotiate",
+        "Start (or rejoin) a realtime session: a Web PubSub client URL for this conversation's group only",
+        "realtime",
+        Scope.CONVERSATIONS_WRITE,
+        {
+            201: _json("A new conversation, greeted (`greeting`); connect to `url`.", Negotiated),
+            200: _json("A live conversation rejoined (a reconnect); connect to `url`.", Negotiated),
+        },
+        errors=(404, 409, 413, 415, 422, 503),
+        body=(Content(JSON, Negotiation),),
+        body_required=False,
+        headers=IDEMPOTENCY,
+        description="The URL's token expires after REALTIME_TOKEN_MINUTES and lets the client join its "
+        "conversation's group only; messages: docs/realtime-protocol.md. 503 without WEB_PUBSUB_CONNECTION_STRING.",
+    ),
+    Operation(
+        "OPTIONS",
+        "/api/realtime/events",
+        "realtime_handshake",
+        "Web PubSub's abuse-protection handshake for the event handler",
+        "realtime",
+        None,
+        {200: Answer("Allowed: `WebHook-Allowed-Origin` names the origin.", headers={"WebHook-Allowed-Origin": "."})},
+        errors=(403, 503),
+        headers={"WebHook-Request-Origin": "The Web PubSub host; any other than the configured one is a 403."},
+        description="For Web PubSub only (not a CORS preflight).",
+    ),
+    Operation(
+        "POST",
+        "/api/realtime/events",
+        "realtime_event",
+        "Web PubSub event handler: connect, connected, disconnected and the user events utterance and end",
+        "realtime",
+        None,
+        {
+            200: Answer(
+                "`connect`: the user and group; a user event: a message for the client (`error`).", (Content(JSON),)
+            ),
+            204: Answer("Taken (a user event's reply goes to the conversation's group)."),
+        },
+        errors=(400, 401, 403, 413, 503),
+        body=(Content(JSON), Content("text/plain"), Content("application/octet-stream")),
+        headers={
+            "ce-signature": "`sha256=<hex HMAC-SHA256(access key, ce-connectionId)>`, comma-joined per key: "
+            "without a valid one, 401.",
+            "ce-type": "`azure.webpubsub.sys.connect|connected|disconnected` or `azure.webpubsub.user.<event>`.",
+        },
+        description="For Web PubSub only (CloudEvents, binary mode): no API key, the hub's signature instead. "
+        "503 without WEB_PUBSUB_CONNECTION_STRING.",
     ),
     Operation(
         "GET",

@@ -6,8 +6,10 @@ finds its earlier work and returns it instead of doing it twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from shared import telemetry
@@ -31,6 +33,8 @@ from shared.models import (
     TurnKind,
     TurnRecord,
 )
+from shared.realtime.protocol import WEB_CHANNEL
+from shared.realtime.replies import Interrupted, WebReplyStream, tell_ended
 from shared.services import Services
 from shared.speech.audio import Audio, decode_wav, encode_wav
 from shared.speech.ports import Hearing, Speaking
@@ -116,7 +120,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     transcript = None if request.audio_blob is None else hear(services, profile, request.language, request.audio_blob)
     text = transcript.text if transcript is not None else request.text
     language = reply_language(profile, request.language, transcript)
-    stream = ReplyStream(services.redis, services.settings.redis_key_prefix, request.conversation_id, request.turn)
+    stream = _reply_stream(services, request)
     toolbox = ToolBox(
         profile=profile,
         retriever=services.retriever(profile.name),
@@ -140,19 +144,30 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
         rate=request.sample_rate,
         provider=profile.tts_provider,
     )
-    with SpokenReply(
-        speak=lambda sentence: services.tts.synthesize(sentence, speaking),
-        store=lambda index, audio: _store_sentence(services, request, index, audio),
-        stream=stream,
-        before_first_audio=announce_next_event,
-    ) as reply:
+    with (
+        _sending(stream),
+        SpokenReply(
+            speak=lambda sentence: services.tts.synthesize(sentence, speaking),
+            store=lambda index, audio: _store_sentence(services, request, index, audio),
+            stream=stream,
+            before_first_audio=announce_next_event,
+        ) as reply,
+    ):
         started = time.perf_counter()
-        on_text = reply.feed if services.settings.llm_streaming else None
-        said = _reply_to(services, profile, request, text, toolbox, language=language, on_text=on_text)
-        agent_ms = _elapsed_ms(started)
-        spoken = reply.finish(said.text)
-    whole = reply_audio_name(request.conversation_id, request.turn)
-    services.audio.put(whole, encode_wav(joined(spoken)))
+        on_text = _on_text(reply, stream) if services.settings.llm_streaming else None
+        try:
+            said = _reply_to(services, profile, request, text, toolbox, language=language, on_text=on_text)
+            agent_ms = _elapsed_ms(started)
+            spoken = reply.finish(said.text)
+        except Interrupted:
+            said, agent_ms, spoken = Said(""), _elapsed_ms(started), reply.stop()
+    played = stream.played(now=True) if isinstance(stream, WebReplyStream) else None
+    if played is not None:  # barge-in: the turn keeps what the client heard
+        spoken = spoken[:played]
+        said = Said(" ".join(s.text for s in spoken), said.intent, said.llm, said.citations)
+    whole = reply_audio_name(request.conversation_id, request.turn) if spoken else None
+    if whole is not None:
+        services.audio.put(whole, encode_wav(joined(spoken)))
     first_audio_ms = None
     if request.received_at is not None and reply.first_audio_at is not None:
         first_audio_ms = round(max(0.0, reply.first_audio_at - request.received_at) * 1000, 2)
@@ -184,6 +199,47 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
     stream.done(stored.model_dump(mode="json"))
     _hand_over(services, stored)
     return stored
+
+
+def _reply_stream(services: Services, request: TurnInput) -> ReplyStream:
+    """The turn's reply stream; a web session's also goes to its Web PubSub group as it is written."""
+    prefix = services.settings.redis_key_prefix
+    if services.realtime is not None:
+        conversation = services.conversations.get(request.conversation_id)
+        if conversation is not None and conversation.channel == WEB_CHANNEL:
+            return WebReplyStream(
+                services.redis,
+                prefix,
+                request.conversation_id,
+                request.turn,
+                sender=services.realtime,
+                audio=services.audio.get,
+                sample_rate=request.sample_rate,
+            )
+    return ReplyStream(services.redis, prefix, request.conversation_id, request.turn)
+
+
+def _on_text(reply: SpokenReply, stream: ReplyStream) -> OnText:
+    """What the model's growing text feeds: the sentences to speak, and a web session's deltas."""
+    if not isinstance(stream, WebReplyStream):
+        return reply.feed
+
+    def fed(text: str) -> None:
+        stream.text(text)
+        reply.feed(text)
+
+    return fed
+
+
+@contextlib.contextmanager
+def _sending(stream: ReplyStream) -> Iterator[None]:
+    """A web session's sender stops with a failed turn (a finished one has flushed and stopped)."""
+    try:
+        yield
+    except BaseException:
+        if isinstance(stream, WebReplyStream):
+            stream.abandon()
+        raise
 
 
 def _own_line(profile: AgentProfile, kind: TurnKind) -> str:
@@ -283,6 +339,8 @@ def finalize(services: Services, request: FinalizeInput) -> ConversationSummary:
         raise LookupError(f"no conversation {request.conversation_id}")
     outcome = Outcome(conversation.outcome) if conversation.outcome else request.outcome
     services.publisher.announce_end(request.conversation_id, outcome.value)
+    if services.realtime is not None and conversation.channel == WEB_CHANNEL:
+        tell_ended(services.realtime, request.conversation_id, outcome.value)
     return ConversationSummary(
         conversation_id=request.conversation_id,
         outcome=outcome,

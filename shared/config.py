@@ -350,6 +350,25 @@ class Settings(BaseSettings):
         "request with (HMAC-SHA256; in Azure a Key Vault reference, and the Lambda's own environment). Empty: "
         "the Connect route answers 503. `make dev` makes a local one.",
     )
+    web_pubsub_connection_string: SecretStr = Field(
+        default=SecretStr(""),
+        description="Azure Web PubSub connection string (`Endpoint=https://<name>.webpubsub.azure.com;AccessKey=...;"
+        "Version=1.0;`, in Azure a Key Vault reference): browser and app sessions connect through it, and its key "
+        "checks the hub's signed events. Empty: the realtime routes answer 503. `make dev` runs a local Web PubSub "
+        "and sets it.",
+    )
+    web_pubsub_hub: str = Field(
+        default="voice",
+        pattern=r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$",
+        description="The Web PubSub hub of the realtime sessions; its event handler is `/api/realtime/events`.",
+    )
+    realtime_token_minutes: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="Lifetime of the client URL `POST /api/realtime/negotiate` returns: enough to connect; a client "
+        "that reconnects later negotiates again.",
+    )
     phone_reply_deadline_seconds: float = Field(
         default=8.0,
         ge=1,

@@ -63,7 +63,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class Operation:
-    method: Literal["GET", "POST", "PUT", "DELETE"]
+    method: Literal["GET", "POST", "PUT", "DELETE", "OPTIONS"]
     path: str
     operation_id: str
     summary: str

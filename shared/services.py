@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
     from shared.knowledge.azure_search import AzureSearchIndex
     from shared.knowledge.vectors import ChunkVectors
+    from shared.realtime.replies import GroupSender
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,18 @@ class Services:
     @cached_property
     def publisher(self) -> ReplyPublisher:
         return ReplyPublisher(self.redis, self.settings.redis_key_prefix)
+
+    @cached_property
+    def realtime(self) -> GroupSender | None:
+        """Web PubSub, when WEB_PUBSUB_CONNECTION_STRING is set (its SDK loads on first use, not here)."""
+        from shared.realtime.protocol import Hub
+        from shared.realtime.replies import GroupSender
+
+        connection_string = self.settings.web_pubsub_connection_string.get_secret_value()
+        if not connection_string:
+            return None
+        hub = Hub.from_connection_string(connection_string, self.settings.web_pubsub_hub)
+        return GroupSender(hub, connection_string)
 
     @cached_property
     def sarvam(self) -> SarvamConnection | None:

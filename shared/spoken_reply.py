@@ -109,6 +109,14 @@ class SpokenReply:
             raise ValueError("a reply with nothing to say")
         return list(self._announced)
 
+    def stop(self) -> list[SpokenSentence]:
+        """Give the reply up where it is (the listener interrupted): nothing more is spoken or announced.
+        The sentences announced so far, in order."""
+        with self._lock:
+            self._pending = []
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return list(self._announced)
+
     def _submit(self, text: str) -> None:
         with self._lock:
             index = len(self._announced) + len(self._pending)

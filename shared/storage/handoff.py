@@ -91,6 +91,10 @@ class TurnKeys:
     def stream(self, turn: int) -> str:
         return f"{self._base}turn:{turn}:reply"
 
+    def interrupted(self, turn: int) -> str:
+        """Set when a web client interrupts the turn's reply: how many of its sentences the client played."""
+        return f"{self._base}turn:{turn}:interrupted"
+
     def streamed_turn(self, request_id: str) -> str:
         """The turn number whose reply stream answers this request (a reader knows the request, not the turn)."""
         return f"{self._base}streamed:{request_id}"

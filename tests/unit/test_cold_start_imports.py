@@ -40,6 +40,7 @@ DEFERRED = (
     "vonage_voice",
     "vonage_http_client",
     "vonage_utils",
+    "azure.messaging",
     # The Durable SDK brings the OpenTelemetry API; the SDK, its exporters and the metrics API wait for
     # telemetry's first use (shared/telemetry.py).
     "opentelemetry.sdk",

@@ -165,3 +165,16 @@ def test_a_sentence_that_cannot_be_spoken_fails_the_reply(redis_client: redis.Re
 
     with pytest.raises(RuntimeError, match="the voice is gone"):
         reply.finish("Hello there.")
+
+
+def test_a_stopped_reply_announces_nothing_more(redis_client: redis.Redis) -> None:
+    voice = SlowFirstVoice()
+    reply, key, _ = reply_for(redis_client, voice)
+
+    reply.feed("The first sentence is slow. The second one is quick. ")
+    held = reply.stop()  # the listener interrupted before the first sentence was spoken
+    voice.first_may_finish.set()
+    time.sleep(0.2)
+
+    assert held == []
+    assert sentences_announced(redis_client, key) == []

@@ -1,0 +1,1 @@
+"""The realtime channel: browser and app sessions through Azure Web PubSub."""
