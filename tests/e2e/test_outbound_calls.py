@@ -5,6 +5,7 @@ detection's verdict to the event webhook before it asks the answer webhook for t
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +33,10 @@ CUSTOMER = "+14155550123"
 CONSENT = "This call is recorded for quality."
 VONAGE_APPLICATION = "5f0c5c44-1c2b-4b0a-9a57-8a1f0b0e2c11"
 VONAGE_SECRET = "outbound-e2e-vonage-signature-secret"
+LINES = (f"+1415556{n:04d}" for n in itertools.count(1))
+"""Numbers the tenants hold, each once: two tenants never race for one (409 number_taken)."""
+CALLEES = (f"+1415557{n:04d}" for n in itertools.count(1))
+"""Numbers called, each once and never a tenant's."""
 
 
 Fakes = tuple[DevHost, FakeTwilioRest]
@@ -84,7 +89,7 @@ def tenant(
         fields |= {"recording": True, "recording_consent": CONSENT}
     made = host.post("/api/agents", json=profile("caller", GREETING, **fields), headers=key)
     assert made.status_code == 201, made.text
-    line = f"+1415555{secrets.randbelow(10_000):04d}"
+    line = next(LINES)
     held = host.post("/api/phone-numbers", json={"number": line, "provider": provider, "agent": "caller"}, headers=key)
     assert held.status_code == 201, held.text
     return key, line
@@ -174,7 +179,7 @@ def test_a_machine_is_hung_up_on_when_the_agent_has_no_voicemail_message(
     host, fake = twilio
     key, _ = tenant(host)
     for answered_by in ("machine_start", "fax"):
-        number = f"+1415555{secrets.randbelow(10_000):04d}"
+        number = next(CALLEES)
         fake.script(number, Pickup(answered_by))
         body = place(host, key, number).json()
         call = fake.call(body["call_id"])
@@ -188,7 +193,7 @@ def test_a_call_nobody_answers_ends_with_the_status_callbacks_outcome(twilio: Fa
     host, fake = twilio
     key, _ = tenant(host)
     for status, outcome in (("busy", "busy"), ("no-answer", "no_answer"), ("failed", "call_failed")):
-        number = f"+1415555{secrets.randbelow(10_000):04d}"
+        number = next(CALLEES)
         fake.script(number, Unanswered(status))
         body = place(host, key, number).json()
         assert fake.call(body["call_id"]).ended == status
