@@ -20,6 +20,7 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import origin
+from shared import telemetry
 from shared.errors import Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.tenancy import current_tenant
@@ -225,8 +226,10 @@ async def begin(
         language=language,
         policy=_policy(svc.settings),
         ringing_seconds=ringing_seconds,
+        greeting_trace=telemetry.traceparent(),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
+    telemetry.conversation_started()
 
 
 async def take_turn_once(
@@ -329,7 +332,13 @@ async def _raise_utterance(
     if wav is not None:
         blob = audio_blob = caller_audio_name(conversation.id, request_id)
         await asyncio.to_thread(lambda: svc.audio.put(blob, wav))
-    utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob, received_at=received_at)
+    utterance = Utterance(
+        request_id=request_id,
+        text=body.text,
+        audio_blob=audio_blob,
+        received_at=received_at,
+        trace=telemetry.traceparent(),
+    )
     try:
         await client.raise_event(conversation.id, str(event), utterance.model_dump())
     except Exception as error:

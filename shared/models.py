@@ -276,6 +276,9 @@ class Utterance(Frozen):
     received_at: float | None = Field(
         default=None, description="When the channel received it (Unix seconds): first audio is timed from here."
     )
+    trace: str | None = Field(
+        default=None, max_length=128, description="W3C traceparent of the request that brought it (telemetry)."
+    )
 
 
 class Answered(Frozen):
@@ -306,6 +309,11 @@ class ConversationState(Frozen):
     carried_utterance: Utterance | None = Field(
         default=None, description="An utterance the previous generation received but did not answer."
     )
+    greeting_trace: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C traceparent of the request that started the conversation: the greeting's spans join it.",
+    )
     ringing_seconds: int | None = Field(
         default=None,
         ge=1,
@@ -334,6 +342,11 @@ class TurnInput(Frozen):
     )
     received_at: float | None = None
     sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
+    trace: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C traceparent the turn's spans join: the orchestrator passes it along, never makes one.",
+    )
 
 
 class Transcript(Frozen):
