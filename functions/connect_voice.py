@@ -35,7 +35,7 @@ from functions.conversation_flow import (
 from functions.http import json_errors
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
 from shared.errors import ApiError, BadRequest, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import connect
 from shared.phone.connect import Action
 from shared.phone.twilio import PHONE_RATE
@@ -241,7 +241,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt (spoken by the flow), up to MAX_SILENCES in a row, then the
     call ends."""
     if step.silences >= svc.settings.max_silences:
-        await request_end(svc, client, conversation)
+        await request_end(svc, client, conversation, Outcome.NO_RESPONSE)
         return connect.answer(Action.END, "", language=conversation.language)
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"

@@ -427,7 +427,7 @@ async def _silence(
 ) -> str:
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
     if step.silences >= svc.settings.max_silences:
-        await request_end(svc, client, conversation)
+        await request_end(svc, client, conversation, Outcome.NO_RESPONSE)
         return twilio.hang_up()
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"

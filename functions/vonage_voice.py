@@ -46,7 +46,7 @@ from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import Answered, TurnAction, TurnRecord
+from shared.models import Answered, Outcome, TurnAction, TurnRecord
 from shared.phone import vonage
 from shared.phone.twilio import PHONE_RATE
 from shared.tenancy import current_tenant, tenant_scope
@@ -364,7 +364,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends (an empty
     NCCO: nothing more to do)."""
     if step.silences >= svc.settings.max_silences:
-        await request_end(svc, client, conversation)
+        await request_end(svc, client, conversation, Outcome.NO_RESPONSE)
         return []
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"

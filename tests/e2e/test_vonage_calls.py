@@ -214,6 +214,7 @@ def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> 
     assert last.said == []
     final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
     assert [t["kind"] for t in final["turns"]] == ["greeting"]
+    assert final["outcome"] == "no_response", "the caller kept silent: not an ending of theirs"
 
 
 def test_a_forged_missing_or_tampered_signature_is_refused_and_starts_nothing(host: DevHost) -> None:
