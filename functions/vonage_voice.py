@@ -255,7 +255,8 @@ async def _opening(
     """The call's first words (the greeting, or on a machine that took a call we placed the voicemail
     message) once spoken, then what follows them; not spoken by the deadline: a filler and an input that
     comes back to `back`, up to MAX_HOLDS times. A person's call whose agent records calls hears the
-    consent line first, then the whole call is recorded."""
+    consent line first, then the whole call is recorded, however many fillers came before: this NCCO
+    is answered once per call, since the call then moves on to its inputs."""
     deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
     try:
         opening = await greeting_reply(svc, client, conversation.id, deadline)
@@ -268,7 +269,7 @@ async def _opening(
         log.warning("conversation %s: no opening (%s)", conversation.id, error.code)
         return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
     ncco = _speak(req, svc, conversation, opening, ours)
-    consent = await _recording_consent(svc, conversation, hook) if greets and wait == 0 else None
+    consent = await _recording_consent(svc, conversation, hook) if greets else None  # fillers or not: given once
     if consent is None:
         return _ncco(ncco)
     event_url = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
