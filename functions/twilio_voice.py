@@ -444,10 +444,14 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     conversation ends with that outcome and keeps the call's duration; again, or for a call we never
     started, is no error. An agent that ended the call first keeps its own outcome."""
     svc, form = await _verified(req)
+    placed = twilio.our_query(twilio.Answering, dict(req.params)).call
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is not None and outcome is not None:
+        if placed is not None:  # a call we placed (its status URL names it), maybe over before POST /api/calls noted it
+            with tenant_scope(routed[0]):
+                await svc.waiter.claim_start(call_key(form.call_sid), str(placed), START_KEY_TTL_SECONDS)
         await call_over(svc, client, routed[0], call_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
 
