@@ -20,8 +20,8 @@ from shared.config import REPOSITORY_ROOT
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.credentials import key_header
-from tests.e2e.polling import wait_until
 from tests.e2e.test_agents_api import profile
+from tests.e2e.transcripts import conversation_count, ended, transcript
 
 SECRET = "local-connect-bridge-secret-for-the-e2e-tests"
 CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
@@ -60,22 +60,6 @@ def unsigned(answer: dict[str, str]) -> dict[str, str]:
     return {**answer, "audio_url": urlsplit(answer["audio_url"]).path}
 
 
-def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
-    response = host.get(f"/api/conversations/{conversation_id}")
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def completed(host: DevHost, conversation_id: str) -> dict[str, Any]:
-    return wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
-
-
-def conversation_count(host: DevHost) -> int:
-    response = host.get("/api/conversations", params={"limit": "100"})
-    assert response.status_code == 200, response.text
-    return len(response.json()["items"])
-
-
 def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
     phone = call(host)
     greeting = phone.answer()
@@ -101,7 +85,7 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert [t["reply"]["text"] for t in during["turns"][1:]] == [hours.said[0], delivery.said[0]]
 
     assert phone.hang_up()["action"] == "end"
-    final = completed(host, conversation_id)
+    final = ended(host, conversation_id)
     assert final["outcome"] == "ended_by_client"
     assert len(final["turns"]) == 3
     assert phone.hang_up()["action"] == "end", "a repeated disconnect is no error"
@@ -133,7 +117,7 @@ def test_asking_for_a_person_transfers_to_the_agents_number(host: DevHost) -> No
     assert spoken(transfer) == (conversation_id, 1)
     assert transfer.maps[-1]["action"] == "transfer"
     assert transfer.dialled == "+918045550100"
-    assert completed(host, conversation_id)["outcome"] == "transferred"
+    assert ended(host, conversation_id)["outcome"] == "transferred"
 
 
 def test_the_agent_ending_the_call_ends_the_flow_after_its_goodbye(host: DevHost) -> None:
@@ -157,7 +141,7 @@ def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> 
     last = phone.say("")
     assert last.hung_up
     assert last.said == []
-    final = completed(host, conversation_id)
+    final = ended(host, conversation_id)
     assert [t["kind"] for t in final["turns"]] == ["greeting"]
     assert final["outcome"] == "no_response", "the caller kept silent: not an ending of theirs"
 
@@ -167,7 +151,7 @@ def test_a_caller_who_hangs_up_mid_call_ends_the_conversation(host: DevHost) -> 
     conversation_id, _ = spoken(phone.answer())
     phone.say("what are your opening hours")
     assert phone.hang_up()["action"] == "end"
-    final = completed(host, conversation_id)
+    final = ended(host, conversation_id)
     assert final["outcome"] == "ended_by_client"
     late = phone.invoke(phone.parameters("and the menu?"))
     assert (late["action"], late["reply_text"]) == ("end", ""), "an ended call takes no more turns"
@@ -339,5 +323,5 @@ def test_make_call_talks_to_the_agent_through_each_provider_from_typed_lines(
     assert decode_wav(saved[0].read_bytes()).rate == 8000
     assert conversation_count(host) == before + 1
     [latest] = host.get("/api/conversations", params={"limit": "1"}).json()["items"]
-    final = completed(host, latest["conversation_id"])
+    final = ended(host, latest["conversation_id"])
     assert [t["text"] for t in final["turns"]] == [None, "what are your opening hours"]

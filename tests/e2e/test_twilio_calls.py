@@ -6,7 +6,6 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 from xml.etree import ElementTree
 
@@ -20,7 +19,7 @@ from devhost.process import DevHost
 from functions.phone_calls import SORRY
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
-from tests.e2e.polling import wait_until
+from tests.e2e.transcripts import conversation_count, ended, transcript
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.sarvam_server import FakeSarvamServer
 
@@ -62,22 +61,6 @@ def spoken(heard: Heard) -> tuple[str, int]:
     return source
 
 
-def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
-    response = host.get(f"/api/conversations/{conversation_id}")
-    assert response.status_code == 200, response.text
-    return dict(response.json())
-
-
-def ended(host: DevHost, conversation_id: str) -> dict[str, Any]:
-    return wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
-
-
-def conversation_count(host: DevHost) -> int:
-    response = host.get("/api/conversations", params={"limit": "100"})
-    assert response.status_code == 200, response.text
-    return len(response.json()["items"])
-
-
 def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
     phone = call(host)
     greeting = phone.answer()
@@ -102,7 +85,7 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert "40 rupees" in during["turns"][2]["reply"]["text"]
 
     assert phone.hang_up().status_code == 204
-    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    final = ended(host, conversation_id)
     assert final["outcome"] == "ended_by_client"
     assert final["call_duration_seconds"] == 42
     assert len(final["turns"]) == 3
@@ -144,7 +127,7 @@ def test_an_agent_that_ended_the_call_keeps_its_outcome_and_gets_the_duration(ho
     phone = call(host)
     conversation_id, _ = spoken(phone.answer())
     assert phone.say("goodbye").hung_up
-    wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    ended(host, conversation_id)
     assert phone.hang_up(duration="13").status_code == 204
     final = transcript(host, conversation_id)
     assert (final["outcome"], final["call_duration_seconds"]) == ("completed", 13)
@@ -181,7 +164,7 @@ def test_the_agent_ending_the_call_hangs_up_after_its_goodbye(host: DevHost) -> 
     assert spoken(goodbye) == (conversation_id, 1)
     assert goodbye.hung_up
     assert goodbye.listening is None
-    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    final = ended(host, conversation_id)
     assert final["outcome"] == "completed"
 
 
@@ -191,7 +174,7 @@ def test_asking_for_a_person_dials_the_agents_transfer_number(host: DevHost) -> 
     transfer = phone.say("transfer me to a real person")
     assert spoken(transfer) == (conversation_id, 1)
     assert transfer.dialled == "+918045550100"
-    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    final = ended(host, conversation_id)
     assert final["outcome"] == "transferred"
 
 
@@ -207,7 +190,7 @@ def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> 
     last = phone.say("")
     assert last.hung_up
     assert last.said == []
-    final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
+    final = ended(host, conversation_id)
     assert [t["kind"] for t in final["turns"]] == ["greeting"]
     assert final["outcome"] == "no_response", "the caller kept silent: not an ending of theirs"
 
