@@ -1,0 +1,181 @@
+"""The try-it page (`/web/`) in headless Chromium: Debian's `chromium`, driven by Playwright, its microphone
+a WAV spoken by eSpeak at test time (Chromium's fake capture device, played once), its replies streamed
+through the devhost's local Web PubSub and played by Web Audio.
+
+Each turn is read off the page's transcript: an agent entry's `data-state` (`streaming`, `done`,
+`interrupted`), `data-sentences` (sentences received), `data-played` (sentences that started playing)
+and `data-first-audio-ms` (end of speech, or Send, to the first sound)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
+
+from devhost.process import DevHost
+from shared.speech.audio import Audio, encode_wav, resample
+from shared.speech.espeak import EspeakSynthesizer
+from tests.e2e.conftest import StartDevHost
+from tests.fakes.openai_server import Answer, FakeOpenAIServer
+
+CHROMIUM = "/usr/bin/chromium"
+WAIT_MS = 30_000
+TWO_SENTENCES = '{"intent": "question", "text": "We open at eight. We close at six."}'
+THREE_SENTENCES = (
+    '{"intent": "question", "text": "We are open every day from eight in the morning. '
+    'On Sundays we close at noon. Delivery is free above twenty euros."}'
+)
+
+
+@pytest.fixture(scope="module")
+def spoken_question(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Half a second of silence, the question, then four seconds of silence (the end of speech)."""
+    speech = resample(EspeakSynthesizer().synthesize("what are your opening hours", "en-US", ""), 16000)
+    silence = np.zeros(8000, dtype=np.int16)
+    samples = np.concatenate([silence, speech.samples, silence, silence, silence, silence, silence, silence, silence])
+    path = tmp_path_factory.mktemp("microphone") / "question.wav"
+    path.write_bytes(encode_wav(Audio(samples, 16000)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer(first_token_seconds=0.05, tokens_per_second=15) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost:
+    return start_devhost(
+        OPENAI_BASE_URL=f"{model_server.url}/v1",
+        OPENAI_API_KEY="sk-web-page-e2e",
+        LLM_TIMEOUT_SECONDS="10",
+        LLM_MAX_RETRIES="0",
+    )
+
+
+@pytest.fixture(scope="module")
+def browser(spoken_question: Path) -> Iterator[Browser]:
+    assert shutil.which("chromium") == CHROMIUM, "Debian's chromium is missing: `make setup` installs it"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={spoken_question}%noloop",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def page(host: DevHost, browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    """The page, connected to a new conversation with the demo agent; a screenshot is kept at the end."""
+    opened = browser.new_page(bypass_csp=True)  # the page's CSP forbids eval; Playwright's waits use it
+    problems: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"{message.text} {message.location}")
+
+    def response(answer: Response) -> None:
+        if answer.status >= 400:
+            problems.append(f"{answer.status} {answer.url}")
+
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.on("console", console)
+    opened.on("response", response)
+    opened.goto(host.url("/web/"))
+    opened.fill("#api-key", host.api_key)
+    opened.click("#start")
+    opened.wait_for_selector('li.agent[data-turn="0"][data-state="done"]', timeout=WAIT_MS)
+    assert "Connected" in opened.inner_text("#status")
+    yield opened
+    screenshot = tmp_path_factory.mktemp("web-page") / "page.png"
+    opened.screenshot(path=str(screenshot), full_page=True)
+    print(f"screenshot of the page: {screenshot}")
+    opened.close()
+    assert problems == [], problems
+
+
+def turn(page: Page, number: int, *states: str) -> dict[str, Any]:
+    """The agent's entry for turn `number` once its state is one of `states`."""
+    selector = ", ".join(f'li.agent[data-turn="{number}"][data-state="{state}"]' for state in states)
+    entry = page.wait_for_selector(selector, timeout=WAIT_MS)
+    assert entry is not None
+    return {
+        "text": entry.evaluate("li => li.firstChild.textContent"),
+        "heard": entry.evaluate("li => li.user ? li.user.firstChild.textContent : null"),
+        **{key: entry.get_attribute(f"data-{key}") for key in ("state", "sentences", "played", "first-audio-ms")},
+    }
+
+
+def wait_played(page: Page, number: int, sentences: int) -> None:
+    page.wait_for_function(
+        "([n, s]) => Number(document.querySelector(`li.agent[data-turn='${n}']`)?.dataset.played) >= s",
+        arg=[number, sentences],
+        timeout=WAIT_MS,
+    )
+
+
+def test_the_page_is_served_by_the_devhost_with_its_modules(host: DevHost) -> None:
+    page = host.get("/web/", anonymous=True)
+    assert page.status_code == 200
+    assert "<title>Voice Agent Orchestrator" in page.text
+    module = host.get("/web/voice-client.js", anonymous=True)
+    assert (module.status_code, module.headers["Content-Type"].split(";")[0]) == (200, "text/javascript")
+    assert host.get("/web/../requirements.txt", anonymous=True).status_code in {403, 404}
+    assert host.get("/web/nothing.js", anonymous=True).status_code == 404
+
+
+def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, model_server: FakeOpenAIServer) -> None:
+    model_server.script(Answer(TWO_SENTENCES))
+    page.fill("#text", "when are you open")
+    page.click("#send")
+    wait_played(page, 1, 1)
+    first = page.evaluate("document.querySelector('li.agent[data-turn=\"1\"]').dataset.state")
+    done = turn(page, 1, "done")
+    assert done["text"] == "We open at eight. We close at six."
+    assert done["sentences"] == "2"
+    wait_played(page, 1, 2)
+    print(f"typed: first audio {done['first-audio-ms']} ms after Send (reply {first} when it sounded)")
+    assert int(done["first-audio-ms"]) > 0
+
+
+def test_a_spoken_turn_is_heard_and_answered_aloud(page: Page) -> None:
+    page.click("#listen")
+    done = turn(page, 2, "done")
+    assert "opening hours" in done["heard"]
+    assert done["text"] == "Hello from the fake model."
+    wait_played(page, 2, 1)
+    spoken = turn(page, 2, "done")
+    print(f"spoken: first audio {spoken['first-audio-ms']} ms after the end of speech")
+    assert int(spoken["first-audio-ms"]) > 0
+
+
+def test_stop_interrupts_the_reply_and_playback_ends_at_once(page: Page, model_server: FakeOpenAIServer) -> None:
+    model_server.script(Answer(THREE_SENTENCES))
+    page.fill("#text", "tell me about your hours")
+    page.click("#send")
+    wait_played(page, 3, 1)
+    page.click("#stop")
+    assert page.evaluate("window.voicePlayer.playing") is False
+    done = turn(page, 3, "interrupted")
+    assert done["text"] == "We are open every day from eight in the morning."
+    assert page.evaluate("window.voicePlayer.playing") is False
+    assert done["played"] == "1"
