@@ -144,8 +144,20 @@ export class Player {
 
   /** Call from a click: browsers let a context play only after a user gesture. */
   unlock() {
-    if (!this.context) this.context = new AudioContext();
+    if (!this.context) {
+      this.context = new AudioContext();
+      this.output = this.context.createAnalyser();
+      this.output.connect(this.context.destination);
+    }
     return this.context.resume();
+  }
+
+  /** How loud the reply sounds right now (RMS of the last few milliseconds of output). */
+  get loudness() {
+    if (!this.context) return 0;
+    const samples = new Float32Array(this.output.fftSize);
+    this.output.getFloatTimeDomainData(samples);
+    return rms(samples);
   }
 
   reset(turn) {
@@ -158,8 +170,8 @@ export class Player {
     this.buffers = new Map();
     this.nextIndex = 0;
     this.nextStart = 0;
-    this.started = 0;
-    this.ended = 0;
+    this.started = 0; // sentences of the turn that began to sound
+    this.ended = 0; // and that sounded to their end
   }
 
   async add(turn, index, wav) {
@@ -178,7 +190,7 @@ export class Player {
   schedule(buffer) {
     const source = this.context.createBufferSource();
     source.buffer = buffer;
-    source.connect(this.context.destination);
+    source.connect(this.output);
     const at = Math.max(this.context.currentTime + 0.02, this.nextStart);
     source.start(at);
     this.nextStart = at + buffer.duration;

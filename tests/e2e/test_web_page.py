@@ -133,6 +133,24 @@ def wait_played(page: Page, number: int, sentences: int) -> None:
     )
 
 
+def loudest(page: Page, after_ms: int, for_ms: int) -> float:
+    """The loudest the page's output sounded over `for_ms`, sampled every 20 ms from `after_ms` on."""
+    return float(
+        page.evaluate(
+            """async ([after, span]) => {
+                await new Promise((r) => setTimeout(r, after));
+                let loudest = 0;
+                for (let t = 0; t < span; t += 20) {
+                    loudest = Math.max(loudest, voicePlayer.loudness);
+                    await new Promise((r) => setTimeout(r, 20));
+                }
+                return loudest;
+            }""",
+            [after_ms, for_ms],
+        )
+    )
+
+
 def test_the_page_is_served_by_the_devhost_with_its_modules(host: DevHost) -> None:
     page = host.get("/web/", anonymous=True)
     assert page.status_code == 200
@@ -153,6 +171,7 @@ def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, 
     assert done["text"] == "We open at eight. We close at six."
     assert done["sentences"] == "2"
     wait_played(page, 1, 2)
+    page.wait_for_function("() => voicePlayer.turn === 1 && voicePlayer.ended === 2", timeout=WAIT_MS)
     print(f"typed: first audio {done['first-audio-ms']} ms after Send (reply {first} when it sounded)")
     assert int(done["first-audio-ms"]) > 0
 
@@ -163,6 +182,7 @@ def test_a_spoken_turn_is_heard_and_answered_aloud(page: Page) -> None:
     assert "opening hours" in done["heard"]
     assert done["text"] == "Hello from the fake model."
     wait_played(page, 2, 1)
+    page.wait_for_function("() => voicePlayer.turn === 2 && voicePlayer.ended === 1", timeout=WAIT_MS)
     spoken = turn(page, 2, "done")
     print(f"spoken: first audio {spoken['first-audio-ms']} ms after the end of speech")
     assert int(spoken["first-audio-ms"]) > 0
@@ -173,8 +193,10 @@ def test_stop_interrupts_the_reply_and_playback_ends_at_once(page: Page, model_s
     page.fill("#text", "tell me about your hours")
     page.click("#send")
     wait_played(page, 3, 1)
+    page.wait_for_function("() => voicePlayer.loudness > 0.01", timeout=WAIT_MS)
     page.click("#stop")
     assert page.evaluate("window.voicePlayer.playing") is False
+    assert loudest(page, after_ms=100, for_ms=600) == 0, "the reply still sounds after Stop"
     done = turn(page, 3, "interrupted")
     assert done["text"] == "We are open every day from eight in the morning."
     assert page.evaluate("window.voicePlayer.playing") is False
