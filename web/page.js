@@ -134,6 +134,7 @@ async function start(event) {
       setText(greeting, negotiated.greeting);
     }
     enable(true);
+    loadAgents(key);
   } catch (error) {
     status(error instanceof NegotiateError ? `Could not start: ${error.code} (${error.message})` : `Could not start: ${error.message}`);
   }
@@ -244,4 +245,10 @@ $("typed").addEventListener("submit", sendTyped);
 $("api-key").addEventListener("change", () => loadAgents($("api-key").value.trim()));
 $("api-key").value = sessionStorage.getItem(KEY_STORE) || "";
 if ($("api-key").value) loadAgents($("api-key").value);
-window.voicePlayer = player; // for the console (and the page's test): is a reply playing, how much was
+// For the console (and the page's test): the connection, and whether a reply is sounding.
+window.voicePage = {
+  player,
+  get client() {
+    return client;
+  },
+};

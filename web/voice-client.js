@@ -72,6 +72,7 @@ export class VoiceClient extends EventTarget {
     this.apiKey = apiKey;
     this.token = token;
     this.conversationId = null;
+    this.connectionId = null;
     this.socket = null;
     this.state = "closed";
     this.ackId = 0;
@@ -119,6 +120,7 @@ export class VoiceClient extends EventTarget {
         const frame = JSON.parse(event.data);
         if (frame.type === "system" && frame.event === "connected") {
           opened = true;
+          this.connectionId = frame.connectionId;
           this.setState("open");
           resolve();
           if (this.pending) this.resend();

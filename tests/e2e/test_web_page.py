@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
+from devhost.__main__ import WEB_PUBSUB_KEY_FILE
 from devhost.process import DevHost
 from shared.speech.audio import Audio, encode_wav, resample
 from shared.speech.espeak import EspeakSynthesizer
@@ -141,7 +143,7 @@ def loudest(page: Page, after_ms: int, for_ms: int) -> float:
                 await new Promise((r) => setTimeout(r, after));
                 let loudest = 0;
                 for (let t = 0; t < span; t += 20) {
-                    loudest = Math.max(loudest, voicePlayer.loudness);
+                    loudest = Math.max(loudest, voicePage.player.loudness);
                     await new Promise((r) => setTimeout(r, 20));
                 }
                 return loudest;
@@ -171,7 +173,7 @@ def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, 
     assert done["text"] == "We open at eight. We close at six."
     assert done["sentences"] == "2"
     wait_played(page, 1, 2)
-    page.wait_for_function("() => voicePlayer.turn === 1 && voicePlayer.ended === 2", timeout=WAIT_MS)
+    page.wait_for_function("() => voicePage.player.turn === 1 && voicePage.player.ended === 2", timeout=WAIT_MS)
     print(f"typed: first audio {done['first-audio-ms']} ms after Send (reply {first} when it sounded)")
     assert int(done["first-audio-ms"]) > 0
 
@@ -182,7 +184,7 @@ def test_a_spoken_turn_is_heard_and_answered_aloud(page: Page) -> None:
     assert "opening hours" in done["heard"]
     assert done["text"] == "Hello from the fake model."
     wait_played(page, 2, 1)
-    page.wait_for_function("() => voicePlayer.turn === 2 && voicePlayer.ended === 1", timeout=WAIT_MS)
+    page.wait_for_function("() => voicePage.player.turn === 2 && voicePage.player.ended === 1", timeout=WAIT_MS)
     spoken = turn(page, 2, "done")
     print(f"spoken: first audio {spoken['first-audio-ms']} ms after the end of speech")
     assert int(spoken["first-audio-ms"]) > 0
@@ -193,11 +195,30 @@ def test_stop_interrupts_the_reply_and_playback_ends_at_once(page: Page, model_s
     page.fill("#text", "tell me about your hours")
     page.click("#send")
     wait_played(page, 3, 1)
-    page.wait_for_function("() => voicePlayer.loudness > 0.01", timeout=WAIT_MS)
+    page.wait_for_function("() => voicePage.player.loudness > 0.01", timeout=WAIT_MS)
     page.click("#stop")
-    assert page.evaluate("window.voicePlayer.playing") is False
+    assert page.evaluate("window.voicePage.player.playing") is False
     assert loudest(page, after_ms=100, for_ms=600) == 0, "the reply still sounds after Stop"
     done = turn(page, 3, "interrupted")
     assert done["text"] == "We are open every day from eight in the morning."
-    assert page.evaluate("window.voicePlayer.playing") is False
+    assert page.evaluate("window.voicePage.player.playing") is False
     assert done["played"] == "1"
+
+
+def test_a_lost_connection_is_negotiated_again_and_the_conversation_goes_on(host: DevHost, page: Page) -> None:
+    before = page.evaluate("voicePage.client.connectionId")
+    conversation = page.evaluate("voicePage.client.conversationId")
+    access_key = (host.data_dir / WEB_PUBSUB_KEY_FILE).read_text().strip()
+    service = WebPubSubServiceClient.from_connection_string(
+        f"Endpoint=http://127.0.0.1:{host.webpubsub_port};AccessKey={access_key};Version=1.0;", hub="voice"
+    )
+    service.close_connection(before, reason="test: connection lost")
+    page.wait_for_function(
+        "(before) => voicePage.client.state === 'open' && voicePage.client.connectionId !== before",
+        arg=before,
+        timeout=WAIT_MS,
+    )
+    assert page.evaluate("voicePage.client.conversationId") == conversation
+    page.fill("#text", "are you still there")
+    page.click("#send")
+    assert turn(page, 4, "done")["text"] == "Hello from the fake model."
