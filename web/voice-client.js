@@ -179,12 +179,15 @@ export class VoiceClient extends EventTarget {
 
   /**
    * A spoken utterance: 16 kHz mono 16-bit PCM (an Int16Array) or a WAV (an ArrayBuffer starting with
-   * RIFF). Its id is the agent's (`wav-<sha256 prefix>`), so `pending` is matched by bytes, not id.
+   * RIFF). Its id is the agent's: `wav-` and the first 40 hex digits of the bytes' SHA-256. Returns it.
    */
-  sendAudio(audio) {
+  async sendAudio(audio) {
     const bytes = audio instanceof Int16Array ? new Uint8Array(audio.buffer, audio.byteOffset, audio.byteLength) : new Uint8Array(audio);
-    this.pending = { id: null, event: "utterance", dataType: "binary", data: toBase64(bytes), retries: 0 };
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    const id = `wav-${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 40)}`;
+    this.pending = { id, event: "utterance", dataType: "binary", data: toBase64(bytes), retries: 0 };
     this.send("utterance", "binary", this.pending.data);
+    return id;
   }
 
   resend() {
@@ -229,7 +232,7 @@ export class VoiceClient extends EventTarget {
         this.emit("restart", message);
         break;
       case "reply.done":
-        if (this.pending && (this.pending.id === null || this.pending.id === message.id)) this.pending = null;
+        if (this.pending && this.pending.id === message.id) this.pending = null;
         this.emit("done", message);
         break;
       case "conversation.ended":

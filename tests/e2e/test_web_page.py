@@ -183,6 +183,7 @@ def test_a_spoken_turn_is_heard_and_answered_aloud(page: Page) -> None:
     done = turn(page, 2, "done")
     assert "opening hours" in done["heard"]
     assert done["text"] == "Hello from the fake model."
+    assert page.evaluate("voicePage.client.pending") is None, "the client knew its utterance's id"
     wait_played(page, 2, 1)
     page.wait_for_function("() => voicePage.player.turn === 2 && voicePage.player.ended === 1", timeout=WAIT_MS)
     spoken = turn(page, 2, "done")
