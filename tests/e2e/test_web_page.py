@@ -8,15 +8,18 @@ and `data-first-audio-ms` (end of speech, or Send, to the first sound)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from devhost.__main__ import WEB_PUBSUB_KEY_FILE
 from devhost.process import DevHost
@@ -27,21 +30,36 @@ from tests.fakes.openai_server import Answer, FakeOpenAIServer
 
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 30_000
+RATE = 16000
+SPEAKS_OVER_AFTER_SECONDS = 6.0
+"""The question's reply sounds from about 2.5 s after the end of speech for about 7 s: the user speaks
+over it 6 s after the question, with seconds of margin either way on a loaded machine."""
 TWO_SENTENCES = '{"intent": "question", "text": "We open at eight. We close at six."}'
-THREE_SENTENCES = (
-    '{"intent": "question", "text": "We are open every day from eight in the morning. '
-    'On Sundays we close at noon. Delivery is free above twenty euros."}'
-)
+HOURS = [
+    "We are open every day from eight in the morning.",
+    "On Sundays we close at noon.",
+    "Delivery is free above twenty euros.",
+]
+THREE_SENTENCES = json.dumps({"intent": "question", "text": " ".join(HOURS)})
 
 
 @pytest.fixture(scope="module")
-def spoken_question(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Half a second of silence, the question, then four seconds of silence (the end of speech)."""
-    speech = resample(EspeakSynthesizer().synthesize("what are your opening hours", "en-US", ""), 16000)
-    silence = np.zeros(8000, dtype=np.int16)
-    samples = np.concatenate([silence, speech.samples, silence, silence, silence, silence, silence, silence, silence])
-    path = tmp_path_factory.mktemp("microphone") / "question.wav"
-    path.write_bytes(encode_wav(Audio(samples, 16000)))
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone hears, once: a question, then, while its reply is still playing, the
+    user speaking over it."""
+    espeak = EspeakSynthesizer()
+
+    def said(text: str) -> npt.NDArray[np.int16]:
+        return resample(espeak.synthesize(text, "en-US", ""), RATE).samples
+
+    def silence(seconds: float) -> npt.NDArray[np.int16]:
+        return np.zeros(int(seconds * RATE), dtype=np.int16)
+
+    samples = np.concatenate(
+        [silence(0.5), said("what are your opening hours"), silence(SPEAKS_OVER_AFTER_SECONDS), said("thank you")]
+    )
+    path = tmp_path_factory.mktemp("microphone") / "microphone.wav"
+    path.write_bytes(encode_wav(Audio(np.concatenate([samples, silence(3)]), RATE)))
     return path
 
 
@@ -62,7 +80,7 @@ def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost
 
 
 @pytest.fixture(scope="module")
-def browser(spoken_question: Path) -> Iterator[Browser]:
+def browser(microphone: Path) -> Iterator[Browser]:
     assert shutil.which("chromium") == CHROMIUM, "Debian's chromium is missing: `make setup` installs it"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
@@ -78,7 +96,7 @@ def browser(spoken_question: Path) -> Iterator[Browser]:
                 "--disable-sync",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={spoken_question}%noloop",
+                f"--use-file-for-fake-audio-capture={microphone}%noloop",
             ],
         )
         yield launched
@@ -118,7 +136,14 @@ def page(host: DevHost, browser: Browser, tmp_path_factory: pytest.TempPathFacto
 def turn(page: Page, number: int, *states: str) -> dict[str, Any]:
     """The agent's entry for turn `number` once its state is one of `states`."""
     selector = ", ".join(f'li.agent[data-turn="{number}"][data-state="{state}"]' for state in states)
-    entry = page.wait_for_selector(selector, timeout=WAIT_MS)
+    try:
+        entry = page.wait_for_selector(selector, timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        transcript = page.eval_on_selector_all(
+            "#transcript li",
+            "items => items.map(li => `${li.className} ${JSON.stringify(li.dataset)} ${li.innerText}`)",
+        )
+        pytest.fail(f"turn {number} never became {states}; the transcript: {transcript}")
     assert entry is not None
     return {
         "text": entry.evaluate("li => li.firstChild.textContent"),
@@ -178,29 +203,45 @@ def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, 
     assert int(done["first-audio-ms"]) > 0
 
 
-def test_a_spoken_turn_is_heard_and_answered_aloud(page: Page) -> None:
+def test_a_spoken_turn_is_answered_aloud_and_speaking_over_it_stops_it(
+    page: Page, model_server: FakeOpenAIServer
+) -> None:
+    model_server.script(Answer(THREE_SENTENCES))
     page.click("#listen")
-    done = turn(page, 2, "done")
-    assert "opening hours" in done["heard"]
-    assert done["text"] == "Hello from the fake model."
-    assert page.evaluate("voicePage.client.pending") is None, "the client knew its utterance's id"
     wait_played(page, 2, 1)
-    page.wait_for_function("() => voicePage.player.turn === 2 && voicePage.player.ended === 1", timeout=WAIT_MS)
-    spoken = turn(page, 2, "done")
-    print(f"spoken: first audio {spoken['first-audio-ms']} ms after the end of speech")
-    assert int(spoken["first-audio-ms"]) > 0
+    question = turn(page, 2, "done", "interrupted")
+    assert "opening hours" in question["heard"]
+    page.wait_for_selector('li.agent[data-turn="2"][data-stopped]', timeout=WAIT_MS)
+    heard = int(turn(page, 2, "done", "interrupted")["played"])
+    assert 1 <= heard < len(HOURS), "the user spoke over the reply while it played, and it stopped"
+    question = turn(page, 2, "done", "interrupted")
+    if question["state"] == "interrupted":  # the reply was still being written: the turn keeps what was heard
+        assert question["text"] == " ".join(HOURS[:heard])
+    else:  # written already (an interrupt would change nothing): only its playback stopped
+        assert question["text"] == " ".join(HOURS)
+
+    thanks = turn(page, 3, "done")
+    assert thanks["heard"] not in {"(speaking…)", "(heard; transcribing…)"}
+    assert thanks["text"] == "Hello from the fake model."
+    page.wait_for_function("() => voicePage.player.turn === 3 && voicePage.player.ended === 1", timeout=WAIT_MS)
+    assert page.evaluate("voicePage.client.pending") is None, "the client knew its utterance's id"
+    print(
+        f"spoken: first audio {question['first-audio-ms']} ms after the end of speech, then "
+        f"{thanks['first-audio-ms']} ms after speech over its sentence {heard} ({question['state']} there; "
+        f"heard as {thanks['heard']!r})"
+    )
 
 
 def test_stop_interrupts_the_reply_and_playback_ends_at_once(page: Page, model_server: FakeOpenAIServer) -> None:
     model_server.script(Answer(THREE_SENTENCES))
     page.fill("#text", "tell me about your hours")
     page.click("#send")
-    wait_played(page, 3, 1)
+    wait_played(page, 4, 1)
     page.wait_for_function("() => voicePage.player.loudness > 0.01", timeout=WAIT_MS)
     page.click("#stop")
     assert page.evaluate("window.voicePage.player.playing") is False
     assert loudest(page, after_ms=100, for_ms=600) == 0, "the reply still sounds after Stop"
-    done = turn(page, 3, "interrupted")
+    done = turn(page, 4, "interrupted")
     assert done["text"] == "We are open every day from eight in the morning."
     assert page.evaluate("window.voicePage.player.playing") is False
     assert done["played"] == "1"
@@ -222,4 +263,4 @@ def test_a_lost_connection_is_negotiated_again_and_the_conversation_goes_on(host
     assert page.evaluate("voicePage.client.conversationId") == conversation
     page.fill("#text", "are you still there")
     page.click("#send")
-    assert turn(page, 4, "done")["text"] == "Hello from the fake model."
+    assert turn(page, 5, "done")["text"] == "Hello from the fake model."
