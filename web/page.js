@@ -7,6 +7,7 @@ import { NegotiateError, VoiceClient } from "./voice-client.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = "voice-agent-api-key";
+const API = (new URLSearchParams(location.search).get("api") || "").replace(/\/$/, ""); // the page's origin if none
 
 let client = null;
 let microphone = null;
@@ -76,7 +77,7 @@ function enable(connected) {
 }
 
 async function loadAgents(key) {
-  const response = await fetch("/api/agents?limit=100", { headers: { "X-API-Key": key } }).catch(() => null);
+  const response = await fetch(`${API}/api/agents?limit=100`, { headers: { "X-API-Key": key } }).catch(() => null);
   if (!response || !response.ok) return;
   const select = $("agent");
   const chosen = select.value;
@@ -90,7 +91,7 @@ async function start(event) {
   const key = $("api-key").value.trim();
   sessionStorage.setItem(KEY_STORE, key);
   await player.unlock();
-  client = new VoiceClient({ apiKey: key });
+  client = new VoiceClient({ baseUrl: API, apiKey: key });
   client.addEventListener("delta", ({ detail }) => {
     replying = detail.turn;
     setText(agentEntry(detail.turn), detail.text);
