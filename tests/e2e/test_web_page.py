@@ -1,4 +1,4 @@
-"""The try-it page (`/web/`) in headless Chromium: Debian's `chromium`, driven by Playwright, its microphone
+"""The voice page (`/web/`) in headless Chromium: Debian's `chromium`, driven by Playwright, its microphone
 a WAV spoken by eSpeak at test time (Chromium's fake capture device, played once), its replies streamed
 through the devhost's local Web PubSub and played by Web Audio.
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,15 @@ HOURS = [
 THREE_SENTENCES = json.dumps({"intent": "question", "text": " ".join(HOURS)})
 
 
+@dataclass(frozen=True)
+class FakeMicrophone:
+    path: Path
+    question_ends_seconds: float
+    """When the question ends, from the moment the page opens the microphone."""
+
+
 @pytest.fixture(scope="module")
-def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def microphone(tmp_path_factory: pytest.TempPathFactory) -> FakeMicrophone:
     """What the fake microphone hears, once: a question, then, while its reply is still playing, the
     user speaking over it."""
     espeak = EspeakSynthesizer()
@@ -55,12 +63,11 @@ def microphone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def silence(seconds: float) -> npt.NDArray[np.int16]:
         return np.zeros(int(seconds * RATE), dtype=np.int16)
 
-    samples = np.concatenate(
-        [silence(0.5), said("what are your opening hours"), silence(SPEAKS_OVER_AFTER_SECONDS), said("thank you")]
-    )
+    question = np.concatenate([silence(0.5), said("what are your opening hours")])
+    samples = np.concatenate([question, silence(SPEAKS_OVER_AFTER_SECONDS), said("thank you"), silence(3)])
     path = tmp_path_factory.mktemp("microphone") / "microphone.wav"
-    path.write_bytes(encode_wav(Audio(np.concatenate([samples, silence(3)]), RATE)))
-    return path
+    path.write_bytes(encode_wav(Audio(samples, RATE)))
+    return FakeMicrophone(path, len(question) / RATE)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +87,7 @@ def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost
 
 
 @pytest.fixture(scope="module")
-def browser(microphone: Path) -> Iterator[Browser]:
+def browser(microphone: FakeMicrophone) -> Iterator[Browser]:
     assert shutil.which("chromium") == CHROMIUM, "Debian's chromium is missing: `make setup` installs it"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
@@ -96,7 +103,7 @@ def browser(microphone: Path) -> Iterator[Browser]:
                 "--disable-sync",
                 "--use-fake-ui-for-media-stream",
                 "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={microphone}%noloop",
+                f"--use-file-for-fake-audio-capture={microphone.path}%noloop",
             ],
         )
         yield launched
@@ -203,11 +210,16 @@ def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, 
     assert int(done["first-audio-ms"]) > 0
 
 
-def test_a_spoken_turn_is_answered_aloud_and_speaking_over_it_stops_it(
-    page: Page, model_server: FakeOpenAIServer
+def test_hold_to_talk_is_answered_aloud_and_speaking_over_the_reply_stops_it(
+    page: Page, microphone: FakeMicrophone, model_server: FakeOpenAIServer
 ) -> None:
     model_server.script(Answer(THREE_SENTENCES))
-    page.click("#listen")
+    page.hover("#talk")
+    page.mouse.down()
+    page.wait_for_selector("#talk.held", timeout=WAIT_MS)
+    page.wait_for_timeout(microphone.question_ends_seconds * 1000 + 300)  # held while the question is asked
+    page.mouse.up()
+    page.click("#listen")  # then the voice activity detector listens: the user speaks over the reply
     wait_played(page, 2, 1)
     question = turn(page, 2, "done", "interrupted")
     assert "opening hours" in question["heard"]
@@ -226,7 +238,7 @@ def test_a_spoken_turn_is_answered_aloud_and_speaking_over_it_stops_it(
     page.wait_for_function("() => voicePage.player.turn === 3 && voicePage.player.ended === 1", timeout=WAIT_MS)
     assert page.evaluate("voicePage.client.pending") is None, "the client knew its utterance's id"
     print(
-        f"spoken: first audio {question['first-audio-ms']} ms after the end of speech, then "
+        f"spoken: first audio {question['first-audio-ms']} ms after Hold to talk was released, then "
         f"{thanks['first-audio-ms']} ms after speech over its sentence {heard} ({question['state']} there; "
         f"heard as {thanks['heard']!r})"
     )
