@@ -7,6 +7,7 @@ const START_FRAMES = 3; // 60 ms of energy starts speech
 const END_FRAMES = 35; // 700 ms of quiet ends it
 const PRE_ROLL_FRAMES = 15; // keep 300 ms before the start: its first syllable
 const MAX_SECONDS = 20; // under the 1 MB message limit once in base64
+const LEAD_SECONDS = 0.02; // a sentence due now starts this much later, so its start is never in the past
 
 /** Linear resampling of `input` (at `from` Hz) to 16 kHz, averaging each output's span first. */
 export function downsample(input, from) {
@@ -170,6 +171,7 @@ export class Player {
     this.buffers = new Map();
     this.nextIndex = 0;
     this.nextStart = 0;
+    this.timeline = []; // {queued, start, end} of each sentence, on the context's clock
     this.started = 0; // sentences of the turn that began to sound
     this.ended = 0; // and that sounded to their end
   }
@@ -191,9 +193,11 @@ export class Player {
     const source = this.context.createBufferSource();
     source.buffer = buffer;
     source.connect(this.output);
-    const at = Math.max(this.context.currentTime + 0.02, this.nextStart);
+    const queued = this.context.currentTime;
+    const at = Math.max(queued + LEAD_SECONDS, this.nextStart);
     source.start(at);
     this.nextStart = at + buffer.duration;
+    this.timeline.push({ queued, start: at, end: this.nextStart });
     const delay = (at - this.context.currentTime) * 1000;
     const turn = this.turn;
     setTimeout(() => {

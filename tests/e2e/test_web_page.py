@@ -191,7 +191,7 @@ def test_the_page_is_served_by_the_devhost_with_its_modules(host: DevHost) -> No
     assert "<title>Voice Agent Orchestrator" in page.text
     module = host.get("/web/voice-client.js", anonymous=True)
     assert (module.status_code, module.headers["Content-Type"].split(";")[0]) == (200, "text/javascript")
-    assert host.get("/web/../requirements.txt", anonymous=True).status_code in {403, 404}
+    assert host.get("/web/%2e%2e/requirements.txt", anonymous=True).status_code in {403, 404}
     assert host.get("/web/nothing.js", anonymous=True).status_code == 404
 
 
@@ -206,6 +206,11 @@ def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, 
     assert done["sentences"] == "2"
     wait_played(page, 1, 2)
     page.wait_for_function("() => voicePage.player.turn === 1 && voicePage.player.ended === 2", timeout=WAIT_MS)
+    first_sentence, second = page.evaluate("voicePage.player.timeline")
+    if second["queued"] + 0.02 <= first_sentence["end"]:  # it was there in time: no gap at all
+        assert second["start"] == first_sentence["end"]
+    gap_ms = (second["start"] - first_sentence["end"]) * 1000
+    print(f"typed: the second sentence began {gap_ms:.0f} ms after the first ended")
     print(f"typed: first audio {done['first-audio-ms']} ms after Send (reply {first} when it sounded)")
     assert int(done["first-audio-ms"]) > 0
 
