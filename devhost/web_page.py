@@ -16,7 +16,7 @@ PREFIX = "/web"
 HEADERS = {
     "Cache-Control": "no-cache",
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:",
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:",
 }
 
 

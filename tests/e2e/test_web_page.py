@@ -189,6 +189,9 @@ def test_the_page_is_served_by_the_devhost_with_its_modules(host: DevHost) -> No
     page = host.get("/web/", anonymous=True)
     assert page.status_code == 200
     assert "<title>Voice Agent Orchestrator" in page.text
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    moved = host.get("/web", anonymous=True, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (308, "/web/")
     module = host.get("/web/voice-client.js", anonymous=True)
     assert (module.status_code, module.headers["Content-Type"].split(";")[0]) == (200, "text/javascript")
     assert host.get("/web/%2e%2e/requirements.txt", anonymous=True).status_code in {403, 404}
