@@ -79,6 +79,7 @@ bench: setup
 	@$(PY) bench/web_first_audio.py
 	@$(PY) bench/cold_start.py
 	@$(PY) bench/guard_overhead.py
+	@$(PY) bench/telemetry_overhead.py
 
 clean:
 	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache

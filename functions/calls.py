@@ -96,8 +96,22 @@ async def place_call(req: func.HttpRequest, client: df.DurableOrchestrationClien
         if request_id is not None:  # nothing rang: a retry may try again
             await svc.waiter.release_start(request_id, conversation_id)
         raise
-    await _placed_calls(svc).remember(placed, START_KEY_TTL_SECONDS)
+    await _keep(svc, placed)
     return model_response(placed, status=201, headers={"Location": f"/api/conversations/{conversation_id}"})
+
+
+async def _keep(svc: Services, placed: PlacedCall) -> None:
+    """Note a call the provider has placed: first for a retry of this request (which must answer it, never
+    ring again), then its call id as the conversation's and the tenant's. The phone is ringing whatever
+    fails here, so a failure is logged, never raised: the client is told about the call it made, and the
+    answered webhook finds its conversation by the id in its URL."""
+    key = twilio_call_key(placed.call_id) if placed.provider == "twilio" else vonage_call_key(placed.call_id)
+    try:
+        await _placed_calls(svc).remember(placed, START_KEY_TTL_SECONDS)
+        await svc.waiter.claim_start(key, placed.conversation_id, START_KEY_TTL_SECONDS)
+        await _placed_calls(svc).remember_leg(placed.provider, placed.call_id, current_tenant(), START_KEY_TTL_SECONDS)
+    except Exception:
+        log.exception("outbound call %s of %s placed, but not noted", placed.call_id, placed.conversation_id)
 
 
 def _require_provider(svc: Services, provider: str) -> None:
@@ -148,24 +162,20 @@ async def _ring(
     leaves_voicemail: bool,
 ) -> PlacedCall:
     """Ask the provider to place the call; if it refuses, the conversation ends `call_failed` and the
-    refusal is the answer. Accepted, its call id (Twilio's CallSid, Vonage's leg uuid) keys the
-    conversation, as an inbound call's does, before the call can end."""
+    refusal is the answer. Accepted, its call id (Twilio's CallSid, Vonage's leg uuid) will key the
+    conversation, as an inbound call's does (`_keep`)."""
     from shared.call_models import PlacedCall
 
     call_of = {"conversation_id": conversation_id, "to": request.to, "caller_id": caller_id}
     try:
         if request.provider == "twilio":
             call = await asyncio.to_thread(lambda: _through_twilio(req, svc, leaves_voicemail, **call_of))
-            key = twilio_call_key(call.call_id)
         else:
             call = await asyncio.to_thread(lambda: _through_vonage(req, svc, leaves_voicemail, **call_of))
-            key = vonage_call_key(call.call_id)
     except ApiError as refused:
         log.warning("outbound call of %s not placed (%s)", conversation_id, refused.code)
         await request_end(svc, client, await load_conversation(svc, conversation_id), Outcome.CALL_FAILED)
         raise
-    await svc.waiter.claim_start(key, conversation_id, START_KEY_TTL_SECONDS)
-    await _placed_calls(svc).remember_leg(request.provider, call.call_id, current_tenant(), START_KEY_TTL_SECONDS)
     return PlacedCall(
         conversation_id=conversation_id,
         provider=request.provider,
@@ -189,7 +199,7 @@ def _through_twilio(
         to=to,
         from_=caller_id,
         answer_url=f"{base}{TWILIO_INCOMING_ROUTE}?call={conversation_id}",
-        status_url=f"{base}{TWILIO_STATUS_ROUTE}",
+        status_url=f"{base}{TWILIO_STATUS_ROUTE}?call={conversation_id}",
         leaves_voicemail=leaves_voicemail,
         ringing_seconds=settings.outbound_ringing_seconds,
     )

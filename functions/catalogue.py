@@ -31,7 +31,7 @@ from shared.admin_models import (
     UsageReport,
     VersionPageQuery,
 )
-from shared.api_models import ConversationDetail, Ending, Health, Started, StartError, TurnTaken
+from shared.api_models import ConversationDetail, Ending, Health, Readiness, Started, StartError, TurnTaken
 from shared.call_models import CallRequest, PlacedCall
 from shared.document_models import DOCUMENT_ID, DocumentPage, DocumentQuery, DocumentView, UploadedDocument, UploadQuery
 from shared.knowledge.loading import EXTENSIONS
@@ -44,6 +44,7 @@ from shared.security.roles import Scope
 from shared.turn_requests import MAX_TEXT_CHARS, StartConversation, TypedTurn
 
 WAV = "audio/wav"
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 IDEMPOTENCY = {"Idempotency-Key": "1-200 visible ASCII characters: a retry with the same key gets the same answer."}
 CONVERSATION_ID = {"conversation_id": {"type": "string", "format": "uuid"}}
 AUDIO_PARAMETERS = CONVERSATION_ID | {"turn": {"type": "string", "pattern": "^[0-9]{1,9}$"}}
@@ -106,6 +107,31 @@ OPERATIONS = (
         "ops",
         None,
         {200: _json("All reachable.", Health), 503: _json("One or more unreachable.", Health)},
+    ),
+    Operation(
+        "GET",
+        "/api/ready",
+        "ready",
+        "Whether Postgres, Redis and Blob answer and each configured provider is reachable, and how fast",
+        "ops",
+        None,
+        {
+            200: _json("Ready, or degraded: a configured provider is unreachable (its fallback answers).", Readiness),
+            503: _json("Unavailable: a store does not answer.", Readiness),
+        },
+        description="Anonymous, for probes. A failure names its kind, never its text. Provider checks send no "
+        "credentials (any HTTP answer counts as reachable) and are reused for 30 s.",
+    ),
+    Operation(
+        "GET",
+        "/api/metrics",
+        "metrics",
+        "This worker's metrics in the Prometheus text format",
+        "ops",
+        Scope.METRICS_READ,
+        {200: Answer("Prometheus text exposition (version 0.0.4).", (Content(PROMETHEUS_TEXT),))},
+        description="Each worker process keeps its own figures: scrape every instance, or read the same metrics "
+        "from Azure Monitor or an OTLP collector, which receive them from every worker.",
     ),
     Operation(
         "GET",

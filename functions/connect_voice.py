@@ -27,6 +27,7 @@ from functions.conversation_flow import (
     audio_url,
     greeting_reply,
     load_conversation,
+    remaining_wait,
     reply_to,
     request_end,
     start_once,
@@ -35,7 +36,7 @@ from functions.conversation_flow import (
 from functions.http import json_errors
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, route_for_number
 from shared.errors import ApiError, BadRequest, GatewayTimeout, ServiceUnavailable
-from shared.models import TurnAction, TurnRecord
+from shared.models import Outcome, TurnAction, TurnRecord
 from shared.phone import connect
 from shared.phone.connect import Action
 from shared.phone.twilio import PHONE_RATE
@@ -133,7 +134,8 @@ async def connect_invocation(req: func.HttpRequest, client: df.DurableOrchestrat
     """One invocation of the bridge: the call starts (greeting), the caller spoke or kept silent (a
     turn), the flow comes back for a late reply (`wait`), or the call is over (`event=disconnect`).
 
-    Every answer comes within min(PHONE_REPLY_DEADLINE_SECONDS, MAX_WAIT_SECONDS): past it, a filler
+    Every answer comes within min(PHONE_REPLY_DEADLINE_SECONDS, MAX_WAIT_SECONDS) of the request's arrival
+    (at least MIN_WAIT_SECONDS after the work before the wait): past it, a filler
     for the same turn."""
     received_at = time.time()
     svc, contact, step = await _verified(req)
@@ -149,7 +151,7 @@ async def connect_invocation(req: func.HttpRequest, client: df.DurableOrchestrat
                 await request_end(svc, client, await load_conversation(svc, conversation_id))
             return _map(connect.answer(Action.END, ""))
         if step.turn == 0:
-            return _map(await _greet(req, svc, client, key, agent=agent, step=step))
+            return _map(await _greet(req, svc, client, key, agent=agent, step=step, received_at=received_at))
         conversation_id = await svc.waiter.started(key)
         if conversation_id is None:
             return _refusal(SORRY)
@@ -167,6 +169,7 @@ async def connect_invocation(req: func.HttpRequest, client: df.DurableOrchestrat
 
 
 def _deadline(svc: Services) -> float:
+    """The most a request may take before it answers (a filler, when the reply is late)."""
     return min(svc.settings.phone_reply_deadline_seconds, connect.MAX_WAIT_SECONDS)
 
 
@@ -178,6 +181,7 @@ async def _greet(
     *,
     agent: str,
     step: connect.Step,
+    received_at: float,
 ) -> dict[str, str]:
     """Start the contact's conversation once (a retry finds the same one) and answer its greeting."""
     from shared.turn_requests import StartConversation
@@ -185,7 +189,7 @@ async def _greet(
     claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
     conversation = await load_conversation(svc, claimed)
     try:
-        greeting = await greeting_reply(svc, client, claimed, _deadline(svc))
+        greeting = await greeting_reply(svc, client, claimed, remaining_wait(_deadline(svc), received_at))
     except GatewayTimeout:
         return _hold_on(conversation, step)
     except ApiError as error:
@@ -213,7 +217,7 @@ async def _turn(
     heard = step.customer_input.strip()
     try:
         if step.wait:
-            turn = await reply_to(svc, client, conversation, request_id, _deadline(svc))
+            turn = await reply_to(svc, client, conversation, request_id, remaining_wait(_deadline(svc), received_at))
         elif not heard:
             return await _silence(svc, client, conversation, step)
         else:
@@ -241,7 +245,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt (spoken by the flow), up to MAX_SILENCES in a row, then the
     call ends."""
     if step.silences >= svc.settings.max_silences:
-        await request_end(svc, client, conversation)
+        await request_end(svc, client, conversation, Outcome.NO_RESPONSE)
         return connect.answer(Action.END, "", language=conversation.language)
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"

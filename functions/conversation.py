@@ -29,7 +29,7 @@ import azure.durable_functions as df
 from azure.durable_functions import DurableOrchestrationContext as Context
 from azure.durable_functions.models.Task import TaskBase
 
-from shared import dialog
+from shared import dialog, telemetry
 from shared.event_data import raised_value
 from shared.models import (
     Answered,
@@ -109,6 +109,7 @@ def _answer(context: Context, state: ConversationState, utterance: Utterance) ->
         summary=state.summary,
         next_event=dialog.utterance_event(state),
         received_at=utterance.received_at,
+        trace=utterance.trace,
     )
     return (yield from _speak(context, turn_input))
 
@@ -181,6 +182,7 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             request_id=GREETING_REQUEST_ID,
             next_event=dialog.utterance_event(state),
             received_at=context.current_utc_datetime.timestamp(),
+            trace=state.greeting_trace,
         )
         yield from _speak(context, greeting)
         state = dialog.after_turn(state, GREETING_REQUEST_ID)
@@ -265,7 +267,8 @@ def answer_turn(request: ActivityJson) -> Json:
     from shared.services import services
 
     turn = TurnInput.model_validate(request)
-    with tenant_scope(turn.tenant):
+    about: telemetry.Attributes = {"voice_agent.conversation.id": turn.conversation_id, "voice_agent.turn": turn.turn}
+    with tenant_scope(turn.tenant), telemetry.span("answer_turn", about, parent=turn.trace):
         return activities.answer_turn(services(), turn).model_dump(mode="json")
 
 

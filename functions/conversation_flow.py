@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,6 +21,7 @@ from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrc
 
 from functions.conversation import END_EVENT, GREETING_REQUEST_ID, ORCHESTRATOR
 from functions.http import origin
+from shared import telemetry
 from shared.errors import Conflict, GatewayTimeout, NotFound, TurnFailed
 from shared.models import ConversationState, DialogPolicy, FinalizeInput, Outcome, TurnRecord, Utterance
 from shared.tenancy import current_tenant
@@ -53,6 +55,8 @@ INSTANCE_CHECK_SECONDS = 2.0
 """How often a waiting request checks that the orchestration it waits on is still alive."""
 RAISE_GRACE_SECONDS = 30
 """How long a request that took the turn may take to raise its utterance before a retry does it."""
+MIN_WAIT_SECONDS = 0.5
+"""The least a webhook waits for a reply, however much of its budget the work before took."""
 UNSTARTED_GRACE_SECONDS = 60
 """A conversation whose orchestration cannot be found this long after creation will never start."""
 
@@ -225,8 +229,10 @@ async def begin(
         language=language,
         policy=_policy(svc.settings),
         ringing_seconds=ringing_seconds,
+        greeting_trace=telemetry.traceparent(),
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
+    telemetry.conversation_started()
 
 
 async def take_turn_once(
@@ -240,6 +246,7 @@ async def take_turn_once(
     wait_seconds: float | None = None,
 ) -> tuple[TurnRecord, bool]:
     """Raise the utterance once per request id and wait for its reply; retries get the same turn.
+    `wait_seconds` (a webhook's budget) counts from the request's arrival, raising the turn included.
 
     Returns the turn and whether it was answered before (a retry), not made for this request.
     """
@@ -248,7 +255,15 @@ async def take_turn_once(
     earlier, claim = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
     if earlier is not None:
         return earlier, True
-    return await await_reply(svc, client, conversation.id, request_id, wait_seconds), claim is Claim.HELD
+    wait = None if wait_seconds is None else remaining_wait(wait_seconds, received_at)
+    return await await_reply(svc, client, conversation.id, request_id, wait), claim is Claim.HELD
+
+
+def remaining_wait(budget_seconds: float, received_at: float) -> float:
+    """What is left of a request's `budget_seconds` for waiting, counted from its arrival (starting a
+    conversation or raising a turn takes from it), so a provider's answer deadline holds on a cold
+    worker too; never under MIN_WAIT_SECONDS, so a reply that is ready is still picked up."""
+    return max(MIN_WAIT_SECONDS, budget_seconds - (time.time() - received_at))
 
 
 async def raise_once(
@@ -329,7 +344,13 @@ async def _raise_utterance(
     if wav is not None:
         blob = audio_blob = caller_audio_name(conversation.id, request_id)
         await asyncio.to_thread(lambda: svc.audio.put(blob, wav))
-    utterance = Utterance(request_id=request_id, text=body.text, audio_blob=audio_blob, received_at=received_at)
+    utterance = Utterance(
+        request_id=request_id,
+        text=body.text,
+        audio_blob=audio_blob,
+        received_at=received_at,
+        trace=telemetry.traceparent(),
+    )
     try:
         await client.raise_event(conversation.id, str(event), utterance.model_dump())
     except Exception as error:

@@ -27,6 +27,7 @@ from functions.conversation_flow import (
     take_turn_once,
 )
 from functions.http import json_errors, model_response, origin
+from shared import telemetry
 from shared.api_models import (
     ConversationDetail,
     Ending,
@@ -113,6 +114,8 @@ async def take_turn(req: func.HttpRequest, client: df.DurableOrchestrationClient
     turn, replayed = await take_turn_once(svc, client, conversation, request_id, body, received_at=received_at)
     total_ms = (time.perf_counter() - started) * 1000
     inside_ms = sum(t or 0.0 for t in (turn.stt_ms, turn.agent_ms, turn.tts_ms))
+    if not replayed:
+        telemetry.turn_overhead(total_ms - inside_ms)
     taken = TurnTaken(
         turn=turn.turn,
         transcript=turn.user_text,

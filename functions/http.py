@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 
 import azure.functions as func
 
+from shared import telemetry
 from shared.errors import ApiError
 
 if TYPE_CHECKING:
@@ -51,18 +52,24 @@ def json_errors(
     handler: Callable[P, Awaitable[func.HttpResponse]],
 ) -> Callable[P, Awaitable[func.HttpResponse]]:
     """Map ApiError to its JSON 4xx/504 and anything unexpected to a logged JSON 500; every response,
-    errors included, carries the security headers (and JSON is never cached)."""
+    errors included, carries the security headers (and JSON is never cached). Each request is a server
+    span (joining the caller's `traceparent`) and each error counts by kind."""
 
     @functools.wraps(handler)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> func.HttpResponse:
         req = request_of(args, kwargs)
-        try:
-            response = await handler(*args, **kwargs)
-        except ApiError as error:
-            response = error_response(error.status, error.code, error.message, error.headers())
-        except Exception:
-            log.exception("unhandled error in %s", handler.__name__)
-            response = error_response(500, "internal_error", "Something went wrong on our side.")
+        name = handler.__name__
+        with telemetry.span(name, {"http.request.method": req.method}, kind="SERVER", headers=req.headers) as span:
+            try:
+                response = await handler(*args, **kwargs)
+            except ApiError as error:
+                telemetry.error(error.code, name)
+                response = error_response(error.status, error.code, error.message, error.headers())
+            except Exception as error:
+                log.exception("unhandled error in %s", name)
+                telemetry.error(type(error).__name__, name)
+                response = error_response(500, "internal_error", "Something went wrong on our side.")
+            telemetry.annotate(span, {"http.response.status_code": response.status_code})
         return with_cors(secured(response), req)
 
     return wrapper

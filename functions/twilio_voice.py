@@ -45,7 +45,7 @@ from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
-from shared.models import Answered, Outcome, TurnAction, TurnRecord
+from shared.models import Answered, Outcome, PhoneListening, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import current_tenant, tenant_scope
 
@@ -122,7 +122,7 @@ def _reply_url(req: func.HttpRequest, svc: Services, step: twilio.ReplyStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
 
 
-def _then(
+async def _then(
     req: func.HttpRequest,
     svc: Services,
     conversation: Conversation,
@@ -132,13 +132,20 @@ def _then(
     gather_turn: int | None = None,
 ) -> str:
     """The reply's last audio, then the call listens for the caller's turn `gather_turn` (the next
-    after this one unless given), or is transferred or hung up."""
+    after this one unless given), as its agent listens, or is transferred or hung up."""
     if turn.action is TurnAction.END_CALL:
         return twilio.finish(audio)
     if turn.action is TurnAction.TRANSFER:
         return twilio.finish(audio, turn.transfer_to)
     step = twilio.GatherStep(turn=turn.turn + 1 if gather_turn is None else gather_turn)
-    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio)
+    listening = await _listening(svc, conversation)
+    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio, listening=listening)
+
+
+async def _listening(svc: Services, conversation: Conversation) -> PhoneListening:
+    """How the conversation's agent listens (its speech model, end of a turn, barge-in)."""
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent, include_deleted=True))
+    return profile.phone if profile is not None else PhoneListening()
 
 
 @bp.route(route="voice/twilio/incoming", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -349,7 +356,7 @@ async def _streamed(
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
     if not isinstance(found, StreamedReply):
         whole = [audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
-        return _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
+        return await _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
     audio = [
         audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
         for s in found.sentences[step.sentence :]
@@ -357,7 +364,7 @@ async def _streamed(
     if found.done is None:
         later = step.model_copy(update={"sentence": len(found.sentences), "wait": 0})
         return twilio.play_then(audio, _reply_url(req, svc, later))
-    return _then(req, svc, conversation, TurnRecord.model_validate(found.done), audio, gather_turn=step.turn + 1)
+    return await _then(req, svc, conversation, TurnRecord.model_validate(found.done), audio, gather_turn=step.turn + 1)
 
 
 async def _next_sentences(
@@ -420,12 +427,13 @@ async def _silence(
 ) -> str:
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends."""
     if step.silences >= svc.settings.max_silences:
-        await request_end(svc, client, conversation)
+        await request_end(svc, client, conversation, Outcome.NO_RESPONSE)
         return twilio.hang_up()
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"
     again = step.model_copy(update={"silences": step.silences + 1})
-    return twilio.prompt_again(_gather_url(req, svc, again), conversation.language, words)
+    listening = profile.phone if profile is not None else PhoneListening()
+    return twilio.prompt_again(_gather_url(req, svc, again), conversation.language, words, listening)
 
 
 @bp.route(route="voice/twilio/status", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -436,10 +444,14 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
     conversation ends with that outcome and keeps the call's duration; again, or for a call we never
     started, is no error. An agent that ended the call first keeps its own outcome."""
     svc, form = await _verified(req)
+    placed = twilio.our_query(twilio.Answering, dict(req.params)).call
     duration = twilio.call_duration(form)
     outcome = twilio.ENDED_STATUSES.get(form.get("CallStatus"))
     routed = await route_for_number(_our_number(form), CHANNEL)
     if routed is not None and outcome is not None:
+        if placed is not None:  # a call we placed (its status URL names it), maybe over before POST /api/calls noted it
+            with tenant_scope(routed[0]):
+                await svc.waiter.claim_start(call_key(form.call_sid), str(placed), START_KEY_TTL_SECONDS)
         await call_over(svc, client, routed[0], call_key(form.call_sid), outcome=outcome, duration=duration)
     return func.HttpResponse(status_code=204)
 

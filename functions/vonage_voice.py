@@ -37,6 +37,7 @@ from functions.conversation_flow import (
     audio_url,
     greeting_reply,
     load_conversation,
+    remaining_wait,
     reply_to,
     request_end,
     start_once,
@@ -46,7 +47,7 @@ from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import Answered, TurnAction, TurnRecord
+from shared.models import Answered, Outcome, TurnAction, TurnRecord
 from shared.phone import vonage
 from shared.phone.twilio import PHONE_RATE
 from shared.tenancy import current_tenant, tenant_scope
@@ -197,9 +198,10 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
     in 5 s) gets a filler and an input that comes back here (POST, `wait`), since Vonage has no redirect."""
     from shared.turn_requests import StartConversation
 
+    received_at = time.time()
     svc, hook = await _verified(req)
     if "call" in hook.ours:
-        return await _answered(req, svc, client, hook)
+        return await _answered(req, svc, client, hook, received_at=received_at)
     holding = vonage.our_query(vonage.Holding, hook.ours)
     called = hook.call.to
     routed = await route_for_number(_e164(called), CHANNEL)
@@ -211,11 +213,18 @@ async def vonage_answer(req: func.HttpRequest, client: df.DurableOrchestrationCl
         claimed, _ = await start_once(svc, client, key, StartConversation(agent=agent), CHANNEL)
         conversation = await load_conversation(svc, claimed)
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?wait={holding.wait + 1}"
-        return await _opening(req, svc, client, conversation, hook, wait=holding.wait, back=back, ours=called)
+        return await _opening(
+            req, svc, client, conversation, hook, wait=holding.wait, back=back, ours=called, received_at=received_at
+        )
 
 
 async def _answered(
-    req: func.HttpRequest, svc: Services, client: df.DurableOrchestrationClient, hook: vonage.Webhook
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    hook: vonage.Webhook,
+    *,
+    received_at: float,
 ) -> func.HttpResponse:
     """A call we placed was answered (machine detection has run: Vonage asks for the NCCO after it): greet
     a person, leave the agent's voicemail message on a machine, or end the call."""
@@ -236,7 +245,16 @@ async def _answered(
         back = f"{origin(req, svc.settings.public_base_url)}{ANSWER_ROUTE}?call={step.call}&wait={step.wait + 1}"
         greets = decision.step is dialog.Step.GREET
         return await _opening(
-            req, svc, client, conversation, hook, wait=step.wait, back=back, ours=route[2], greets=greets
+            req,
+            svc,
+            client,
+            conversation,
+            hook,
+            wait=step.wait,
+            back=back,
+            ours=route[2],
+            greets=greets,
+            received_at=received_at,
         )
 
 
@@ -250,13 +268,15 @@ async def _opening(
     wait: int,
     back: str,
     ours: str,
+    received_at: float,
     greets: bool = True,
 ) -> func.HttpResponse:
     """The call's first words (the greeting, or on a machine that took a call we placed the voicemail
     message) once spoken, then what follows them; not spoken by the deadline: a filler and an input that
     comes back to `back`, up to MAX_HOLDS times. A person's call whose agent records calls hears the
-    consent line first, then the whole call is recorded."""
-    deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
+    consent line first, then the whole call is recorded, however many fillers came before: this NCCO
+    is answered once per call, since the call then moves on to its inputs."""
+    deadline = remaining_wait(min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS), received_at)
     try:
         opening = await greeting_reply(svc, client, conversation.id, deadline)
     except GatewayTimeout:
@@ -268,7 +288,7 @@ async def _opening(
         log.warning("conversation %s: no opening (%s)", conversation.id, error.code)
         return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
     ncco = _speak(req, svc, conversation, opening, ours)
-    consent = await _recording_consent(svc, conversation, hook) if greets and wait == 0 else None
+    consent = await _recording_consent(svc, conversation, hook) if greets else None  # fillers or not: given once
     if consent is None:
         return _ncco(ncco)
     event_url = f"{origin(req, svc.settings.public_base_url)}{RECORDING_ROUTE}"
@@ -322,7 +342,7 @@ async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationCli
         heard = hook.call.heard()
         try:
             if step.wait:
-                turn = await reply_to(svc, client, conversation, request_id, deadline)
+                turn = await reply_to(svc, client, conversation, request_id, remaining_wait(deadline, received_at))
             elif not heard:
                 return _ncco(await _silence(req, svc, client, conversation, step))
             else:
@@ -364,7 +384,7 @@ async def _silence(
     """Nothing heard: the agent's re-prompt, up to MAX_SILENCES in a row, then the call ends (an empty
     NCCO: nothing more to do)."""
     if step.silences >= svc.settings.max_silences:
-        await request_end(svc, client, conversation)
+        await request_end(svc, client, conversation, Outcome.NO_RESPONSE)
         return []
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent))
     words = profile.reprompt if profile is not None else "Are you still there?"

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from shared import telemetry
 from shared.agent.aftercall import report_on
 from shared.agent.chain import OnText, chat_model_for, reply_to
 from shared.agent.tools import ToolBox
@@ -194,6 +195,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             language=language,
         )
     )
+    telemetry.turn_answered(stored, spoken[0].tts_ms)
     stream.done(stored.model_dump(mode="json"))
     _hand_over(services, stored)
     return stored
@@ -331,6 +333,7 @@ def finalize(services: Services, request: FinalizeInput) -> ConversationSummary:
     if conversation is not None and conversation.status != "completed":
         report = _report(services, request.conversation_id, turns)
         repository.complete(request.conversation_id, request.outcome, report.summary, report.extraction, report.llm)
+        telemetry.conversation_ended(request.outcome.value, [*(t.llm for t in turns), report.llm])
         conversation = repository.get(request.conversation_id)
     if conversation is None:
         raise LookupError(f"no conversation {request.conversation_id}")

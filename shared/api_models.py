@@ -133,3 +133,18 @@ class CheckResult(ApiModel):
 class Health(ApiModel):
     status: Literal["ok", "degraded"]
     checks: dict[str, CheckResult]
+
+
+class ProviderCheck(ApiModel):
+    """A provider: whether this deployment uses it and, if so, whether it answered HTTP (no credentials sent)."""
+
+    configured: bool
+    ok: bool | None = None
+    ms: float | None = None
+    error: str | None = None
+
+
+class Readiness(ApiModel):
+    status: Literal["ready", "degraded", "unavailable"]
+    checks: dict[str, CheckResult]
+    providers: dict[str, ProviderCheck]

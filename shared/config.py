@@ -384,6 +384,25 @@ class Settings(BaseSettings):
         "number is not in service, and hangs up.",
     )
 
+    applicationinsights_connection_string: SecretStr = Field(
+        default=SecretStr(""),
+        description="Application Insights connection string: traces, metrics and logs go to Azure Monitor "
+        "(azure-monitor-opentelemetry). Empty: nothing is sent there.",
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="OTLP/HTTP collector origin (e.g. http://127.0.0.1:4318): traces, metrics and logs are sent "
+        "to <endpoint>/v1/traces, /v1/metrics and /v1/logs (OTEL_EXPORTER_OTLP_HEADERS adds headers). Empty: no "
+        "OTLP export.",
+    )
+    otel_service_name: str = Field(
+        default="voice-agent-orchestrator",
+        min_length=1,
+        max_length=100,
+        description="The service name every span and metric carries (`service.name`, App Insights' cloud role).",
+    )
+
     @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip", "rate_limit_per_webhook_ip")
     @classmethod
     def _rate_limits_parse(cls, value: str) -> str:

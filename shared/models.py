@@ -121,6 +121,25 @@ class ModelParameters(Frozen):
     max_tokens: int = Field(default=300, ge=16, le=4096, description="Longest reply, in tokens.")
 
 
+class PhoneListening(Frozen):
+    """How a phone provider listens for the agent's callers (Twilio's `<Gather>`).
+
+    With no speech model Twilio picks the recogniser for the call's language, fails over between
+    providers, and ends the caller's turn on its own end-of-speech detection (`speechTimeout="auto"`),
+    the shortest wait it offers. A model (twilio.com/docs/voice/twiml/gather#speechmodel) pins one
+    recogniser; Twilio then accepts only a whole number of seconds of silence as the end of a turn."""
+
+    speech_model: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="Twilio speechModel (e.g. phone_call, googlev2_telephony, deepgram_nova-3); none: Twilio's choice.",
+    )
+    speech_timeout_seconds: int = Field(
+        default=2, ge=1, le=10, description="Silence that ends the caller's turn when a speech model is set."
+    )
+    barge_in: bool = Field(default=True, description="The caller may speak over the agent's words and be heard.")
+
+
 class HttpMethod(StrEnum):
     GET = "GET"
     POST = "POST"
@@ -211,6 +230,7 @@ class AgentProfile(Frozen):
     transfer_number: str | None = Field(
         default=None, pattern=PHONE_NUMBER, description="Where `transfer_to_human` sends the caller (E.164)."
     )
+    phone: PhoneListening = Field(default_factory=PhoneListening)
     recording: bool = Field(
         default=False,
         description="Record this agent's phone calls (Twilio, Vonage): the call opens with `recording_consent`, then "
@@ -276,6 +296,9 @@ class Utterance(Frozen):
     received_at: float | None = Field(
         default=None, description="When the channel received it (Unix seconds): first audio is timed from here."
     )
+    trace: str | None = Field(
+        default=None, max_length=128, description="W3C traceparent of the request that brought it (telemetry)."
+    )
 
 
 class Answered(Frozen):
@@ -306,6 +329,11 @@ class ConversationState(Frozen):
     carried_utterance: Utterance | None = Field(
         default=None, description="An utterance the previous generation received but did not answer."
     )
+    greeting_trace: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C traceparent of the request that started the conversation: the greeting's spans join it.",
+    )
     ringing_seconds: int | None = Field(
         default=None,
         ge=1,
@@ -334,6 +362,11 @@ class TurnInput(Frozen):
     )
     received_at: float | None = None
     sample_rate: int = Field(default=16000, ge=8000, le=48000, description="The rate the channel plays (Hz).")
+    trace: str | None = Field(
+        default=None,
+        max_length=128,
+        description="W3C traceparent the turn's spans join: the orchestrator passes it along, never makes one.",
+    )
 
 
 class Transcript(Frozen):

@@ -24,6 +24,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda, R
 from langchain_core.utils.json import parse_json_markdown, parse_partial_json
 from pydantic import SecretStr, StringConstraints
 
+from shared import telemetry
 from shared.agent.offline_model import OfflineAgentModel
 from shared.agent.pricing import estimated_cost_usd
 from shared.agent.prompt import PROMPT, format_knowledge, history_messages, intents_of, memory_messages
@@ -128,7 +129,7 @@ def _azure_openai(
         max_completion_tokens=profile.model.max_tokens,
         stream_usage=True,
     )
-    return [_provider(AZURE_OPENAI_PROVIDER, _with_tools(model, tools))]
+    return [_provider(AZURE_OPENAI_PROVIDER, _with_tools(model, tools), settings.azure_openai_chat_deployment)]
 
 
 @lru_cache(maxsize=1)
@@ -156,7 +157,7 @@ def _openai(profile: AgentProfile, settings: Settings, tools: Sequence[ToolSpec]
         max_completion_tokens=profile.model.max_tokens,
         stream_usage=True,
     )
-    return [_provider(OPENAI_PROVIDER, _with_tools(model, tools))]
+    return [_provider(OPENAI_PROVIDER, _with_tools(model, tools), settings.openai_model)]
 
 
 class _Provider(Runnable[LanguageModelInput, BaseMessage]):
@@ -169,24 +170,30 @@ class _Provider(Runnable[LanguageModelInput, BaseMessage]):
     ValueError and `ChatOpenAI` returns as a message with that finish reason.
     """
 
-    def __init__(self, name: str, model: ChatModel) -> None:
+    def __init__(self, name: str, model: ChatModel, model_name: str) -> None:
         self.provider = name
         self.model = model
+        self.model_name = model_name
 
     def get_name(self, suffix: str | None = None, *, name: str | None = None) -> str:
         return self.model.get_name(suffix, name=name)
 
     def invoke(self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any) -> BaseMessage:
-        with self._refusals():
-            message = self.model.invoke(input, config, **kwargs)
-        return self._checked(message)
+        with telemetry.model_call(self.provider, self.model_name) as call:
+            with self._refusals():
+                message = self._checked(self.model.invoke(input, config, **kwargs))
+            _answered(call, message)
+        return message
 
     def stream(
         self, input: LanguageModelInput, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[BaseMessage]:
-        with self._refusals():
+        with telemetry.model_call(self.provider, self.model_name) as call, self._refusals():
             for chunk in self.model.stream(input, config, **kwargs):
-                yield self._checked(chunk)
+                call.first_chunk()
+                checked = self._checked(chunk)
+                _answered(call, checked)
+                yield checked
 
     @contextmanager
     def _refusals(self) -> Iterator[None]:
@@ -211,8 +218,21 @@ class _Provider(Runnable[LanguageModelInput, BaseMessage]):
         )
 
 
-def _provider(name: str, model: ChatModel) -> ChatModel:
-    return _Provider(name, model)
+def _provider(name: str, model: ChatModel, model_name: str) -> ChatModel:
+    return _Provider(name, model, model_name)
+
+
+def _answered(call: telemetry.ModelCall, message: BaseMessage) -> None:
+    """What a message (or a streamed chunk carrying them) says of the call: model, usage, finish reason."""
+    usage = message.usage_metadata if isinstance(message, AIMessage) else None
+    metadata = message.response_metadata
+    if usage or "finish_reason" in metadata or "model_name" in metadata:
+        call.answered(
+            metadata.get("model_name"),
+            usage["input_tokens"] if usage else None,
+            usage["output_tokens"] if usage else None,
+            metadata.get("finish_reason"),
+        )
 
 
 def reply_parser(profile: AgentProfile) -> Runnable[BaseMessage | str, AgentReply]:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
-from shared.models import Outcome
+from shared.models import Outcome, PhoneListening
 
 if TYPE_CHECKING:
     from twilio.twiml.voice_response import Gather, VoiceResponse
@@ -250,38 +250,46 @@ class Recording:
     callback: str
 
 
-def listen(action: str, language: str, *audio_urls: str) -> str:
+def listen(action: str, language: str, *audio_urls: str, listening: PhoneListening | None = None) -> str:
     """Play the agent's words (each link in turn, or none when they have played already) and listen
     for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
     posted too (no SpeechResult), so silence is ours to decide."""
-    response, gather = _listening(action, language)
+    response, gather = _listening(action, language, listening or PhoneListening())
     for audio_url in audio_urls:
         gather.play(audio_url)
     return str(response)
 
 
-def prompt_again(action: str, language: str, words: str) -> str:
+def prompt_again(action: str, language: str, words: str, listening: PhoneListening | None = None) -> str:
     """Ask a silent caller again, in Twilio's voice: the agent's re-prompt has no recording of ours."""
-    response, gather = _listening(action, language)
+    response, gather = _listening(action, language, listening or PhoneListening())
     gather.say(words, language=language)
     return str(response)
 
 
-def _listening(action: str, language: str) -> tuple[VoiceResponse, Gather]:
+def _listening(action: str, language: str, listening: PhoneListening) -> tuple[VoiceResponse, Gather]:
     """A response whose `<Gather>` listens for speech or keypad and posts to `action`, even on silence.
 
-    `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the shortest wait it offers.
+    Without a speech model, `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the
+    shortest wait it offers; Twilio refuses `auto` beside a model (its warning 13335), so a model comes
+    with a whole number of seconds. `bargeIn` is Twilio's default (the caller may interrupt), written
+    only when the agent turns it off.
     """
     from twilio.twiml.voice_response import VoiceResponse
 
+    model = listening.speech_model
+    options: dict[str, object] = {"speech_model": model} if model else {}
+    if not listening.barge_in:
+        options["barge_in"] = False
     response = VoiceResponse()
     gather = response.gather(
         input="dtmf speech",
         action=action,
         method="POST",
         language=language,
-        speech_timeout="auto",
+        speech_timeout=listening.speech_timeout_seconds if model else "auto",
         action_on_empty_result=True,
+        **options,
     )
     return response, gather
 

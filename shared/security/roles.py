@@ -15,8 +15,11 @@ its own tenant, which the storage layer enforces.
 | `usage:read`          | read usage per day and the audit log                  | ✓     | ✓     |         | ✓      |
 | `keys:admin`          | create, list, rotate and revoke the tenant's API keys | ✓     | ✓     |         |        |
 | `tenant:admin`        | tenant-wide actions (reserved: no route uses it yet)  | ✓     |       |         |        |
+| `metrics:read`        | read the deployment's metrics (`GET /api/metrics`)    | ✓     |       |         |        |
 
-API keys may carry any scope but `tenant:admin` (`KEY_SCOPES`): tenant-wide actions are for people.
+API keys may carry any scope but `tenant:admin` (`KEY_SCOPES`): tenant-wide actions are for people. A
+key with `metrics:read` alone is what a Prometheus scraper holds. Metrics cover the whole deployment
+(every tenant's calls, no tenant label), so only owners hold it by role.
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ class Scope(StrEnum):
     USAGE_READ = "usage:read"
     KEYS_ADMIN = "keys:admin"
     TENANT_ADMIN = "tenant:admin"
+    METRICS_READ = "metrics:read"
 
 
 ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.OWNER: frozenset(Scope),
-    Role.ADMIN: frozenset(Scope) - {Scope.TENANT_ADMIN},
+    Role.ADMIN: frozenset(Scope) - {Scope.TENANT_ADMIN, Scope.METRICS_READ},
     Role.BUILDER: frozenset(
         {Scope.CONVERSATIONS_READ, Scope.CONVERSATIONS_WRITE, Scope.AGENTS_READ, Scope.AGENTS_ADMIN}
     ),

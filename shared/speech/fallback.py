@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from shared import telemetry
 from shared.models import SpeechProvider
 from shared.speech.audio import Audio
 from shared.speech.ports import Heard, Hearing, Speaking, SpeechToText, SpeechUnavailable, Spoken, TextToSpeech
@@ -61,10 +62,12 @@ class FallbackSpeechToText:
         engines = _engines(self._chain, hearing.provider, "speech-to-text")
         for choice in engines[:-1]:
             try:
-                return choice.engine.transcribe(audio, hearing)
+                with telemetry.speech_call("stt", choice.provider, hearing.language):
+                    return choice.engine.transcribe(audio, hearing)
             except SpeechUnavailable as unavailable:
                 log.warning("speech-to-text %s unavailable, the next engine listens: %s", choice.provider, unavailable)
-        return engines[-1].engine.transcribe(audio, hearing)
+        with telemetry.speech_call("stt", engines[-1].provider, hearing.language):
+            return engines[-1].engine.transcribe(audio, hearing)
 
 
 class FallbackTextToSpeech:
@@ -77,7 +80,9 @@ class FallbackTextToSpeech:
         engines = _engines(self._chain, speaking.provider, "text-to-speech")
         for choice in engines[:-1]:
             try:
-                return choice.engine.synthesize(text, speaking)
+                with telemetry.speech_call("tts", choice.provider, speaking.language, characters=len(text)):
+                    return choice.engine.synthesize(text, speaking)
             except SpeechUnavailable as unavailable:
                 log.warning("text-to-speech %s unavailable, the next engine speaks: %s", choice.provider, unavailable)
-        return engines[-1].engine.synthesize(text, speaking)
+        with telemetry.speech_call("tts", engines[-1].provider, speaking.language, characters=len(text)):
+            return engines[-1].engine.synthesize(text, speaking)

@@ -157,7 +157,9 @@ def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> 
     last = phone.say("")
     assert last.hung_up
     assert last.said == []
-    assert [t["kind"] for t in completed(host, conversation_id)["turns"]] == ["greeting"]
+    final = completed(host, conversation_id)
+    assert [t["kind"] for t in final["turns"]] == ["greeting"]
+    assert final["outcome"] == "no_response", "the caller kept silent: not an ending of theirs"
 
 
 def test_a_caller_who_hangs_up_mid_call_ends_the_conversation(host: DevHost) -> None:

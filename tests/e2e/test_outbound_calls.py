@@ -132,7 +132,9 @@ def test_a_person_who_answers_is_greeted_and_talks_with_the_agent(twilio: Fakes)
     form = request["form"]
     assert form["MachineDetection"] == ["Enable"], "no voicemail message: hang up on machines as soon as known"
     assert form["Url"] == [f"{host.base}/api/voice/twilio/incoming?call={body['conversation_id']}"]
-    assert form["StatusCallback"] == [f"{host.base}/api/voice/twilio/status"]
+    assert form["StatusCallback"] == [f"{host.base}/api/voice/twilio/status?call={body['conversation_id']}"], (
+        "the status URL names the conversation too, so an end reported at once is never lost"
+    )
     assert form["StatusCallbackEvent"] == ["completed"]
 
     call = fake.call(body["call_id"])

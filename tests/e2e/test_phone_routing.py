@@ -17,6 +17,7 @@ ACME_LINE = "+14155550100"
 ACME_VONAGE_LINE = "+14155550101"
 NOBODYS_LINE = "+14155550199"
 ACME_GREETING = "Acme front desk, how can I help?"
+ACME_LISTENING = {"speech_model": "googlev2_telephony", "speech_timeout_seconds": 3, "barge_in": False}
 
 
 def phone(host: DevHost, to: str) -> TwilioCall:
@@ -36,7 +37,7 @@ def host(start_devhost: StartDevHost) -> DevHost:
 @pytest.fixture(scope="module")
 def acme(host: DevHost) -> dict[str, str]:
     key = key_header(host, "acme")
-    made = host.post("/api/agents", json=profile("front-desk", ACME_GREETING), headers=key)
+    made = host.post("/api/agents", json=profile("front-desk", ACME_GREETING, phone=ACME_LISTENING), headers=key)
     assert made.status_code == 201, made.text
     for number, provider in ((ACME_LINE, "twilio"), (ACME_VONAGE_LINE, "vonage")):
         held = host.post(
@@ -55,6 +56,13 @@ def test_a_call_to_a_tenants_number_reaches_its_agent_in_its_tenant(host: DevHos
     assert theirs.status_code == 200, theirs.text
     assert (theirs.json()["agent"], theirs.json()["turns"][0]["reply"]["text"]) == ("front-desk", ACME_GREETING)
     assert host.get(f"/api/conversations/{conversation_id}").status_code == 404, "not the demo tenant's"
+    listening = heard.twiml[-1]
+    assert 'speechModel="googlev2_telephony"' in listening, "the agent's own speech model"
+    assert 'speechTimeout="3"' in listening
+    assert 'bargeIn="false"' in listening
+    demo_listening = phone(host, NOBODYS_LINE).answer().twiml[-1]
+    assert "speechModel" not in demo_listening
+    assert 'speechTimeout="auto"' in demo_listening, "no model: Twilio's own choice and end-of-speech detection"
 
 
 def test_a_number_kept_for_another_provider_is_not_answered_through_twilio(host: DevHost, acme: dict[str, str]) -> None:

@@ -209,6 +209,7 @@ def test_a_silent_caller_is_prompted_again_then_the_call_ends(host: DevHost) -> 
     assert last.said == []
     final = wait_until(lambda: transcript(host, conversation_id), lambda c: c["status"] == "completed")
     assert [t["kind"] for t in final["turns"]] == ["greeting"]
+    assert final["outcome"] == "no_response", "the caller kept silent: not an ending of theirs"
 
 
 def test_a_forged_or_missing_signature_is_refused_and_starts_nothing(host: DevHost) -> None:
@@ -272,12 +273,12 @@ def test_without_an_auth_token_the_twilio_routes_answer_503(start_devhost: Start
         assert response.json()["error"]["code"] == "twilio_not_configured"
 
 
-def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_same_turn(
+def test_late_replies_get_fillers_and_redirects_for_the_same_turn_and_a_hang_up_mid_turn_keeps_that_turn(
     start_devhost: StartDevHost,
 ) -> None:
     slow = start_devhost(
-        TWILIO_AUTH_TOKEN=AUTH_TOKEN, PHONE_REPLY_DEADLINE_SECONDS="1", DEVHOST_SLOW_ACTIVITIES="answer_turn=2.5"
-    )
+        TWILIO_AUTH_TOKEN=AUTH_TOKEN, PHONE_REPLY_DEADLINE_SECONDS="2", DEVHOST_SLOW_ACTIVITIES="answer_turn=4.5"
+    )  # two fillers at least, and room for two more on a loaded machine before the call gives up
     phone = TwilioCall(slow.base, AUTH_TOKEN)
     greeting = phone.answer()
     assert len(greeting.said) >= 2, "the greeting waits through fillers too"
@@ -296,8 +297,21 @@ def test_a_late_reply_or_greeting_gets_fillers_and_redirects_that_wait_for_the_s
     for count, filler in enumerate(fillers, start=1):
         assert f"/api/voice/twilio/reply?turn=1&amp;sentence=0&amp;attempt=0&amp;wait={count}<" in filler, filler
     assert spoken(late) == (conversation_id, 1)
-    assert time.perf_counter() - started > 2.5
+    assert time.perf_counter() - started > 4.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+    assert phone.listening is not None
+    mid_turn = phone.post(phone.listening, phone.params(SpeechResult="how much does delivery cost", Confidence="0.9"))
+    assert mid_turn.status_code == 200, mid_turn.text
+    assert "One moment, please." in mid_turn.text, "the caller hears a filler while the turn goes on"
+    assert phone.hang_up().status_code == 204, "the caller hangs up mid-turn"
+    final = ended(slow, conversation_id)
+    assert final["outcome"] == "ended_by_client"
+    assert [t["text"] for t in final["turns"]] == [
+        None,
+        "what are your opening hours",
+        "how much does delivery cost",
+    ], "the turn in flight when the caller hung up is kept, once"
 
 
 def test_behind_a_proxy_twilio_signs_the_public_url_and_our_twiml_points_there(start_devhost: StartDevHost) -> None:

@@ -41,6 +41,13 @@ DEFERRED = (
     "vonage_http_client",
     "vonage_utils",
     "azure.messaging",
+    # The Durable SDK brings the OpenTelemetry API; the SDK, its exporters and the metrics API wait for
+    # telemetry's first use (shared/telemetry.py).
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+    "opentelemetry.metrics",
+    "azure.monitor",
+    "prometheus_client",
 )
 
 LOADED_DEFERRED_MODULES = f"""

@@ -108,13 +108,13 @@ def test_an_app_slower_than_the_bridge_timeout_ends_the_call_with_an_apology_in_
     state, url = app
 
     def slow(body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        time.sleep(1.5)
+        time.sleep(5)
         return 200, b"{}"
 
     state.answer = slow
     started = time.perf_counter()
     assert invoke(url, contact_event(), monkeypatch, BRIDGE_TIMEOUT_SECONDS="0.3") == bridge().apology()
-    assert time.perf_counter() - started < 1.2
+    assert time.perf_counter() - started < 4, "it gave up at its own timeout, not when the app answered"
 
 
 def test_no_app_or_no_configuration_ends_the_call_with_an_apology(monkeypatch: pytest.MonkeyPatch) -> None:

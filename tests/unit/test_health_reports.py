@@ -19,5 +19,5 @@ def test_a_failing_probe_reports_its_kind_and_logs_its_text(caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING):
         report = _check(refused_postgres, None)  # type: ignore[arg-type]
 
-    assert report == {"ok": False, "error": "ConnectionRefusedError"}
+    assert report == {"ok": False, "error": "ConnectionRefusedError", "ms": report["ms"]}, "how long it took to fail"
     assert "db-internal.postgres" in caplog.text

@@ -20,8 +20,9 @@ def test_an_owner_may_do_everything() -> None:
     assert all(allows(person(Role.OWNER), scope) for scope in Scope)
 
 
-def test_an_admin_may_do_everything_but_tenant_wide_actions() -> None:
-    assert {scope for scope in Scope if allows(person(Role.ADMIN), scope)} == set(Scope) - {Scope.TENANT_ADMIN}
+def test_an_admin_may_do_everything_but_tenant_wide_actions_and_reading_the_deployment_metrics() -> None:
+    everything_else = set(Scope) - {Scope.TENANT_ADMIN, Scope.METRICS_READ}
+    assert {scope for scope in Scope if allows(person(Role.ADMIN), scope)} == everything_else
 
 
 def test_a_builder_builds_agents_and_talks_to_them_but_manages_no_keys_and_reads_no_usage() -> None:

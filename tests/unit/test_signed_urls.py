@@ -58,7 +58,7 @@ def test_a_sentence_token_is_not_the_whole_turns() -> None:
 def test_tampered_or_foreign_tokens_are_refused_without_being_echoed() -> None:
     token = signer().sign(tenant="acme", **AUDIO)
     payload, timestamp, signature = token.rsplit(".", 2)
-    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]  # the last character may hold only padding bits
     for bad in [
         f"{payload}.{timestamp}.{flipped}",
         signer(NEW_KEY).sign(tenant="acme", **AUDIO),

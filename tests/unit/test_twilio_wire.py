@@ -10,9 +10,11 @@ from xml.etree import ElementTree
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from twilio.request_validator import RequestValidator
 
 from shared.errors import ApiError
+from shared.models import PhoneListening
 from shared.phone import twilio
 
 CALL_SID = "CA" + "0123456789abcdef" * 2
@@ -152,6 +154,28 @@ def test_listening_plays_our_audio_inside_a_gather_posting_to_our_route() -> Non
         "actionOnEmptyResult": "true",
     }
     assert [(child.tag, child.text) for child in gather] == [("Play", audio)]
+
+
+def test_an_agents_speech_model_comes_with_whole_seconds_of_silence_and_barge_in_may_be_off() -> None:
+    action = "https://h/api/voice/twilio/gather?turn=1&silences=0"
+    tuned = PhoneListening(speech_model="googlev2_telephony", speech_timeout_seconds=3, barge_in=False)
+    [gather] = list(ElementTree.fromstring(twilio.listen(action, "hi-IN", listening=tuned)))
+    assert (gather.attrib["speechModel"], gather.attrib["speechTimeout"]) == ("googlev2_telephony", "3"), (
+        "Twilio refuses speechTimeout auto beside a speech model (warning 13335)"
+    )
+    assert gather.attrib["bargeIn"] == "false"
+    [again] = list(ElementTree.fromstring(twilio.prompt_again(action, "hi-IN", "Hello?", tuned)))
+    assert (again.attrib["speechModel"], again.attrib["speechTimeout"], again.attrib["bargeIn"]) == (
+        "googlev2_telephony",
+        "3",
+        "false",
+    )
+
+
+@pytest.mark.parametrize("model", ["", "Phone Call", "x" * 65, "phone_call;rm", "-leading"])
+def test_a_speech_model_twilio_could_not_name_is_refused(model: str) -> None:
+    with pytest.raises(ValidationError):
+        PhoneListening(speech_model=model)
 
 
 def test_holding_on_says_a_filler_and_redirects_to_the_same_wait() -> None:
