@@ -9,6 +9,7 @@ STAMP_PY := $(VENV)/.installed
 WORKER := $(VENV)/azure-worker
 STAMP_WORKER := $(WORKER)/.installed
 STAMP_NODE := node_modules/.installed
+STAMP_CHROMIUM := $(VENV)/.chromium
 PYTEST_ARGS ?=
 # Test modules spread over workers, a module's tests on one (they share its devhost). The suite mostly
 # waits on devhosts and subprocesses, so three workers on two cores halve its time.
@@ -16,7 +17,7 @@ PYTEST_WORKERS ?= 3
 
 .PHONY: dev call test setup lint typecheck unit bench clean
 
-setup: $(STAMP_PY) $(STAMP_WORKER) $(STAMP_NODE)
+setup: $(STAMP_PY) $(STAMP_WORKER) $(STAMP_NODE) $(STAMP_CHROMIUM)
 
 $(STAMP_PY): requirements.txt requirements-dev.txt
 	@echo "==> Python environment ($(VENV))"
@@ -35,6 +36,16 @@ $(STAMP_NODE): package.json package-lock.json
 	@echo "==> Azurite from npm (node_modules)"
 	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Debian's chromium for the web page's e2e test (Playwright drives it; it never downloads a browser).
+# Not fatal here, so `make dev` works where apt cannot: that test then fails saying chromium is missing.
+$(STAMP_CHROMIUM): $(STAMP_PY)
+	@if ! command -v chromium >/dev/null; then \
+		echo "==> Debian's chromium (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+			|| echo "chromium could not be installed: tests/e2e/test_web_page.py will fail"; \
+	fi
+	@if command -v chromium >/dev/null; then touch $@; fi
 
 dev: setup
 	@$(PY) -m devhost

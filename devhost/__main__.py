@@ -51,6 +51,7 @@ TRY_IT = """
          --data-binary @question.wav
     curl -s {base}/api/conversations/<id> -H "X-API-Key: $KEY"
     curl -s -X POST {base}/api/conversations/<id>/end -H "X-API-Key: $KEY"
+  Talk to an agent in the browser: {base}/web/ (paste the key; the microphone needs a browser on this machine).
   Ctrl-C stops the host and the stand-ins it started.
 """
 

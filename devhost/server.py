@@ -21,7 +21,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from devhost import access, hostjson, management
+from devhost import access, hostjson, management, web_page
 from devhost.engine import Engine
 from devhost.faults import Faults
 from devhost.http_triggers import HttpFunctions, HttpLimits
@@ -170,7 +170,7 @@ def build_app(
         return web.json_response(management.status_payload(row, show_input=True, show_history=True))
 
     binding = management.client_binding(base_url)
-    middlewares: list[Middleware] = [json_errors]
+    middlewares: list[Middleware] = [json_errors, web_page.page_headers]
     if options.system_key is not None:
         if options.rpc_port is None:
             raise ValueError("a devhost with a system key needs its loopback RPC port")
@@ -189,5 +189,6 @@ def build_app(
     app.cleanup_ctx.append(lifecycle)
     app.add_routes(management.routes(engine))
     app.add_routes([web.get("/devhost/instances/{instance_id}", instance, allow_head=False)])
+    app.add_routes(web_page.routes())
     app.add_routes([web.route("*", "/{path:.*}", everything_else)])
     return app
