@@ -54,6 +54,22 @@ param embeddingsModel object = {
   capacity: 30
 }
 
+@description('Azure AI Search for knowledge. Off: knowledge is searched in Postgres (full text).')
+param searchEnabled bool = false
+
+@allowed([
+  'basic'
+  'standard'
+])
+@description('Azure AI Search tier, when enabled.')
+param searchSku string = 'basic'
+
+@description('App settings read from Key Vault (secret name: the setting in lower case, `_` as `-`). Store each secret before the app starts.')
+param secretSettings array = [
+  'DATABASE_URL'
+  'REDIS_URL'
+]
+
 var tags = { 'azd-env-name': environmentName }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var functionAppName = 'func-${resourceToken}'
@@ -126,6 +142,30 @@ module openai 'modules/openai.bicep' = {
   }
 }
 
+module keyVault 'modules/key-vault.bicep' = {
+  name: 'key-vault'
+  scope: rg
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+    userPrincipalId: principalId
+  }
+}
+
+module search 'modules/search.bicep' = if (searchEnabled) {
+  name: 'search'
+  scope: rg
+  params: {
+    name: 'srch-${resourceToken}'
+    location: location
+    tags: tags
+    sku: searchSku
+    principalId: identity.outputs.principalId
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -148,6 +188,9 @@ module functionApp 'modules/function-app.bicep' = {
     openAiEndpoint: openai.outputs.endpoint
     chatDeployment: openai.outputs.chatDeployment
     embeddingsDeployment: openai.outputs.embeddingsDeployment
+    searchEndpoint: searchEnabled ? search!.outputs.endpoint : ''
+    keyVaultName: keyVault.outputs.name
+    secretSettings: secretSettings
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
   }
@@ -165,4 +208,6 @@ output AUDIO_CONTAINER string = storage.outputs.audioContainerName
 output AZURE_OPENAI_ENDPOINT string = openai.outputs.endpoint
 output AZURE_OPENAI_CHAT_DEPLOYMENT string = openai.outputs.chatDeployment
 output AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT string = openai.outputs.embeddingsDeployment
+output AZURE_SEARCH_ENDPOINT string = searchEnabled ? search!.outputs.endpoint : ''
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output TASKHUB_NAME string = durableBackend == 'durableTaskScheduler' ? durableTask!.outputs.taskHubName : 'voiceagent'

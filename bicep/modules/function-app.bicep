@@ -20,6 +20,11 @@ param taskHubName string
 param openAiEndpoint string
 param chatDeployment string
 param embeddingsDeployment string
+@description('Azure AI Search endpoint; empty: knowledge stays in Postgres.')
+param searchEndpoint string
+param keyVaultName string
+@description('Settings whose values are Key Vault references.')
+param secretSettings array
 param instanceMemoryMB int
 param maximumInstanceCount int
 
@@ -36,13 +41,20 @@ var azureStorageBackendSettings = {
   AzureWebJobsStorage__tableServiceUri: tableEndpoint
 }
 // host.json keeps the Azure Storage provider (the local devhost and Azurite speak it); these
-// app settings override it for Durable Task Scheduler, as `AzureFunctionsJobHost__` settings do.
+// app settings override it for Durable Task Scheduler ("Override host.json values",
+// learn.microsoft.com/azure/azure-functions/functions-host-json#override-hostjson-values).
 var schedulerSettings = {
   AzureFunctionsJobHost__extensions__durableTask__storageProvider__type: 'azureManaged'
   AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
   DURABLE_TASK_SCHEDULER_CONNECTION_STRING: 'Endpoint=${durableTaskEndpoint};Authentication=ManagedIdentity;ClientID=${identityClientId}'
 }
-var appSettings = union(hostStorageSettings, useScheduler ? schedulerSettings : azureStorageBackendSettings, {
+// Key Vault references, resolved by the platform with the identity named by keyVaultReferenceIdentity.
+var secretReferences = toObject(
+  secretSettings,
+  setting => setting,
+  setting => '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${toLower(replace(setting, '_', '-'))})'
+)
+var appSettings = union(hostStorageSettings, useScheduler ? schedulerSettings : azureStorageBackendSettings, secretReferences, {
   TASKHUB_NAME: taskHubName
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
@@ -53,6 +65,7 @@ var appSettings = union(hostStorageSettings, useScheduler ? schedulerSettings : 
   AZURE_OPENAI_ENDPOINT: openAiEndpoint
   AZURE_OPENAI_CHAT_DEPLOYMENT: chatDeployment
   AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT: embeddingsDeployment
+  AZURE_SEARCH_ENDPOINT: searchEndpoint
 })
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
@@ -84,6 +97,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
     }

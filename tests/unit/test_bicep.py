@@ -34,6 +34,10 @@ KNOWN_ROLES = {
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "0ad04412-c4d5-4796-b79c-f76d14c8d402": "Durable Task Data Contributor",
     "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd": "Cognitive Services OpenAI User",
+    "8ebe5a00-799e-43f5-93ac-243d3dce84a7": "Search Index Data Contributor",
+    "7ca78c08-252a-4471-8644-bb5ff32d4ba0": "Search Service Contributor",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
+    "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
 }
 
 # App settings read by the Functions host, its extensions or azure-identity rather than shared/config.py.
@@ -205,6 +209,22 @@ def test_every_azure_client_the_code_builds_has_a_role() -> None:
     assert "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd" in (BICEP / "modules" / "openai.bicep").read_text()
     assert "3913510d-42f4-4e42-8a64-420c390055eb" in (BICEP / "modules" / "monitoring.bicep").read_text()
     assert "0ad04412-c4d5-4796-b79c-f76d14c8d402" in (BICEP / "modules" / "durable-task.bicep").read_text()
+    search = (BICEP / "modules" / "search.bicep").read_text()
+    assert "8ebe5a00-799e-43f5-93ac-243d3dce84a7" in search
+    assert "7ca78c08-252a-4471-8644-bb5ff32d4ba0" in search, "the app creates its index"
+    assert "4633458b-17de-408a-b874-0445c86b69e6" in (BICEP / "modules" / "key-vault.bicep").read_text()
+
+
+def test_secrets_come_from_key_vault_references() -> None:
+    """DATABASE_URL and REDIS_URL still hold credentials: the app reads them through Key Vault, by identity."""
+    default = _declarations(BICEP / "main.bicep", "parameter")["secretSettings"]
+    names = [_text(node).strip("'") for node in _walk(default) if node.type == "string"]
+    assert set(names) == {"DATABASE_URL", "REDIS_URL"}
+    assert set(names) <= _settings_env_names()
+    function_app = FUNCTION_APP.read_text()
+    assert "keyVaultReferenceIdentity: identityId" in function_app
+    assert "'@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=" in function_app
+    assert "enableRbacAuthorization: true" in (BICEP / "modules" / "key-vault.bicep").read_text()
 
 
 def test_every_app_setting_is_one_the_app_or_the_functions_host_reads() -> None:
@@ -259,7 +279,7 @@ def test_outputs_feed_the_azd_environment() -> None:
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in outputs), "azd keeps UPPER_SNAKE outputs"
     assert {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME"} <= outputs
     app_outputs = outputs - {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME"}
-    app_outputs -= {"SERVICE_API_URI"}
+    app_outputs -= {"SERVICE_API_URI", "AZURE_KEY_VAULT_NAME"}  # for the post-provision steps
     assert app_outputs <= _settings_env_names() | HOST_SETTINGS, "other outputs are settings the app reads"
 
 
