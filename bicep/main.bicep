@@ -68,6 +68,7 @@ param searchSku string = 'basic'
 param secretSettings array = [
   'DATABASE_URL'
   'REDIS_URL'
+  'AUDIO_URL_SIGNING_KEY'
 ]
 
 var tags = { 'azd-env-name': environmentName }

@@ -1,4 +1,5 @@
-// Key Vault for the secrets the app still needs (DATABASE_URL, REDIS_URL, provider credentials):
+// Key Vault for the secrets the app still needs (DATABASE_URL, REDIS_URL, the audio URL signing key,
+// provider credentials):
 // RBAC only, read by the app through Key Vault references resolved with its identity.
 param name string
 param location string

@@ -216,10 +216,11 @@ def test_every_azure_client_the_code_builds_has_a_role() -> None:
 
 
 def test_secrets_come_from_key_vault_references() -> None:
-    """DATABASE_URL and REDIS_URL still hold credentials: the app reads them through Key Vault, by identity."""
+    """DATABASE_URL and REDIS_URL still hold credentials, and the audio URL signing key is one: the app reads
+    them through Key Vault, by identity."""
     default = _declarations(BICEP / "main.bicep", "parameter")["secretSettings"]
     names = [_text(node).strip("'") for node in _walk(default) if node.type == "string"]
-    assert set(names) == {"DATABASE_URL", "REDIS_URL"}
+    assert set(names) == {"DATABASE_URL", "REDIS_URL", "AUDIO_URL_SIGNING_KEY"}
     assert set(names) <= _settings_env_names()
     function_app = FUNCTION_APP.read_text()
     assert "keyVaultReferenceIdentity: identityId" in function_app
