@@ -153,12 +153,41 @@ def test_main_targets_the_subscription_and_tags_for_azd() -> None:
 
 
 def test_every_module_is_used_and_every_used_module_exists() -> None:
-    modules = _declarations(BICEP / "main.bicep", "module")
-    used = {
-        (BICEP / _text(node).split("'")[1]).resolve()  # module name 'path' = ...
-        for node in modules.values()
-    }
+    used = {path.resolve() for path in _module_files().values()}
     assert used == {path.resolve() for path in (BICEP / "modules").glob("*.bicep")}
+
+
+def _module_files() -> dict[str, Path]:
+    """main.bicep's modules: symbolic name -> file."""
+    return {
+        name: BICEP / _text(node).split("'")[1]  # module name 'path' = ...
+        for name, node in _declarations(BICEP / "main.bicep", "module").items()
+    }
+
+
+def _module_params(node: Node) -> set[str]:
+    body = next(child for child in _walk(node) if child.type == "object")
+    params = next(prop for prop in body.children if prop.type == "object_property" and _key(prop) == "params")
+    return set(_top_level_keys(params.children[-1]))
+
+
+@pytest.mark.parametrize("module", sorted(_module_files()))
+def test_main_passes_each_module_exactly_the_parameters_it_declares(module: str) -> None:
+    """What the Bicep compiler would refuse, checked here: a required parameter left out, or an unknown one."""
+    path = _module_files()[module]
+    declared = _declarations(path, "parameter")
+    required = {name for name, node in declared.items() if "=" not in _text(node)}
+    given = _module_params(_declarations(BICEP / "main.bicep", "module")[module])
+    assert required <= given, f"missing: {sorted(required - given)}"
+    assert given <= set(declared), f"unknown: {sorted(given - set(declared))}"
+
+
+def test_every_module_output_main_reads_exists() -> None:
+    modules = _module_files()
+    read = set(re.findall(r"\b(\w+)!?\.outputs\.(\w+)", (BICEP / "main.bicep").read_text()))
+    assert read
+    for module, output in read:
+        assert output in _declarations(modules[module], "output"), f"{module}.outputs.{output}"
 
 
 @pytest.mark.parametrize("path", BICEP_FILES + PARAMETER_FILES, ids=lambda p: str(p.relative_to(BICEP)))
