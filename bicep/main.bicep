@@ -54,6 +54,9 @@ param embeddingsModel object = {
   capacity: 30
 }
 
+@description('Address alerts are mailed to. Empty: alerts show in the portal only.')
+param alertEmail string = ''
+
 @description('Azure AI Search for knowledge. Off: knowledge is searched in Postgres (full text).')
 param searchEnabled bool = false
 
@@ -115,6 +118,17 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    alertEmail: alertEmail
   }
 }
 

@@ -332,3 +332,26 @@ def test_function_app_is_flex_consumption_python_311_with_identity_storage() -> 
     assert "type: 'UserAssignedIdentity'" in text
     assert "AzureWebJobsStorage__credential: 'managedidentity'" in text
     assert "allowSharedKeyAccess: false" in (BICEP / "modules" / "storage.bicep").read_text()
+
+
+def _readme_thresholds() -> list[float]:
+    """The "alert when" column of dashboards/README.md's alert table: `above 1500 ms` -> 1500."""
+    section = (REPOSITORY_ROOT / "dashboards" / "README.md").read_text().split("## Alert thresholds", 1)[1]
+    return [float(value) for value in re.findall(r"^\|[^|]+\| above ([0-9.]+)", section, re.MULTILINE)]
+
+
+def test_alert_rules_fire_at_the_thresholds_the_dashboards_draw() -> None:
+    alerts = _declarations(BICEP / "modules" / "alerts.bicep", "variable")["alerts"]
+    thresholds = []
+    for prop in _walk(alerts):
+        if prop.type == "object_property" and _key(prop) == "threshold":
+            value = _text(prop.children[-1])
+            thresholds.append(float(value.removeprefix("json('").removesuffix("')")))
+    assert len(_readme_thresholds()) == 4
+    assert thresholds == _readme_thresholds()
+
+
+def test_the_workbook_deployed_is_the_one_in_dashboards() -> None:
+    alerts = (BICEP / "modules" / "alerts.bicep").read_text()
+    assert "serializedData: loadTextContent('../../dashboards/azure-workbook.json')" in alerts
+    assert (BICEP / "modules" / "../../dashboards/azure-workbook.json").is_file()
