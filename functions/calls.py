@@ -218,7 +218,7 @@ def _through_vonage(
         to=to,
         from_=caller_id,
         answer_url=f"{base}{VONAGE_ANSWER_ROUTE}?call={conversation_id}",
-        event_url=f"{base}{VONAGE_EVENT_ROUTE}",
+        event_url=f"{base}{VONAGE_EVENT_ROUTE}?call={conversation_id}&tenant={current_tenant()}",
         leaves_voicemail=leaves_voicemail,
         ringing_seconds=settings.outbound_ringing_seconds,
     )

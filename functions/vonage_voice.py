@@ -402,12 +402,16 @@ async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationCli
     again, or for a call we never started, is no error. An agent that ended the call first keeps its
     own outcome."""
     svc, hook = await _verified(req)
+    placed = vonage.our_query(vonage.PlacedEvents, hook.ours)
     status = hook.call.status
     outcome = vonage.ENDED_STATUSES.get(status)
-    route = await _route(svc, hook)
+    route = (placed.tenant, "", hook.call.from_) if placed.tenant is not None else await _route(svc, hook)
     if route is None:
         return func.HttpResponse(status_code=200)
     start = call_key(hook.call.uuid)
+    if placed.call is not None:  # a call we placed, maybe reporting before POST /api/calls noted it
+        with tenant_scope(route[0]):
+            await svc.waiter.claim_start(start, str(placed.call), START_KEY_TTL_SECONDS)
     if outcome is not None:
         await call_over(svc, client, route[0], start, outcome=outcome, duration=hook.call.duration)
     elif status in vonage.VERDICTS:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
 from shared.models import Outcome
 from shared.phone.twilio import MAX_CALL_SECONDS
+from shared.tenancy import TENANT_ID
 
 JSON_TYPE = "application/json"
 MAX_BODY_BYTES = 16 * 1024
@@ -154,6 +155,14 @@ class Answering(Holding):
     call: uuid.UUID = Field(description="The conversation made when the call was placed.")
 
 
+class PlacedEvents(Holding):
+    """The event URL of a call we placed, as `POST /api/calls` wrote it: its conversation and tenant, so an
+    event sent before the call was noted (a call refused at once, a quick verdict) still finds them."""
+
+    call: uuid.UUID | None = Field(default=None, description="The conversation made when the call was placed.")
+    tenant: str | None = Field(default=None, pattern=f"^{TENANT_ID.pattern}$", description="Whose call it is.")
+
+
 class InputStep(Holding):
     """Where a call is, as our own NCCO wrote it into the input's eventUrl."""
 
@@ -164,7 +173,9 @@ class InputStep(Holding):
 Step = TypeVar("Step", bound=Holding)
 
 
-OUR_QUERY_FIELDS = frozenset(InputStep.model_fields) | frozenset(Answering.model_fields)
+OUR_QUERY_FIELDS = (
+    frozenset(InputStep.model_fields) | frozenset(Answering.model_fields) | frozenset(PlacedEvents.model_fields)
+)
 """Query fields our own URLs carry (a GET answer's query mixes them with Vonage's)."""
 
 

@@ -21,7 +21,7 @@ from tests.e2e.test_agents_api import profile
 from tests.e2e.test_twilio_calls import spoken
 from tests.e2e.test_vonage_calls import spoken as streamed
 from tests.fakes.twilio_rest import FakeTwilioRest, Pickup, Refused, Silent, Unanswered
-from tests.fakes.vonage_rest import FakeVonageRest, rsa_private_key_pem
+from tests.fakes.vonage_rest import EndsAtOnce, FakeVonageRest, rsa_private_key_pem
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "outbound-e2e-twilio-auth-token"
@@ -323,7 +323,10 @@ def test_through_vonage_a_person_is_greeted_and_talks_with_the_agent(vonage: tup
     assert leg.body["to"] == [{"number": CUSTOMER.removeprefix("+"), "type": "phone"}]
     assert leg.body["from"] == {"number": line.removeprefix("+"), "type": "phone"}
     assert leg.body["answer_url"] == [f"{host.base}/api/voice/vonage/answer?call={body['conversation_id']}"]
-    assert leg.body["event_url"] == [f"{host.base}/api/voice/vonage/event"]
+    [events] = leg.body["event_url"]
+    assert events.startswith(f"{host.base}/api/voice/vonage/event?call={body['conversation_id']}&tenant=t"), (
+        "the event URL names the call's conversation and tenant, so an event before the call was noted is not lost"
+    )
     assert leg.body["advanced_machine_detection"] == {"behavior": "hangup", "mode": "detect"}
     assert leg.events == ["started", "ringing", "answered", "human"]
     assert leg.answered is not None
@@ -366,6 +369,21 @@ def test_through_vonage_a_machine_is_dropped_and_an_unanswered_call_keeps_its_ou
     assert fake.leg(busy["call_id"]).events[-1] == "busy"
     assert ended(host, key, machine["conversation_id"])["outcome"] == "answering_machine"
     assert ended(host, key, busy["conversation_id"])["outcome"] == "busy"
+
+
+def test_through_vonage_a_call_that_fails_before_it_was_noted_still_ends_call_failed(
+    vonage: tuple[DevHost, FakeVonageRest],
+) -> None:
+    host, fake = vonage
+    key, _ = tenant(host, provider="vonage")
+    number = next(CALLEES)
+    fake.script(number, EndsAtOnce("failed"))
+    placed = place(host, key, number, provider="vonage")
+    assert placed.status_code == 201, placed.text
+    body = placed.json()
+    assert fake.leg(body["call_id"]).events == ["failed"], "the end came before the API answered"
+    final = ended(host, key, body["conversation_id"])
+    assert (final["outcome"], final["turns"]) == ("call_failed", []), "not left ringing until no_answer"
 
 
 def test_through_vonage_a_refusal_is_a_clear_error(vonage: tuple[DevHost, FakeVonageRest]) -> None:

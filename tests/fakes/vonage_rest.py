@@ -24,6 +24,7 @@ answers (`Unanswered`): `started`, `ringing`, then `busy`, `unanswered`, `timeou
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import secrets
@@ -53,7 +54,16 @@ RING_SECONDS = 0.2
 the call id from the API's answer before the provider's first webhook can come."""
 NUMBER_DIGITS = frozenset("0123456789")
 
-Script = Pickup | Unanswered | Refused
+
+@dataclass(frozen=True)
+class EndsAtOnce:
+    """The network ends the call (`status`) before the API has even answered the request that placed it:
+    the end event reaches the app before the call's uuid does."""
+
+    status: str = "failed"
+
+
+Script = Pickup | Unanswered | Refused | EndsAtOnce
 """As for the Twilio fake (but `Silent`); `Pickup.answered_by` is `human` or a machine (any other value is one)."""
 
 
@@ -164,7 +174,11 @@ class FakeVonageRest(LoopbackFake):
             return _problem(refusal.status, "Bad Request" if refusal.status == 400 else "Error", refusal.message)
         leg = RingingLeg(str(uuid.uuid4()), body)
         self.legs[leg.uuid] = leg
-        threading.Thread(target=self._ring, args=(leg,), daemon=True, name=f"ring-{leg.uuid}").start()
+        script = self.scripts.get(body["to"][0]["number"])
+        if isinstance(script, EndsAtOnce):
+            await asyncio.to_thread(self._ends_at_once, leg, script.status)
+        else:
+            threading.Thread(target=self._ring, args=(leg,), daemon=True, name=f"ring-{leg.uuid}").start()
         answer = {
             "uuid": leg.uuid,
             "status": "started",
@@ -226,19 +240,32 @@ class FakeVonageRest(LoopbackFake):
         script = self.scripts.get(to[0])
         return script if isinstance(script, Refused) else None
 
-    def _ring(self, leg: RingingLeg) -> None:
-        time.sleep(RING_SECONDS)
-        [to] = leg.body["to"]
-        script = self.scripts.get(to["number"], Pickup())
-        phone = VonageCall(
+    def _dial(self, leg: RingingLeg) -> VonageCall:
+        """The leg's far end, which posts Vonage's signed webhooks to our app."""
+        leg.phone = VonageCall(
             self.base_url,
             self.signature_secret,
-            to=to["number"],
+            to=leg.body["to"][0]["number"],
             caller=leg.body["from"]["number"],
             application_id=self.application_id,
             call_uuid=leg.uuid,
         )
-        leg.phone = phone
+        return leg.phone
+
+    def _ends_at_once(self, leg: RingingLeg, status: str) -> None:
+        try:
+            self._dial(leg)
+            [event_url] = leg.body["event_url"]
+            self._event(leg, event_url, status=status)
+        except Exception as error:  # the test learns of it through `leg`
+            leg.problem = f"{type(error).__name__}: {error}"
+        finally:
+            leg.rang.set()
+
+    def _ring(self, leg: RingingLeg) -> None:
+        time.sleep(RING_SECONDS)
+        script = self.scripts.get(leg.body["to"][0]["number"], Pickup())
+        phone = self._dial(leg)
         [event_url] = leg.body["event_url"]
         try:
             for status in ("started", "ringing"):
