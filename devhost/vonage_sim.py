@@ -118,9 +118,13 @@ class VonageCall:
     def say(self, line: str, *, digits: str = "") -> Heard:
         """The caller says `line` (or presses `digits`; neither: silence until the input's start timeout)
         where the call listens."""
+        return self.follow(self.say_once(line, digits=digits))
+
+    def say_once(self, line: str, *, digits: str = "") -> requests.Response:
+        """The input webhook for `line`, its answer not followed (a caller who hangs up while it plays)."""
         if self.listening is None:
             raise RuntimeError("the call is not listening")
-        return self.follow(self.post(self.listening, self._heard(line, digits)))
+        return self.post(self.listening, self._heard(line, digits))
 
     def hang_up(
         self, status: str = "completed", duration: Any = "42", *, url: str = EVENT, direction: str = "inbound"

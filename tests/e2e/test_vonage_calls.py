@@ -287,6 +287,18 @@ def test_a_late_reply_gets_fillers_and_inputs_that_come_back_for_the_same_turn(s
     assert time.perf_counter() - started > 4.5
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
 
+    mid_turn = phone.say_once("how much does delivery cost")
+    assert mid_turn.status_code == 200, mid_turn.text
+    assert mid_turn.json()[0]["text"] == "One moment, please.", "the caller hears a filler while the turn goes on"
+    assert phone.hang_up().status_code == 200, "the caller hangs up mid-turn"
+    final = ended(slow, conversation_id)
+    assert final["outcome"] == "ended_by_client"
+    assert [t["text"] for t in final["turns"]] == [
+        None,
+        "what are your opening hours",
+        "how much does delivery cost",
+    ], "the turn in flight when the caller hung up is kept, once"
+
     consent = "This call is recorded for quality."
     recorder = profile("recorder", "Hello, recorded line.", recording=True, recording_consent=consent)
     assert slow.post("/api/agents", json=recorder).status_code == 201
