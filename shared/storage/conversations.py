@@ -175,6 +175,14 @@ class ConversationRepository:
             raise LookupError(f"turn {turn.turn} of {turn.conversation_id} vanished after insert")
         return stored
 
+    def keep_heard(self, conversation_id: str, turn: int, reply_text: str) -> None:
+        """The turn's reply as far as the listener heard it, when they cut it short after it was stored."""
+        with tenant_connection(self._pool) as conn:
+            conn.execute(
+                "UPDATE turns SET reply_text = %s WHERE conversation_id = %s AND turn = %s",
+                (reply_text, conversation_id, turn),
+            )
+
     def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:
         with tenant_connection(self._pool) as conn:
             row = conn.execute(
