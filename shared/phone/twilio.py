@@ -305,9 +305,7 @@ def play_then(sentences: list[Sentence], redirect: str, language: str, listening
     return str(response)
 
 
-def listen_after(
-    action: str, language: str, sentences: list[Sentence], listening: PhoneListening | None = None
-) -> str:
+def listen_after(action: str, language: str, sentences: list[Sentence], listening: PhoneListening | None = None) -> str:
     """The reply's last sentences, each one but the last the caller may speak over in its own gather, then
     the last inside the `<Gather>` that listens for the caller's answer (`listen`)."""
     from twilio.twiml.voice_response import VoiceResponse
