@@ -198,11 +198,11 @@ class VonageCall:
     def _let_pass(ncco: list[dict[str, Any]], heard: Heard) -> None:
         """Count a short input the silent caller lets time out: a hold after our filler, or a pause after a
         sentence of a reply that goes on."""
-        if any(action["action"] == "talk" for action in ncco):
-            if heard.holds >= MAX_HOLDS:
-                raise RuntimeError("held too many times")
-            heard.holds += 1
-        else:
+        if any(action["action"] == "stream" for action in ncco):
             if heard.pauses >= MAX_PAUSES:
                 raise RuntimeError("too many pauses")
             heard.pauses += 1
+        else:
+            if heard.holds >= MAX_HOLDS:
+                raise RuntimeError("held too many times")
+            heard.holds += 1

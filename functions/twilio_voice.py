@@ -286,17 +286,23 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
                     body = TurnBody(text=TypedTurn(text=heard).text)
                 except ValidationError as error:
                     raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
-            budget = remaining_wait(svc.settings.phone_reply_deadline_seconds, received_at)
+            deadline = svc.settings.phone_reply_deadline_seconds
             if step.cut is not None and not step.wait:  # spoke over a sentence of the reply before
-                await cut_short(svc, conversation.id, _request_id(form.call_sid, step.turn - 1), step.cut, budget)
+                cutting = remaining_wait(deadline, received_at) / 2
+                await cut_short(svc, conversation.id, _request_id(form.call_sid, step.turn - 1), step.cut, cutting)
             if not step.wait and not heard:
                 return _twiml(await _silence(req, svc, client, conversation, step))
             if not step.wait:
+                budget = remaining_wait(deadline, received_at)
                 known, _ = await raise_after_cut(
                     svc, client, conversation, request_id, body, received_at=received_at, wait_seconds=budget
                 )
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
-            return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
+            waiting = remaining_wait(deadline, received_at)
+            twiml = await _streamed(
+                req, svc, conversation, request_id, reply, client=client, known=known, wait_seconds=waiting
+            )
+            return _twiml(twiml)
         except BadRequest:
             raise
         except ApiError as error:
@@ -338,8 +344,10 @@ async def _streamed(
     *,
     client: df.DurableOrchestrationClient,
     known: TurnRecord | None = None,
+    wait_seconds: float | None = None,
 ) -> str:
-    """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
+    """TwiML for the reply from `step.sentence` on (waited for up to `wait_seconds`, else
+    PHONE_REPLY_DEADLINE_SECONDS): the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
     and a redirect to the same sentence. An orchestration that dies meanwhile is apologised for at once
@@ -357,7 +365,7 @@ async def _streamed(
         sentence=step.sentence,
         attempt=step.attempt,
         known=known,
-        wait_seconds=svc.settings.phone_reply_deadline_seconds,
+        wait_seconds=svc.settings.phone_reply_deadline_seconds if wait_seconds is None else wait_seconds,
     )
     step = step.model_copy(update={"sentence": sentence, "attempt": attempt})
     if found is None:
