@@ -138,7 +138,7 @@ async def _then(
     if turn.action is TurnAction.TRANSFER:
         return twilio.finish(audio, turn.transfer_to)
     step = twilio.GatherStep(turn=gather_turn)
-    return twilio.listen_after(_gather_url(req, svc, step), conversation.language, sentences, listening)
+    return twilio.listen(_gather_url(req, svc, step), conversation.language, *sentences, listening=listening)
 
 
 async def _listening(svc: Services, conversation: Conversation) -> PhoneListening:

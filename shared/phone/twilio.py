@@ -257,16 +257,6 @@ class Recording:
     callback: str
 
 
-def listen(action: str, language: str, *audio_urls: str, listening: PhoneListening | None = None) -> str:
-    """Play the agent's words (each link in turn, or none when they have played already) and listen
-    for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
-    posted too (no SpeechResult), so silence is ours to decide."""
-    response, gather = _listening(action, language, listening or PhoneListening())
-    for audio_url in audio_urls:
-        gather.play(audio_url)
-    return str(response)
-
-
 CUT_IN_TIMEOUT_SECONDS = 1
 """How long the gather around a sentence (not the last) listens after it: Twilio's least `timeout` (a
 positive whole number of seconds), then the next sentence plays. The price of knowing which sentence
@@ -305,16 +295,22 @@ def play_then(sentences: list[Sentence], redirect: str, language: str, listening
     return str(response)
 
 
-def listen_after(action: str, language: str, sentences: list[Sentence], listening: PhoneListening | None = None) -> str:
-    """The reply's last sentences, each one but the last the caller may speak over in its own gather, then
-    the last inside the `<Gather>` that listens for the caller's answer (`listen`)."""
+def listen(action: str, language: str, *sentences: Sentence | str, listening: PhoneListening | None = None) -> str:
+    """Play the agent's words (each sentence, or an audio link, in turn; or none when they have played
+    already) and listen for the caller's answer (speech or keypad), which Twilio posts to `action`; a
+    silent caller is posted too (no SpeechResult), so silence is ours to decide. Sentences the caller may
+    cut short each play in their own gather (`_play`); the last, and any others, play inside this one."""
     from twilio.twiml.voice_response import VoiceResponse
 
     listening = listening or PhoneListening()
+    played = [sentence if isinstance(sentence, Sentence) else Sentence(sentence) for sentence in sentences]
+    split = max(0, len(played) - 1)
+    while split and played[split - 1].cut_in is None:
+        split -= 1
     response = VoiceResponse()
-    _play(response, sentences[:-1], language, listening)
+    _play(response, played[:split], language, listening)
     gather = _gather(response, action, language, listening)
-    for sentence in sentences[-1:]:
+    for sentence in played[split:]:
         gather.play(sentence.audio_url)
     return str(response)
 

@@ -32,7 +32,7 @@ def test_twilio_plays_the_last_sentence_inside_the_gather_that_listens_for_the_n
         twilio.Sentence("https://app/a0.wav", f"{NEXT}&cut=1"),
         twilio.Sentence("https://app/a1.wav", f"{NEXT}&cut=2"),
     ]
-    root = ElementTree.fromstring(twilio.listen_after(NEXT, "en-US", sentences))
+    root = ElementTree.fromstring(twilio.listen(NEXT, "en-US", *sentences))
     assert [verb.tag for verb in root] == ["Gather", "Gather"]
     cut, listens = root
     assert cut.attrib["action"].endswith("&cut=1")
@@ -42,12 +42,14 @@ def test_twilio_plays_the_last_sentence_inside_the_gather_that_listens_for_the_n
     assert [inner.text for inner in listens] == ["https://app/a1.wav"]
 
 
-def test_twilio_without_barge_in_plays_sentences_plainly_and_listens_without_barge_in() -> None:
+def test_twilio_without_barge_in_plays_the_last_sentences_inside_a_gather_without_barge_in() -> None:
     quiet = PhoneListening(barge_in=False)
     sentences = [twilio.Sentence("https://app/a0.wav"), twilio.Sentence("https://app/a1.wav")]
-    root = ElementTree.fromstring(twilio.listen_after(NEXT, "en-US", sentences, quiet))
-    assert [verb.tag for verb in root] == ["Play", "Gather"]
-    assert root[1].attrib["bargeIn"] == "false"
+    [gather] = list(ElementTree.fromstring(twilio.listen(NEXT, "en-US", *sentences, listening=quiet)))
+    assert gather.attrib["bargeIn"] == "false"
+    assert [inner.text for inner in gather] == ["https://app/a0.wav", "https://app/a1.wav"]
+    so_far = ElementTree.fromstring(twilio.play_then(sentences, REPLY, "en-US", quiet))
+    assert [verb.tag for verb in so_far] == ["Play", "Play", "Redirect"]
 
 
 @pytest.mark.parametrize(("query", "cut"), [({"turn": "2"}, None), ({"turn": "2", "cut": "3"}, 3)])
