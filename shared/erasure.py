@@ -1,0 +1,38 @@
+"""Deleting a conversation and everything kept of it, for good (`DELETE /api/conversations/{id}`).
+
+What it removes, besides the Durable history its route purges: the conversation's Redis keys, every
+blob under its folder (reply audio and sentences, the caller's audio, the call's recording), then its
+row, whose turns and callbacks cascade, with the audit entry in the same transaction. The row goes
+last: until it is gone a retry of the delete finds the conversation and does the rest again (each step
+is idempotent), so a failure half-way leaves nothing that cannot be deleted later.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.audit import AuditAction, AuditEntry
+from shared.storage.blobs import conversation_folder
+from shared.storage.conversation_keys import forget_conversation
+
+if TYPE_CHECKING:
+    from shared.services import Services
+    from shared.storage.conversations import Conversation
+
+
+def erase_conversation(svc: Services, conversation: Conversation, actor: str) -> bool:
+    """Delete the ended conversation's keys, blobs and rows, audited as `actor`'s; False if it was gone."""
+    keys = forget_conversation(svc.redis, svc.settings.redis_key_prefix, conversation.id)
+    blobs = svc.audio.delete_folder(conversation_folder(conversation.id))
+    if conversation.recording_blob is not None:  # the stored name is the truth, wherever it points
+        svc.audio.delete(conversation.recording_blob)
+    details = {
+        "agent": conversation.agent,
+        "channel": conversation.channel,
+        "created_at": conversation.created_at.isoformat(),
+        "recording": conversation.recording_blob is not None,
+        "blobs": blobs,
+        "redis_keys": keys,
+    }
+    entry = AuditEntry(actor, AuditAction.CONVERSATION_DELETE, conversation.id, details)
+    return svc.conversations.delete(conversation.id, entry)
