@@ -274,7 +274,9 @@ def test_without_a_bridge_secret_the_route_answers_503(start_devhost: StartDevHo
     assert phone.answer().said == [APOLOGY]
 
 
-def test_a_late_reply_gets_fillers_for_the_same_turn_inside_connects_8_seconds(start_devhost: StartDevHost) -> None:
+def test_a_late_reply_gets_fillers_inside_connects_8_seconds_and_a_hang_up_mid_turn_keeps_that_turn(
+    start_devhost: StartDevHost,
+) -> None:
     slow = start_devhost(
         CONNECT_BRIDGE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="12", DEVHOST_SLOW_ACTIVITIES="answer_turn=5.5"
     )
@@ -295,6 +297,18 @@ def test_a_late_reply_gets_fillers_for_the_same_turn_inside_connects_8_seconds(s
     assert {m["turn"] for m in late.maps[: late.holds]} == {"1"}, "fillers keep the same turn"
     assert spoken(late) == (conversation_id, 1)
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+    mid_turn = phone.invoke(phone.parameters("how much does delivery cost"))
+    assert (mid_turn["reply_text"], mid_turn["wait"]) == ("One moment, please.", "1"), "a filler: the turn goes on"
+    assert phone.hang_up()["action"] == "end", "the caller hangs up mid-turn (the disconnect flow)"
+    final = ended(slow, conversation_id)
+    assert final["outcome"] == "ended_by_client"
+    assert [t["text"] for t in final["turns"]] == [
+        None,
+        "what are your opening hours",
+        "how much does delivery cost",
+    ], "the turn in flight when the caller hung up is kept, once"
+    assert final["call_duration_seconds"] >= 11, "the call's length spans the slow greeting and first turn"
 
 
 @pytest.mark.parametrize("provider", ["twilio", "vonage", "connect"])
