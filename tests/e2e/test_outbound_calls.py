@@ -562,3 +562,39 @@ def test_deleting_a_recorded_call_removes_its_turns_audio_recording_keys_and_his
     [audited] = host.get("/api/audit", headers=key, params={"action": "conversation.delete"}).json()["items"]
     assert (audited["target"], audited["details"]["recording"]) == (conversation_id, True)
     assert error_code(requests.delete(host.url(path), headers=key, timeout=30), 404) == "not_found", "once only"
+
+
+def test_a_call_placed_before_the_host_restarts_is_answered_after_it_greets_and_takes_a_turn_once(
+    start_devhost: StartDevHost,
+) -> None:
+    """The host dies (SIGKILL) while the number rings: the ringing orchestration, the call's notes in Redis and
+    its conversation outlive it, so the answer that comes after the restart finds the call as it was."""
+    with FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, "") as fake:
+        host = start_devhost(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_API_BASE_URL=fake.url)
+        fake.base_url = host.base
+        key, _ = tenant(host)
+        number = next(CALLEES)
+        fake.script(number, Silent())  # Twilio rings the number; this test picks up, after the restart
+        placed = place(host, key, number)
+        assert placed.status_code == 201, placed.text
+        body = placed.json()
+        call = fake.call(body["call_id"])
+        assert call.phone is not None
+        assert transcript(host, key, body["conversation_id"])["status"] == "active", "ringing"
+
+        host.kill()
+        host.start()
+        greeting = call.phone.answer(call.field("Url"))
+        assert spoken(greeting) == (body["conversation_id"], 0)
+        assert greeting.said == [], "a person answered: the greeting, no voicemail"
+        hours = call.phone.say("what are your opening hours")
+        assert spoken(hours) == (body["conversation_id"], 1)
+        assert call.phone.hang_up(duration="20").status_code == 204
+        final = ended(host, key, body["conversation_id"])
+        assert (final["outcome"], final["call_duration_seconds"]) == ("ended_by_client", 20)
+        assert [(t["kind"], t["text"]) for t in final["turns"]] == [
+            ("greeting", None),
+            ("utterance", "what are your opening hours"),
+        ], "greeted once, one turn"
+        assert final["turns"][0]["reply"]["text"] == GREETING
+        assert len([r for r in fake.requests if r["form"].get("To") == [number]]) == 1, "placed once"
