@@ -5,6 +5,10 @@ blob under its folder (reply audio and sentences, the caller's audio, the call's
 row, whose turns and callbacks cascade, with the audit entry in the same transaction. The row goes
 last: until it is gone a retry of the delete finds the conversation and does the rest again (each step
 is idempotent), so a failure half-way leaves nothing that cannot be deleted later.
+
+A provider may deliver the call's recording while the delete runs. Its callback stores the blob, then
+notes it on the row (`keep_recording`): a blob stored before the row went is in the folder's second
+sweep, after the row; one stored after finds no row to note it on and is deleted by the callback itself.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.audit import AuditAction, AuditEntry
-from shared.storage.blobs import conversation_folder
+from shared.storage.blobs import conversation_folder, recording_name
 from shared.storage.conversation_keys import forget_conversation
 
 if TYPE_CHECKING:
@@ -35,4 +39,19 @@ def erase_conversation(svc: Services, conversation: Conversation, actor: str) ->
         "redis_keys": keys,
     }
     entry = AuditEntry(actor, AuditAction.CONVERSATION_DELETE, conversation.id, details)
-    return svc.conversations.delete(conversation.id, entry)
+    if not svc.conversations.delete(conversation.id, entry):
+        return False
+    svc.audio.delete_folder(conversation_folder(conversation.id))  # a recording stored meanwhile
+    return True
+
+
+def keep_recording(svc: Services, conversation_id: str, data: bytes, seconds: int | None) -> bool:
+    """Keep the call's recording with its conversation, once (False: it had one, or is gone); a recording
+    whose conversation was deleted while it was being fetched is deleted again, not left behind."""
+    blob = recording_name(conversation_id)
+    svc.audio.put(blob, data)
+    if svc.conversations.record_recording(conversation_id, blob, seconds):
+        return True
+    if svc.conversations.get(conversation_id) is None:
+        svc.audio.delete(blob)
+    return False
