@@ -510,15 +510,14 @@ def redis_keys(host: DevHost, *ids: str) -> list[str]:
     audio link's counts its fetches for a minute, holds nothing of the call, and expires by itself)."""
     import redis
 
-    client = redis.Redis.from_url(host.env["REDIS_URL"])
+    client = redis.Redis.from_url(host.env["REDIS_URL"], decode_responses=True)
     limits = f"{host.env['REDIS_KEY_PREFIX']}limits"
     found = []
-    for raw in client.scan_iter(match=f"{host.env['REDIS_KEY_PREFIX']}*", count=1000):
-        key = raw.decode()
+    for key in client.scan_iter(match=f"{host.env['REDIS_KEY_PREFIX']}*", count=1000):
         if key.startswith(limits):
             continue
-        value = client.get(key) if client.type(key) == b"string" else None
-        text = key + ("" if value is None else value.decode(errors="replace"))
+        value = client.get(key) if client.type(key) == "string" else None
+        text = key + (value or "")
         if any(wanted in text for wanted in ids):
             found.append(key)
     return found
