@@ -13,7 +13,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from shared.audit import AuditEntry
 from shared.models import ExtractedValue, ModelUsage, Outcome, TurnRecord
+from shared.storage import audit
 from shared.storage.postgres import Pool, tenant_connection
 
 TURN_COLUMNS = (
@@ -100,6 +102,26 @@ class ConversationRepository:
         with tenant_connection(self._pool) as conn:
             conn.execute(
                 "UPDATE conversations SET call_duration_seconds = %s WHERE id = %s", (seconds, conversation_id)
+            )
+
+    def delete(self, conversation_id: str, entry: AuditEntry) -> bool:
+        """Delete the conversation with its turns and callbacks (their keys cascade), and record `entry` in
+        the same transaction; False when there was none (deleted before, or another tenant's)."""
+        with tenant_connection(self._pool) as conn:
+            deleted = conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,)).rowcount == 1
+            if deleted:
+                audit.append(conn, entry)
+        return deleted
+
+    def record_call_length(self, conversation_id: str) -> None:
+        """The phone call's length for a provider that reports none (Amazon Connect): from the conversation's
+        start to now, both by the database's clock, in whole seconds; the first end counts, a repeat keeps it."""
+        with tenant_connection(self._pool) as conn:
+            conn.execute(
+                """UPDATE conversations
+                   SET call_duration_seconds = greatest(0, round(extract(epoch FROM now() - created_at)))::integer
+                   WHERE id = %s AND call_duration_seconds IS NULL""",
+                (conversation_id,),
             )
 
     def mark_ending(self, conversation_id: str) -> bool:

@@ -51,7 +51,8 @@ TENANT_TABLES = [
 ]
 WRITABLE = {"agents", "knowledge_documents", "knowledge_chunks", "conversations", "api_keys", "phone_numbers"}
 """Tables the app role may update (turns, callbacks, agent versions and the audit log are written once)."""
-DELETABLE = {"knowledge_documents", "knowledge_chunks", "phone_numbers"}
+DELETABLE = {"knowledge_documents", "knowledge_chunks", "phone_numbers", "conversations"}
+"""Tables the app role may delete from: a deleted conversation takes its turns and callbacks (0015)."""
 NUMBERS = {"alpha": "+14155552671", "beta": "+442071838750"}
 T = TypeVar("T")
 
