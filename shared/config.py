@@ -29,8 +29,21 @@ class Settings(BaseSettings):
         default="",
         description="libpq URI of the Postgres database. Empty: `make dev` starts an embedded server.",
     )
+    database_entra_auth: bool = Field(
+        default=False,
+        description="Log in to Postgres with Microsoft Entra tokens (Azure Database for PostgreSQL): DATABASE_URL "
+        "names host, database and the role of the identity (no password), and each new connection gets a fresh "
+        "token from DefaultAzureCredential (the managed identity named by AZURE_CLIENT_ID) as its password. The "
+        "app then never migrates: its identity does not own the schema (the post-provision step migrates).",
+    )
     database_pool_max: int = Field(default=10, ge=1, description="Max Postgres connections per worker.")
     redis_url: str = Field(default="", description="Redis URL. Empty: `make dev` starts an embedded redis-server.")
+    redis_entra_auth: bool = Field(
+        default=False,
+        description="Log in to Redis with Microsoft Entra tokens (Azure Managed Redis): the token's object id is "
+        "the user, the token the password, renewed on open connections before it expires (redis-entraid). "
+        "REDIS_URL then holds no password (`rediss://<host>:10000`).",
+    )
     redis_key_prefix: str = Field(
         default="voice:", description="Prefix of every Redis key, so deployments can share a cache."
     )

@@ -1,0 +1,268 @@
+"""Entra token logins (DATABASE_ENTRA_AUTH, REDIS_ENTRA_AUTH) against real servers that check the token.
+
+The machine's Postgres trusts every local login, so these tests run a private Postgres (the pgserver
+wheel) whose app role must give a password, and a private Redis with an ACL user. The fake managed identity
+endpoint (tests/fakes/managed_identity.py) makes each token it issues that role's and that user's only
+password, so a stale or wrong token genuinely fails to log in. The app builds its clients as in Azure:
+`Services` with real azure-identity (DefaultAzureCredential -> App Service managed identity), Microsoft's
+azure-postgresql-auth and redis-entraid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from azure_postgresql_auth.psycopg3 import EntraConnection
+from psycopg import sql
+
+from devhost import standins
+from shared.config import Settings
+from shared.errors import TooManyRequests
+from shared.security.rate_limits import RateLimiter
+from shared.services import Services
+from shared.storage import entra
+from shared.storage.migrations import apply_migrations
+from tests.fakes.managed_identity import FakeManagedIdentity
+
+POSTGRES_AUDIENCE = "https://ossrdbms-aad.database.windows.net"
+REDIS_AUDIENCE = "https://redis.azure.com"
+WAIT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class PasswordPostgres:
+    admin_url: str
+    """The superuser over the Unix socket (trusted, as the Entra administrator would be by token)."""
+    socket_dir: str
+
+    def url(self, user: str, database: str) -> str:
+        return f"postgresql://{user}@/{database}?host={self.socket_dir}&sslmode=require"
+
+
+@pytest.fixture(scope="module")
+def password_postgres() -> Iterator[PasswordPostgres]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        from pgserver.postgres_server import PostgresServer
+
+    # Not under pytest's basetemp: concurrent pytest runs on this machine prune each other's basetemps.
+    parent = Path(tempfile.mkdtemp(prefix="entra-postgres-"))
+    pgdata = parent / "data"
+    pgdata.mkdir()
+    server = PostgresServer(pgdata, cleanup_mode="delete")
+    # Only the superuser is trusted; every other role must send its password (here: the current token).
+    (pgdata / "pg_hba.conf").write_text("local all postgres trust\nlocal all all scram-sha-256\n")
+    admin_url = server.get_uri("postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+    yield PasswordPostgres(admin_url, str(pgdata))
+    server.cleanup()
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def _role_password_is_the_token(admin_url: str, role: str) -> Callable[[str, str], None]:
+    """The role's password is the last token issued: a connection that logs in with an older one fails."""
+
+    def on_issue(audience: str, token: str) -> None:
+        if audience == POSTGRES_AUDIENCE:
+            with psycopg.connect(admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(token)))
+
+    return on_issue
+
+
+@pytest.fixture
+def app_database(password_postgres: PasswordPostgres, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database owned by the superuser, and a login role for the identity that may only become
+    vao_app: what the post-provision step leaves in Azure."""
+    name = f"entra_{request.node.name[-20:].lower().replace('[', '_').replace(']', '')}"
+    with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    owner_url = password_postgres.admin_url.replace("/postgres?", f"/{name}?")
+    apply_migrations(owner_url)
+    yield name
+    with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def identity(password_postgres: PasswordPostgres, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagedIdentity]:
+    with FakeManagedIdentity(name="id-voice-entra") as fake:
+        fake.on_issue = _role_password_is_the_token(password_postgres.admin_url, fake.name)
+        with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(fake.name)))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(fake.name)))
+            conn.execute(sql.SQL("GRANT vao_app TO {}").format(sql.Identifier(fake.name)))
+        for variable, value in fake.environment().items():
+            monkeypatch.setenv(variable, value)
+        yield fake
+
+
+def test_the_pool_logs_in_with_a_fresh_token_per_connection(
+    password_postgres: PasswordPostgres, app_database: str, identity: FakeManagedIdentity
+) -> None:
+    settings = Settings(database_url=password_postgres.url(identity.name, app_database), database_entra_auth=True)
+    services = Services(settings)
+    with services.pool.connection() as conn:
+        assert conn.execute("SELECT current_user AS user").fetchone() == {"user": identity.name}
+    assert services.tenants.current_exists(), "runs as vao_app for the demo tenant, through row-level security"
+    first = len(identity.tokens_for(POSTGRES_AUDIENCE))
+    assert first >= 1
+
+    # A new connection after the password moved on (the last token issued is the only one that works):
+    # it asks for a token of its own and logs in with it.
+    services.pool.resize(min_size=1, max_size=2)
+    with services.pool.connection() as one, services.pool.connection() as two:
+        assert one.execute("SELECT 1 AS ok").fetchone() == two.execute("SELECT 1 AS ok").fetchone()
+    assert len(identity.tokens_for(POSTGRES_AUDIENCE)) > first
+    services.pool.close()
+
+
+def test_the_app_does_not_migrate_a_schema_its_identity_does_not_own(
+    password_postgres: PasswordPostgres, app_database: str, identity: FakeManagedIdentity
+) -> None:
+    """Were it to migrate, yoyo would need tables the identity has no right to: the pool would not open."""
+    settings = Settings(database_url=password_postgres.url(identity.name, app_database), database_entra_auth=True)
+    services = Services(settings)
+    with services.pool.connection() as conn:
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'turns'").fetchone()
+    assert owner == {"tableowner": "postgres"}
+    services.pool.close()
+
+
+def test_a_token_that_is_no_longer_the_password_is_refused(
+    password_postgres: PasswordPostgres, app_database: str, identity: FakeManagedIdentity
+) -> None:
+    url = password_postgres.url(identity.name, app_database)
+    stale = entra.database_url_with_token(url, entra.credential())
+    with psycopg.connect(stale):
+        pass  # the token just issued is the password
+    identity.on_issue = None  # tokens issued from now on are not the role's password
+    kwargs = entra.postgres_connect_kwargs(url, entra.credential())
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        EntraConnection.connect(url, **kwargs)
+
+
+def test_without_a_token_the_role_cannot_log_in(password_postgres: PasswordPostgres, app_database: str) -> None:
+    """The server really checks passwords: Entra auth off, no password in the URL, no login."""
+    with FakeManagedIdentity(name="id-voice-entra") as fake:
+        with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(fake.name)))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'not-a-token'").format(sql.Identifier(fake.name)))
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(password_postgres.url(fake.name, app_database))
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[str]:
+    server = standins.start_redis(tmp_path, port=0)
+    yield server.url
+    server.stop()
+
+
+def _acl_user_accepts_the_token(url: str, user: str, *, only_the_latest: bool = False) -> Callable[[str, str], None]:
+    """Every token issued becomes one more password of the user, as every unexpired token is valid in Azure;
+    `only_the_latest`: it replaces the others, so a login with an earlier one fails."""
+
+    def on_issue(audience: str, token: str) -> None:
+        if audience == REDIS_AUDIENCE:
+            admin = redis.Redis.from_url(url)
+            admin.acl_setuser(
+                user,
+                enabled=True,
+                passwords=[f"+{token}"],
+                reset_passwords=only_the_latest,
+                keys=["*"],
+                channels=["*"],
+                commands=["+@all"],
+            )
+            admin.close()
+
+    return on_issue
+
+
+@pytest.fixture
+def redis_identity(private_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagedIdentity]:
+    with FakeManagedIdentity(lifetime_seconds=3600) as fake:
+        fake.on_issue = _acl_user_accepts_the_token(private_redis, fake.object_id)
+        for variable, value in fake.environment().items():
+            monkeypatch.setenv(variable, value)
+        yield fake
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _auth_calls(url: str) -> tuple[int, int]:
+    stats = redis.Redis.from_url(url).info("commandstats").get("cmdstat_auth", {})
+    return int(stats.get("calls", 0)), int(stats.get("failed_calls", 0))
+
+
+def test_redis_logs_in_as_the_identity_and_re_authenticates_before_the_token_expires(
+    private_redis: str, redis_identity: FakeManagedIdentity
+) -> None:
+    redis_identity.lifetime_seconds = 3
+    services = Services(Settings(redis_url=private_redis, redis_entra_auth=True))
+    client = services.redis
+    assert _text(client.acl_whoami()) == redis_identity.object_id
+    connection_id = client.client_id()
+    before, failed = _auth_calls(private_redis)
+    assert failed == 0
+
+    # From now on only the newest token logs in. The token lives 3 s: the provider renews it at 70 % of that,
+    # and redis-py logs the pooled connection in again with the new one (AUTH), staying the same connection.
+    redis_identity.on_issue = _acl_user_accepts_the_token(private_redis, redis_identity.object_id, only_the_latest=True)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while _auth_calls(private_redis)[0] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    calls, failed = _auth_calls(private_redis)
+    assert calls > before, "the connection logged in again"
+    assert failed == 0, "with the renewed token, the only one the user now accepts"
+    assert client.client_id() == connection_id
+    assert client.set("entra:probe", "1")
+    # The renewals would go on for the life of the process (as in Azure); this test's ends here.
+    client.connection_pool.connection_kwargs["credential_provider"]._token_mgr.stop()
+
+
+def test_async_redis_and_the_rate_limits_log_in_with_tokens(
+    private_redis: str, redis_identity: FakeManagedIdentity
+) -> None:
+    settings = Settings(redis_url=private_redis, redis_entra_auth=True, rate_limit_per_ip="2/minute")
+    services = Services(settings)
+
+    async def scenario() -> str:
+        whoami = await services.async_redis.acl_whoami()
+        limiter = RateLimiter.from_settings(settings)
+        address = ipaddress.ip_address("203.0.113.9")
+        await limiter.check(ip=address)
+        await limiter.check(ip=address)
+        with pytest.raises(TooManyRequests):  # counted in Redis, so the login worked (it fails open otherwise)
+            await limiter.check(ip=address)
+        return _text(whoami)
+
+    assert asyncio.run(scenario()) == redis_identity.object_id
+
+
+def test_redis_refuses_a_token_that_is_not_the_password(
+    private_redis: str, redis_identity: FakeManagedIdentity
+) -> None:
+    redis.Redis.from_url(private_redis).acl_setuser(
+        redis_identity.object_id, enabled=True, passwords=["+someone-else"], keys=["*"], commands=["+@all"]
+    )
+    redis_identity.on_issue = None
+    client = entra.redis_client(private_redis, entra_auth=True)
+    with pytest.raises(redis.AuthenticationError):
+        client.ping()
