@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import Connection
@@ -24,23 +24,28 @@ from psycopg_pool import ConnectionPool
 from shared.storage import entra
 from shared.tenancy import current_tenant
 
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
 APP_ROLE = "vao_app"
 """The role every app transaction runs as: no superuser, no BYPASSRLS, not the tables' owner."""
 
 Pool = ConnectionPool[Connection[DictRow]]
 
 
-def open_pool(database_url: str, max_size: int, *, entra_auth: bool = False) -> Pool:
+def open_pool(
+    database_url: str, max_size: int, *, entra_auth: bool = False, credential: TokenCredential | None = None
+) -> Pool:
     """A pool whose connections return rows as dicts, are checked before use and, in a database with
     pgvector, send and receive `pgvector.Vector` values as `vector`; with `entra_auth`, each logs in with
-    an Entra token as its password."""
+    an Entra token (from `credential`, else DefaultAzureCredential) as its password."""
     kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
     connection_class: type[Connection[Any]] = Connection
     if entra_auth:
         from azure_postgresql_auth.psycopg3 import EntraConnection
 
         connection_class = EntraConnection
-        kwargs |= entra.postgres_connect_kwargs(database_url, entra.credential())
+        kwargs |= entra.postgres_connect_kwargs(database_url, credential or entra.credential())
     pool: Pool = ConnectionPool(
         database_url,
         connection_class=cast("type[Connection[DictRow]]", connection_class),

@@ -27,7 +27,8 @@ from azure_postgresql_auth.psycopg3 import EntraConnection
 from psycopg import sql
 
 from devhost import standins
-from shared.config import Settings
+from scripts.postprovision import Target, run
+from shared.config import REPOSITORY_ROOT, Settings
 from shared.errors import TooManyRequests
 from shared.security.rate_limits import RateLimiter
 from shared.services import Services
@@ -266,3 +267,62 @@ def test_redis_refuses_a_token_that_is_not_the_password(
     client = entra.redis_client(private_redis, entra_auth=True)
     with pytest.raises(redis.AuthenticationError):
         client.ping()
+
+
+# Azure's server-side function, which exists only on Azure Database for PostgreSQL: here it makes the login
+# role the way Azure's does for a service principal (no password of its own: the token is checked).
+PGAADAUTH_STAND_IN = """
+CREATE OR REPLACE FUNCTION pgaadauth_create_principal_with_oid(
+    role_name text, object_id text, object_type text, is_admin boolean, is_mfa boolean
+) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF object_type <> 'service' OR is_admin OR is_mfa THEN
+        RAISE EXCEPTION 'unexpected principal: % % % %', object_type, object_id, is_admin, is_mfa;
+    END IF;
+    EXECUTE format('CREATE ROLE %I LOGIN', role_name);
+    RETURN format('Created role for "%s"', role_name);
+END
+$$;
+"""
+
+
+def test_the_post_provision_step_leaves_a_role_the_app_logs_in_with(
+    password_postgres: PasswordPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "entra_postprovision"
+    with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        conn.execute('DROP ROLE IF EXISTS "id-voice-provisioned"')
+        conn.execute(PGAADAUTH_STAND_IN)
+
+    def role_password_is_the_token(audience: str, token: str) -> None:
+        if audience == POSTGRES_AUDIENCE:  # once the step has made the role
+            with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'id-voice-provisioned'").fetchone():
+                    conn.execute(sql.SQL('ALTER ROLE "id-voice-provisioned" PASSWORD {}').format(sql.Literal(token)))
+
+    with FakeManagedIdentity(name="id-voice-provisioned", on_issue=role_password_is_the_token) as identity:
+        for variable, value in identity.environment().items():
+            monkeypatch.setenv(variable, value)
+        app_url = password_postgres.url(identity.name, name)
+        target = Target(app_url, "postgres", identity.name, identity.object_id)
+        first = run(target, entra.credential(), REPOSITORY_ROOT / "agents")
+        again = run(target, entra.credential(), REPOSITORY_ROOT / "agents")
+
+        assert (first.role_created, again.role_created) == (True, False)
+        assert first.migrations_applied > 0
+        assert again.migrations_applied == 0
+        assert first.agents_synced >= 1
+        assert again.agents_synced == 0
+
+        services = Services(Settings(database_url=app_url, database_entra_auth=True))
+        with services.pool.connection() as app:
+            member = app.execute("SELECT pg_has_role(current_user, 'vao_app', 'MEMBER') AS member").fetchone()
+            owner = app.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'agents'").fetchone()
+        assert member == {"member": True}
+        assert owner == {"tableowner": "postgres"}, "the administrator owns the schema, not the app"
+        assert services.tenants.current_exists()
+        services.pool.close()
+    with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
