@@ -375,6 +375,27 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$",
         description="The Web PubSub hub of the realtime sessions; its event handler is `/api/realtime/events`.",
     )
+    web_pubsub_endpoint: str = Field(
+        default="",
+        pattern=r"^(https://\S+)?$",
+        description="https://<name>.webpubsub.azure.com: Azure Web PubSub reached with the app's identity (Entra ID; "
+        "local auth off) instead of WEB_PUBSUB_CONNECTION_STRING.",
+    )
+    web_pubsub_upstream_audience: str = Field(
+        default="",
+        description="Audience of the token Web PubSub sends with each event (the hub's upstream auth, "
+        "bicep/modules/webpubsub.bicep): the events route accepts only tokens for it.",
+    )
+    web_pubsub_upstream_principal_id: str = Field(
+        default="",
+        description="Object id of the Web PubSub service's own managed identity: the events route accepts only "
+        "tokens it was issued.",
+    )
+    azure_tenant_id: str = Field(
+        default="",
+        description="The Microsoft Entra tenant whose tokens the app accepts from Azure services (Web PubSub "
+        "events); Bicep sets it.",
+    )
     realtime_token_minutes: int = Field(
         default=5,
         ge=1,
