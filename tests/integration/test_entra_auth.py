@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import secrets
 import shutil
 import tempfile
 import time
@@ -166,20 +167,37 @@ def test_without_a_token_the_role_cannot_log_in(password_postgres: PasswordPostg
             psycopg.connect(password_postgres.url(fake.name, app_database))
 
 
+@dataclass(frozen=True)
+class PrivateRedis:
+    url: str
+    """No user, no password: what REDIS_URL holds with Entra auth (the token provider logs in)."""
+    admin_url: str
+    """The test harness's own ACL user: the default user is off, so nothing logs in without a password."""
+
+
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[str]:
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = standins.start_redis(tmp_path, port=0)
-    yield server.url
+    password = secrets.token_urlsafe(16)
+    admin = redis.Redis.from_url(server.url)
+    admin.acl_setuser(
+        "harness", enabled=True, passwords=[f"+{password}"], keys=["*"], channels=["*"], commands=["+@all"]
+    )
+    admin.acl_setuser("default", enabled=False)
+    admin.close()
+    yield PrivateRedis(server.url, server.url.replace("redis://", f"redis://harness:{password}@"))
     server.stop()
 
 
-def _acl_user_accepts_the_token(url: str, user: str, *, only_the_latest: bool = False) -> Callable[[str, str], None]:
+def _acl_user_accepts_the_token(
+    admin_url: str, user: str, *, only_the_latest: bool = False
+) -> Callable[[str, str], None]:
     """Every token issued becomes one more password of the user, as every unexpired token is valid in Azure;
     `only_the_latest`: it replaces the others, so a login with an earlier one fails."""
 
     def on_issue(audience: str, token: str) -> None:
         if audience == REDIS_AUDIENCE:
-            admin = redis.Redis.from_url(url)
+            admin = redis.Redis.from_url(admin_url)
             admin.acl_setuser(
                 user,
                 enabled=True,
@@ -195,9 +213,9 @@ def _acl_user_accepts_the_token(url: str, user: str, *, only_the_latest: bool = 
 
 
 @pytest.fixture
-def redis_identity(private_redis: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagedIdentity]:
+def redis_identity(private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeManagedIdentity]:
     with FakeManagedIdentity(lifetime_seconds=3600) as fake:
-        fake.on_issue = _acl_user_accepts_the_token(private_redis, fake.object_id)
+        fake.on_issue = _acl_user_accepts_the_token(private_redis.admin_url, fake.object_id)
         for variable, value in fake.environment().items():
             monkeypatch.setenv(variable, value)
         yield fake
@@ -213,23 +231,25 @@ def _auth_calls(url: str) -> tuple[int, int]:
 
 
 def test_redis_logs_in_as_the_identity_and_re_authenticates_before_the_token_expires(
-    private_redis: str, redis_identity: FakeManagedIdentity
+    private_redis: PrivateRedis, redis_identity: FakeManagedIdentity
 ) -> None:
     redis_identity.lifetime_seconds = 3
-    services = Services(Settings(redis_url=private_redis, redis_entra_auth=True))
+    services = Services(Settings(redis_url=private_redis.url, redis_entra_auth=True))
     client = services.redis
     assert _text(client.acl_whoami()) == redis_identity.object_id
     connection_id = client.client_id()
-    before, failed = _auth_calls(private_redis)
+    before, failed = _auth_calls(private_redis.admin_url)
     assert failed == 0
 
     # From now on only the newest token logs in. The token lives 3 s: the provider renews it at 70 % of that,
     # and redis-py logs the pooled connection in again with the new one (AUTH), staying the same connection.
-    redis_identity.on_issue = _acl_user_accepts_the_token(private_redis, redis_identity.object_id, only_the_latest=True)
+    redis_identity.on_issue = _acl_user_accepts_the_token(
+        private_redis.admin_url, redis_identity.object_id, only_the_latest=True
+    )
     deadline = time.monotonic() + WAIT_SECONDS
-    while _auth_calls(private_redis)[0] == before and time.monotonic() < deadline:
+    while _auth_calls(private_redis.admin_url)[0] == before and time.monotonic() < deadline:
         time.sleep(0.1)
-    calls, failed = _auth_calls(private_redis)
+    calls, failed = _auth_calls(private_redis.admin_url)
     assert calls > before, "the connection logged in again"
     assert failed == 0, "with the renewed token, the only one the user now accepts"
     assert client.client_id() == connection_id
@@ -239,9 +259,9 @@ def test_redis_logs_in_as_the_identity_and_re_authenticates_before_the_token_exp
 
 
 def test_async_redis_and_the_rate_limits_log_in_with_tokens(
-    private_redis: str, redis_identity: FakeManagedIdentity
+    private_redis: PrivateRedis, redis_identity: FakeManagedIdentity
 ) -> None:
-    settings = Settings(redis_url=private_redis, redis_entra_auth=True, rate_limit_per_ip="2/minute")
+    settings = Settings(redis_url=private_redis.url, redis_entra_auth=True, rate_limit_per_ip="2/minute")
     services = Services(settings)
 
     async def scenario() -> str:
@@ -258,13 +278,13 @@ def test_async_redis_and_the_rate_limits_log_in_with_tokens(
 
 
 def test_redis_refuses_a_token_that_is_not_the_password(
-    private_redis: str, redis_identity: FakeManagedIdentity
+    private_redis: PrivateRedis, redis_identity: FakeManagedIdentity
 ) -> None:
-    redis.Redis.from_url(private_redis).acl_setuser(
+    redis.Redis.from_url(private_redis.admin_url).acl_setuser(
         redis_identity.object_id, enabled=True, passwords=["+someone-else"], keys=["*"], commands=["+@all"]
     )
     redis_identity.on_issue = None
-    client = entra.redis_client(private_redis, entra_auth=True)
+    client = entra.redis_client(private_redis.url, entra_auth=True)
     with pytest.raises(redis.AuthenticationError):
         client.ping()
 
