@@ -346,3 +346,42 @@ def test_the_post_provision_step_leaves_a_role_the_app_logs_in_with(
         services.pool.close()
     with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_the_tenant_command_logs_in_with_the_administrators_token(
+    password_postgres: PasswordPostgres, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m shared.storage.tenants create` under DATABASE_ENTRA_AUTH, as the Entra administrator who owns
+    the database (here a role whose password is the token, as the server would check it)."""
+    name, admin = "entra_tenants", "ops-admin"
+    with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(admin)))
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(admin)))
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(admin)))
+    with psycopg.connect(password_postgres.admin_url.replace("/postgres?", f"/{name}?"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")  # allow-listed and made by Azure's administrator role there
+
+    with FakeManagedIdentity(
+        name=admin, on_issue=_role_password_is_the_token(password_postgres.admin_url, admin)
+    ) as me:
+        for variable, value in me.environment().items():
+            monkeypatch.setenv(variable, value)
+        monkeypatch.setenv("DATABASE_URL", password_postgres.url(admin, name))
+        monkeypatch.setenv("DATABASE_ENTRA_AUTH", "true")
+        from shared.config import get_settings
+        from shared.services import _build
+        from shared.storage.tenants import main
+
+        get_settings.cache_clear()
+        _build.cache_clear()
+        try:
+            assert main(["create", "acme", "Acme"]) == 0
+            assert main(["create", "acme", "Acme"]) == 0
+        finally:
+            get_settings.cache_clear()
+            _build.cache_clear()
+        assert capsys.readouterr().out.splitlines() == ["tenant acme: made", "tenant acme: exists already"]
+        assert len(me.tokens_for(POSTGRES_AUDIENCE)) >= 2, "each run logged in with a token of its own"
+    with psycopg.connect(password_postgres.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
