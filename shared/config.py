@@ -29,8 +29,21 @@ class Settings(BaseSettings):
         default="",
         description="libpq URI of the Postgres database. Empty: `make dev` starts an embedded server.",
     )
+    database_entra_auth: bool = Field(
+        default=False,
+        description="Log in to Postgres with Microsoft Entra tokens (Azure Database for PostgreSQL): DATABASE_URL "
+        "names host, database and the role of the identity (no password), and each new connection gets a fresh "
+        "token from DefaultAzureCredential (the managed identity named by AZURE_CLIENT_ID) as its password. The "
+        "app then never migrates: its identity does not own the schema (the post-provision step migrates).",
+    )
     database_pool_max: int = Field(default=10, ge=1, description="Max Postgres connections per worker.")
     redis_url: str = Field(default="", description="Redis URL. Empty: `make dev` starts an embedded redis-server.")
+    redis_entra_auth: bool = Field(
+        default=False,
+        description="Log in to Redis with Microsoft Entra tokens (Azure Managed Redis): the token's object id is "
+        "the user, the token the password, renewed on open connections before it expires (redis-entraid). "
+        "REDIS_URL then holds no password (`rediss://<host>:10000`).",
+    )
     redis_key_prefix: str = Field(
         default="voice:", description="Prefix of every Redis key, so deployments can share a cache."
     )
@@ -361,6 +374,27 @@ class Settings(BaseSettings):
         default="voice",
         pattern=r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$",
         description="The Web PubSub hub of the realtime sessions; its event handler is `/api/realtime/events`.",
+    )
+    web_pubsub_endpoint: str = Field(
+        default="",
+        pattern=r"^(https://\S+)?$",
+        description="https://<name>.webpubsub.azure.com: Azure Web PubSub reached with the app's identity (Entra ID; "
+        "local auth off) instead of WEB_PUBSUB_CONNECTION_STRING.",
+    )
+    web_pubsub_upstream_audience: str = Field(
+        default="",
+        description="Audience of the token Web PubSub sends with each event (the hub's upstream auth, "
+        "bicep/modules/webpubsub.bicep): the events route accepts only tokens for it.",
+    )
+    web_pubsub_upstream_principal_id: str = Field(
+        default="",
+        description="Object id of the Web PubSub service's own managed identity: the events route accepts only "
+        "tokens it was issued.",
+    )
+    azure_tenant_id: str = Field(
+        default="",
+        description="The Microsoft Entra tenant whose tokens the app accepts from Azure services (Web PubSub "
+        "events); Bicep sets it.",
     )
     realtime_token_minutes: int = Field(
         default=5,

@@ -3,7 +3,8 @@
 Functions and activities ask for `services()`; nothing else opens pools or connections. The first
 use applies pending migrations (under yoyo's lock, so concurrent workers are safe) and syncs the
 agent files into Postgres (a no-op when unchanged), so the same package brings its schema and its
-agents to Azure, to Core Tools and to the devhost.
+agents to Azure, to Core Tools and to the devhost. With DATABASE_ENTRA_AUTH the app's identity does not own
+the schema, so it never migrates: the post-provision step (`scripts/postprovision.py`) does, as the owner.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.callbacks import CallbackRepository
 from shared.storage.conversations import ConversationRepository
+from shared.storage.entra import async_redis_client, redis_client
 from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
@@ -68,12 +70,15 @@ class Services:
     def pool(self) -> Pool:
         if not self.settings.database_url:
             raise RuntimeError("DATABASE_URL is not set (make dev and the devhost set it for you)")
-        apply_migrations(self.settings.database_url)
-        return open_pool(self.settings.database_url, self.settings.database_pool_max)
+        if not self.settings.database_entra_auth:
+            apply_migrations(self.settings.database_url)
+        return open_pool(
+            self.settings.database_url, self.settings.database_pool_max, entra_auth=self.settings.database_entra_auth
+        )
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self._redis_url())
+        return redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
 
     @cached_property
     def conversations(self) -> ConversationRepository:
@@ -274,7 +279,7 @@ class Services:
     @cached_property
     def async_redis(self) -> aioredis.Redis:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return aioredis.Redis.from_url(self._redis_url())
+        return async_redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
 
     @cached_property
     def waiter(self) -> ReplyWaiter:
