@@ -16,6 +16,7 @@ in progress) is answered 200 with an `error` message, which the hub hands back t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -188,8 +189,7 @@ async def _user_event(
     if event == "utterance":
         return await _utterance(svc, client, conversation, content_type, body)
     if event == "interrupt":
-        await _interrupt(svc, conversation, body)
-        return func.HttpResponse(status_code=204)
+        return await _interrupt(svc, conversation, body)
     if event == "end":
         if not await request_end(svc, client, conversation):
             raise Conflict("The conversation has already ended.", code="conversation_completed")
@@ -197,12 +197,16 @@ async def _user_event(
     raise BadRequest(f"Unknown event {event[:64]!r}: send utterance, interrupt or end.", code="unknown_event")
 
 
-async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> None:
-    """Barge-in: mark the turn interrupted (once; the first says what was played), which its writer sees
-    within INTERRUPT_CHECK_SECONDS: the model stops, nothing more is sent, the turn keeps what was heard."""
+async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> func.HttpResponse:
+    """Barge-in: mark the turn interrupted (once; the first says what was played). A reply still being
+    written is stopped by its writer within INTERRUPT_CHECK_SECONDS; one written already (the usual case:
+    the client plays it long after) is cut here, and its corrected `reply.done` answers the client.
+    Either way the turn keeps what was heard, and only while it is the conversation's latest turn."""
     from pydantic import ValidationError
 
+    from shared.realtime.interruptions import cut_to_heard
     from shared.realtime.protocol import Interruption
+    from shared.realtime.replies import reply_done
     from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
 
     try:
@@ -213,7 +217,16 @@ async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> 
     keys = TurnKeys(svc.settings.redis_key_prefix, conversation.id)
     if not await svc.async_redis.exists(keys.stream(asked.turn)):  # a reply not begun cannot be cut short
         raise Conflict(f"Turn {asked.turn} has no reply to interrupt.", code="nothing_to_interrupt")
+    if await svc.async_redis.exists(keys.stream(asked.turn + 1)):
+        raise Conflict(f"Turn {asked.turn} is no longer the latest.", code="nothing_to_interrupt")
     await svc.async_redis.set(keys.interrupted(asked.turn), asked.played, nx=True, ex=REPLY_TTL_SECONDS)
+    stored = await asyncio.to_thread(svc.conversations.get_turn, conversation.id, asked.turn)
+    if stored is None:  # still being written: its writer sees the mark (and cuts it if it was too late)
+        return func.HttpResponse(status_code=204)
+    cut = await asyncio.to_thread(cut_to_heard, svc, conversation.id, asked.turn)
+    if cut is None:
+        raise Conflict(f"Turn {asked.turn} is no longer the latest.", code="nothing_to_interrupt")
+    return json_response(reply_done(cut.model_dump(mode="json"), interrupted=True))
 
 
 async def _utterance(

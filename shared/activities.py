@@ -33,6 +33,7 @@ from shared.models import (
     TurnKind,
     TurnRecord,
 )
+from shared.realtime.interruptions import cut_to_heard
 from shared.realtime.protocol import WEB_CHANNEL
 from shared.realtime.replies import Interrupted, WebReplyStream, tell_ended
 from shared.services import Services
@@ -195,7 +196,9 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             language=language,
         )
     )
-    telemetry.turn_answered(stored, spoken[0].tts_ms)
+    if isinstance(stream, WebReplyStream) and played is None and stream.played(now=True) is not None:
+        stored = cut_to_heard(services, request.conversation_id, request.turn) or stored  # interrupted just now
+    telemetry.turn_answered(stored, spoken[0].tts_ms if spoken else None)
     stream.done(stored.model_dump(mode="json"))
     _hand_over(services, stored)
     return stored

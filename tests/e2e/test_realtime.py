@@ -287,6 +287,41 @@ def test_an_interrupt_stops_the_reply_and_the_turn_keeps_what_was_heard(
     assert answer["id"] == "after-barge"
 
 
+def test_an_interrupt_after_reply_done_cuts_the_stored_turn_to_what_was_heard_once(
+    host: DevHost, session: Session, model_server: FakeOpenAIServer
+) -> None:
+    model_server.script(Answer(THREE_SENTENCES))
+    session.say("tell me about your hours again", "barge-after-done")
+    messages = session.until("reply.done")
+    done = messages[-1][2]
+    assert done["interrupted"] is False
+    sentences = [data for _, _, data in messages if data["type"] == "reply.audio"]
+    assert len(sentences) == 3
+
+    session.client.send_event("interrupt", {"turn": done["turn"], "played": 1}, WebPubSubDataType.JSON)
+    corrected = session.server_message()
+    assert corrected["type"] == "reply.done", corrected
+    assert (corrected["turn"], corrected["id"], corrected["interrupted"]) == (done["turn"], "barge-after-done", True)
+    assert corrected["text"] == sentences[0]["text"]
+    session.client.send_event("interrupt", {"turn": done["turn"], "played": 2}, WebPubSubDataType.JSON)
+    assert session.server_message() == corrected, "the first interrupt of a turn counts"
+
+    stored = host.get(f"/api/conversations/{session.conversation_id}").json()["turns"][-1]
+    assert (stored["turn"], stored["reply"]["text"]) == (done["turn"], sentences[0]["text"])
+    audio = urlsplit(stored["reply"]["audio_url"])
+    heard = host.get(f"{audio.path}?{audio.query}")
+    assert heard.status_code == 200
+    assert decode_wav(heard.content).duration_seconds == pytest.approx(sentences[0]["duration_seconds"], abs=0.01)
+
+    session.say("how much does delivery cost", "after-late-barge")
+    assert session.until("reply.done")[-1][2]["id"] == "after-late-barge"
+    session.client.send_event("interrupt", {"turn": done["turn"], "played": 0}, WebPubSubDataType.JSON)
+    late = session.server_message()
+    assert (late["type"], late["code"]) == ("error", "nothing_to_interrupt")
+    stored = host.get(f"/api/conversations/{session.conversation_id}").json()["turns"]
+    assert stored[-2]["reply"]["text"] == sentences[0]["text"], "a turn no longer the latest is not cut again"
+
+
 def test_raw_pcm_is_heard_as_a_spoken_turn(session: Session) -> None:
     speech = resample(EspeakSynthesizer().synthesize("what are your opening hours", "en-US", ""), 16000)
     pcm = speech.samples.astype("<i2").tobytes()
