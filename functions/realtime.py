@@ -146,6 +146,11 @@ async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationC
     session = Session.of_user(headers.get("ce-userid"))
     kind = headers.get("ce-type", "")
     if kind in {SYSTEM_EVENT + CONNECTED, SYSTEM_EVENT + DISCONNECTED}:
+        if session is not None:
+            with tenant_scope(session.tenant):
+                await _presence(
+                    svc, client, session, headers.get("ce-connectionid") or "", kind == SYSTEM_EVENT + CONNECTED
+                )
         return func.HttpResponse(status_code=204)
     if session is None:
         raise Unauthorized("The connection's token names no conversation.", code="not_a_session")
@@ -174,6 +179,28 @@ async def _connect(svc: Services, session: Session) -> func.HttpResponse:
     if conversation.channel != WEB_CHANNEL or conversation.status != "active":
         raise Unauthorized("The token's conversation is not a live realtime session.", code="not_a_session")
     return json_response({"userId": session.user_id, "groups": [session.group]})
+
+
+async def _presence(
+    svc: Services, client: df.DurableOrchestrationClient, session: Session, connection_id: str, connected: bool
+) -> None:
+    """Count a connection opened or closed, and tell the live conversation (shared/realtime/presence.py):
+    with none open it ends after REALTIME_DISCONNECT_GRACE_SECONDS unless the client reconnects. The
+    service only logs a failed answer to these events, so a failure here is logged too."""
+    from shared import dialog
+    from shared.realtime import presence
+
+    if not connection_id or len(connection_id) > 128:
+        return
+    try:
+        conversation = await load_conversation(svc, session.conversation_id)
+        if conversation.status != "active":
+            return
+        prefix = svc.settings.redis_key_prefix
+        counted = await presence.count(svc.async_redis, prefix, conversation.id, connection_id, connected=connected)
+        await client.raise_event(conversation.id, dialog.presence_event_named(counted.seq), counted.model_dump())
+    except Exception as error:
+        log.warning("realtime %s: a presence change was not passed on: %s", session.conversation_id, error)
 
 
 async def _user_event(

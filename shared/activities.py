@@ -26,6 +26,7 @@ from shared.models import (
     Intent,
     ModelUsage,
     Outcome,
+    Presence,
     PublishResult,
     Transcript,
     TurnAction,
@@ -307,6 +308,13 @@ def publish(services: Services, conversation_id: str, request_id: str) -> Publis
     services.publisher.publish(conversation_id, request_id, turn.model_dump(mode="json"))
     conversation = services.conversations.get(conversation_id)
     return PublishResult(ending=conversation is not None and conversation.status != "active")
+
+
+def presence(services: Services, conversation_id: str) -> Presence:
+    """A web session's connections as counted so far (a read: retried freely)."""
+    from shared.realtime import presence as counted
+
+    return counted.current(services.redis, services.settings.redis_key_prefix, conversation_id)
 
 
 def summarize(services: Services, conversation_id: str) -> str:

@@ -369,6 +369,13 @@ class Settings(BaseSettings):
         description="Lifetime of the client URL `POST /api/realtime/negotiate` returns: enough to connect; a client "
         "that reconnects later negotiates again.",
     )
+    realtime_disconnect_grace_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="How long a realtime session outlives its client's last connection: past it the conversation "
+        "ends `disconnected`; a client that reconnects (negotiate with its conversation_id) within it goes on.",
+    )
     phone_reply_deadline_seconds: float = Field(
         default=8.0,
         ge=1,

@@ -41,6 +41,8 @@ from tests.fakes.openai_server import Answer, FakeOpenAIServer
 NEGOTIATE = "/api/realtime/negotiate"
 EVENTS = "/api/realtime/events"
 REPLY_SECONDS = 30
+GRACE_SECONDS = 4
+"""REALTIME_DISCONNECT_GRACE_SECONDS here: short, so a conversation left alone ends within the test."""
 
 
 THREE_SENTENCES = (
@@ -63,6 +65,7 @@ def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost
         OPENAI_API_KEY="sk-realtime-e2e",
         LLM_TIMEOUT_SECONDS="10",
         LLM_MAX_RETRIES="0",
+        REALTIME_DISCONNECT_GRACE_SECONDS=str(GRACE_SECONDS),
     )
 
 
@@ -401,6 +404,34 @@ def test_end_closes_the_conversation_and_it_cannot_be_rejoined(host: DevHost) ->
     rejoin = host.post(NEGOTIATE, json={"conversation_id": negotiated["conversation_id"]})
     assert rejoin.status_code == 409, rejoin.text
     assert connection_refused(negotiated["url"])
+
+
+def test_a_client_that_goes_away_ends_its_conversation_after_the_grace_period(host: DevHost) -> None:
+    negotiated = negotiate(host)
+    conversation = f"/api/conversations/{negotiated['conversation_id']}"
+    leaving = connect(negotiated)
+    leaving.client.close()
+    assert host.get(conversation).json()["status"] == "active", "the grace period runs first"
+    ended = wait_until(lambda: host.get(conversation).json(), lambda c: c["status"] == "completed")
+    assert ended["outcome"] == "disconnected"
+    assert host.post(NEGOTIATE, json={"conversation_id": negotiated["conversation_id"]}).status_code == 409
+
+
+def test_a_client_that_reconnects_within_the_grace_period_goes_on(host: DevHost) -> None:
+    negotiated = negotiate(host)
+    conversation = f"/api/conversations/{negotiated['conversation_id']}"
+    first = connect(negotiated)
+    first.client.close()
+    again = connect(negotiate(host, conversation_id=negotiated["conversation_id"]))
+    try:
+        time.sleep(GRACE_SECONDS + 3)  # past the end of the grace period the first connection's end began
+        assert host.get(conversation).json()["status"] == "active"
+        again.say("what are your opening hours", "still-here")
+        assert again.until("reply.done")[-1][2]["id"] == "still-here"
+    finally:
+        again.client.close()
+    ended = wait_until(lambda: host.get(conversation).json(), lambda c: c["status"] == "completed")
+    assert ended["outcome"] == "disconnected", "gone again, and for good this time"
 
 
 def test_a_retried_negotiate_is_the_same_conversation(host: DevHost) -> None:
