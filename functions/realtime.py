@@ -6,7 +6,8 @@ The hub then calls `/api/realtime/events`: `OPTIONS` (abuse protection: only our
 allowed), `connect` (refused unless the token's conversation is a live web session), `connected`,
 `disconnected`, and the user events `utterance` (typed text as JSON, or a WAV as binary), `interrupt`
 (barge-in) and `end`.
-Every event must carry the hub's `ce-signature` for its connection (shared/realtime/protocol.py).
+Every event must carry the hub's `ce-signature` for its connection (shared/realtime/protocol.py), or, with
+WEB_PUBSUB_UPSTREAM_AUDIENCE set (local auth off), the service's Entra token (shared/realtime/upstream.py).
 
 An event handler answers at once: an utterance is raised on the conversation and the reply goes to
 the group from the turn activity (shared/realtime/replies.py), never from here. A user event's non-2xx
@@ -20,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
@@ -62,12 +64,27 @@ NEGOTIATE_MAX_BYTES = 4096
 
 
 def _realtime(svc: Services) -> GroupSender:
-    """The Web PubSub sender, or 503 when WEB_PUBSUB_CONNECTION_STRING is not set."""
+    """The Web PubSub sender, or 503 when neither WEB_PUBSUB_CONNECTION_STRING nor WEB_PUBSUB_ENDPOINT is set."""
     if svc.realtime is None:
         raise ServiceUnavailable(
-            "Realtime sessions are not configured (WEB_PUBSUB_CONNECTION_STRING).", code="realtime_not_configured"
+            "Realtime sessions are not configured (WEB_PUBSUB_CONNECTION_STRING or WEB_PUBSUB_ENDPOINT).",
+            code="realtime_not_configured",
         )
     return svc.realtime
+
+
+async def _from_our_hub(svc: Services, headers: Mapping[str, str], *, handshake: bool = False) -> None:
+    """The request comes from our Web PubSub: its Entra token when WEB_PUBSUB_UPSTREAM_AUDIENCE is set (on the
+    handshake only if it carries one: whether the service sends one there is not documented, and the
+    handshake admits no event), else `ce-signature` with the access key; 401 otherwise."""
+    auth = svc.upstream_auth
+    if auth is not None:
+        if not handshake or headers.get("authorization"):
+            await asyncio.to_thread(auth.check, headers.get("authorization"))
+        return
+    if not handshake and not _realtime(svc).hub.signed(headers.get("ce-connectionid"), headers.get("ce-signature")):
+        log.warning("refused a realtime event: bad or missing ce-signature")
+        raise Unauthorized("The event does not carry a valid ce-signature.", code="invalid_signature")
 
 
 @bp.route(route="realtime/negotiate", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -116,7 +133,9 @@ async def realtime_negotiate(req: func.HttpRequest, client: df.DurableOrchestrat
 @json_errors
 async def realtime_handshake(req: func.HttpRequest) -> func.HttpResponse:
     """Web PubSub's abuse-protection handshake: allowed for our own Web PubSub host only."""
-    hub = _realtime(app_services()).hub
+    svc = app_services()
+    hub = _realtime(svc).hub
+    await _from_our_hub(svc, req.headers, handshake=True)
     origin = req.headers.get("webhook-request-origin")
     if not hub.origin_allowed(origin):
         log.warning("refused the event-handler handshake of another origin")
@@ -135,9 +154,7 @@ async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationC
     svc = app_services()
     hub = _realtime(svc).hub
     headers = req.headers
-    if not hub.signed(headers.get("ce-connectionid"), headers.get("ce-signature")):
-        log.warning("refused a realtime event: bad or missing ce-signature")
-        raise Unauthorized("The event does not carry a valid ce-signature.", code="invalid_signature")
+    await _from_our_hub(svc, headers)
     if (headers.get("ce-hub") or "").lower() != hub.name.lower():  # the service names hubs case-blind
         raise Forbidden("The event is for another hub.", code="wrong_hub")
     body = req.get_body()

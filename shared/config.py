@@ -362,6 +362,34 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$",
         description="The Web PubSub hub of the realtime sessions; its event handler is `/api/realtime/events`.",
     )
+    web_pubsub_endpoint: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="https://<name>.webpubsub.azure.com: Azure Web PubSub reached with the app's identity (Entra ID; "
+        "local auth off) instead of WEB_PUBSUB_CONNECTION_STRING.",
+    )
+    web_pubsub_upstream_audience: str = Field(
+        default="",
+        description="Audience of the token Web PubSub sends with each event (the hub's upstream auth, "
+        "bicep/modules/webpubsub.bicep): the events route accepts only tokens for it.",
+    )
+    web_pubsub_upstream_principal_id: str = Field(
+        default="",
+        description="Object id of the Web PubSub service's own managed identity: the events route accepts only "
+        "tokens it was issued.",
+    )
+    azure_tenant_id: str = Field(
+        default="",
+        description="The Microsoft Entra tenant whose tokens the app accepts from Azure services (Web PubSub "
+        "events); Bicep sets it.",
+    )
+    azure_authority_host: str = Field(
+        default="https://login.microsoftonline.com",
+        pattern=r"^(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="The Microsoft Entra sign-in host (azure-identity's own setting; another cloud's, e.g. "
+        "login.microsoftonline.us): AZURE_TENANT_ID's keys and issuer are read from its OpenID document. Tests "
+        "point it at a local fake.",
+    )
     realtime_token_minutes: int = Field(
         default=5,
         ge=1,
@@ -441,6 +469,12 @@ class Settings(BaseSettings):
     def _signing_keys_agree(self) -> Settings:
         if self.audio_url_signing_key_previous.get_secret_value() and not self.audio_url_signing_key.get_secret_value():
             raise ValueError("AUDIO_URL_SIGNING_KEY_PREVIOUS needs AUDIO_URL_SIGNING_KEY, the key that signs now")
+        return self
+
+    @model_validator(mode="after")
+    def _upstream_auth_names_its_tenant(self) -> Settings:
+        if self.web_pubsub_upstream_audience and not self.azure_tenant_id:
+            raise ValueError("WEB_PUBSUB_UPSTREAM_AUDIENCE needs AZURE_TENANT_ID, the tenant that issues its tokens")
         return self
 
     @model_validator(mode="after")
