@@ -15,6 +15,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.identity import DefaultAzureCredential
 from azure.messaging.webpubsubclient.models import CallbackType, OnGroupDataMessageArgs
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
+from pydantic import SecretStr
 
 from devhost.webpubsub import ENTRA_AUDIENCE
 from shared.config import Settings
@@ -51,7 +52,9 @@ def app_identity(idp: FakeOpenIdProvider, monkeypatch: pytest.MonkeyPatch) -> No
 def test_the_app_sends_and_hands_out_client_urls_with_its_identity(
     emulator: Emulator, idp: FakeOpenIdProvider, app_identity: None
 ) -> None:
-    settings = Settings(web_pubsub_connection_string="", web_pubsub_endpoint=emulator.endpoint.url, web_pubsub_hub=HUB)
+    settings = Settings(
+        web_pubsub_connection_string=SecretStr(""), web_pubsub_endpoint=emulator.endpoint.url, web_pubsub_hub=HUB
+    )
     sender = Services(settings).realtime
     assert sender is not None
     url = sender.client_url("demo.0f3c5e0e-0000-4000-8000-000000000001", "conversation.x", 5)
