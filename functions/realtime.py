@@ -147,7 +147,8 @@ async def realtime_handshake(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """One CloudEvent from the hub, once its signature holds (401 otherwise; 413 past Web PubSub's limit)."""
+    """One CloudEvent from the hub, once its ce-signature or Entra token holds (401 otherwise; 413 past Web
+    PubSub's limit)."""
     from shared.realtime.protocol import MAX_EVENT_BYTES, SYSTEM_EVENT, USER_EVENT, Session
     from shared.realtime.protocol import error as error_message
 
