@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -54,7 +54,7 @@ def test_a_session_works_with_the_services_entra_token_on_every_event(host: DevH
 
 def forged(idp: FakeOpenIdProvider, case: str) -> str | None:
     now = int(time.time())
-    return {
+    makers: dict[str, Callable[[], str | None]] = {
         "no token": lambda: None,
         "another key": lambda: idp.identity_token(AUDIENCE, signing_key=new_rsa_key()),
         "expired": lambda: idp.identity_token(AUDIENCE, nbf=now - 7200, iat=now - 7200, exp=now - 3600),
@@ -66,7 +66,8 @@ def forged(idp: FakeOpenIdProvider, case: str) -> str | None:
         "alg none": lambda: idp.forge_none(**_identity_claims()),
         "hs256 with the public key": lambda: idp.forge_hs256_with_public_key(**_identity_claims()),
         "not a jwt": lambda: "x" * 40,
-    }[case]()
+    }
+    return makers[case]()
 
 
 def _identity_claims() -> dict[str, Any]:
