@@ -17,6 +17,11 @@ timeouts) so no event can land on a forgotten waiter.
 Continue-as-new drops events the ending generation received but never looked at. An utterance
 that reached the open waiter before the generation ended is therefore carried in the next
 generation's input and answered first; one raised later reaches the next generation's waiter.
+
+A web session also listens for `presence-<n>` events (its client's connections, counted by the
+event handler): with none open, a durable timer of the grace period runs while it listens, and the
+conversation ends `disconnected` when it fires. Its next generation asks the `presence` activity for
+the count instead of carrying events over.
 """
 
 from __future__ import annotations
