@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from shared.knowledge.azure_search import AzureSearchIndex
     from shared.knowledge.vectors import ChunkVectors
     from shared.realtime.replies import GroupSender
+    from shared.realtime.upstream import UpstreamAuth
 
 log = logging.getLogger(__name__)
 
@@ -240,15 +241,26 @@ class Services:
 
     @cached_property
     def realtime(self) -> GroupSender | None:
-        """Web PubSub, when WEB_PUBSUB_CONNECTION_STRING is set (its SDK loads on first use, not here)."""
+        """Web PubSub, by WEB_PUBSUB_CONNECTION_STRING (its access key), else by WEB_PUBSUB_ENDPOINT and the app's
+        Entra identity; None when neither is set (its SDK loads on first use, not here)."""
         from shared.realtime.protocol import Hub
         from shared.realtime.replies import GroupSender
 
         connection_string = self.settings.web_pubsub_connection_string.get_secret_value()
-        if not connection_string:
-            return None
-        hub = Hub.from_connection_string(connection_string, self.settings.web_pubsub_hub)
-        return GroupSender(hub, connection_string)
+        if connection_string:
+            return GroupSender(
+                Hub.from_connection_string(connection_string, self.settings.web_pubsub_hub), connection_string
+            )
+        if self.settings.web_pubsub_endpoint:
+            return GroupSender(Hub.from_endpoint(self.settings.web_pubsub_endpoint, self.settings.web_pubsub_hub))
+        return None
+
+    @cached_property
+    def upstream_auth(self) -> UpstreamAuth | None:
+        """The hub's events checked by their Entra token, when WEB_PUBSUB_UPSTREAM_AUDIENCE is set."""
+        from shared.realtime.upstream import UpstreamAuth
+
+        return UpstreamAuth.from_settings(self.settings)
 
     @cached_property
     def sarvam(self) -> SarvamConnection | None:

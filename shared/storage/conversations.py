@@ -197,6 +197,20 @@ class ConversationRepository:
             raise LookupError(f"turn {turn.turn} of {turn.conversation_id} vanished after insert")
         return stored
 
+    def cut_reply(self, conversation_id: str, turn: int, heard: str, audio_blob: str | None) -> TurnRecord | None:
+        """Keep as the turn's reply only what the listener heard (a barge-in after the reply was stored);
+        None, and nothing changed, when a later turn exists: what was heard of an older turn no longer
+        matters to the conversation. Writing the same cut again changes nothing."""
+        with tenant_connection(self._pool) as conn:
+            row = conn.execute(
+                """UPDATE turns SET reply_text = %s, audio_blob = %s
+                   WHERE conversation_id = %s AND turn = %s
+                     AND NOT EXISTS (SELECT 1 FROM turns later WHERE later.conversation_id = %s AND later.turn > %s)
+                   RETURNING turn""",
+                (heard, audio_blob, conversation_id, turn, conversation_id, turn),
+            ).fetchone()
+        return None if row is None else self.get_turn(conversation_id, turn)
+
     def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:
         with tenant_connection(self._pool) as conn:
             row = conn.execute(

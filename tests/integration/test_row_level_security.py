@@ -336,6 +336,16 @@ def test_in_sql_a_tenant_cannot_update_or_delete_anothers_rows_nor_move_its_own(
     assert len(owner_rows(pool, table, "beta")) >= 1
 
 
+def test_in_sql_a_turn_s_reply_may_be_cut_to_what_was_heard_for_its_own_tenant_only(
+    pool: Pool, seeded: dict[str, Seeded]
+) -> None:
+    with as_app(pool, "alpha") as conn:
+        assert conn.execute("UPDATE turns SET reply_text = reply_text WHERE tenant_id = 'beta'").rowcount == 0
+        assert conn.execute("UPDATE turns SET reply_text = reply_text, audio_blob = audio_blob").rowcount >= 1
+    with as_app(pool, "alpha") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission"):
+        conn.execute("UPDATE turns SET user_text = user_text")
+
+
 @pytest.mark.parametrize("table", TENANT_TABLES)
 def test_in_sql_a_row_of_another_tenant_or_of_none_is_refused(
     pool: Pool, seeded: dict[str, Seeded], table: str
