@@ -13,8 +13,22 @@ param environmentName string
 @metadata({ azd: { type: 'location' } })
 param location string
 
-@description('Object id of the deploying user: given the Durable Task dashboard role. Empty: none.')
+@description('Object id of the deploying user: the Postgres Entra administrator (post-provision step) and given the Durable Task dashboard role. Empty: none.')
 param principalId string = ''
+
+@description('Name of the deploying user (UPN), the Postgres Entra administrator\'s role name.')
+param principalName string = deployer().userPrincipalName
+
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+@description('What principalId is: a service principal when a pipeline deploys.')
+param principalType string = 'User'
+
+@description('Public address of the machine that runs the post-provision step, let through the Postgres firewall. Empty: none (run the step from inside Azure).')
+param clientIpAddress string = ''
 
 @allowed([
   'durableTaskScheduler'
@@ -67,16 +81,67 @@ param searchEnabled bool = false
 @description('Azure AI Search tier, when enabled.')
 param searchSku string = 'basic'
 
+@allowed([
+  '16'
+  '17'
+])
+@description('Postgres major version.')
+param postgresVersion string = '17'
+
+@description('Postgres compute: Standard_B1ms (Burstable) is the smallest; high availability needs GeneralPurpose or MemoryOptimized.')
+param postgresSku object = {
+  name: 'Standard_B1ms'
+  tier: 'Burstable'
+}
+
+@minValue(32)
+@description('Postgres storage in GB.')
+param postgresStorageSizeGB int = 32
+
+@minValue(7)
+@maxValue(35)
+@description('Days of Postgres point-in-time backups.')
+param postgresBackupRetentionDays int = 7
+
+@description('Geo-redundant Postgres backups (fixed once the server exists; not offered in every region).')
+param postgresGeoRedundantBackup bool = false
+
+@allowed([
+  'Disabled'
+  'SameZone'
+  'ZoneRedundant'
+])
+@description('Postgres high availability (a standby server, twice the compute cost).')
+param postgresHighAvailability string = 'Disabled'
+
+@description('Azure Managed Redis SKU.')
+param redisSku string = 'Balanced_B0'
+
+@description('Azure Managed Redis high availability (a replica, twice the cost).')
+param redisHighAvailability bool = false
+
+@allowed([
+  'Free_F1'
+  'Standard_S1'
+  'Premium_P1'
+])
+@description('Azure Web PubSub tier (Free_F1: 20 connections, no SLA).')
+param webPubSubSku string = 'Standard_S1'
+
+@description('Audience of the token Web PubSub sends with each event: an Azure service\'s resource id (any service principal may ask for one, so the app also checks the service\'s own principal id) or the App ID URI of an app registration of yours.')
+param webPubSubUpstreamAudience string = 'https://management.azure.com'
+
 @description('App settings read from Key Vault (secret name: the setting in lower case, `_` as `-`). Store each secret before the app starts.')
 param secretSettings array = [
-  'DATABASE_URL'
-  'REDIS_URL'
   'AUDIO_URL_SIGNING_KEY'
 ]
 
 var tags = { 'azd-env-name': environmentName }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var functionAppName = 'func-${resourceToken}'
+var webPubSubHub = 'voice'
+// Known before the app exists, so Web PubSub's hub (whose identity the app's settings name) can point at it.
+var functionAppHostName = '${functionAppName}.azurewebsites.net'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
@@ -181,6 +246,56 @@ module search 'modules/search.bicep' = if (searchEnabled) {
   }
 }
 
+module postgres 'modules/postgres.bicep' = {
+  name: 'postgres'
+  scope: rg
+  params: {
+    name: 'psql-${resourceToken}'
+    location: location
+    tags: tags
+    databaseName: 'voiceagent'
+    version: postgresVersion
+    skuName: postgresSku.name
+    skuTier: postgresSku.tier
+    storageSizeGB: postgresStorageSizeGB
+    backupRetentionDays: postgresBackupRetentionDays
+    geoRedundantBackup: postgresGeoRedundantBackup
+    highAvailability: postgresHighAvailability
+    adminPrincipalId: principalId
+    adminPrincipalName: principalName
+    adminPrincipalType: principalType
+    clientIpAddress: clientIpAddress
+  }
+}
+
+module redis 'modules/redis.bicep' = {
+  name: 'redis'
+  scope: rg
+  params: {
+    name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    sku: redisSku
+    highAvailability: redisHighAvailability
+    principalId: identity.outputs.principalId
+  }
+}
+
+module webPubSub 'modules/webpubsub.bicep' = {
+  name: 'webpubsub'
+  scope: rg
+  params: {
+    name: 'wps-${resourceToken}'
+    location: location
+    tags: tags
+    sku: webPubSubSku
+    hubName: webPubSubHub
+    appHostName: functionAppHostName
+    upstreamAudience: webPubSubUpstreamAudience
+    principalId: identity.outputs.principalId
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -208,8 +323,17 @@ module functionApp 'modules/function-app.bicep' = {
     secretSettings: secretSettings
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    databaseUrl: databaseUrl
+    redisUrl: redis.outputs.url
+    webPubSubEndpoint: webPubSub.outputs.endpoint
+    webPubSubHub: webPubSub.outputs.hubName
+    webPubSubUpstreamAudience: webPubSubUpstreamAudience
+    webPubSubUpstreamPrincipalId: webPubSub.outputs.principalId
   }
 }
+
+// The app logs in as its identity's role (created by the post-provision step), with tokens.
+var databaseUrl = 'postgresql://${identity.outputs.name}@${postgres.outputs.host}:5432/${postgres.outputs.databaseName}?sslmode=require'
 
 // azd writes these into the environment's .env (`azd env get-values`).
 output AZURE_LOCATION string = location
@@ -225,4 +349,12 @@ output AZURE_OPENAI_CHAT_DEPLOYMENT string = openai.outputs.chatDeployment
 output AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT string = openai.outputs.embeddingsDeployment
 output AZURE_SEARCH_ENDPOINT string = searchEnabled ? search!.outputs.endpoint : ''
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output DATABASE_URL string = databaseUrl
+output REDIS_URL string = redis.outputs.url
+output WEB_PUBSUB_ENDPOINT string = webPubSub.outputs.endpoint
+output PUBLIC_BASE_URL string = functionApp.outputs.uri
+// For the post-provision step: who administers Postgres, and whose role it creates.
+output DATABASE_ADMIN string = principalName
+output AZURE_IDENTITY_NAME string = identity.outputs.name
+output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output TASKHUB_NAME string = durableBackend == 'durableTaskScheduler' ? durableTask!.outputs.taskHubName : 'voiceagent'

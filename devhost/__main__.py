@@ -27,6 +27,7 @@ from devhost.server import HostOptions, build_app
 from devhost.worker_index import AppRefused
 from shared.agent.catalog import AgentFileError, load_agents
 from shared.config import REPOSITORY_ROOT, Settings
+from shared.realtime.upstream import authority
 from shared.tenancy import DEMO_TENANT, tenant_scope
 
 log = logging.getLogger("devhost")
@@ -120,12 +121,22 @@ def _provide_local_secret(variable: str, kept_in: Path, what: str) -> None:
 
 
 def _provide_webpubsub(data_dir: Path, host: str, port: int) -> webpubsub.Endpoint | None:
-    """The local Web PubSub's endpoint and key (kept across runs), set as WEB_PUBSUB_CONNECTION_STRING;
+    """The local Web PubSub's endpoint and key (kept across runs), set as WEB_PUBSUB_CONNECTION_STRING, its hub
+    configured as the Bicep configures Azure's: with WEB_PUBSUB_UPSTREAM_AUDIENCE its events carry an Entra
+    token (got with the managed identity azure-identity finds), and Entra tokens of AZURE_TENANT_ID are
+    taken on its REST API;
     None when that setting is given (even empty: realtime stays unconfigured), so the app talks to Azure
     or Microsoft's own emulator instead."""
     if "WEB_PUBSUB_CONNECTION_STRING" in os.environ:
         return None
-    endpoint = webpubsub.Endpoint(_base_url(host, port), access.kept_secret(data_dir / WEB_PUBSUB_KEY_FILE))
+    settings = Settings()
+    endpoint = webpubsub.Endpoint(
+        _base_url(host, port),
+        access.kept_secret(data_dir / WEB_PUBSUB_KEY_FILE),
+        entra_tenant=settings.azure_tenant_id,
+        entra_authority=authority(settings),
+        upstream_audience=settings.web_pubsub_upstream_audience,
+    )
     os.environ["WEB_PUBSUB_CONNECTION_STRING"] = endpoint.connection_string
     return endpoint
 

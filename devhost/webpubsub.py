@@ -18,6 +18,10 @@
 - Upstream events are CloudEvents in binary mode (`ce-*` headers, `ce-signature` =
   `sha256=hex(HMAC-SHA256(access key, connection id))`), after the abuse-protection `OPTIONS`
   handshake (`WebHook-Request-Origin`; the handler must answer `WebHook-Allowed-Origin`).
+- Microsoft Entra, as with local auth off (`Endpoint.entra_tenant`, `Endpoint.upstream_audience`): REST
+  calls with an Entra token of the tenant (`WebPubSubServiceClient(endpoint, hub, credential)`, client
+  tokens from `:generateToken`), and upstream requests, the handshake included, carrying a token the
+  emulator gets with its managed identity (azure-identity) for the event handler's audience.
 
 Facts: /work notes providers.md §1; learn.microsoft.com azure-web-pubsub reference-cloud-events,
 reference-json-webpubsub-subprotocol, reference-json-reliable-webpubsub-subprotocol; the SDKs' source.
@@ -45,6 +49,11 @@ from urllib.parse import urlsplit
 import aiohttp
 import jwt
 from aiohttp import web
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+
+from shared.errors import ApiError
+from shared.security.tokens import TokenValidator
 
 log = logging.getLogger("devhost.webpubsub")
 
@@ -55,6 +64,8 @@ UPSTREAM_TIMEOUT_SECONDS = 20.0
 JSON_TYPE = "application/json"
 TEXT_TYPE = "text/plain"
 BINARY_TYPE = "application/octet-stream"
+ENTRA_AUDIENCE = "https://webpubsub.azure.com"
+"""What an Entra token for the service names as `aud` (the service SDK asks for `https://webpubsub.azure.com/.default`)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,15 @@ class Endpoint:
 
     url: str
     access_key: str
+    entra_tenant: str = ""
+    """Set: REST calls may instead carry a Microsoft Entra token of this tenant (RS256, `aud`
+    `https://webpubsub.azure.com`), as the service takes from an identity with a data-plane role."""
+    entra_authority: str = "https://login.microsoftonline.com"
+    """Where the tenant's OpenID document and keys are read (AZURE_AUTHORITY_HOST)."""
+    upstream_audience: str = ""
+    """Set: every upstream request carries `Authorization: Bearer <token>` for this audience, got with the
+    emulator's managed identity (azure-identity's ManagedIdentityCredential), as the hub's event handler
+    with managed-identity auth sends it."""
 
     @property
     def connection_string(self) -> str:
@@ -139,6 +159,8 @@ class Hub:
         self._session: aiohttp.ClientSession | None = None
         self._validated = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.entra = _entra_validator(endpoint)
+        self._identity: AsyncTokenCredential | None = None
 
     async def session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -152,6 +174,41 @@ class Hub:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+        if self._identity is not None:
+            await self._identity.close()
+
+    async def upstream_token(self) -> dict[str, str]:
+        """`Authorization` for an upstream request when the hub's event handler uses managed-identity auth."""
+        if not self.endpoint.upstream_audience:
+            return {}
+        if self._identity is None:
+            from azure.identity.aio import ManagedIdentityCredential
+
+            self._identity = ManagedIdentityCredential()
+        token = await self._identity.get_token(f"{self.endpoint.upstream_audience}/.default")
+        return {"Authorization": f"Bearer {token.token}"}
+
+    async def authorize(self, request: web.Request) -> dict[str, Any]:
+        """A REST request's bearer token, checked as the service checks it: the access key's (HS256, `aud` the
+        request URL) or, with `entra_tenant`, an Entra token of that tenant; 401 otherwise."""
+        header = request.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip()
+        if not header.startswith("Bearer ") or not token:
+            raise Refused(401, "Unauthorized", "The request has no bearer token.")
+        try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+        except jwt.InvalidTokenError as error:
+            raise Refused(401, "Unauthorized", f"The bearer token is not valid: {error}.") from error
+        if algorithm == "RS256" and self.entra is not None:
+            try:
+                return await asyncio.to_thread(self.entra.claims, token)
+            except ApiError as error:
+                raise Refused(401, "Unauthorized", f"The Entra token is not valid: {error.message}") from error
+        audience = f"{self.endpoint.url}{request.path_qs}"
+        try:
+            return dict(jwt.decode(token, self.endpoint.access_key, algorithms=["HS256"], audience=audience))
+        except jwt.InvalidTokenError as error:
+            raise Refused(401, "Unauthorized", f"The bearer token is not valid: {error}.") from error
 
     async def _abuse_protection(self) -> bool:
         """The OPTIONS handshake, once: the handler must allow this service's origin."""
@@ -159,12 +216,11 @@ class Hub:
             return True
         session = await self.session()
         try:
-            async with session.options(
-                self.event_handler_url, headers={"WebHook-Request-Origin": self.endpoint.origin}
-            ) as answer:
+            headers = {"WebHook-Request-Origin": self.endpoint.origin, **await self.upstream_token()}
+            async with session.options(self.event_handler_url, headers=headers) as answer:
                 allowed = answer.headers.get("WebHook-Allowed-Origin", "")
                 self._validated = answer.status < 300 and allowed in {"*", self.endpoint.origin}
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, ClientAuthenticationError) as error:
             log.warning("event handler %s unreachable: %s", self.event_handler_url, error)
             return False
         if not self._validated:
@@ -206,9 +262,10 @@ class Hub:
             headers["ce-subprotocol"] = subprotocol
         session = await self.session()
         try:
+            headers |= await self.upstream_token()
             async with session.post(self.event_handler_url, data=body, headers=headers) as answer:
                 return answer.status, answer.headers.get("Content-Type", ""), await answer.read()
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except (aiohttp.ClientError, TimeoutError, ClientAuthenticationError) as error:
             log.warning("event %s for %s not delivered: %s", event_name, connection_id, error)
             return 502, "", b""
 
@@ -222,17 +279,17 @@ class Hub:
         return [c for c in self.connections.values() if c.hub == hub]
 
 
-def _bearer_claims(request: web.Request, endpoint: Endpoint) -> dict[str, Any]:
-    """The REST request's token, checked as the service checks it; 401 otherwise."""
-    header = request.headers.get("Authorization", "")
-    token = header.removeprefix("Bearer ").strip()
-    if not header.startswith("Bearer ") or not token:
-        raise Refused(401, "Unauthorized", "The request has no bearer token.")
-    audience = f"{endpoint.url}{request.path_qs}"
-    try:
-        return dict(jwt.decode(token, endpoint.access_key, algorithms=["HS256"], audience=audience))
-    except jwt.InvalidTokenError as error:
-        raise Refused(401, "Unauthorized", f"The bearer token is not valid: {error}.") from error
+def _entra_validator(endpoint: Endpoint) -> TokenValidator | None:
+    """Entra tokens for the REST API, when the emulator trusts a tenant: v1.0 or v2.0, for the service's audience."""
+    if not endpoint.entra_tenant:
+        return None
+    authority, tenant = endpoint.entra_authority.rstrip("/"), endpoint.entra_tenant
+    return TokenValidator(
+        f"{authority}/{tenant}/v2.0/.well-known/openid-configuration",
+        (ENTRA_AUDIENCE,),
+        "tid",
+        issuers=(f"https://sts.windows.net/{tenant}/",),
+    )
 
 
 class Refused(Exception):
@@ -342,27 +399,27 @@ def build_app(endpoint: Endpoint, event_handler_url: str) -> web.Application:
         return socket
 
     async def send_to_all(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         return await _send(request, hub_state.in_hub(request.match_info["hub"]))
 
     async def send_to_group(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         group = request.match_info["group"]
         members = [c for c in hub_state.in_hub(request.match_info["hub"]) if group in c.groups]
         return await _send(request, members, group)
 
     async def send_to_connection(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         target = hub_state.connections.get(request.match_info["connection_id"])
         return await _send(request, [] if target is None else [target])
 
     async def send_to_user(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         user = request.match_info["user_id"]
         return await _send(request, [c for c in hub_state.in_hub(request.match_info["hub"]) if c.user_id == user])
 
     async def group_membership(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         target = hub_state.connections.get(request.match_info["connection_id"])
         if request.method == "PUT":
             if target is None:
@@ -374,7 +431,7 @@ def build_app(endpoint: Endpoint, event_handler_url: str) -> web.Application:
         return web.Response(status=204)
 
     async def connection(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         target = hub_state.connections.get(request.match_info["connection_id"])
         if request.method == "HEAD":
             return web.Response(status=200 if target is not None else 404)
@@ -385,7 +442,7 @@ def build_app(endpoint: Endpoint, event_handler_url: str) -> web.Application:
         return web.Response(status=204)
 
     async def generate_token(request: web.Request) -> web.Response:
-        _bearer_claims(request, endpoint)
+        await hub_state.authorize(request)
         hub = request.match_info["hub"]
         minutes = int(request.query.get("minutesToExpire", "60"))
         now = datetime.now(UTC)

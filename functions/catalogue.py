@@ -223,6 +223,20 @@ OPERATIONS = (
         path_schemas=CONVERSATION_ID,
     ),
     Operation(
+        "DELETE",
+        "/api/conversations/{conversation_id}",
+        "delete_conversation",
+        "Delete an ended conversation and everything kept of it: turns, audio, recording, its history",
+        "conversations",
+        Scope.CONVERSATIONS_ADMIN,
+        {204: Answer("Deleted: a second delete is a 404.")},
+        errors=(404, 409),
+        path_schemas=CONVERSATION_ID,
+        description="Removes its turns, every audio blob (replies, sentences, the caller's audio), the call's "
+        "recording, its Redis keys and its Durable instance history, and writes a `conversation.delete` audit "
+        "entry. 409 `conversation_active` while it is going: end it first (POST …/end). Usage no longer counts it.",
+    ),
+    Operation(
         "GET",
         "/api/conversations/{conversation_id}/recording",
         "get_recording",

@@ -4,7 +4,8 @@ The contact flow invokes the bridge (integrations/amazon-connect/), which forwar
 `POST /api/voice/connect`. The first invocation (no `turn`) starts the conversation, once per
 `ContactId`, and answers the greeting; the map we answer carries the next `turn`, which the flow keeps
 as a contact attribute and passes back with what the caller said, so a retried invocation is the same
-turn, never a second one. The disconnect flow's invocation (`event=disconnect`) ends the conversation.
+turn, never a second one. The disconnect flow's invocation (`event=disconnect`) ends the conversation
+and, Connect sending no status callback, gives the call's length: from the conversation's start to it.
 
 No API key here: every request must carry the bridge's signature, checked before anything else
 happens, and runs in the tenant its called number (`SystemEndpoint`) belongs to.
@@ -148,7 +149,9 @@ async def connect_invocation(req: func.HttpRequest, client: df.DurableOrchestrat
         if step.event == connect.DISCONNECT:
             conversation_id = await svc.waiter.started(key)
             if conversation_id is not None:
-                await request_end(svc, client, await load_conversation(svc, conversation_id))
+                conversation = await load_conversation(svc, conversation_id)
+                await asyncio.to_thread(lambda: svc.conversations.record_call_length(conversation.id))
+                await request_end(svc, client, conversation)
             return _map(connect.answer(Action.END, ""))
         if step.turn == 0:
             return _map(await _greet(req, svc, client, key, agent=agent, step=step, received_at=received_at))

@@ -17,6 +17,11 @@ timeouts) so no event can land on a forgotten waiter.
 Continue-as-new drops events the ending generation received but never looked at. An utterance
 that reached the open waiter before the generation ended is therefore carried in the next
 generation's input and answered first; one raised later reaches the next generation's waiter.
+
+A web session also listens for `presence-<n>` events (its client's connections, counted by the
+event handler): with none open, a durable timer of the grace period runs while it listens, and the
+conversation ends `disconnected` when it fires. Its next generation asks the `presence` activity for
+the count instead of carrying events over.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from shared.models import (
     ConversationState,
     FinalizeInput,
     Outcome,
+    Presence,
+    PresenceInput,
     PublishInput,
     PublishResult,
     SummarizeInput,
@@ -65,6 +72,7 @@ RETRIES = {
     "summarize": TURN_RETRY,
     "publish": DELIVERY_RETRY,
     "finalize": DELIVERY_RETRY,
+    "presence": DELIVERY_RETRY,
 }
 """Every activity runs with retries (the Durable extension times them, as the devhost does)."""
 
@@ -161,6 +169,25 @@ def _ring(context: Context, state: ConversationState, ended: TaskBase) -> Genera
     return decision.outcome
 
 
+def _presence(context: Context, state: ConversationState) -> TaskBase | None:
+    """The waiter of a web session's next presence event (None for other channels)."""
+    return context.wait_for_external_event(dialog.presence_event(state)) if dialog.follows_presence(state) else None
+
+
+def _grace(context: Context, state: ConversationState) -> TaskBase | None:
+    """While a web session's client is gone: the timer past which the conversation ends without it."""
+    if not state.client_gone or state.disconnect_grace_seconds is None:
+        return None
+    return context.create_timer(context.current_utc_datetime + timedelta(seconds=state.disconnect_grace_seconds))
+
+
+def _counted_presence(context: Context, state: ConversationState) -> Generator[Any, Any, ConversationState]:
+    """A new generation of a web session starts from the presence count, not from events it never saw."""
+    message = PresenceInput(conversation_id=state.conversation_id, tenant=state.tenant)
+    counted = Presence.model_validate((yield _call(context, "presence", message.model_dump())))
+    return dialog.after_presence(state, counted)
+
+
 def _converse(context: Context, state: ConversationState) -> Generator[Any, Any, Ending]:
     """The turn loop; returns how the conversation ended, or None once it continued as new."""
     publishing: TaskBase | None = None
@@ -189,6 +216,9 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
     heard = context.wait_for_external_event(dialog.utterance_event(state))
     if ended is None:
         ended = context.wait_for_external_event(END_EVENT)
+    if dialog.follows_presence(state) and state.presence_seen is None:
+        state = yield from _counted_presence(context, state)
+    presence, gone = _presence(context, state), _grace(context, state)
     carried = state.carried_utterance
     while True:
         if carried is not None:
@@ -198,12 +228,24 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
             silence = context.create_timer(
                 context.current_utc_datetime + timedelta(seconds=state.policy.silence_timeout_seconds)
             )
-            listen = context.task_any([heard, ended, silence])
-            yield listen if publishing is None else context.task_all([publishing, listen])
-            publishing = None
-            winner = listen.result
+            while True:  # a presence change is taken without restarting the silence timer
+                listen = context.task_any([heard, ended, silence, *(t for t in (presence, gone) if t is not None)])
+                yield listen if publishing is None else context.task_all([publishing, listen])
+                publishing = None
+                winner = listen.result
+                if presence is None or not (winner is presence or (winner is gone and presence.is_completed)):
+                    break  # (a reconnect counted as the grace ran out is taken first)
+                state = dialog.after_presence(state, Presence.model_validate(raised_value(presence.result)))
+                presence = _presence(context, state)
+                if state.client_gone and gone is None:
+                    gone = _grace(context, state)
+                elif not state.client_gone and gone is not None:
+                    gone.cancel()
+                    gone = None
             if winner is not silence:
                 silence.cancel()
+            if winner is gone:
+                return Outcome.DISCONNECTED, state
             if winner is ended:
                 return _ended_as(ended.result), state
             if winner is silence:
@@ -216,6 +258,9 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
                 state = dialog.after_reprompt(state)
                 continue
             utterance = _utterance(heard)
+            if gone is not None:  # the client spoke: it is connected, whatever the counts say so far
+                gone.cancel()
+                gone = None
         state = dialog.heard_utterance(state)
         heard = context.wait_for_external_event(dialog.utterance_event(state))
         if dialog.is_retry(state, utterance.request_id):
@@ -280,6 +325,16 @@ def publish(request: ActivityJson) -> Json:
     message = PublishInput.model_validate(request)
     with tenant_scope(message.tenant):
         return activities.publish(services(), message.conversation_id, message.request_id).model_dump(mode="json")
+
+
+@bp.activity_trigger(input_name="request")
+def presence(request: ActivityJson) -> Json:
+    from shared import activities
+    from shared.services import services
+
+    message = PresenceInput.model_validate(request)
+    with tenant_scope(message.tenant):
+        return activities.presence(services(), message.conversation_id).model_dump(mode="json")
 
 
 @bp.activity_trigger(input_name="request")

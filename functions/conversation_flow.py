@@ -216,6 +216,8 @@ async def begin(
 ) -> None:
     """Create the conversation and start its orchestration: it greets at once, or, for an outbound call
     (`ringing_seconds`), once the call is answered."""
+    from shared.realtime.protocol import WEB_CHANNEL
+
     agent_name = request.agent or svc.settings.default_agent
     profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(agent_name))
     if profile is None:
@@ -230,6 +232,7 @@ async def begin(
         policy=_policy(svc.settings),
         ringing_seconds=ringing_seconds,
         greeting_trace=telemetry.traceparent(),
+        disconnect_grace_seconds=svc.settings.realtime_disconnect_grace_seconds if channel == WEB_CHANNEL else None,
     )
     await client.start_new(ORCHESTRATOR, conversation_id, state.model_dump(mode="json"))
     telemetry.conversation_started()

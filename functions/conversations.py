@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.auth import guarded, guarded_or_signed
+from functions.auth import current_actor, guarded, guarded_or_signed
 from functions.conversation import GREETING_REQUEST_ID
 from functions.conversation_flow import (
     app_services,
@@ -195,6 +195,44 @@ async def end_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
     if not await request_end(svc, client, conversation):
         raise Conflict("The conversation has already ended.", code="conversation_completed")
     return model_response(Ending(conversation_id=conversation.id, status="ending"), status=202)
+
+
+LIVE = frozenset(
+    {
+        df.OrchestrationRuntimeStatus.Running,
+        df.OrchestrationRuntimeStatus.Pending,
+        df.OrchestrationRuntimeStatus.Suspended,
+        df.OrchestrationRuntimeStatus.ContinuedAsNew,
+    }
+)
+"""Runtime states in which an orchestration may still write turns and audio: its conversation is not deleted."""
+
+
+@bp.route(route="conversations/{conversation_id}", methods=["DELETE"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@json_errors
+@guarded(Scope.CONVERSATIONS_ADMIN)
+async def delete_conversation(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Delete an ended conversation and everything kept of it: its Durable history (purged), its Redis
+    keys, audio and recording, its turns; audited. A live one is refused, not ended here: a turn still
+    being answered would write its audio after the delete."""
+    from shared.erasure import erase_conversation
+
+    svc = app_services()
+    conversation = await load_conversation(svc, req.route_params["conversation_id"])
+    status = await client.get_status(conversation.id)
+    conversation = await settled(svc, conversation, status)
+    if conversation.status != "completed" or (status and status.runtime_status in LIVE):
+        raise Conflict(
+            f"The conversation is still going: end it (POST /api/conversations/{conversation.id}/end), "
+            "then delete it once it has completed.",
+            code="conversation_active",
+        )
+    await client.purge_instance_history(conversation.id)
+    actor = current_actor()
+    if not await asyncio.to_thread(lambda: erase_conversation(svc, conversation, actor)):
+        raise NotFound(f"No conversation {conversation.id!r}.")
+    return func.HttpResponse(status_code=204)
 
 
 @bp.route(route="conversations/{conversation_id}/audio/{turn}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)

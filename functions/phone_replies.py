@@ -111,10 +111,12 @@ def unanswered(outcome: str) -> ApiError:
 
 async def cut_short(svc: Services, conversation_id: str, request_id: str, played: int, wait_seconds: float) -> None:
     """The caller spoke over the reply to `request_id` after starting to hear `played` of its sentences:
-    the reply stops being written if it still is, and the turn keeps those sentences. The first cut of a
-    reply counts (a provider's retry, or a later cut, changes nothing); a reply never streamed, or whose
-    stream is gone, is left as it is."""
-    from shared.barge_in import keep_heard
+    the reply stops being written if it still is (its writer sees the turn's `interrupted` key, as for a
+    web session's `interrupt`), and once it is stored, up to `wait_seconds`, the turn keeps those
+    sentences (`cut_to_heard`, shared with the web channel). The first cut of a reply counts (a
+    provider's retry, or a later cut, changes nothing); a reply never streamed, or whose stream is gone,
+    is left as it is."""
+    from shared.realtime.interruptions import cut_to_heard
     from shared.storage.handoff import REPLY_TTL_SECONDS, ConversationEnded, TurnKeys
 
     turn = await svc.reply_streams.turn_of(conversation_id, request_id)
@@ -122,14 +124,12 @@ async def cut_short(svc: Services, conversation_id: str, request_id: str, played
         return
     key = TurnKeys(svc.settings.redis_key_prefix, conversation_id).interrupted(turn)
     await svc.async_redis.set(key, played, nx=True, ex=REPLY_TTL_SECONDS)
-    first = int(await svc.async_redis.get(key) or played)
     try:
-        reply, done = await svc.reply_streams.wait(conversation_id, turn, lambda r: r.done is not None, wait_seconds)
+        _, done = await svc.reply_streams.wait(conversation_id, turn, lambda r: r.done is not None, wait_seconds)
     except ConversationEnded:
         return
-    if done and first < len(reply.sentences):
-        heard = reply.sentences[:first]
-        await asyncio.to_thread(lambda: keep_heard(svc, conversation_id, turn, heard))
+    if done:
+        await asyncio.to_thread(lambda: cut_to_heard(svc, conversation_id, turn))
 
 
 async def raise_after_cut(

@@ -6,7 +6,8 @@ The hub then calls `/api/realtime/events`: `OPTIONS` (abuse protection: only our
 allowed), `connect` (refused unless the token's conversation is a live web session), `connected`,
 `disconnected`, and the user events `utterance` (typed text as JSON, or a WAV as binary), `interrupt`
 (barge-in) and `end`.
-Every event must carry the hub's `ce-signature` for its connection (shared/realtime/protocol.py).
+Every event must carry the hub's `ce-signature` for its connection (shared/realtime/protocol.py), or, with
+WEB_PUBSUB_UPSTREAM_AUDIENCE set (local auth off), the service's Entra token (shared/realtime/upstream.py).
 
 An event handler answers at once: an utterance is raised on the conversation and the reply goes to
 the group from the turn activity (shared/realtime/replies.py), never from here. A user event's non-2xx
@@ -16,9 +17,11 @@ in progress) is answered 200 with an `error` message, which the hub hands back t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import azure.durable_functions as df
@@ -61,12 +64,27 @@ NEGOTIATE_MAX_BYTES = 4096
 
 
 def _realtime(svc: Services) -> GroupSender:
-    """The Web PubSub sender, or 503 when WEB_PUBSUB_CONNECTION_STRING is not set."""
+    """The Web PubSub sender, or 503 when neither WEB_PUBSUB_CONNECTION_STRING nor WEB_PUBSUB_ENDPOINT is set."""
     if svc.realtime is None:
         raise ServiceUnavailable(
-            "Realtime sessions are not configured (WEB_PUBSUB_CONNECTION_STRING).", code="realtime_not_configured"
+            "Realtime sessions are not configured (WEB_PUBSUB_CONNECTION_STRING or WEB_PUBSUB_ENDPOINT).",
+            code="realtime_not_configured",
         )
     return svc.realtime
+
+
+async def _from_our_hub(svc: Services, headers: Mapping[str, str], *, handshake: bool = False) -> None:
+    """The request comes from our Web PubSub: its Entra token when WEB_PUBSUB_UPSTREAM_AUDIENCE is set (on the
+    handshake only if it carries one: whether the service sends one there is not documented, and the
+    handshake admits no event), else `ce-signature` with the access key; 401 otherwise."""
+    auth = svc.upstream_auth
+    if auth is not None:
+        if not handshake or headers.get("authorization"):
+            await asyncio.to_thread(auth.check, headers.get("authorization"))
+        return
+    if not handshake and not _realtime(svc).hub.signed(headers.get("ce-connectionid"), headers.get("ce-signature")):
+        log.warning("refused a realtime event: bad or missing ce-signature")
+        raise Unauthorized("The event does not carry a valid ce-signature.", code="invalid_signature")
 
 
 @bp.route(route="realtime/negotiate", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -115,7 +133,9 @@ async def realtime_negotiate(req: func.HttpRequest, client: df.DurableOrchestrat
 @json_errors
 async def realtime_handshake(req: func.HttpRequest) -> func.HttpResponse:
     """Web PubSub's abuse-protection handshake: allowed for our own Web PubSub host only."""
-    hub = _realtime(app_services()).hub
+    svc = app_services()
+    hub = _realtime(svc).hub
+    await _from_our_hub(svc, req.headers, handshake=True)
     origin = req.headers.get("webhook-request-origin")
     if not hub.origin_allowed(origin):
         log.warning("refused the event-handler handshake of another origin")
@@ -127,16 +147,15 @@ async def realtime_handshake(req: func.HttpRequest) -> func.HttpResponse:
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """One CloudEvent from the hub, once its signature holds (401 otherwise; 413 past Web PubSub's limit)."""
+    """One CloudEvent from the hub, once its ce-signature or Entra token holds (401 otherwise; 413 past Web
+    PubSub's limit)."""
     from shared.realtime.protocol import MAX_EVENT_BYTES, SYSTEM_EVENT, USER_EVENT, Session
     from shared.realtime.protocol import error as error_message
 
     svc = app_services()
     hub = _realtime(svc).hub
     headers = req.headers
-    if not hub.signed(headers.get("ce-connectionid"), headers.get("ce-signature")):
-        log.warning("refused a realtime event: bad or missing ce-signature")
-        raise Unauthorized("The event does not carry a valid ce-signature.", code="invalid_signature")
+    await _from_our_hub(svc, headers)
     if (headers.get("ce-hub") or "").lower() != hub.name.lower():  # the service names hubs case-blind
         raise Forbidden("The event is for another hub.", code="wrong_hub")
     body = req.get_body()
@@ -145,6 +164,11 @@ async def realtime_event(req: func.HttpRequest, client: df.DurableOrchestrationC
     session = Session.of_user(headers.get("ce-userid"))
     kind = headers.get("ce-type", "")
     if kind in {SYSTEM_EVENT + CONNECTED, SYSTEM_EVENT + DISCONNECTED}:
+        if session is not None:
+            with tenant_scope(session.tenant):
+                await _presence(
+                    svc, client, session, headers.get("ce-connectionid") or "", kind == SYSTEM_EVENT + CONNECTED
+                )
         return func.HttpResponse(status_code=204)
     if session is None:
         raise Unauthorized("The connection's token names no conversation.", code="not_a_session")
@@ -175,6 +199,28 @@ async def _connect(svc: Services, session: Session) -> func.HttpResponse:
     return json_response({"userId": session.user_id, "groups": [session.group]})
 
 
+async def _presence(
+    svc: Services, client: df.DurableOrchestrationClient, session: Session, connection_id: str, connected: bool
+) -> None:
+    """Count a connection opened or closed, and tell the live conversation (shared/realtime/presence.py):
+    with none open it ends after REALTIME_DISCONNECT_GRACE_SECONDS unless the client reconnects. The
+    service only logs a failed answer to these events, so a failure here is logged too."""
+    from shared import dialog
+    from shared.realtime import presence
+
+    if not connection_id or len(connection_id) > 128:
+        return
+    try:
+        conversation = await load_conversation(svc, session.conversation_id)
+        if conversation.status != "active":
+            return
+        prefix = svc.settings.redis_key_prefix
+        counted = await presence.count(svc.async_redis, prefix, conversation.id, connection_id, connected=connected)
+        await client.raise_event(conversation.id, dialog.presence_event_named(counted.seq), counted.model_dump())
+    except Exception as error:
+        log.warning("realtime %s: a presence change was not passed on: %s", session.conversation_id, error)
+
+
 async def _user_event(
     svc: Services,
     client: df.DurableOrchestrationClient,
@@ -188,8 +234,7 @@ async def _user_event(
     if event == "utterance":
         return await _utterance(svc, client, conversation, content_type, body)
     if event == "interrupt":
-        await _interrupt(svc, conversation, body)
-        return func.HttpResponse(status_code=204)
+        return await _interrupt(svc, conversation, body)
     if event == "end":
         if not await request_end(svc, client, conversation):
             raise Conflict("The conversation has already ended.", code="conversation_completed")
@@ -197,12 +242,16 @@ async def _user_event(
     raise BadRequest(f"Unknown event {event[:64]!r}: send utterance, interrupt or end.", code="unknown_event")
 
 
-async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> None:
-    """Barge-in: mark the turn interrupted (once; the first says what was played), which its writer sees
-    within INTERRUPT_CHECK_SECONDS: the model stops, nothing more is sent, the turn keeps what was heard."""
+async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> func.HttpResponse:
+    """Barge-in: mark the turn interrupted (once; the first says what was played). A reply still being
+    written is stopped by its writer within INTERRUPT_CHECK_SECONDS; one written already (the usual case:
+    the client plays it long after) is cut here, and its corrected `reply.done` answers the client.
+    Either way the turn keeps what was heard, and only while it is the conversation's latest turn."""
     from pydantic import ValidationError
 
+    from shared.realtime.interruptions import cut_to_heard
     from shared.realtime.protocol import Interruption
+    from shared.realtime.replies import reply_done
     from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
 
     try:
@@ -213,7 +262,16 @@ async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> 
     keys = TurnKeys(svc.settings.redis_key_prefix, conversation.id)
     if not await svc.async_redis.exists(keys.stream(asked.turn)):  # a reply not begun cannot be cut short
         raise Conflict(f"Turn {asked.turn} has no reply to interrupt.", code="nothing_to_interrupt")
+    if await svc.async_redis.exists(keys.stream(asked.turn + 1)):
+        raise Conflict(f"Turn {asked.turn} is no longer the latest.", code="nothing_to_interrupt")
     await svc.async_redis.set(keys.interrupted(asked.turn), asked.played, nx=True, ex=REPLY_TTL_SECONDS)
+    stored = await asyncio.to_thread(svc.conversations.get_turn, conversation.id, asked.turn)
+    if stored is None:  # still being written: its writer sees the mark (and cuts it if it was too late)
+        return func.HttpResponse(status_code=204)
+    cut = await asyncio.to_thread(cut_to_heard, svc, conversation.id, asked.turn)
+    if cut is None:
+        raise Conflict(f"Turn {asked.turn} is no longer the latest.", code="nothing_to_interrupt")
+    return json_response(reply_done(cut.model_dump(mode="json"), interrupted=True))
 
 
 async def _utterance(

@@ -437,8 +437,8 @@ async def twilio_status(req: func.HttpRequest, client: df.DurableOrchestrationCl
 async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
     """A call's recording is ready (`RecordingStatus` completed): fetch its WAV from Twilio and keep it with
     the conversation, once; a retried callback, another status, or a call we do not know is no error."""
+    from shared.erasure import keep_recording
     from shared.phone.twilio_calls import download_recording
-    from shared.storage.blobs import recording_name
     from shared.storage.placed_calls import PlacedCalls
 
     svc, form = await _verified(req)
@@ -465,7 +465,5 @@ async def twilio_recording(req: func.HttpRequest) -> func.HttpResponse:
                 url=url,
             )
         )
-        blob = recording_name(conversation.id)
-        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
-        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, seconds))
+        await asyncio.to_thread(lambda: keep_recording(svc, conversation.id, data, seconds))
     return func.HttpResponse(status_code=204)

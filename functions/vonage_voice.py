@@ -612,8 +612,8 @@ async def vonage_event(req: func.HttpRequest, client: df.DurableOrchestrationCli
 async def vonage_recording(req: func.HttpRequest) -> func.HttpResponse:
     """A recorded call's recording is ready (the `record` action's event): fetch it from Vonage with the
     application's JWT and keep it with the conversation, once; again, or a call not recorded here, is no error."""
+    from shared.erasure import keep_recording
     from shared.phone.vonage_calls import download_recording, recording_url
-    from shared.storage.blobs import recording_name
     from shared.storage.placed_calls import PlacedCalls
 
     svc, secret = await _configured(req)
@@ -649,7 +649,5 @@ async def vonage_recording(req: func.HttpRequest) -> func.HttpResponse:
                 size=recording.size,
             )
         )
-        blob = recording_name(conversation.id)
-        await asyncio.to_thread(lambda: svc.audio.put(blob, data))
-        await asyncio.to_thread(lambda: svc.conversations.record_recording(conversation.id, blob, None))
+        await asyncio.to_thread(lambda: keep_recording(svc, conversation.id, data, None))
     return func.HttpResponse(status_code=204)

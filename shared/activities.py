@@ -26,6 +26,7 @@ from shared.models import (
     Intent,
     ModelUsage,
     Outcome,
+    Presence,
     PublishResult,
     Transcript,
     TurnAction,
@@ -33,6 +34,7 @@ from shared.models import (
     TurnKind,
     TurnRecord,
 )
+from shared.realtime.interruptions import cut_to_heard
 from shared.realtime.protocol import WEB_CHANNEL
 from shared.realtime.replies import WebReplyStream, tell_ended
 from shared.services import Services
@@ -195,7 +197,9 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             language=language,
         )
     )
-    telemetry.turn_answered(stored, spoken[0].tts_ms)
+    if played is None and stream.played(now=True) is not None:
+        stored = cut_to_heard(services, request.conversation_id, request.turn) or stored  # interrupted just now
+    telemetry.turn_answered(stored, spoken[0].tts_ms if spoken else None)
     stream.done(stored.model_dump(mode="json"))
     _hand_over(services, stored)
     return stored
@@ -303,6 +307,13 @@ def publish(services: Services, conversation_id: str, request_id: str) -> Publis
     services.publisher.publish(conversation_id, request_id, turn.model_dump(mode="json"))
     conversation = services.conversations.get(conversation_id)
     return PublishResult(ending=conversation is not None and conversation.status != "active")
+
+
+def presence(services: Services, conversation_id: str) -> Presence:
+    """A web session's connections as counted so far (a read: retried freely)."""
+    from shared.realtime import presence as counted
+
+    return counted.current(services.redis, services.settings.redis_key_prefix, conversation_id)
 
 
 def summarize(services: Services, conversation_id: str) -> str:

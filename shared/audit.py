@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     DOCUMENT_CREATE = "document.create"
     DOCUMENT_REPLACE = "document.replace"
     DOCUMENT_DELETE = "document.delete"
+    CONVERSATION_DELETE = "conversation.delete"
 
 
 @dataclass(frozen=True)

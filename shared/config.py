@@ -29,8 +29,21 @@ class Settings(BaseSettings):
         default="",
         description="libpq URI of the Postgres database. Empty: `make dev` starts an embedded server.",
     )
+    database_entra_auth: bool = Field(
+        default=False,
+        description="Log in to Postgres with Microsoft Entra tokens (Azure Database for PostgreSQL): DATABASE_URL "
+        "names host, database and the role of the identity (no password), and each new connection gets a fresh "
+        "token from DefaultAzureCredential (the managed identity named by AZURE_CLIENT_ID) as its password. The "
+        "app then never migrates: its identity does not own the schema (the post-provision step migrates).",
+    )
     database_pool_max: int = Field(default=10, ge=1, description="Max Postgres connections per worker.")
     redis_url: str = Field(default="", description="Redis URL. Empty: `make dev` starts an embedded redis-server.")
+    redis_entra_auth: bool = Field(
+        default=False,
+        description="Log in to Redis with Microsoft Entra tokens (Azure Managed Redis): the token's object id is "
+        "the user, the token the password, renewed on open connections before it expires (redis-entraid). "
+        "REDIS_URL then holds no password (`rediss://<host>:10000`).",
+    )
     redis_key_prefix: str = Field(
         default="voice:", description="Prefix of every Redis key, so deployments can share a cache."
     )
@@ -362,12 +375,47 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$",
         description="The Web PubSub hub of the realtime sessions; its event handler is `/api/realtime/events`.",
     )
+    web_pubsub_endpoint: str = Field(
+        default="",
+        pattern=r"^(https?://\S+)?$",
+        description="https://<name>.webpubsub.azure.com: Azure Web PubSub reached with the app's identity (Entra ID; "
+        "local auth off) instead of WEB_PUBSUB_CONNECTION_STRING.",
+    )
+    web_pubsub_upstream_audience: str = Field(
+        default="",
+        description="Audience of the token Web PubSub sends with each event (the hub's upstream auth, "
+        "bicep/modules/webpubsub.bicep): the events route accepts only tokens for it.",
+    )
+    web_pubsub_upstream_principal_id: str = Field(
+        default="",
+        description="Object id of the Web PubSub service's own managed identity: the events route accepts only "
+        "tokens it was issued.",
+    )
+    azure_tenant_id: str = Field(
+        default="",
+        description="The Microsoft Entra tenant whose tokens the app accepts from Azure services (Web PubSub "
+        "events); Bicep sets it.",
+    )
+    azure_authority_host: str = Field(
+        default="https://login.microsoftonline.com",
+        pattern=r"^(https?://)?[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="The Microsoft Entra sign-in host (azure-identity's own setting; another cloud's, e.g. "
+        "login.microsoftonline.us): AZURE_TENANT_ID's keys and issuer are read from its OpenID document. Tests "
+        "point it at a local fake.",
+    )
     realtime_token_minutes: int = Field(
         default=5,
         ge=1,
         le=60,
         description="Lifetime of the client URL `POST /api/realtime/negotiate` returns: enough to connect; a client "
         "that reconnects later negotiates again.",
+    )
+    realtime_disconnect_grace_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="How long a realtime session outlives its client's last connection: past it the conversation "
+        "ends `disconnected`; a client that reconnects (negotiate with its conversation_id) within it goes on.",
     )
     phone_reply_deadline_seconds: float = Field(
         default=8.0,
@@ -434,6 +482,17 @@ class Settings(BaseSettings):
     def _signing_keys_agree(self) -> Settings:
         if self.audio_url_signing_key_previous.get_secret_value() and not self.audio_url_signing_key.get_secret_value():
             raise ValueError("AUDIO_URL_SIGNING_KEY_PREVIOUS needs AUDIO_URL_SIGNING_KEY, the key that signs now")
+        return self
+
+    @model_validator(mode="after")
+    def _upstream_auth_names_its_tenant(self) -> Settings:
+        if self.web_pubsub_upstream_audience and not self.azure_tenant_id:
+            raise ValueError("WEB_PUBSUB_UPSTREAM_AUDIENCE needs AZURE_TENANT_ID, the tenant that issues its tokens")
+        if self.web_pubsub_upstream_audience and not self.web_pubsub_upstream_principal_id.strip():
+            raise ValueError(
+                "WEB_PUBSUB_UPSTREAM_AUDIENCE needs WEB_PUBSUB_UPSTREAM_PRINCIPAL_ID: any identity of the tenant "
+                "may get a token for an Azure service's audience, so only the service's own identity is let in"
+            )
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shared.models import Answered, ConversationState, Outcome, TurnAction, Utterance
+from shared.models import Answered, ConversationState, Outcome, Presence, TurnAction, Utterance
 
 RECENT_REQUESTS_KEPT = 8
 """Request ids remembered to recognise a provider's retry of an already answered turn."""
@@ -50,6 +50,30 @@ def utterance_event(state: ConversationState) -> str:
 
 def heard_utterance(state: ConversationState) -> ConversationState:
     return state.model_copy(update={"utterances_heard": state.utterances_heard + 1})
+
+
+def follows_presence(state: ConversationState) -> bool:
+    """A web session ends when its client has gone for the grace period; other channels end otherwise."""
+    return state.disconnect_grace_seconds is not None
+
+
+def presence_event_named(seq: int) -> str:
+    """The presence event counted `seq`-th: one per connect or disconnect, numbered as the event handler
+    counted them (unique names, for the same SDK reason as `utterance_event`)."""
+    return f"presence-{seq}"
+
+
+def presence_event(state: ConversationState) -> str:
+    """The name of the next presence event to take: they are taken in the order they were counted."""
+    return presence_event_named((state.presence_seen or 0) + 1)
+
+
+def after_presence(state: ConversationState, presence: Presence) -> ConversationState:
+    """State once a presence count is taken: the client is gone when no connection is open. A count older
+    than one taken already changes nothing."""
+    if state.presence_seen is not None and presence.seq <= state.presence_seen:
+        return state
+    return state.model_copy(update={"presence_seen": presence.seq, "client_gone": not presence.connected})
 
 
 def needs_greeting(state: ConversationState) -> bool:
@@ -121,7 +145,8 @@ def next_generation(
 
     The last reply is published by the next generation, not this one. An utterance that already
     reached this generation (`waiting`, raised while the turn lock had expired) is carried over and
-    answered first: events an execution never consumed are dropped when it continues as new.
+    answered first: events an execution never consumed are dropped when it continues as new. For the
+    same reason a web session's next generation asks for the presence count before it waits for more.
     """
     return state.model_copy(
         update={
@@ -129,5 +154,6 @@ def next_generation(
             "summary": summary,
             "pending_reply": pending_reply,
             "carried_utterance": waiting,
+            "presence_seen": None if follows_presence(state) else state.presence_seen,
         }
     )

@@ -73,6 +73,8 @@ class Outcome(StrEnum):
     """An outbound call an answering machine took: the agent left its voicemail message."""
     ANSWERING_MACHINE = "answering_machine"
     """An outbound call a machine (answering machine or fax) took: hung up, nothing said."""
+    DISCONNECTED = "disconnected"
+    """A web session's client went away and did not come back within REALTIME_DISCONNECT_GRACE_SECONDS."""
 
 
 INTENT_NAME = r"^[a-z][a-z0-9_]{0,39}$"
@@ -309,6 +311,14 @@ class Answered(Frozen):
     leave_message: bool = Field(default=False, description="The agent has a voicemail message to leave.")
 
 
+class Presence(Frozen):
+    """A web session's connections as the event handler last counted them: the `presence-<seq>` event
+    (one per connect or disconnect, numbered in the order they were counted) and the `presence` activity."""
+
+    seq: int = Field(ge=0, description="How many connects and disconnects the conversation has seen.")
+    connected: bool = Field(description="At least one connection of the conversation is open.")
+
+
 class ConversationState(Frozen):
     """The orchestrator's input and the state it carries across continue-as-new."""
 
@@ -341,6 +351,19 @@ class ConversationState(Frozen):
         description="An outbound call: how long to wait for it to be answered before greeting (no answer by then: "
         "the conversation ends `no_answer`). None: an inbound call or a client's, greeted at once.",
     )
+    disconnect_grace_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="A web session: how long it outlives its client's last connection (it ends `disconnected` "
+        "unless the client reconnects). None: not a web session, presence is not followed.",
+    )
+    presence_seen: int | None = Field(
+        default=0,
+        ge=0,
+        description="The last `presence-<seq>` event taken; None: ask the `presence` activity first (a new "
+        "generation: events the last one did not take were dropped).",
+    )
+    client_gone: bool = Field(default=False, description="A web session's client has no open connection.")
 
 
 class TurnInput(Frozen):
@@ -483,6 +506,11 @@ class PublishResult(Frozen):
 
 
 class SummarizeInput(Frozen):
+    conversation_id: str
+    tenant: TenantId
+
+
+class PresenceInput(Frozen):
     conversation_id: str
     tenant: TenantId
 

@@ -3,7 +3,8 @@
 Functions and activities ask for `services()`; nothing else opens pools or connections. The first
 use applies pending migrations (under yoyo's lock, so concurrent workers are safe) and syncs the
 agent files into Postgres (a no-op when unchanged), so the same package brings its schema and its
-agents to Azure, to Core Tools and to the devhost.
+agents to Azure, to Core Tools and to the devhost. With DATABASE_ENTRA_AUTH the app's identity does not own
+the schema, so it never migrates: the post-provision step (`scripts/postprovision.py`) does, as the owner.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.blobs import BlobStore, blob_service
 from shared.storage.callbacks import CallbackRepository
 from shared.storage.conversations import ConversationRepository
+from shared.storage.entra import async_redis_client, redis_client
 from shared.storage.handoff import ReplyPublisher, ReplyWaiter
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from shared.knowledge.azure_search import AzureSearchIndex
     from shared.knowledge.vectors import ChunkVectors
     from shared.realtime.replies import GroupSender
+    from shared.realtime.upstream import UpstreamAuth
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +71,15 @@ class Services:
     def pool(self) -> Pool:
         if not self.settings.database_url:
             raise RuntimeError("DATABASE_URL is not set (make dev and the devhost set it for you)")
-        apply_migrations(self.settings.database_url)
-        return open_pool(self.settings.database_url, self.settings.database_pool_max)
+        if not self.settings.database_entra_auth:
+            apply_migrations(self.settings.database_url)
+        return open_pool(
+            self.settings.database_url, self.settings.database_pool_max, entra_auth=self.settings.database_entra_auth
+        )
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self._redis_url())
+        return redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
 
     @cached_property
     def conversations(self) -> ConversationRepository:
@@ -235,15 +241,26 @@ class Services:
 
     @cached_property
     def realtime(self) -> GroupSender | None:
-        """Web PubSub, when WEB_PUBSUB_CONNECTION_STRING is set (its SDK loads on first use, not here)."""
+        """Web PubSub, by WEB_PUBSUB_CONNECTION_STRING (its access key), else by WEB_PUBSUB_ENDPOINT and the app's
+        Entra identity; None when neither is set (its SDK loads on first use, not here)."""
         from shared.realtime.protocol import Hub
         from shared.realtime.replies import GroupSender
 
         connection_string = self.settings.web_pubsub_connection_string.get_secret_value()
-        if not connection_string:
-            return None
-        hub = Hub.from_connection_string(connection_string, self.settings.web_pubsub_hub)
-        return GroupSender(hub, connection_string)
+        if connection_string:
+            return GroupSender(
+                Hub.from_connection_string(connection_string, self.settings.web_pubsub_hub), connection_string
+            )
+        if self.settings.web_pubsub_endpoint:
+            return GroupSender(Hub.from_endpoint(self.settings.web_pubsub_endpoint, self.settings.web_pubsub_hub))
+        return None
+
+    @cached_property
+    def upstream_auth(self) -> UpstreamAuth | None:
+        """The hub's events checked by their Entra token, when WEB_PUBSUB_UPSTREAM_AUDIENCE is set."""
+        from shared.realtime.upstream import UpstreamAuth
+
+        return UpstreamAuth.from_settings(self.settings)
 
     @cached_property
     def sarvam(self) -> SarvamConnection | None:
@@ -274,7 +291,7 @@ class Services:
     @cached_property
     def async_redis(self) -> aioredis.Redis:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return aioredis.Redis.from_url(self._redis_url())
+        return async_redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
 
     @cached_property
     def waiter(self) -> ReplyWaiter:

@@ -76,10 +76,11 @@ class Emulator:
 
 
 @contextmanager
-def local_webpubsub() -> Iterator[Emulator]:
-    """The emulator and its handler, each on a free port, served from a thread of their own."""
+def local_webpubsub(**options: str) -> Iterator[Emulator]:
+    """The emulator and its handler, each on a free port, served from a thread of their own; `options` are
+    the emulator's `Endpoint` fields beyond its address and key (its Entra trust)."""
     port, handler_port = free_port(), free_port()
-    endpoint = webpubsub.Endpoint(f"http://127.0.0.1:{port}", KEY)
+    endpoint = webpubsub.Endpoint(f"http://127.0.0.1:{port}", KEY, **options)
     handler = Handler()
     loop = asyncio.new_event_loop()
     runners: list[web.AppRunner] = []

@@ -141,14 +141,16 @@ async function start(event) {
   }
 }
 
-/** Stops the reply being heard (barge-in) and tells the agent how much of it was heard. */
+/** Stops the reply being heard (barge-in) and tells the agent how much of it was heard: while it is still
+ * written, or (usually) after, while it still plays; the turn then keeps only the sentences that began. */
 function bargeIn() {
   const heard = player.turn === replying ? player.started : 0;
+  const sounding = player.playing && player.turn === replying;
   if (player.playing) player.stop();
   const li = agents.get(replying);
   if (!li || li.dataset.stopped) return;
   li.dataset.stopped = "true";
-  if (li.dataset.state === "streaming") client.interrupt(replying, heard);
+  if (li.dataset.state === "streaming" || sounding) client.interrupt(replying, heard);
 }
 
 function speechStarted() {

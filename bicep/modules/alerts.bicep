@@ -49,6 +49,32 @@ customMetrics
 | summarize value = sum(valueSum) / 300.0
 '''
   }
+  // Below: alerts with no panel of their own (dashboards/README.md, "Alerts without a panel").
+  {
+    name: 'failed-conversations'
+    title: 'Conversations that ended failed (in 5 minutes)'
+    threshold: 5
+    query: '''
+customMetrics
+| where name == "voice_agent.conversations.ended" and tostring(customDimensions["outcome"]) == "failed"
+| summarize value = sum(valueSum)
+'''
+  }
+  {
+    // The Durable extension's tracking events (host.json keeps Host.Triggers.DurableTask at Information):
+    // activities scheduled and not started within the window are work waiting for a worker.
+    name: 'durable-backlog'
+    title: 'Durable activities waiting to start (in 5 minutes)'
+    threshold: 50
+    query: '''
+traces
+| where tostring(customDimensions["Category"]) == "Host.Triggers.DurableTask"
+| where tostring(customDimensions["prop__functionType"]) == "Activity"
+| where tostring(customDimensions["prop__isReplay"]) != "True"
+| extend state = tostring(customDimensions["prop__state"])
+| summarize value = countif(state == "Scheduled") - countif(state == "Started")
+'''
+  }
 ]
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmail)) {

@@ -27,6 +27,15 @@ param keyVaultName string
 param secretSettings array
 param instanceMemoryMB int
 param maximumInstanceCount int
+@description('The app\'s DATABASE_URL: host, database and the identity\'s role; no password (Entra tokens).')
+param databaseUrl string
+@description('rediss:// URL of Azure Managed Redis; no password (Entra tokens).')
+param redisUrl string
+param webPubSubEndpoint string
+param webPubSubHub string
+param webPubSubUpstreamAudience string
+@description('Principal id of the Web PubSub service\'s identity: the only caller of the events route.')
+param webPubSubUpstreamPrincipalId string
 
 var useScheduler = durableBackend == 'durableTaskScheduler'
 
@@ -66,6 +75,18 @@ var appSettings = union(hostStorageSettings, useScheduler ? schedulerSettings : 
   AZURE_OPENAI_CHAT_DEPLOYMENT: chatDeployment
   AZURE_OPENAI_EMBEDDINGS_DEPLOYMENT: embeddingsDeployment
   AZURE_SEARCH_ENDPOINT: searchEndpoint
+  AZURE_TENANT_ID: tenant().tenantId
+  // Entra tokens, not passwords, for Postgres and Redis (shared/storage/entra.py).
+  DATABASE_URL: databaseUrl
+  DATABASE_ENTRA_AUTH: 'true'
+  REDIS_URL: redisUrl
+  REDIS_ENTRA_AUTH: 'true'
+  WEB_PUBSUB_ENDPOINT: webPubSubEndpoint
+  WEB_PUBSUB_HUB: webPubSubHub
+  WEB_PUBSUB_UPSTREAM_AUDIENCE: webPubSubUpstreamAudience
+  WEB_PUBSUB_UPSTREAM_PRINCIPAL_ID: webPubSubUpstreamPrincipalId
+  // Audio links handed to phone providers and browsers name the app's own https origin.
+  PUBLIC_BASE_URL: 'https://${name}.azurewebsites.net'
 })
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

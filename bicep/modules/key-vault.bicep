@@ -1,6 +1,6 @@
-// Key Vault for the secrets the app still needs (DATABASE_URL, REDIS_URL, the audio URL signing key,
-// provider credentials):
-// RBAC only, read by the app through Key Vault references resolved with its identity.
+// Key Vault for the secrets the app still needs (the audio URL signing key, provider credentials; Postgres,
+// Redis and Web PubSub take Entra tokens instead): RBAC only, read by the app through Key Vault references
+// resolved with its identity.
 param name string
 param location string
 param tags object

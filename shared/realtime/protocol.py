@@ -64,6 +64,12 @@ class Hub:
             endpoint = f"{split.scheme}://{split.hostname}:{parts['port']}"
         return cls(endpoint.rstrip("/").lower(), key, name)
 
+    @classmethod
+    def from_endpoint(cls, endpoint: str, name: str) -> Hub:
+        """The service reached with an Entra identity (WEB_PUBSUB_ENDPOINT): no key, so no `ce-signature` holds;
+        its events prove themselves with the service's own token (shared/realtime/upstream.py)."""
+        return cls(endpoint.rstrip("/").lower(), "", name)
+
     def origin_allowed(self, origin: str | None) -> bool:
         """The abuse-protection handshake's origin is this service's host (with or without its port)."""
         split = urlsplit(self.endpoint)
@@ -71,7 +77,7 @@ class Hub:
 
     def signed(self, connection_id: str | None, signature: str | None) -> bool:
         """Any entry of `ce-signature` is our key's HMAC of the connection id (constant-time)."""
-        if not connection_id or not signature:
+        if not connection_id or not signature or not self.access_key:
             return False
         digest = hmac.new(self.access_key.encode(), connection_id.encode(), hashlib.sha256).hexdigest()
         expected = f"sha256={digest}"

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.realtime.protocol import Hub, group_of
+from shared.security.tokens import trusted_url
 from shared.storage.reply_stream import AnnouncedSentence, ReplyStream
 
 if TYPE_CHECKING:
@@ -41,35 +42,54 @@ may run (host.json's functionTimeout, 5 minutes)."""
 
 
 class GroupSender:
-    """Sends JSON messages to a group through the service SDK (a REST call each; sync, for activities)."""
+    """Sends JSON messages to a group through the service SDK (a REST call each; sync, for activities).
 
-    def __init__(self, hub: Hub, connection_string: str) -> None:
+    With a connection string the SDK signs each request with the access key (and client tokens itself);
+    without one it asks the service with the app's Entra identity (`DefaultAzureCredential`: the managed
+    identity in Azure, the user-assigned one named by AZURE_CLIENT_ID), and client tokens come from the
+    service's `:generateToken`."""
+
+    def __init__(self, hub: Hub, connection_string: str | None = None) -> None:
         self.hub = hub
         self._connection_string = connection_string
         self._client: WebPubSubServiceClient | None = None
         self._lock = threading.Lock()
+        self._options: dict[str, Any] = {}
+        if not connection_string and hub.endpoint.startswith("http://") and trusted_url(hub.endpoint):
+            self._options["enforce_https"] = False  # a local Web PubSub on loopback: azure-core asks for https
 
     def _service(self) -> WebPubSubServiceClient:
         with self._lock:
             if self._client is None:
                 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
-                self._client = WebPubSubServiceClient.from_connection_string(
-                    self._connection_string,
-                    hub=self.hub.name,
-                    connection_timeout=SEND_TIMEOUT_SECONDS,
-                    read_timeout=SEND_TIMEOUT_SECONDS,
-                    retry_total=1,
-                )
+                options: dict[str, Any] = {
+                    "connection_timeout": SEND_TIMEOUT_SECONDS,
+                    "read_timeout": SEND_TIMEOUT_SECONDS,
+                    "retry_total": 1,
+                }
+                if self._connection_string:
+                    self._client = WebPubSubServiceClient.from_connection_string(
+                        self._connection_string, hub=self.hub.name, **options
+                    )
+                else:
+                    from azure.identity import DefaultAzureCredential
+
+                    credential = DefaultAzureCredential()
+                    self._client = WebPubSubServiceClient(self.hub.endpoint, self.hub.name, credential, **options)
             return self._client
 
     def send(self, group: str, message: dict[str, Any]) -> None:
-        self._service().send_to_group(group, message, content_type="application/json")
+        self._service().send_to_group(group, message, content_type="application/json", **self._options)
 
     def client_url(self, user_id: str, group: str, minutes: int) -> str:
         """A client URL whose token names the user, joins the group at connect and may re-join only it."""
         token = self._service().get_client_access_token(
-            user_id=user_id, roles=[f"webpubsub.joinLeaveGroup.{group}"], groups=[group], minutes_to_expire=minutes
+            user_id=user_id,
+            roles=[f"webpubsub.joinLeaveGroup.{group}"],
+            groups=[group],
+            minutes_to_expire=minutes,
+            **self._options,
         )
         return str(token["url"])
 

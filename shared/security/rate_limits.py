@@ -33,6 +33,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute, parse_many
 from limits.aio.storage import RedisStorage
@@ -42,6 +43,7 @@ from limits.errors import StorageError
 from shared.config import Settings
 from shared.errors import TooManyRequests
 from shared.security.client_ip import IpAddress
+from shared.storage.entra import async_redis_pool, redis_credentials
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +101,23 @@ class RateLimiter:
     def from_settings(cls, settings: Settings) -> RateLimiter:
         if not settings.redis_url:
             raise RuntimeError("REDIS_URL is not set (make dev and the devhost set it for you)")
+        timeouts = {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS}
+        entra: dict[str, Any] = {}
+        if settings.redis_entra_auth:
+            # The library builds a client around a pool given to it, and passes the provider on to that
+            # client, which then re-authenticates the pool's connections as tokens are renewed.
+            provider = redis_credentials()
+            entra = {
+                "connection_pool": async_redis_pool(settings.redis_url, provider, **timeouts),
+                "credential_provider": provider,
+            }
         storage = RedisStorage(
             storage_uri(settings.redis_url),
             implementation="redispy",
             key_prefix=f"{settings.redis_key_prefix}limits",
             wrap_exceptions=True,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            **timeouts,
+            **entra,
         )
         return cls(
             storage,

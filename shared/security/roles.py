@@ -9,6 +9,7 @@ its own tenant, which the storage layer enforces.
 |-----------------------|-------------------------------------------------------|-------|-------|---------|--------|
 | `conversations:read`  | list conversations, read transcripts and audio        | ✓     | ✓     | ✓       | ✓      |
 | `conversations:write` | start conversations, send turns, end them             | ✓     | ✓     | ✓       |        |
+| `conversations:admin` | delete conversations with their audio and recordings  | ✓     | ✓     |         |        |
 | `agents:read`         | read agents, phone numbers and knowledge documents    | ✓     | ✓     | ✓       | ✓      |
 | `agents:admin`        | create, update, delete agents, numbers and knowledge  | ✓     | ✓     | ✓       |        |
 | `calls:write`         | place outbound phone calls (`POST /api/calls`)        | ✓     | ✓     |         |        |
@@ -16,6 +17,9 @@ its own tenant, which the storage layer enforces.
 | `keys:admin`          | create, list, rotate and revoke the tenant's API keys | ✓     | ✓     |         |        |
 | `tenant:admin`        | tenant-wide actions (reserved: no route uses it yet)  | ✓     |       |         |        |
 | `metrics:read`        | read the deployment's metrics (`GET /api/metrics`)    | ✓     |       |         |        |
+
+Deleting a conversation erases what was said and recorded, for good: like `keys:admin`, it is for owners
+and admins; builders end conversations but do not erase them.
 
 API keys may carry any scope but `tenant:admin` (`KEY_SCOPES`): tenant-wide actions are for people. A
 key with `metrics:read` alone is what a Prometheus scraper holds. Metrics cover the whole deployment
@@ -41,6 +45,7 @@ class Role(StrEnum):
 class Scope(StrEnum):
     CONVERSATIONS_READ = "conversations:read"
     CONVERSATIONS_WRITE = "conversations:write"
+    CONVERSATIONS_ADMIN = "conversations:admin"
     AGENTS_READ = "agents:read"
     AGENTS_ADMIN = "agents:admin"
     CALLS_WRITE = "calls:write"

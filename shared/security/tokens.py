@@ -109,6 +109,7 @@ class TokenValidator:
         jwks_cache_seconds: float = 3600,
         refresh_cooldown_seconds: float = 30,
         timeout_seconds: float = 5,
+        issuers: tuple[str, ...] = (),
     ) -> None:
         if config_url and not trusted_url(config_url):
             raise ValueError("AUTH_OIDC_CONFIG_URL must be https (or http on loopback)")
@@ -119,6 +120,7 @@ class TokenValidator:
         self._jwks_cache_seconds = jwks_cache_seconds
         self._cooldown = refresh_cooldown_seconds
         self._timeout = timeout_seconds
+        self._issuers = issuers
         self._lock = threading.Lock()
         self._provider: Provider | None = None
         self._keys: jwt.PyJWKClient | None = None
@@ -144,6 +146,11 @@ class TokenValidator:
         return self.validate(token.strip())
 
     def validate(self, token: str) -> Principal:
+        return self._principal(self.claims(token))
+
+    def claims(self, token: str) -> dict[str, object]:
+        """The token's claims once every check above holds (`iss`: the discovery document's issuer, or one of
+        `issuers`, for a provider that issues more than one kind of token); no mapping to a principal."""
         if not self._config_url or not self._audiences:
             raise InvalidToken("not_configured")
         if len(token) > MAX_TOKEN_CHARACTERS:
@@ -175,13 +182,13 @@ class TokenValidator:
                 key=key,
                 algorithms=[ALGORITHM],
                 audience=list(self._audiences),
-                issuer=provider.issuer,
+                issuer=[provider.issuer, *self._issuers],
                 leeway=self._leeway,
                 options={"require": list(REQUIRED_CLAIMS), "enforce_minimum_key_length": True},
             )
         except (jwt.InvalidTokenError, jwt.InvalidKeyError) as error:
             raise InvalidToken(_refusal(error)) from None
-        return self._principal(claims)
+        return dict(claims)
 
     def _principal(self, claims: dict[str, object]) -> Principal:
         subject = claims["sub"]

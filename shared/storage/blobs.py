@@ -29,6 +29,11 @@ def tenant_blob_name(name: str) -> str:
     return f"{current_tenant()}/{name}"
 
 
+def conversation_folder(conversation_id: str) -> str:
+    """Where every blob of a conversation lives: its replies, their sentences, the caller's audio, the recording."""
+    return tenant_blob_name(f"conversations/{conversation_id}/")
+
+
 def reply_audio_name(conversation_id: str, turn: int) -> str:
     return tenant_blob_name(f"conversations/{conversation_id}/turns/{turn:05d}.wav")
 
@@ -78,6 +83,16 @@ class BlobStore:
     def delete(self, name: str) -> None:
         with suppress(ResourceNotFoundError):
             self._container.delete_blob(name)
+
+    def delete_folder(self, prefix: str) -> int:
+        """Delete every blob whose name starts with `prefix` (a folder's, ending in `/`); how many there were."""
+        try:
+            names = [blob.name for blob in self._container.list_blobs(name_starts_with=prefix)]
+        except ResourceNotFoundError:  # no container yet: nothing was ever stored
+            return 0
+        for name in names:
+            self.delete(name)
+        return len(names)
 
     def ping(self) -> None:
         """Round-trip to the storage account (health checks)."""

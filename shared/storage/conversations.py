@@ -13,7 +13,9 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from shared.audit import AuditEntry
 from shared.models import ExtractedValue, ModelUsage, Outcome, TurnRecord
+from shared.storage import audit
 from shared.storage.postgres import Pool, tenant_connection
 
 TURN_COLUMNS = (
@@ -102,6 +104,26 @@ class ConversationRepository:
                 "UPDATE conversations SET call_duration_seconds = %s WHERE id = %s", (seconds, conversation_id)
             )
 
+    def delete(self, conversation_id: str, entry: AuditEntry) -> bool:
+        """Delete the conversation with its turns and callbacks (their keys cascade), and record `entry` in
+        the same transaction; False when there was none (deleted before, or another tenant's)."""
+        with tenant_connection(self._pool) as conn:
+            deleted = conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,)).rowcount == 1
+            if deleted:
+                audit.append(conn, entry)
+        return deleted
+
+    def record_call_length(self, conversation_id: str) -> None:
+        """The phone call's length for a provider that reports none (Amazon Connect): from the conversation's
+        start to now, both by the database's clock, in whole seconds; the first end counts, a repeat keeps it."""
+        with tenant_connection(self._pool) as conn:
+            conn.execute(
+                """UPDATE conversations
+                   SET call_duration_seconds = greatest(0, round(extract(epoch FROM now() - created_at)))::integer
+                   WHERE id = %s AND call_duration_seconds IS NULL""",
+                (conversation_id,),
+            )
+
     def mark_ending(self, conversation_id: str) -> bool:
         """Stop accepting turns; False if the conversation was not active."""
         with tenant_connection(self._pool) as conn:
@@ -175,13 +197,19 @@ class ConversationRepository:
             raise LookupError(f"turn {turn.turn} of {turn.conversation_id} vanished after insert")
         return stored
 
-    def keep_heard(self, conversation_id: str, turn: int, reply_text: str) -> None:
-        """The turn's reply as far as the listener heard it, when they cut it short after it was stored."""
+    def cut_reply(self, conversation_id: str, turn: int, heard: str, audio_blob: str | None) -> TurnRecord | None:
+        """Keep as the turn's reply only what the listener heard (a barge-in after the reply was stored);
+        None, and nothing changed, when a later turn exists: what was heard of an older turn no longer
+        matters to the conversation. Writing the same cut again changes nothing."""
         with tenant_connection(self._pool) as conn:
-            conn.execute(
-                "UPDATE turns SET reply_text = %s WHERE conversation_id = %s AND turn = %s",
-                (reply_text, conversation_id, turn),
-            )
+            row = conn.execute(
+                """UPDATE turns SET reply_text = %s, audio_blob = %s
+                   WHERE conversation_id = %s AND turn = %s
+                     AND NOT EXISTS (SELECT 1 FROM turns later WHERE later.conversation_id = %s AND later.turn > %s)
+                   RETURNING turn""",
+                (heard, audio_blob, conversation_id, turn, conversation_id, turn),
+            ).fetchone()
+        return None if row is None else self.get_turn(conversation_id, turn)
 
     def get_turn(self, conversation_id: str, turn: int) -> TurnRecord | None:
         with tenant_connection(self._pool) as conn:

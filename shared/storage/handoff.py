@@ -95,6 +95,11 @@ class TurnKeys:
         """Set when a web client interrupts the turn's reply: how many of its sentences the client played."""
         return f"{self._base}turn:{turn}:interrupted"
 
+    @property
+    def presence(self) -> str:
+        """A web session's connections, counted (a hash: one key, so a script may change it in a cluster)."""
+        return self._base + "presence"
+
     def streamed_turn(self, request_id: str) -> str:
         """The turn number whose reply stream answers this request (a reader knows the request, not the turn)."""
         return f"{self._base}streamed:{request_id}"

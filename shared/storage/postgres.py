@@ -4,19 +4,28 @@ The pool logs in as the login that owns the tables (it runs the migrations). Eve
 borrows a connection through `tenant_connection`, whose transaction switches to the role `vao_app` and
 sets `app.tenant`, so row-level security (migration 0011) keeps it to the current tenant's rows. Both
 settings are transaction-local: they end with the transaction and never reach the next borrower.
+
+With DATABASE_ENTRA_AUTH the login is the app's managed identity, which owns nothing: it may only become
+`vao_app` (the post-provision step grants it), and each new connection logs in with a fresh Entra token
+(`shared/storage/entra.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from shared.storage import entra
 from shared.tenancy import current_tenant
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 APP_ROLE = "vao_app"
 """The role every app transaction runs as: no superuser, no BYPASSRLS, not the tables' owner."""
@@ -24,15 +33,25 @@ APP_ROLE = "vao_app"
 Pool = ConnectionPool[Connection[DictRow]]
 
 
-def open_pool(database_url: str, max_size: int) -> Pool:
+def open_pool(
+    database_url: str, max_size: int, *, entra_auth: bool = False, credential: TokenCredential | None = None
+) -> Pool:
     """A pool whose connections return rows as dicts, are checked before use and, in a database with
-    pgvector, send and receive `pgvector.Vector` values as `vector`."""
+    pgvector, send and receive `pgvector.Vector` values as `vector`; with `entra_auth`, each logs in with
+    an Entra token (from `credential`, else DefaultAzureCredential) as its password."""
+    kwargs: dict[str, Any] = {"row_factory": dict_row, "autocommit": True}
+    connection_class: type[Connection[Any]] = Connection
+    if entra_auth:
+        from azure_postgresql_auth.psycopg3 import EntraConnection
+
+        connection_class = EntraConnection
+        kwargs |= entra.postgres_connect_kwargs(database_url, credential or entra.credential())
     pool: Pool = ConnectionPool(
         database_url,
-        connection_class=Connection[DictRow],
+        connection_class=cast("type[Connection[DictRow]]", connection_class),
         min_size=1,
         max_size=max_size,
-        kwargs={"row_factory": dict_row, "autocommit": True},
+        kwargs=kwargs,
         check=ConnectionPool.check_connection,
         configure=_register_vector,
         open=False,

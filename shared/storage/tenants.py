@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import psycopg
 
+from shared.storage import entra
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, tenant_connection
 from shared.tenancy import TENANT_ID
@@ -60,8 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     svc = services()
     if args.command == "create":
+        database_url = svc.settings.database_url
+        if svc.settings.database_entra_auth:  # the administrator's own token (az / azd login)
+            database_url = entra.database_url_with_token(database_url, entra.credential())
         try:
-            made = create_tenant(svc.settings.database_url, args.tenant, args.name)
+            made = create_tenant(database_url, args.tenant, args.name)
         except ValueError as error:
             parser.error(str(error))
         print(f"tenant {args.tenant}: {'made' if made else 'exists already'}")

@@ -21,7 +21,7 @@ from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.credentials import key_header
 from tests.e2e.test_agents_api import profile
-from tests.e2e.transcripts import conversation_count, ended, transcript
+from tests.e2e.transcripts import QUESTIONS, conversation_count, ended, transcript
 
 SECRET = "local-connect-bridge-secret-for-the-e2e-tests"
 CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
@@ -60,7 +60,8 @@ def unsigned(answer: dict[str, str]) -> dict[str, str]:
     return {**answer, "audio_url": urlsplit(answer["audio_url"]).path}
 
 
-def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
+def test_a_whole_call_greets_answers_three_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
+    started = time.monotonic()
     phone = call(host)
     greeting = phone.answer()
     conversation_id, turn = spoken(greeting)
@@ -78,17 +79,26 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     delivery = phone.say("how much does delivery cost")
     assert spoken(delivery) == (conversation_id, 2)
     assert delivery.maps[-1]["turn"] == "3"
+    menu = phone.say("what is on the menu")
+    assert spoken(menu) == (conversation_id, 3)
+    assert menu.maps[-1]["turn"] == "4"
 
     during = transcript(host, conversation_id)
     assert during["status"] == "active"
-    assert [t["text"] for t in during["turns"]] == [None, "what are your opening hours", "how much does delivery cost"]
-    assert [t["reply"]["text"] for t in during["turns"][1:]] == [hours.said[0], delivery.said[0]]
+    assert [t["text"] for t in during["turns"]] == [None, *QUESTIONS]
+    assert [t["reply"]["text"] for t in during["turns"][1:]] == [hours.said[0], delivery.said[0], menu.said[0]]
+    assert [c["title"] for c in during["turns"][1]["citations"]] == ["Opening hours"], "answered from its documents"
+    assert during["call_duration_seconds"] is None, "known once the call is over"
 
     assert phone.hang_up()["action"] == "end"
     final = ended(host, conversation_id)
     assert final["outcome"] == "ended_by_client"
-    assert len(final["turns"]) == 3
+    assert [t["text"] for t in final["turns"]] == [None, *QUESTIONS], "every turn, once, in Postgres"
+    duration = final["call_duration_seconds"]
+    assert duration is not None, "Connect sends no status callback: the disconnect gives the call's length"
+    assert 0 <= duration <= time.monotonic() - started + 1, "from the conversation's start to the disconnect"
     assert phone.hang_up()["action"] == "end", "a repeated disconnect is no error"
+    assert transcript(host, conversation_id)["call_duration_seconds"] == duration, "the first disconnect's length"
 
 
 def test_a_retried_invocation_gets_the_same_map_and_makes_no_second_turn_or_call(host: DevHost) -> None:
@@ -264,7 +274,9 @@ def test_without_a_bridge_secret_the_route_answers_503(start_devhost: StartDevHo
     assert phone.answer().said == [APOLOGY]
 
 
-def test_a_late_reply_gets_fillers_for_the_same_turn_inside_connects_8_seconds(start_devhost: StartDevHost) -> None:
+def test_a_late_reply_gets_fillers_inside_connects_8_seconds_and_a_hang_up_mid_turn_keeps_that_turn(
+    start_devhost: StartDevHost,
+) -> None:
     slow = start_devhost(
         CONNECT_BRIDGE_SECRET=SECRET, PHONE_REPLY_DEADLINE_SECONDS="12", DEVHOST_SLOW_ACTIVITIES="answer_turn=5.5"
     )
@@ -285,6 +297,18 @@ def test_a_late_reply_gets_fillers_for_the_same_turn_inside_connects_8_seconds(s
     assert {m["turn"] for m in late.maps[: late.holds]} == {"1"}, "fillers keep the same turn"
     assert spoken(late) == (conversation_id, 1)
     assert [t["text"] for t in transcript(slow, conversation_id)["turns"]] == [None, "what are your opening hours"]
+
+    mid_turn = phone.invoke(phone.parameters("how much does delivery cost"))
+    assert (mid_turn["reply_text"], mid_turn["wait"]) == ("One moment, please.", "1"), "a filler: the turn goes on"
+    assert phone.hang_up()["action"] == "end", "the caller hangs up mid-turn (the disconnect flow)"
+    final = ended(slow, conversation_id)
+    assert final["outcome"] == "ended_by_client"
+    assert [t["text"] for t in final["turns"]] == [
+        None,
+        "what are your opening hours",
+        "how much does delivery cost",
+    ], "the turn in flight when the caller hung up is kept, once"
+    assert final["call_duration_seconds"] >= 11, "the call's length spans the slow greeting and first turn"
 
 
 @pytest.mark.parametrize("provider", ["twilio", "vonage", "connect"])

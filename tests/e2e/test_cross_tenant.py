@@ -99,6 +99,7 @@ def test_another_tenants_conversation_is_not_there_for_any_route(
     not_found(host.post(f"{path}/end", headers=acme))
     not_found(host.get(f"{path}/audio/1", headers=acme))
     not_found(host.get(f"{path}/audio/1/0", headers=acme))
+    not_found(send(host, "DELETE", path, acme))
     assert host.get(path).json()["status"] == "active", "demo's conversation is untouched"
 
 

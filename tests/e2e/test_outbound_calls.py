@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import requests
 
+from devhost.management import PREFIX
 from devhost.process import DevHost
+from shared.security.roles import Scope
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.credentials import key_header
 from tests.e2e.polling import wait_until
@@ -78,11 +80,16 @@ def vonage(providers: tuple[DevHost, FakeTwilioRest, FakeVonageRest]) -> tuple[D
 
 
 def tenant(
-    host: DevHost, *, voicemail: bool = False, provider: str = "twilio", recording: bool = False
+    host: DevHost,
+    *,
+    voicemail: bool = False,
+    provider: str = "twilio",
+    recording: bool = False,
+    name: str | None = None,
 ) -> tuple[dict[str, str], str]:
-    """A tenant of its own (each has its own outbound limit) with an agent `caller` and a Twilio number it
-    calls from; returns its key header and that number."""
-    name = f"t{secrets.token_hex(4)}"
+    """A tenant of its own (each has its own outbound limit; `name`, else a random one) with an agent
+    `caller` and a Twilio number it calls from; returns its key header and that number."""
+    name = name or f"t{secrets.token_hex(4)}"
     key = key_header(host, name)
     fields: dict[str, Any] = {"voicemail_message": VOICEMAIL} if voicemail else {}
     if recording:
@@ -292,8 +299,6 @@ def test_another_tenant_cannot_call_with_someone_elses_agent(twilio: Fakes) -> N
 
 def test_a_key_without_calls_write_is_refused(twilio: Fakes) -> None:
     host, _ = twilio
-    from shared.security.roles import Scope
-
     key = key_header(host, f"t{secrets.token_hex(4)}", scopes={Scope.CONVERSATIONS_WRITE, Scope.AGENTS_ADMIN})
     assert error_code(place(host, key), 403) == "forbidden"
 
@@ -489,3 +494,106 @@ def test_no_credential_reaches_the_log(providers: tuple[DevHost, FakeTwilioRest,
     assert "not placed (call_refused)" in log, "the refused calls above were logged, without credentials"
     for secret in ("PRIVATE KEY", AUTH_TOKEN, VONAGE_SECRET, "Bearer ey", "Basic "):
         assert secret not in log, secret
+
+
+def stored_blobs(host: DevHost, conversation_id: str) -> list[str]:
+    """The conversation's blobs in Azurite, listed straight from the container the devhost writes to."""
+    from azure.storage.blob import BlobServiceClient
+
+    service = BlobServiceClient.from_connection_string(host.env["BLOB_CONNECTION_STRING"])
+    container = service.get_container_client(host.env["AUDIO_CONTAINER"])
+    return [blob.name for blob in container.list_blobs() if f"/conversations/{conversation_id}/" in blob.name]
+
+
+def redis_keys(host: DevHost, *ids: str) -> list[str]:
+    """The devhost's Redis keys whose name or value holds one of `ids`, but for rate-limit counters (an
+    audio link's counts its fetches for a minute, holds nothing of the call, and expires by itself)."""
+    import redis
+
+    client = redis.Redis.from_url(host.env["REDIS_URL"], decode_responses=True)
+    limits = f"{host.env['REDIS_KEY_PREFIX']}limits"
+    found = []
+    for key in client.scan_iter(match=f"{host.env['REDIS_KEY_PREFIX']}*", count=1000):
+        if key.startswith(limits):
+            continue
+        value = client.get(key) if client.type(key) == "string" else None
+        text = key + (value or "")
+        if any(wanted in text for wanted in ids):
+            found.append(key)
+    return found
+
+
+def test_deleting_a_recorded_call_removes_its_turns_audio_recording_keys_and_history(twilio: Fakes) -> None:
+    host, fake = twilio
+    name = f"t{secrets.token_hex(4)}"
+    key, _ = tenant(host, recording=True, name=name)
+    body = place(host, key).json()
+    conversation_id, path = body["conversation_id"], f"/api/conversations/{body['conversation_id']}"
+    call = fake.call(body["call_id"])
+    assert call.answered is not None
+    assert call.phone is not None
+    greeting_link = call.answered.played[0].url
+    call.phone.say("what are your opening hours")
+    assert error_code(requests.delete(host.url(path), headers=key, timeout=30), 409) == "conversation_active"
+    assert call.phone.hang_up().status_code == 204
+    fake.deliver_recording(body["call_id"])
+    detail = ended(host, key, conversation_id)
+    assert detail["recording_url"] is not None
+    blobs = stored_blobs(host, conversation_id)
+    assert any(name.endswith("/recording.wav") for name in blobs), blobs
+    assert any("/turns/" in name for name in blobs), blobs
+    assert redis_keys(host, conversation_id, body["call_id"]), "the call's keys, before"
+    assert host.get(f"{PREFIX}/instances/{conversation_id}").status_code == 200, "its Durable history, before"
+    builder = key_header(host, name, scopes={Scope.CONVERSATIONS_READ, Scope.CONVERSATIONS_WRITE})
+    assert error_code(requests.delete(host.url(path), headers=builder, timeout=30), 403) == "forbidden"
+
+    deleted = requests.delete(host.url(path), headers=key, timeout=30)
+    assert deleted.status_code == 204, deleted.text
+    assert error_code(host.get(path, headers=key), 404) == "not_found"
+    assert error_code(host.get(f"{path}/recording", headers=key), 404) == "not_found"
+    assert error_code(host.get(f"{path}/audio/0", headers=key), 404) == "not_found"
+    assert requests.get(greeting_link, timeout=30).status_code == 404, "a signed link handed out before"
+    assert stored_blobs(host, conversation_id) == [], "reply audio, sentences and the recording are gone"
+    assert redis_keys(host, conversation_id, body["call_id"]) == [], "so are its Redis keys"
+    assert host.get(f"{PREFIX}/instances/{conversation_id}").status_code == 404, "and its Durable history"
+    listed = host.get("/api/conversations", headers=key).json()["items"]
+    assert conversation_id not in [c["conversation_id"] for c in listed]
+    [audited] = host.get("/api/audit", headers=key, params={"action": "conversation.delete"}).json()["items"]
+    assert (audited["target"], audited["details"]["recording"]) == (conversation_id, True)
+    assert error_code(requests.delete(host.url(path), headers=key, timeout=30), 404) == "not_found", "once only"
+
+
+def test_a_call_placed_before_the_host_restarts_is_answered_after_it_greets_and_takes_a_turn_once(
+    start_devhost: StartDevHost,
+) -> None:
+    """The host dies (SIGKILL) while the number rings: the ringing orchestration, the call's notes in Redis and
+    its conversation outlive it, so the answer that comes after the restart finds the call as it was."""
+    with FakeTwilioRest(ACCOUNT_SID, AUTH_TOKEN, "") as fake:
+        host = start_devhost(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=AUTH_TOKEN, TWILIO_API_BASE_URL=fake.url)
+        fake.base_url = host.base
+        key, _ = tenant(host)
+        number = next(CALLEES)
+        fake.script(number, Silent())  # Twilio rings the number; this test picks up, after the restart
+        placed = place(host, key, number)
+        assert placed.status_code == 201, placed.text
+        body = placed.json()
+        call = fake.call(body["call_id"])
+        assert call.phone is not None
+        assert transcript(host, key, body["conversation_id"])["status"] == "active", "ringing"
+
+        host.kill()
+        host.start()
+        greeting = call.phone.answer(call.field("Url"))
+        assert spoken(greeting) == (body["conversation_id"], 0)
+        assert greeting.said == [], "a person answered: the greeting, no voicemail"
+        hours = call.phone.say("what are your opening hours")
+        assert spoken(hours) == (body["conversation_id"], 1)
+        assert call.phone.hang_up(duration="20").status_code == 204
+        final = ended(host, key, body["conversation_id"])
+        assert (final["outcome"], final["call_duration_seconds"]) == ("ended_by_client", 20)
+        assert [(t["kind"], t["text"]) for t in final["turns"]] == [
+            ("greeting", None),
+            ("utterance", "what are your opening hours"),
+        ], "greeted once, one turn"
+        assert final["turns"][0]["reply"]["text"] == GREETING
+        assert len([r for r in fake.requests if r["form"].get("To") == [number]]) == 1, "placed once"

@@ -41,6 +41,8 @@ from tests.fakes.openai_server import Answer, FakeOpenAIServer
 NEGOTIATE = "/api/realtime/negotiate"
 EVENTS = "/api/realtime/events"
 REPLY_SECONDS = 30
+GRACE_SECONDS = 4
+"""REALTIME_DISCONNECT_GRACE_SECONDS here: short, so a conversation left alone ends within the test."""
 
 
 THREE_SENTENCES = (
@@ -63,6 +65,7 @@ def host(start_devhost: StartDevHost, model_server: FakeOpenAIServer) -> DevHost
         OPENAI_API_KEY="sk-realtime-e2e",
         LLM_TIMEOUT_SECONDS="10",
         LLM_MAX_RETRIES="0",
+        REALTIME_DISCONNECT_GRACE_SECONDS=str(GRACE_SECONDS),
     )
 
 
@@ -287,6 +290,41 @@ def test_an_interrupt_stops_the_reply_and_the_turn_keeps_what_was_heard(
     assert answer["id"] == "after-barge"
 
 
+def test_an_interrupt_after_reply_done_cuts_the_stored_turn_to_what_was_heard_once(
+    host: DevHost, session: Session, model_server: FakeOpenAIServer
+) -> None:
+    model_server.script(Answer(THREE_SENTENCES))
+    session.say("tell me about your hours again", "barge-after-done")
+    messages = session.until("reply.done")
+    done = messages[-1][2]
+    assert done["interrupted"] is False
+    sentences = [data for _, _, data in messages if data["type"] == "reply.audio"]
+    assert len(sentences) == 3
+
+    session.client.send_event("interrupt", {"turn": done["turn"], "played": 1}, WebPubSubDataType.JSON)
+    corrected = session.server_message()
+    assert corrected["type"] == "reply.done", corrected
+    assert (corrected["turn"], corrected["id"], corrected["interrupted"]) == (done["turn"], "barge-after-done", True)
+    assert corrected["text"] == sentences[0]["text"]
+    session.client.send_event("interrupt", {"turn": done["turn"], "played": 2}, WebPubSubDataType.JSON)
+    assert session.server_message() == corrected, "the first interrupt of a turn counts"
+
+    stored = host.get(f"/api/conversations/{session.conversation_id}").json()["turns"][-1]
+    assert (stored["turn"], stored["reply"]["text"]) == (done["turn"], sentences[0]["text"])
+    audio = urlsplit(stored["reply"]["audio_url"])
+    heard = host.get(f"{audio.path}?{audio.query}")
+    assert heard.status_code == 200
+    assert decode_wav(heard.content).duration_seconds == pytest.approx(sentences[0]["duration_seconds"], abs=0.01)
+
+    session.say("how much does delivery cost", "after-late-barge")
+    assert session.until("reply.done")[-1][2]["id"] == "after-late-barge"
+    session.client.send_event("interrupt", {"turn": done["turn"], "played": 0}, WebPubSubDataType.JSON)
+    late = session.server_message()
+    assert (late["type"], late["code"]) == ("error", "nothing_to_interrupt")
+    stored = host.get(f"/api/conversations/{session.conversation_id}").json()["turns"]
+    assert stored[-2]["reply"]["text"] == sentences[0]["text"], "a turn no longer the latest is not cut again"
+
+
 def test_raw_pcm_is_heard_as_a_spoken_turn(session: Session) -> None:
     speech = resample(EspeakSynthesizer().synthesize("what are your opening hours", "en-US", ""), 16000)
     pcm = speech.samples.astype("<i2").tobytes()
@@ -366,6 +404,34 @@ def test_end_closes_the_conversation_and_it_cannot_be_rejoined(host: DevHost) ->
     rejoin = host.post(NEGOTIATE, json={"conversation_id": negotiated["conversation_id"]})
     assert rejoin.status_code == 409, rejoin.text
     assert connection_refused(negotiated["url"])
+
+
+def test_a_client_that_goes_away_ends_its_conversation_after_the_grace_period(host: DevHost) -> None:
+    negotiated = negotiate(host)
+    conversation = f"/api/conversations/{negotiated['conversation_id']}"
+    leaving = connect(negotiated)
+    leaving.client.close()
+    assert host.get(conversation).json()["status"] == "active", "the grace period runs first"
+    ended = wait_until(lambda: host.get(conversation).json(), lambda c: c["status"] == "completed")
+    assert ended["outcome"] == "disconnected"
+    assert host.post(NEGOTIATE, json={"conversation_id": negotiated["conversation_id"]}).status_code == 409
+
+
+def test_a_client_that_reconnects_within_the_grace_period_goes_on(host: DevHost) -> None:
+    negotiated = negotiate(host)
+    conversation = f"/api/conversations/{negotiated['conversation_id']}"
+    first = connect(negotiated)
+    first.client.close()
+    again = connect(negotiate(host, conversation_id=negotiated["conversation_id"]))
+    try:
+        time.sleep(GRACE_SECONDS + 3)  # past the end of the grace period the first connection's end began
+        assert host.get(conversation).json()["status"] == "active"
+        again.say("what are your opening hours", "still-here")
+        assert again.until("reply.done")[-1][2]["id"] == "still-here"
+    finally:
+        again.client.close()
+    ended = wait_until(lambda: host.get(conversation).json(), lambda c: c["status"] == "completed")
+    assert ended["outcome"] == "disconnected", "gone again, and for good this time"
 
 
 def test_a_retried_negotiate_is_the_same_conversation(host: DevHost) -> None:

@@ -19,7 +19,7 @@ from devhost.process import DevHost
 from functions.phone_calls import SORRY
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
-from tests.e2e.transcripts import conversation_count, ended, transcript
+from tests.e2e.transcripts import QUESTIONS, conversation_count, ended, transcript
 from tests.fakes.openai_server import Answer, FakeOpenAIServer
 from tests.fakes.sarvam_server import FakeSarvamServer
 
@@ -61,7 +61,7 @@ def spoken(heard: Heard) -> tuple[str, int]:
     return source
 
 
-def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
+def test_a_whole_call_greets_answers_three_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
     phone = call(host)
     greeting = phone.answer()
     conversation_id, turn = spoken(greeting)
@@ -77,18 +77,24 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert spoken(delivery) == (conversation_id, 2)
     assert delivery.listening is not None
     assert "turn=3" in delivery.listening
+    menu = phone.say("what is on the menu")
+    assert spoken(menu) == (conversation_id, 3)
+    assert menu.listening is not None
+    assert "turn=4" in menu.listening
 
     during = transcript(host, conversation_id)
     assert during["status"] == "active"
-    assert [t["text"] for t in during["turns"]] == [None, "what are your opening hours", "how much does delivery cost"]
+    assert [t["text"] for t in during["turns"]] == [None, *QUESTIONS]
     assert "8 am to 10 pm" in during["turns"][1]["reply"]["text"]
     assert "40 rupees" in during["turns"][2]["reply"]["text"]
+    assert "masala chai" in during["turns"][3]["reply"]["text"]
+    assert [c["title"] for c in during["turns"][1]["citations"]] == ["Opening hours"], "answered from its documents"
 
     assert phone.hang_up().status_code == 204
     final = ended(host, conversation_id)
     assert final["outcome"] == "ended_by_client"
     assert final["call_duration_seconds"] == 42
-    assert len(final["turns"]) == 3
+    assert [t["text"] for t in final["turns"]] == [None, *QUESTIONS], "every turn, once, in Postgres"
     assert phone.hang_up().status_code == 204, "a repeated status callback is no error"
 
 

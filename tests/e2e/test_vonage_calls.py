@@ -16,7 +16,7 @@ from devhost.vonage_sim import ANSWER, EVENT, Heard, VonageCall
 from shared.speech.audio import decode_wav
 from tests.e2e.conftest import StartDevHost
 from tests.e2e.test_agents_api import profile
-from tests.e2e.transcripts import conversation_count, ended, transcript
+from tests.e2e.transcripts import QUESTIONS, conversation_count, ended, transcript
 
 SECRET = "local-vonage-signature-secret-for-the-e2e-tests"
 CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)(?:/([0-9]+))?$")
@@ -55,7 +55,7 @@ def spoken(heard: Heard) -> tuple[str, int]:
     return source
 
 
-def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
+def test_a_whole_call_greets_answers_three_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
     phone = call(host)
     greeting = phone.answer()
     conversation_id, turn = spoken(greeting)
@@ -71,11 +71,17 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     assert spoken(delivery) == (conversation_id, 2)
     assert delivery.listening is not None
     assert "turn=3" in delivery.listening
+    menu = phone.say("what is on the menu")
+    assert spoken(menu) == (conversation_id, 3)
+    assert menu.listening is not None
+    assert "turn=4" in menu.listening
 
     during = transcript(host, conversation_id)
     assert during["status"] == "active"
-    assert [t["text"] for t in during["turns"]] == [None, "what are your opening hours", "how much does delivery cost"]
+    assert [t["text"] for t in during["turns"]] == [None, *QUESTIONS]
     assert "8 am to 10 pm" in during["turns"][1]["reply"]["text"]
+    assert [c["title"] for c in during["turns"][1]["citations"]] == ["Opening hours"], "answered from its documents"
+    assert "masala chai" in during["turns"][3]["reply"]["text"]
 
     ringing = phone.post(EVENT, phone.fields(status="answered"))
     assert ringing.status_code == 200, ringing.text
@@ -84,7 +90,7 @@ def test_a_whole_call_greets_answers_two_questions_and_ends_when_the_caller_hang
     final = ended(host, conversation_id)
     assert final["outcome"] == "ended_by_client"
     assert final["call_duration_seconds"] == 42
-    assert len(final["turns"]) == 3
+    assert [t["text"] for t in final["turns"]] == [None, *QUESTIONS], "every turn, once, in Postgres"
     assert phone.hang_up().status_code == 200, "a repeated event is no error"
 
 

@@ -219,7 +219,7 @@ def test_a_typed_turn_gets_a_streamed_spoken_reply_played_gaplessly(page: Page, 
 
 
 def test_hold_to_talk_is_answered_aloud_and_speaking_over_the_reply_stops_it(
-    page: Page, microphone: FakeMicrophone, model_server: FakeOpenAIServer
+    host: DevHost, page: Page, microphone: FakeMicrophone, model_server: FakeOpenAIServer
 ) -> None:
     model_server.script(Answer(THREE_SENTENCES))
     page.hover("#talk")
@@ -234,11 +234,11 @@ def test_hold_to_talk_is_answered_aloud_and_speaking_over_the_reply_stops_it(
     page.wait_for_selector('li.agent[data-turn="2"][data-stopped]', timeout=WAIT_MS)
     heard = int(turn(page, 2, "done", "interrupted")["played"])
     assert 1 <= heard < len(HOURS), "the user spoke over the reply while it played, and it stopped"
-    question = turn(page, 2, "done", "interrupted")
-    if question["state"] == "interrupted":  # the reply was still being written: the turn keeps what was heard
-        assert question["text"] == " ".join(HOURS[:heard])
-    else:  # written already (an interrupt would change nothing): only its playback stopped
-        assert question["text"] == " ".join(HOURS)
+    question = turn(page, 2, "interrupted")  # written or not when the user spoke, the turn keeps what was heard
+    assert question["text"] == " ".join(HOURS[:heard])
+    conversation = page.evaluate("voicePage.client.conversationId")
+    stored = host.get(f"/api/conversations/{conversation}").json()["turns"][2]
+    assert (stored["turn"], stored["reply"]["text"]) == (2, " ".join(HOURS[:heard]))
 
     thanks = turn(page, 3, "done")
     assert thanks["heard"] not in {"(speaking…)", "(heard; transcribing…)"}

@@ -7,6 +7,9 @@ from typing import Any
 from devhost.process import DevHost
 from tests.e2e.polling import wait_until
 
+QUESTIONS = ["what are your opening hours", "how much does delivery cost", "what is on the menu"]
+"""A whole call's three questions: the first answered from the demo agent's documents (opening hours)."""
+
 
 def transcript(host: DevHost, conversation_id: str) -> dict[str, Any]:
     response = host.get(f"/api/conversations/{conversation_id}")

@@ -2,7 +2,10 @@
 
 `GET /{tenant-id}/v2.0/.well-known/openid-configuration` answers `issuer` and `jwks_uri` (on purpose
 not derived from each other the way a client might guess), `GET /{tenant-id}/discovery/v2.0/keys`
-the published public keys (RSA, `use: sig`, no `alg`, as Microsoft publishes them). `issue()` signs real
+the published public keys (RSA, `use: sig`, no `alg`, as Microsoft publishes them). `GET /msi/token` is
+an App Service managed identity endpoint (IDENTITY_ENDPOINT, protocol 2019-08-01, as azure-identity
+calls it): with the right `X-IDENTITY-HEADER` it answers a v1.0 access token of the identity for the
+`resource` asked, signed by the published key, as Entra issues managed identities' tokens. `issue()` signs real
 RS256 tokens with keys generated here (`cryptography`); `rotate()` publishes a new key; `forge_*` build
 the classic attacks by hand, since PyJWT refuses to make them. Every fetch is counted.
 """
@@ -28,6 +31,11 @@ from tests.fakes.loopback import LoopbackFake
 
 TENANT_ID = "7f3c2a41-0000-4000-8000-000000000001"
 AUDIENCE = "api://voice-agent-tests"
+V1_ISSUER = f"https://sts.windows.net/{TENANT_ID}/"
+"""The issuer of Entra's v1.0 access tokens, managed identities' included (the tenant's, whatever the host)."""
+IDENTITY_HEADER = "fake-identity-header-0123456789"
+SYSTEM_IDENTITY = "5a1d0c9e-0000-4000-8000-00000000c0de"
+"""The object id of the identity the managed identity endpoint answers for when no client id is asked."""
 
 
 def _b64(data: bytes) -> str:
@@ -48,6 +56,10 @@ class FakeOpenIdProvider(LoopbackFake):
     """Published keys by kid; the last one added signs by default."""
     discovery_fetches: int = 0
     jwks_fetches: int = 0
+    identities: dict[str, str] = field(default_factory=dict)
+    """User-assigned identities the managed identity endpoint knows: client id → object id."""
+    identity_tokens: list[tuple[str, str]] = field(default_factory=list)
+    """(resource, object id) of every token the managed identity endpoint issued."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -109,6 +121,27 @@ class FakeOpenIdProvider(LoopbackFake):
         key = signing_key or self.keys[kid]
         return jwt.encode(self.claims(**overrides), key, algorithm="RS256", headers={"kid": kid, "typ": "JWT"})
 
+    @property
+    def identity_endpoint(self) -> str:
+        """IDENTITY_ENDPOINT for azure-identity (with IDENTITY_HEADER)."""
+        return f"{self.url}/msi/token"
+
+    def identity_token(self, resource: str, object_id: str = SYSTEM_IDENTITY, **overrides: Any) -> str:
+        """A managed identity's v1.0 access token for `resource`, as Entra issues it."""
+        claims: dict[str, Any] = {
+            "iss": V1_ISSUER,
+            "aud": resource,
+            "sub": object_id,
+            "oid": object_id,
+            "tid": TENANT_ID,
+            "appid": object_id,
+            "idtyp": "app",
+            "ver": "1.0",
+            "extension_tenant": None,
+            "roles": None,
+        }
+        return self.issue(**(claims | overrides))
+
     def forge_none(self, **overrides: Any) -> str:
         """`alg: none` and no signature."""
         header = {"alg": "none", "typ": "JWT", "kid": self.signing_kid}
@@ -126,7 +159,31 @@ class FakeOpenIdProvider(LoopbackFake):
         app = web.Application()
         app.router.add_get(f"/{TENANT_ID}/v2.0/.well-known/openid-configuration", self._discovery)
         app.router.add_get(f"/{TENANT_ID}/discovery/v2.0/keys", self._jwks)
+        app.router.add_get("/msi/token", self._managed_identity_token)
         return app
+
+    async def _managed_identity_token(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-IDENTITY-HEADER") != IDENTITY_HEADER:
+            return web.json_response(
+                {"error": "invalid_request", "error_description": "no identity header"}, status=400
+            )
+        resource = request.query.get("resource", "").removesuffix("/.default")
+        client_id = request.query.get("client_id")
+        object_id = self.identities.get(client_id, "") if client_id else SYSTEM_IDENTITY
+        if not resource or not object_id:
+            return web.json_response({"error": "invalid_request", "error_description": "unknown identity"}, status=400)
+        with self._lock:
+            self.identity_tokens.append((resource, object_id))
+        expires_on = int(time.time()) + 3600
+        return web.json_response(
+            {
+                "access_token": self.identity_token(resource, object_id),
+                "expires_on": str(expires_on),
+                "resource": resource,
+                "token_type": "Bearer",
+                "client_id": client_id or object_id,
+            }
+        )
 
     async def _discovery(self, _: web.Request) -> web.Response:
         with self._lock:

@@ -51,7 +51,8 @@ TENANT_TABLES = [
 ]
 WRITABLE = {"agents", "knowledge_documents", "knowledge_chunks", "conversations", "api_keys", "phone_numbers"}
 """Tables the app role may update (turns, callbacks, agent versions and the audit log are written once)."""
-DELETABLE = {"knowledge_documents", "knowledge_chunks", "phone_numbers"}
+DELETABLE = {"knowledge_documents", "knowledge_chunks", "phone_numbers", "conversations"}
+"""Tables the app role may delete from: a deleted conversation takes its turns and callbacks (0015)."""
 NUMBERS = {"alpha": "+14155552671", "beta": "+442071838750"}
 T = TypeVar("T")
 
@@ -333,6 +334,16 @@ def test_in_sql_a_tenant_cannot_update_or_delete_anothers_rows_nor_move_its_own(
     with as_app(pool, "alpha") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level"):
         conn.execute(f"UPDATE {table} SET tenant_id = 'beta'")
     assert len(owner_rows(pool, table, "beta")) >= 1
+
+
+def test_in_sql_a_turn_s_reply_may_be_cut_to_what_was_heard_for_its_own_tenant_only(
+    pool: Pool, seeded: dict[str, Seeded]
+) -> None:
+    with as_app(pool, "alpha") as conn:
+        assert conn.execute("UPDATE turns SET reply_text = reply_text WHERE tenant_id = 'beta'").rowcount == 0
+        assert conn.execute("UPDATE turns SET reply_text = reply_text, audio_blob = audio_blob").rowcount >= 1
+    with as_app(pool, "alpha") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission"):
+        conn.execute("UPDATE turns SET user_text = user_text")
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES)

@@ -12,14 +12,18 @@ import redis
 import redis.asyncio as aioredis
 
 from shared.agent.catalog import load_agent_file
+from shared.audit import AuditAction, AuditEntry
 from shared.config import REPOSITORY_ROOT
 from shared.models import AgentProfile, Intent, KnowledgeDocument, ModelUsage, Outcome, TurnKind, TurnRecord
-from shared.storage.blobs import BlobStore, blob_service, reply_audio_name
+from shared.storage.audit import AuditFilter, AuditLog
+from shared.storage.blobs import BlobStore, blob_service, conversation_folder, reply_audio_name
+from shared.storage.conversation_keys import forget_conversation
 from shared.storage.conversations import ConversationRepository
-from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter
+from shared.storage.handoff import Claim, ReplyPublisher, ReplyWaiter, TurnKeys, tenant_prefix
 from shared.storage.knowledge import KnowledgeRepository
 from shared.storage.migrations import apply_migrations
 from shared.storage.postgres import Pool, open_pool
+from shared.tenancy import tenant_scope
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +235,91 @@ def test_audio_store_round_trip_against_azurite(blob_connection_string: str) -> 
     store.put(name, b"RIFF....WAVE")
     store.put(name, b"RIFF-second")
     assert store.get(name) == b"RIFF-second"
+
+
+def test_a_call_length_without_a_provider_figure_runs_from_the_start_and_the_first_end_counts(
+    pool: Pool, demo: AgentProfile
+) -> None:
+    repository = ConversationRepository(pool)
+    conversation_id = str(uuid.uuid4())
+    repository.create(conversation_id, "demo", "en-US", "amazon_connect")
+    with pool.connection() as conn:  # the call began 90 s ago (as the tests' superuser)
+        conn.execute(
+            "UPDATE conversations SET created_at = now() - interval '90 seconds' WHERE id = %s", (conversation_id,)
+        )
+    repository.record_call_length(conversation_id)
+    assert (stored := repository.get(conversation_id)) is not None
+    assert stored.call_duration_seconds == 90
+    with pool.connection() as conn:
+        conn.execute(
+            "UPDATE conversations SET created_at = now() - interval '200 seconds' WHERE id = %s", (conversation_id,)
+        )
+    repository.record_call_length(conversation_id)
+    assert (again := repository.get(conversation_id)) is not None
+    assert again.call_duration_seconds == 90, "a repeated end keeps the first length"
+
+
+def test_deleting_a_conversation_takes_its_turns_with_it_and_is_audited_in_the_same_transaction(
+    pool: Pool, demo: AgentProfile
+) -> None:
+    repository = ConversationRepository(pool)
+    conversation_id, kept_id = str(uuid.uuid4()), str(uuid.uuid4())
+    for made in (conversation_id, kept_id):
+        repository.create(made, "demo", "en-US", "twilio")
+        repository.record_turn(_turn(made, 0, "greeting"))
+    entry = AuditEntry("api_key:k1", AuditAction.CONVERSATION_DELETE, conversation_id, {"blobs": 3})
+    with tenant_scope("acme"):
+        assert repository.delete(conversation_id, entry) is False, "another tenant's is not there to delete"
+    assert repository.delete(conversation_id, entry) is True
+    assert repository.get(conversation_id) is None
+    assert repository.get_turn(conversation_id, 0) is None, "its turns went with it"
+    assert repository.delete(conversation_id, entry) is False, "a second delete finds nothing"
+    assert repository.get_turn(kept_id, 0) is not None, "another conversation keeps its turns"
+    logged = AuditLog(pool).page(AuditFilter(action=AuditAction.CONVERSATION_DELETE), 10)
+    assert [(e.target, e.actor, e.details) for e in logged] == [(conversation_id, "api_key:k1", {"blobs": 3})]
+
+
+def test_deleting_a_conversations_folder_deletes_its_blobs_and_no_other(blob_connection_string: str) -> None:
+    store = BlobStore(blob_service(blob_connection_string, ""), f"audio{uuid.uuid4().hex[:8]}")
+    assert store.delete_folder(conversation_folder("c1")) == 0, "no container yet: nothing to delete"
+    ours = [
+        reply_audio_name("c1", 0),
+        conversation_folder("c1") + "turns/00001/000.wav",
+        conversation_folder("c1") + "recording.wav",
+    ]
+    for name in [*ours, reply_audio_name("c10", 0)]:
+        store.put(name, b"RIFF")
+    assert store.delete_folder(conversation_folder("c1")) == 3
+    assert [store.get(name) for name in ours] == [None, None, None]
+    assert store.get(reply_audio_name("c10", 0)) == b"RIFF", "c10 starts like c1 but is another folder"
+    assert store.delete_folder(conversation_folder("c1")) == 0
+
+
+def test_forgetting_a_conversation_deletes_every_key_naming_or_pointing_at_it_and_no_other(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    ours, other = str(uuid.uuid4()), str(uuid.uuid4())
+    tenant = tenant_prefix(redis_prefix)
+    doomed = {
+        TurnKeys(redis_prefix, ours).lock: "r1",
+        TurnKeys(redis_prefix, ours).stream(1): "x",
+        f"{tenant}placed:{ours}": "{}",
+        f"{tenant}start:key:client-key": ours,
+        f"{tenant}start:twilio:CA1": ours,
+        f"{redis_prefix}leg:twilio:CA1": "demo",
+        f"{tenant}start:answered:{ours}": "{}",
+    }
+    kept = {
+        TurnKeys(redis_prefix, other).lock: "r2",
+        f"{tenant}start:twilio:CA2": other,
+        f"{redis_prefix}leg:twilio:CA2": "demo",
+    }
+    with tenant_scope("acme"):
+        kept[f"{tenant_prefix(redis_prefix)}start:twilio:CA3"] = ours  # another tenant's key is never touched
+    for key, value in {**doomed, **kept}.items():
+        client.set(key, value)
+    assert forget_conversation(client, redis_prefix, ours) == len(doomed)
+    assert [client.exists(key) for key in doomed] == [0] * len(doomed)
+    assert [client.exists(key) for key in kept] == [1] * len(kept)
+    assert forget_conversation(client, redis_prefix, ours) == 0

@@ -17,11 +17,14 @@ from azure.messaging.webpubsubclient.models import CallbackType, OnGroupDataMess
 
 from shared import activities
 from shared.models import FinalizeInput, Outcome, TurnInput, TurnKind
+from shared.realtime.interruptions import cut_to_heard
 from shared.realtime.protocol import WEB_CHANNEL, group_of
 from shared.realtime.replies import WebReplyStream
 from shared.services import Services
 from shared.speech.audio import decode_wav, encode_wav
 from shared.speech.espeak import EspeakSynthesizer
+from shared.storage.blobs import sentence_audio_name
+from shared.storage.handoff import TurnKeys
 from shared.storage.reply_stream import AnnouncedSentence
 from shared.tenancy import DEMO_TENANT
 from tests.conftest import AppServices
@@ -197,3 +200,30 @@ def test_a_web_session_hears_that_its_conversation_ended_and_why(services: Servi
         assert heard.get(timeout=10) == {"type": "conversation.ended", "outcome": "failed"}
         activities.finalize(services, closing.model_copy(update={"outcome": Outcome.COMPLETED}))  # a retry
         assert heard.get(timeout=10) == {"type": "conversation.ended", "outcome": "failed"}, "the first outcome"
+
+
+def test_a_turn_interrupted_after_it_was_stored_keeps_only_what_was_heard_once(
+    services: Services, model: FakeOpenAIServer
+) -> None:
+    model.script(Answer(REPLY))
+    request = web_turn(services)
+    conversation = request.conversation_id
+    stored = activities.answer_turn(services, request)
+    assert stored.reply_text == THREE_SENTENCES
+    assert cut_to_heard(services, conversation, 1) is None, "not interrupted: nothing to cut"
+
+    interrupted = TurnKeys(services.settings.redis_key_prefix, conversation).interrupted(1)
+    services.redis.set(interrupted, 1)
+    cut = cut_to_heard(services, conversation, 1)
+    assert cut is not None
+    assert cut.reply_text == "We open at 8 am on weekdays."
+    assert cut.audio_blob is not None
+    heard = decode_wav(services.audio.get(cut.audio_blob) or b"")
+    first = decode_wav(services.audio.get(sentence_audio_name(conversation, 1, 0)) or b"")
+    assert heard.duration_seconds == pytest.approx(first.duration_seconds)
+    assert cut_to_heard(services, conversation, 1) == cut, "cut again: the same turn"
+
+    services.conversations.record_turn(stored.model_copy(update={"turn": 2, "request_id": "key:u-2"}))
+    services.redis.set(interrupted, 0)
+    assert cut_to_heard(services, conversation, 1) is None, "a later turn exists"
+    assert services.conversations.get_turn(conversation, 1) == cut

@@ -24,6 +24,11 @@ BICEP = REPOSITORY_ROOT / "bicep"
 BICEP_FILES = sorted(BICEP.rglob("*.bicep"))
 PARAMETER_FILES = sorted(BICEP.rglob("*.parameters.json"))
 FUNCTION_APP = BICEP / "modules" / "function-app.bicep"
+POSTGRES = BICEP / "modules" / "postgres.bicep"
+REDIS = BICEP / "modules" / "redis.bicep"
+WEB_PUBSUB = BICEP / "modules" / "webpubsub.bicep"
+POST_PROVISION_OUTPUTS = ("DATABASE_ADMIN", "AZURE_IDENTITY_NAME", "AZURE_IDENTITY_PRINCIPAL_ID")
+"""Outputs scripts/postprovision.py reads from the azd environment, beside DATABASE_URL."""
 
 # Built-in roles the app's identity (or the deploying user) is given, by their well-known ids
 # (learn.microsoft.com/azure/role-based-access-control/built-in-roles). Anything else is refused.
@@ -38,6 +43,7 @@ KNOWN_ROLES = {
     "7ca78c08-252a-4471-8644-bb5ff32d4ba0": "Search Service Contributor",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "12cf5a90-567b-43ae-8102-96cf46c7d9b4": "Web PubSub Service Owner",
 }
 
 # App settings read by the Functions host, its extensions or azure-identity rather than shared/config.py.
@@ -55,7 +61,10 @@ SECRET_PATTERNS = {
     "key listing": re.compile(r"\blist(Keys|Secrets|ConnectionStrings)\s*\(", re.IGNORECASE),
     "password": re.compile(r"password\s*[:=]\s*'[^']+'", re.IGNORECASE),
     "OpenAI key": re.compile(r"\bsk-[A-Za-z0-9_-]{16,}"),
-    "long base64": re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"),
+    # Mixed case and a digit: a key, not a resource type path (`DBforPostgreSQL/flexibleServers/...`).
+    "long base64": re.compile(
+        r"(?=[A-Za-z+/]*[0-9])(?=[A-Za-z0-9+/]*[a-z])(?=[A-Za-z0-9+/]*[A-Z])[A-Za-z0-9+/]{40,}={0,2}"
+    ),
 }
 
 
@@ -203,6 +212,11 @@ def test_the_secret_check_finds_secrets() -> None:
         "storage key",
         "key listing",
     }
+    key = "var k = 'q8Zr0VxT2mLkP9wYb4NcD7sGh1JfA6uEo3Ri5Kt0=='\n"
+    assert SECRET_PATTERNS["long base64"].search(key)
+    assert not SECRET_PATTERNS["long base64"].search(
+        "'Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments@2025-07-01'"
+    )
 
 
 def test_parameters_file_only_passes_azd_environment_values() -> None:
@@ -245,11 +259,11 @@ def test_every_azure_client_the_code_builds_has_a_role() -> None:
 
 
 def test_secrets_come_from_key_vault_references() -> None:
-    """DATABASE_URL and REDIS_URL still hold credentials, and the audio URL signing key is one: the app reads
-    them through Key Vault, by identity."""
+    """The audio URL signing key is a secret: the app reads it through Key Vault, by identity. DATABASE_URL and
+    REDIS_URL hold none any more (Entra tokens), so they are plain settings."""
     default = _declarations(BICEP / "main.bicep", "parameter")["secretSettings"]
     names = [_text(node).strip("'") for node in _walk(default) if node.type == "string"]
-    assert set(names) == {"DATABASE_URL", "REDIS_URL", "AUDIO_URL_SIGNING_KEY"}
+    assert set(names) == {"AUDIO_URL_SIGNING_KEY"}
     assert set(names) <= _settings_env_names()
     function_app = FUNCTION_APP.read_text()
     assert "keyVaultReferenceIdentity: identityId" in function_app
@@ -309,7 +323,8 @@ def test_outputs_feed_the_azd_environment() -> None:
     assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in outputs), "azd keeps UPPER_SNAKE outputs"
     assert {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME"} <= outputs
     app_outputs = outputs - {"AZURE_LOCATION", "AZURE_TENANT_ID", "AZURE_RESOURCE_GROUP", "AZURE_FUNCTION_APP_NAME"}
-    app_outputs -= {"SERVICE_API_URI", "AZURE_KEY_VAULT_NAME"}  # for the post-provision steps
+    app_outputs -= {"SERVICE_API_URI", "AZURE_KEY_VAULT_NAME"}  # for the operator
+    app_outputs -= set(POST_PROVISION_OUTPUTS)
     assert app_outputs <= _settings_env_names() | HOST_SETTINGS, "other outputs are settings the app reads"
 
 
@@ -335,7 +350,8 @@ def test_function_app_is_flex_consumption_python_311_with_identity_storage() -> 
 
 
 def _readme_thresholds() -> list[float]:
-    """The "alert when" column of dashboards/README.md's alert table: `above 1500 ms` -> 1500."""
+    """The "alert when" column of dashboards/README.md's alert tables (the panels', then those without a
+    panel): `above 1500 ms` -> 1500."""
     section = (REPOSITORY_ROOT / "dashboards" / "README.md").read_text().split("## Alert thresholds", 1)[1]
     return [float(value) for value in re.findall(r"^\|[^|]+\| above ([0-9.]+)", section, re.MULTILINE)]
 
@@ -347,7 +363,7 @@ def test_alert_rules_fire_at_the_thresholds_the_dashboards_draw() -> None:
         if prop.type == "object_property" and _key(prop) == "threshold":
             value = _text(prop.children[-1])
             thresholds.append(float(value.removeprefix("json('").removesuffix("')")))
-    assert len(_readme_thresholds()) == 4
+    assert len(_readme_thresholds()) == 6, "four drawn on panels, two without a panel"
     assert thresholds == _readme_thresholds()
 
 
@@ -355,3 +371,96 @@ def test_the_workbook_deployed_is_the_one_in_dashboards() -> None:
     alerts = (BICEP / "modules" / "alerts.bicep").read_text()
     assert "serializedData: loadTextContent('../../dashboards/azure-workbook.json')" in alerts
     assert (BICEP / "modules" / "../../dashboards/azure-workbook.json").is_file()
+
+
+def _app_setting_values() -> dict[str, str]:
+    """The function app's literal settings, by name: `NAME: 'value'` -> value (other expressions as written)."""
+    values = {}
+    for prop in _walk(_declarations(FUNCTION_APP, "variable")["appSettings"]):
+        if prop.type == "object_property":
+            values[_key(prop)] = _text(prop.children[-1])
+    return values
+
+
+def test_the_app_reaches_postgres_redis_and_web_pubsub_by_identity() -> None:
+    """The settings issue 11 names, each given, and the Entra switches on."""
+    values = _app_setting_values()
+    required = {
+        "DATABASE_URL",
+        "DATABASE_ENTRA_AUTH",
+        "REDIS_URL",
+        "REDIS_ENTRA_AUTH",
+        "WEB_PUBSUB_ENDPOINT",
+        "WEB_PUBSUB_HUB",
+        "WEB_PUBSUB_UPSTREAM_AUDIENCE",
+        "WEB_PUBSUB_UPSTREAM_PRINCIPAL_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "PUBLIC_BASE_URL",
+    }
+    assert required <= set(values)
+    assert values["DATABASE_ENTRA_AUTH"] == values["REDIS_ENTRA_AUTH"] == "'true'"
+    assert values["PUBLIC_BASE_URL"].startswith("'https://")
+    assert "WEB_PUBSUB_CONNECTION_STRING" not in values, "local auth is off: no key to put in one"
+    assert {"database_entra_auth", "redis_entra_auth"} <= set(Settings.model_fields)
+
+
+def test_the_database_url_names_a_role_and_no_password() -> None:
+    main = (BICEP / "main.bicep").read_text()
+    url = re.search(r"^var databaseUrl = '(.*)'$", main, re.MULTILINE)
+    assert url is not None
+    assert url.group(1).startswith("postgresql://${identity.outputs.name}@${postgres.outputs.host}:5432/")
+    assert url.group(1).endswith("?sslmode=require")
+    assert "output DATABASE_URL string = databaseUrl" in main
+    assert "output url string = 'rediss://${cache.properties.hostName}:10000'" in REDIS.read_text()
+
+
+def test_postgres_is_entra_only_with_vector_and_its_resilience_as_parameters() -> None:
+    text = POSTGRES.read_text()
+    assert "activeDirectoryAuth: 'Enabled'" in text
+    assert "passwordAuth: 'Disabled'" in text
+    assert "administratorLogin" not in text, "no password login exists"
+    assert re.search(r"name: 'azure.extensions'\s+properties: \{\s+value: '[A-Z_,]*VECTOR", text)
+    assert "flexibleServers/administrators@" in text
+    assert "backupRetentionDays: backupRetentionDays" in text
+    assert "geoRedundantBackup: geoRedundantBackup ? 'Enabled' : 'Disabled'" in text
+    assert "mode: highAvailability" in text
+    main_params = _declarations(BICEP / "main.bicep", "parameter")
+    for name in ("postgresBackupRetentionDays", "postgresGeoRedundantBackup", "postgresHighAvailability"):
+        assert name in main_params
+
+
+def test_redis_is_azure_managed_redis_with_access_keys_off() -> None:
+    text = REDIS.read_text()
+    assert "'Microsoft.Cache/redisEnterprise@" in text
+    assert "'Microsoft.Cache/redis@" not in text, "new Azure Cache for Redis caches can no longer be made"
+    assert "accessKeysAuthentication: 'Disabled'" in text
+    assert re.search(r"accessPolicyAssignments@[0-9-]+' = \{[^}]*accessPolicyName: 'default'", text, re.DOTALL)
+    assert "objectId: principalId" in text
+    assert "clusteringPolicy: 'NoCluster'" in text, "the app's client is a plain (not cluster-aware) redis-py"
+
+
+def test_web_pubsub_has_local_auth_off_and_calls_the_events_route_with_its_identity() -> None:
+    text = WEB_PUBSUB.read_text()
+    assert "disableLocalAuth: true" in text
+    assert "urlTemplate: 'https://${appHostName}/api/realtime/events'" in text
+    assert re.search(r"auth: \{\s+type: 'ManagedIdentity'\s+managedIdentity: \{\s+resource: upstreamAudience", text)
+    assert "type: 'SystemAssigned'" in text
+    assert "output principalId string = service.identity.principalId" in text
+    assert "12cf5a90-567b-43ae-8102-96cf46c7d9b4" in text, "Web PubSub Service Owner, for the app's identity"
+    routes = " ".join(path.read_text() for path in (REPOSITORY_ROOT / "functions").glob("*.py"))
+    assert "realtime/events" in routes
+
+
+def test_post_provision_hooks_run_the_script_with_what_it_reads() -> None:
+    document = yaml.safe_load((REPOSITORY_ROOT / "azure.yaml").read_text())
+    for hook in ("postprovision", "predeploy"):
+        for platform in ("posix", "windows"):
+            assert document["hooks"][hook][platform]["run"].endswith("python -m scripts.postprovision")
+    assert (REPOSITORY_ROOT / "scripts" / "postprovision.py").is_file()
+    outputs = set(_declarations(BICEP / "main.bicep", "output"))
+    from scripts.postprovision import REQUIRED
+
+    assert set(REQUIRED) <= outputs
+    assert set(REQUIRED) - {"DATABASE_URL"} == set(POST_PROVISION_OUTPUTS)
+    assert "scripts" in (REPOSITORY_ROOT / ".funcignore").read_text().split()

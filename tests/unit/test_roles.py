@@ -33,6 +33,11 @@ def test_a_builder_builds_agents_and_talks_to_them_but_manages_no_keys_and_reads
     assert not allows(builder, Scope.USAGE_READ)
 
 
+def test_only_owners_and_admins_delete_conversations() -> None:
+    allowed = {role for role in Role if allows(person(role), Scope.CONVERSATIONS_ADMIN)}
+    assert allowed == {Role.OWNER, Role.ADMIN}, "erasing calls and recordings is not a builder's act"
+
+
 def test_a_viewer_only_reads() -> None:
     viewer = person(Role.VIEWER)
     assert {scope for scope in Scope if allows(viewer, scope)} == {

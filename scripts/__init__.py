@@ -1,0 +1,1 @@
+"""Operator scripts run on the deploying machine (azd hooks); never deployed (.funcignore)."""
