@@ -3,9 +3,11 @@
 Providers are the test fakes on loopback at the profile of `bench/first_audio.py`: the chat model
 answers its first token after 300 ms, then 30 tokens a second; Sarvam speaks a sentence in 200 ms.
 Each reply has three sentences. A simulated Twilio call (`devhost/phone_sim.py`, signed as Twilio
-signs) says a line per turn to one devhost. Per turn, from the moment the gather webhook is sent:
+signs) and a simulated Vonage call (`devhost/vonage_sim.py`) each say a line per turn to one devhost.
+Per turn, from the moment the gather (Twilio) or input (Vonage) webhook is sent:
 
-- streamed: the gather's TwiML has arrived and the audio of its first `<Play>` has been fetched;
+- streamed: the webhook's TwiML or NCCO has arrived and the audio of its first `<Play>` or `stream`
+  has been fetched;
 - whole reply: the turn's whole recording (8 kHz, as a phone fetches it) can first be fetched,
   polled every 10 ms beside the call, which is when an answer waiting for the whole reply could
   have named it.
@@ -13,7 +15,7 @@ signs) says a line per turn to one devhost. Per turn, from the moment the gather
 Both are measured on the same turns, so the ratio comes from one run. Figures only: nothing here
 passes or fails.
 
-    python bench/phone_first_audio.py --turns 12
+    python bench/phone_first_audio.py --turns 12 [--provider twilio|vonage]
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from devhost.phone_sim import Heard as PhoneHeard
 from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
+from devhost.vonage_sim import VonageCall
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.sarvam_server import FakeSarvamServer
 
@@ -51,6 +55,7 @@ REPLY = json.dumps(
 )
 """The reply and profile of `bench/first_audio.py` (a script of its own, so not imported)."""
 AUTH_TOKEN = "bench-twilio-token-for-the-phone-first-audio-benchmark"
+SIGNATURE_SECRET = "bench-vonage-signature-secret-for-the-phone-first-audio-benchmark"
 POLL_SECONDS = 0.01
 
 
@@ -77,8 +82,17 @@ def whole_reply_fetchable(host: DevHost, conversation_id: str, turn: int, stop: 
     return None
 
 
-def one_turn(host: DevHost, phone: TwilioCall, conversation_id: str, turn: int) -> tuple[float, float, int]:
-    """(streamed ms, whole-reply ms, redirects) for one turn of the call."""
+def first_audio(response: requests.Response) -> str:
+    """The first audio the webhook's answer plays: its first `<Play>` (TwiML) or `stream` (NCCO)."""
+    if response.headers.get("Content-Type", "").startswith("application/json"):
+        return str(next(action for action in response.json() if action["action"] == "stream")["streamUrl"][0])
+    return next(verb for verb in ElementTree.fromstring(response.text).iter("Play")).text or ""
+
+
+def one_turn(
+    host: DevHost, phone: TwilioCall | VonageCall, conversation_id: str, turn: int
+) -> tuple[float, float, int]:
+    """(streamed ms, whole-reply ms, webhooks after the first for the reply's later sentences) for one turn."""
     listening = phone.listening
     if listening is None:
         raise RuntimeError("the call is not listening")
@@ -87,9 +101,11 @@ def one_turn(host: DevHost, phone: TwilioCall, conversation_id: str, turn: int) 
     poller = threading.Thread(target=lambda: whole_at.append(whole_reply_fetchable(host, conversation_id, turn, stop)))
     sent = time.perf_counter()
     poller.start()
-    response = phone.post(listening, phone.params(SpeechResult="what are your opening hours", Confidence="0.9"))
-    first_play = next(verb for verb in ElementTree.fromstring(response.text).iter("Play"))
-    audio = requests.get(first_play.text or "", timeout=15)
+    if isinstance(phone, TwilioCall):
+        response = phone.post(listening, phone.params(SpeechResult="what are your opening hours", Confidence="0.9"))
+    else:
+        response = phone.say_once("what are your opening hours")
+    audio = requests.get(first_audio(response), timeout=15)
     audio.raise_for_status()
     streamed = time.perf_counter() - sent
     heard = phone.follow(response)
@@ -98,7 +114,8 @@ def one_turn(host: DevHost, phone: TwilioCall, conversation_id: str, turn: int) 
     whole = whole_at[0] if whole_at else None
     if whole is None:
         raise RuntimeError("the whole reply was never served")
-    return streamed * 1000, (whole - sent) * 1000, heard.redirects
+    later = heard.redirects if isinstance(heard, PhoneHeard) else heard.pauses
+    return streamed * 1000, (whole - sent) * 1000, later
 
 
 def sizes(host: DevHost, conversation_id: str) -> tuple[int, int]:
@@ -107,9 +124,37 @@ def sizes(host: DevHost, conversation_id: str) -> tuple[int, int]:
     return len(host.get(path, params={"rate": "8000"}).content), len(host.get(path).content)
 
 
+def call(host: DevHost, provider: str, turns: int) -> tuple[list[tuple[float, float, int]], tuple[int, int]]:
+    """One call of `turns` turns (and one more first, which loads the SDKs) on `provider`: per-turn figures,
+    and the greeting's audio sizes."""
+    phone: TwilioCall | VonageCall
+    phone = TwilioCall(host.base, AUTH_TOKEN) if provider == "twilio" else VonageCall(host.base, SIGNATURE_SECRET)
+    greeting = phone.answer()
+    conversation_id = greeting.played[0].url.split("/api/conversations/", 1)[1].split("/", 1)[0]
+    results = [one_turn(host, phone, conversation_id, turn) for turn in range(1, turns + 2)]
+    greeting_sizes = sizes(host, conversation_id)
+    phone.hang_up()
+    return results[1:], greeting_sizes
+
+
+def report(provider: str, results: list[tuple[float, float, int]]) -> None:
+    streamed = [r[0] for r in results]
+    whole = [r[1] for r in results]
+    print(f"{provider}: time from the webhook to the first audio fetched, {len(results)} turns, three sentences:")
+    for name, values in (("streamed: first sentence", streamed), ("whole reply first", whole)):
+        print(f"  {name:<26} p50 {percentile(values, 0.5):7.0f} ms   p95 {percentile(values, 0.95):7.0f} ms")
+    print(f"  ratio whole / streamed: {statistics.median(whole) / statistics.median(streamed):.2f}x (medians)")
+    providers = provider_seconds_to_first_sentence() * 1000
+    ours = percentile(streamed, 0.5) - providers
+    print(f"  providers alone to the first sentence: {providers:.0f} ms; ours on top, streamed p50 {ours:.0f} ms")
+    later = "<Redirect>s" if provider == "twilio" else "inputs after a sentence"
+    print(f"  webhooks per reply for the later sentences ({later}): {sorted({r[2] for r in results})}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--turns", type=int, default=12, help="turns of the call")
+    parser.add_argument("--turns", type=int, default=12, help="turns of each call")
+    parser.add_argument("--provider", choices=["twilio", "vonage"], action="append", help="default: both")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="bench-phone-first-audio-") as folder,
@@ -126,6 +171,7 @@ def main() -> int:
                 "SARVAM_BASE_URL": sarvam.url,
                 "TURNS_PER_GENERATION": "50",
                 "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "VONAGE_SIGNATURE_SECRET": SIGNATURE_SECRET,
                 "RATE_LIMIT_PER_KEY": "",  # the whole-reply poller asks 100 times a second
                 "RATE_LIMIT_PER_TENANT": "",
                 "RATE_LIMIT_PER_IP": "",
@@ -134,26 +180,12 @@ def main() -> int:
         )
         host.start()
         try:
-            phone = TwilioCall(host.base, AUTH_TOKEN)
-            greeting = phone.answer()
-            conversation_id = greeting.played[0].url.split("/api/conversations/", 1)[1].split("/", 1)[0]
-            results = [one_turn(host, phone, conversation_id, turn) for turn in range(1, args.turns + 2)]
-            phone_bytes, stored_bytes = sizes(host, conversation_id)
-            phone.hang_up()
+            figures = {provider: call(host, provider, args.turns) for provider in args.provider or ["twilio", "vonage"]}
         finally:
             host.stop()
-    results = results[1:]  # the worker's first model call loads the SDKs
-    streamed = [r[0] for r in results]
-    whole = [r[1] for r in results]
-    print(f"time from the gather webhook to the first <Play> audio fetched, {len(results)} turns, three sentences:")
-    for name, values in (("streamed: first sentence", streamed), ("whole reply first", whole)):
-        print(f"  {name:<26} p50 {percentile(values, 0.5):7.0f} ms   p95 {percentile(values, 0.95):7.0f} ms")
-    print(f"  ratio whole / streamed: {statistics.median(whole) / statistics.median(streamed):.2f}x (medians)")
-    providers = provider_seconds_to_first_sentence() * 1000
-    ours = percentile(streamed, 0.5) - providers
-    print(f"  providers alone to the first sentence: {providers:.0f} ms; ours on top, streamed p50 {ours:.0f} ms")
-    print(f"  redirects per reply (later sentences fetched by <Redirect>): {sorted({r[2] for r in results})}")
-    print(f"  greeting audio: {phone_bytes} bytes at 8 kHz vs {stored_bytes} bytes stored at 16 kHz")
+    for provider, (results, (phone_bytes, stored_bytes)) in figures.items():
+        report(provider, results)
+        print(f"  greeting audio: {phone_bytes} bytes at 8 kHz vs {stored_bytes} bytes stored at 16 kHz")
     return 0
 
 

@@ -4,6 +4,9 @@ Each request is signed exactly as Twilio signs it (the SDK's `RequestValidator.c
 over the URL and form, under the account's auth token). The answer's TwiML is followed as Twilio
 follows it: `<Play>` fetches the audio, `<Say>` is noted, `<Gather>` waits for the caller's next line
 (sent as `SpeechResult` to its action), `<Redirect>` posts again, `<Hangup>` and `<Dial>` end the call.
+A `<Gather>` without `actionOnEmptyResult` plays what it nests and, the caller keeping silent, falls
+through to the next verb, as Twilio does; a caller set to speak over a sentence (`speak_over`) cuts
+the `<Play>` short when its gather allows barge-in, and their words go to that gather's action.
 The e2e tests drive it; `make call` will.
 """
 
@@ -80,6 +83,11 @@ class TwilioCall:
         self.caller = caller
         self.listening: str | None = None
         self.recording: str | None = None
+        self.cut_in: tuple[int, str] | None = None
+
+    def speak_over(self, sentence: int, line: str) -> None:
+        """In the next reply, the caller says `line` as its `sentence`-th audio (from 0) starts playing."""
+        self.cut_in = (sentence, line)
 
     def params(self, **extra: str) -> dict[str, str]:
         return {
@@ -134,8 +142,11 @@ class TwilioCall:
         self.listening = None
         for verb in ElementTree.fromstring(response.text):
             if verb.tag == "Gather":
-                for inner in verb:
-                    self._speak(inner, heard)
+                spoken_over = self._gathered(verb, heard)
+                if spoken_over is not None:
+                    return self.follow(self.post(verb.attrib["action"], self.params(**spoken_over)), heard)
+                if verb.attrib.get("actionOnEmptyResult") != "true":
+                    continue  # the caller kept silent: Twilio moves on to the next verb
                 self.listening = heard.listening = verb.attrib["action"]
                 return heard
             if verb.tag == "Redirect":
@@ -157,6 +168,20 @@ class TwilioCall:
             self._speak(verb, heard)
         heard.hung_up = True  # Twilio hangs up when the TwiML runs out
         return heard
+
+    def _gathered(self, gather: ElementTree.Element, heard: Heard) -> dict[str, str] | None:
+        """Play what the gather nests; the caller's words if they speak over one of its `<Play>`s
+        (barge-in, unless the gather turns it off), which cuts the rest short."""
+        for inner in gather:
+            cut_in = self.cut_in
+            if inner.tag == "Play" and cut_in is not None and cut_in[0] == len(heard.played):
+                self._speak(inner, heard)
+                if gather.attrib.get("bargeIn") != "false":
+                    self.cut_in = None
+                    return {"SpeechResult": cut_in[1], "Confidence": "0.9"}
+                continue
+            self._speak(inner, heard)
+        return None
 
     def _reachable(self, url: str) -> str:
         """Where a URL on the public origin is reached from here."""

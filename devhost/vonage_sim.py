@@ -4,7 +4,10 @@ Each request carries `Authorization: Bearer <JWT>` signed as Vonage signs it: HS
 secret, with `payload_hash` the SHA-256 of the JSON body (POST) or of the query as a compact JSON object
 (the answer webhook's GET). The NCCO is followed as Vonage follows it: `stream` fetches the audio, `talk`
 is noted, `input` waits for the caller's next line (sent as a speech result to its eventUrl), `connect`
-and an NCCO that runs out end the call. The e2e tests drive it.
+and an NCCO that runs out end the call. An input that gives the caller a second or less to start
+speaking is one the silent caller lets time out, so it posts back at once: our filler's hold, or the
+pause after a sentence of a reply that goes on. A caller set to speak over a sentence (`speak_over`)
+cuts a `stream` with `bargeIn` short, and the input after it hears their words. The e2e tests drive it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from devhost.phone_sim import Played
 from shared.phone.vonage import HOLD_SECONDS
 
 MAX_HOLDS = 10
+MAX_PAUSES = 100
 TIMEOUT_SECONDS = 15
 ANSWER = "/api/voice/vonage/answer"
 EVENT = "/api/voice/vonage/event"
@@ -37,6 +41,8 @@ class Heard:
     played: list[Played] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
     holds: int = 0
+    pauses: int = 0
+    """Short inputs after a sentence of a reply that went on, which the silent caller let pass."""
     listening: str | None = None
     hung_up: bool = False
     dialled: str | None = None
@@ -67,6 +73,11 @@ class VonageCall:
         self.to = to
         self.caller = caller
         self.listening: str | None = None
+        self.cut_in: tuple[int, str] | None = None
+
+    def speak_over(self, sentence: int, line: str) -> None:
+        """In the next reply, the caller says `line` as its `sentence`-th stream (from 0) starts playing."""
+        self.cut_in = (sentence, line)
 
     def fields(self, **extra: Any) -> dict[str, Any]:
         return {
@@ -154,12 +165,18 @@ class VonageCall:
         ncco = response.json()
         heard.ncco.append(ncco)
         self.listening = None
-        for action in ncco:
+        for index, action in enumerate(ncco):
             kind = action["action"]
             if kind == "stream":
                 [url] = action["streamUrl"]
+                cut_in = self.cut_in
+                spoken_over = cut_in is not None and cut_in[0] == len(heard.played) and action.get("bargeIn")
                 fetched = requests.get(url, timeout=TIMEOUT_SECONDS)
                 heard.played.append(Played(url, fetched.status_code, fetched.content))
+                if spoken_over and cut_in is not None:
+                    self.cut_in = None
+                    [listening] = next(a for a in ncco[index:] if a["action"] == "input")["eventUrl"]
+                    return self.follow(self.post(listening, self._heard(cut_in[1])), heard)
             elif kind == "talk":
                 heard.said.append(action["text"])
             elif kind == "record":
@@ -167,9 +184,7 @@ class VonageCall:
             elif kind == "input":
                 [url] = action["eventUrl"]
                 if action.get("speech", {}).get("startTimeout", 10) <= HOLD_SECONDS:
-                    if heard.holds >= MAX_HOLDS:
-                        raise RuntimeError("held too many times")
-                    heard.holds += 1
+                    self._let_pass(ncco, heard)
                     return self.follow(self.post(url, self._heard("")), heard)
                 self.listening = heard.listening = url
                 return heard
@@ -178,3 +193,16 @@ class VonageCall:
                 return heard
         heard.hung_up = True  # Vonage hangs up when the NCCO runs out
         return heard
+
+    @staticmethod
+    def _let_pass(ncco: list[dict[str, Any]], heard: Heard) -> None:
+        """Count a short input the silent caller lets time out: a hold after our filler, or a pause after a
+        sentence of a reply that goes on."""
+        if any(action["action"] == "stream" for action in ncco):
+            if heard.pauses >= MAX_PAUSES:
+                raise RuntimeError("too many pauses")
+            heard.pauses += 1
+        else:
+            if heard.holds >= MAX_HOLDS:
+                raise RuntimeError("held too many times")
+            heard.holds += 1

@@ -499,6 +499,21 @@ OPERATIONS = (
     ),
     Operation(
         "POST",
+        "/api/voice/vonage/reply",
+        "vonage_reply",
+        "Vonage input eventUrl after a sentence: silence plays the next sentences; words are the next turn",
+        "phone",
+        None,
+        {200: NCCO},
+        errors=VONAGE_ERRORS,
+        query=vonage.ReplyStep,
+        body=VONAGE_BODY,
+        headers=VONAGE_SIGNED,
+        description=f"{VONAGE_NOTE} The query is the one our NCCO wrote: a retry plays the same sentence, or takes "
+        "the same turn. Words spoken over sentence `sentence - 1` (barge-in) cut that reply to the sentences heard.",
+    ),
+    Operation(
+        "POST",
         "/api/voice/vonage/recording",
         "vonage_recording",
         "Vonage recording event: a recorded call's recording is fetched and kept with its conversation",

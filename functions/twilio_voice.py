@@ -34,17 +34,16 @@ from functions.conversation_flow import (
     START_KEY_TTL_SECONDS,
     app_services,
     audio_url,
-    earlier_turn,
     load_conversation,
-    raise_once,
+    remaining_wait,
     request_end,
     start_once,
-    watch_instance,
 )
 from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from functions.phone_replies import cut_short, next_sentences, raise_after_cut
 from shared import dialog
-from shared.errors import ApiError, BadRequest, Conflict, Forbidden, ServiceUnavailable, TurnFailed
+from shared.errors import ApiError, BadRequest, Forbidden, ServiceUnavailable
 from shared.models import Answered, Outcome, PhoneListening, TurnAction, TurnRecord
 from shared.phone import twilio
 from shared.tenancy import current_tenant, tenant_scope
@@ -52,7 +51,6 @@ from shared.tenancy import current_tenant, tenant_scope
 if TYPE_CHECKING:
     from shared.services import Services
     from shared.storage.conversations import Conversation
-    from shared.storage.reply_stream import StreamedReply
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -113,7 +111,7 @@ async def _verified(req: func.HttpRequest) -> tuple[Services, twilio.CallForm]:
 
 
 def _gather_url(req: func.HttpRequest, svc: Services, step: twilio.GatherStep) -> str:
-    query = f"turn={step.turn}&silences={step.silences}&wait={step.wait}"
+    query = f"turn={step.turn}&silences={step.silences}&wait={step.wait}" + (f"&cut={step.cut}" if step.cut else "")
     return f"{origin(req, svc.settings.public_base_url)}{GATHER_ROUTE}?{query}"
 
 
@@ -127,19 +125,20 @@ async def _then(
     svc: Services,
     conversation: Conversation,
     turn: TurnRecord,
-    audio: list[str],
+    sentences: list[twilio.Sentence],
     *,
-    gather_turn: int | None = None,
+    gather_turn: int,
+    listening: PhoneListening,
 ) -> str:
-    """The reply's last audio, then the call listens for the caller's turn `gather_turn` (the next
-    after this one unless given), as its agent listens, or is transferred or hung up."""
+    """The reply's last sentences, then the call listens for the caller's turn `gather_turn`, as its agent
+    listens, or is transferred or hung up (the agent's last words are not interrupted)."""
+    audio = [sentence.audio_url for sentence in sentences]
     if turn.action is TurnAction.END_CALL:
         return twilio.finish(audio)
     if turn.action is TurnAction.TRANSFER:
         return twilio.finish(audio, turn.transfer_to)
-    step = twilio.GatherStep(turn=turn.turn + 1 if gather_turn is None else gather_turn)
-    listening = await _listening(svc, conversation)
-    return twilio.listen(_gather_url(req, svc, step), conversation.language, *audio, listening=listening)
+    step = twilio.GatherStep(turn=gather_turn)
+    return twilio.listen(_gather_url(req, svc, step), conversation.language, *sentences, listening=listening)
 
 
 async def _listening(svc: Services, conversation: Conversation) -> PhoneListening:
@@ -257,8 +256,10 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
     """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply,
     from its first sentence as soon as that is spoken (see `_streamed`).
 
-    A gather marked `wait` (written by TwiML before the reply route existed) waits for the same turn's
-    reply and never raises another.
+    A gather marked `cut` is the caller speaking over a sentence of the reply before (barge-in): that
+    reply keeps the sentences they had started hearing, then their turn is taken. A gather marked `wait`
+    (written by TwiML before the reply route existed) waits for the same turn's reply and never raises
+    another.
     """
     from pydantic import ValidationError
 
@@ -280,17 +281,28 @@ async def twilio_gather(req: func.HttpRequest, client: df.DurableOrchestrationCl
         heard = form.get("SpeechResult").strip() or form.get("Digits").strip()
         known = None
         try:
+            if heard and not step.wait:
+                try:
+                    body = TurnBody(text=TypedTurn(text=heard).text)
+                except ValidationError as error:
+                    raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
+            deadline = svc.settings.phone_reply_deadline_seconds
+            if step.cut is not None and not step.wait:  # spoke over a sentence of the reply before
+                cutting = remaining_wait(deadline, received_at) / 2
+                await cut_short(svc, conversation.id, _request_id(form.call_sid, step.turn - 1), step.cut, cutting)
             if not step.wait and not heard:
                 return _twiml(await _silence(req, svc, client, conversation, step))
             if not step.wait:
-                try:
-                    text = TypedTurn(text=heard).text
-                except ValidationError as error:
-                    raise BadRequest("SpeechResult or Digits is not usable text.", code="malformed_form") from error
-                body = TurnBody(text=text)
-                known, _ = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+                budget = remaining_wait(deadline, received_at)
+                known, _ = await raise_after_cut(
+                    svc, client, conversation, request_id, body, received_at=received_at, wait_seconds=budget
+                )
             reply = twilio.ReplyStep(turn=step.turn, wait=step.wait)
-            return _twiml(await _streamed(req, svc, conversation, request_id, reply, client=client, known=known))
+            waiting = remaining_wait(deadline, received_at)
+            twiml = await _streamed(
+                req, svc, conversation, request_id, reply, client=client, known=known, wait_seconds=waiting
+            )
+            return _twiml(twiml)
         except BadRequest:
             raise
         except ApiError as error:
@@ -332,90 +344,54 @@ async def _streamed(
     *,
     client: df.DurableOrchestrationClient,
     known: TurnRecord | None = None,
+    wait_seconds: float | None = None,
 ) -> str:
-    """TwiML for the reply from `step.sentence` on: the sentences spoken by now and a redirect for the
+    """TwiML for the reply from `step.sentence` on (waited for up to `wait_seconds`, else
+    PHONE_REPLY_DEADLINE_SECONDS): the sentences spoken by now and a redirect for the
     rest, or, once the reply is done, its last sentences and what the turn does next. A reply that was
     never streamed (`known` already, or its stream gone) plays whole. Nothing by the deadline: a filler
-    and a redirect to the same sentence.
+    and a redirect to the same sentence. An orchestration that dies meanwhile is apologised for at once
+    (`next_sentences`), not after MAX_HOLDS fillers.
 
-    An orchestration that dies meanwhile is noticed within INSTANCE_CHECK_SECONDS (`watch_instance`
-    closes its conversation, which ends the wait), so the caller hears the apology at once, not after
-    MAX_HOLDS fillers."""
+    With the agent's barge-in on, every sentence of a reply the call goes on after is one the caller may
+    speak over: its gather's action is the next turn's gather, marked with the sentences heard so far."""
     from shared.storage.reply_stream import StreamedReply
 
-    watching = asyncio.create_task(watch_instance(svc, client, conversation.id))
-    try:
-        found, step = await _next_sentences(svc, conversation.id, request_id, step, known)
-    finally:
-        watching.cancel()
+    found, sentence, attempt = await next_sentences(
+        svc,
+        client,
+        conversation.id,
+        request_id,
+        sentence=step.sentence,
+        attempt=step.attempt,
+        known=known,
+        wait_seconds=svc.settings.phone_reply_deadline_seconds if wait_seconds is None else wait_seconds,
+    )
+    step = step.model_copy(update={"sentence": sentence, "attempt": attempt})
     if found is None:
         if step.wait >= twilio.MAX_HOLDS:
             log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
             return twilio.say_and_hang_up(conversation.language, SORRY)
         waiting = step.model_copy(update={"wait": step.wait + 1})
         return twilio.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
+    listening = await _listening(svc, conversation)
     if not isinstance(found, StreamedReply):
         whole = [audio_url(req, svc, conversation.id, found.turn, rate=twilio.PHONE_RATE)] if step.sentence == 0 else []
-        return await _then(req, svc, conversation, found, whole, gather_turn=step.turn + 1)
-    audio = [
-        audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE)
+        sentences = [twilio.Sentence(url) for url in whole]
+        return await _then(req, svc, conversation, found, sentences, gather_turn=step.turn + 1, listening=listening)
+    interruptible = listening.barge_in and found.continues
+    sentences = [
+        twilio.Sentence(
+            audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=twilio.PHONE_RATE),
+            _gather_url(req, svc, twilio.GatherStep(turn=step.turn + 1, cut=s.index + 1)) if interruptible else None,
+        )
         for s in found.sentences[step.sentence :]
     ]
     if found.done is None:
         later = step.model_copy(update={"sentence": len(found.sentences), "wait": 0})
-        return twilio.play_then(audio, _reply_url(req, svc, later))
-    return await _then(req, svc, conversation, TurnRecord.model_validate(found.done), audio, gather_turn=step.turn + 1)
-
-
-async def _next_sentences(
-    svc: Services, conversation_id: str, request_id: str, step: twilio.ReplyStep, known: TurnRecord | None
-) -> tuple[StreamedReply | TurnRecord | None, twilio.ReplyStep]:
-    """The reply's stream once it has a sentence past those played (or is done), waited for up to
-    PHONE_REPLY_DEADLINE_SECONDS; the stored turn (`known`, its hand-off copy, or the database's) for a
-    reply with no stream; None at the deadline.
-
-    A stream restarted since (a retried attempt) is played from its first sentence again: the step
-    returned says where playing resumes. A conversation that ended first is an error (`_unanswered`)."""
-    from shared.storage.handoff import ConversationEnded
-    from shared.storage.reply_stream import POLL_SECONDS
-
-    deadline = time.monotonic() + svc.settings.phone_reply_deadline_seconds
-    turn = await svc.reply_streams.turn_of(conversation_id, request_id)
-    while turn is None:
-        if known is not None:
-            return known, step
-        stored = await svc.waiter.stored_reply(conversation_id, request_id)
-        if stored is not None:
-            return TurnRecord.model_validate(stored), step
-        outcome = await svc.waiter.ended(conversation_id)
-        if outcome is not None:
-            raise _unanswered(outcome)
-        if time.monotonic() >= deadline:  # or answered so long ago that only the database has it
-            return await earlier_turn(svc, conversation_id, request_id), step
-        await asyncio.sleep(POLL_SECONDS)
-        turn = await svc.reply_streams.turn_of(conversation_id, request_id)
-    while True:
-        at = step
-
-        def ready(reply: StreamedReply, at: twilio.ReplyStep = at) -> bool:
-            return reply.attempt > at.attempt or len(reply.sentences) > at.sentence or reply.done is not None
-
-        try:
-            found, held = await svc.reply_streams.wait(conversation_id, turn, ready, deadline - time.monotonic())
-        except ConversationEnded as ended:
-            raise _unanswered(ended.outcome) from ended
-        if found.attempt > step.attempt:
-            step = step.model_copy(update={"attempt": found.attempt, "sentence": 0})
-            continue
-        return (found if held else None), step
-
-
-def _unanswered(outcome: str) -> ApiError:
-    """Why a reply will never come: its conversation failed or was terminated on our side (the caller
-    hears an apology), or ended otherwise (hung up, or the agent's own end: the call just hangs up)."""
-    if outcome in (Outcome.FAILED, Outcome.TERMINATED):
-        return TurnFailed(f"The conversation ended ({outcome}) before this turn was answered.")
-    return Conflict(f"The conversation ended ({outcome}) before this turn was answered.", code="conversation_completed")
+        return twilio.play_then(sentences, _reply_url(req, svc, later), conversation.language, listening)
+    done = TurnRecord.model_validate(found.done)
+    return await _then(req, svc, conversation, done, sentences, gather_turn=step.turn + 1, listening=listening)
 
 
 async def _silence(

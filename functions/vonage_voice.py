@@ -1,9 +1,16 @@
 """Vonage Voice API webhooks: a phone call is a conversation, each webhook one step of it.
 
-`answer` starts the conversation (one per call leg `uuid`) and streams the greeting, then an `input`
-listens; Vonage recognises the caller's speech and posts it to `input`, whose URL carries the turn's
-number, so a retried input webhook is the same turn, never a second one; `event` ends the conversation
-when the call is over.
+`answer` starts the conversation (one per call leg `uuid`) and plays the greeting as replies play
+(below), then an `input` listens; Vonage recognises the caller's speech and posts it to `input`, whose
+URL carries the turn's number, so a retried input webhook is the same turn, never a second one; `event`
+ends the conversation when the call is over.
+
+A reply plays sentence by sentence, from the first as soon as it is spoken: each NCCO streams the
+sentences spoken so far, then an input that comes back to `reply` after a moment's silence for the next
+ones (Vonage has no redirect, and a `stream` the caller may speak over must be followed by an `input`).
+With the agent's barge-in on, an NCCO holds one sentence, the caller may speak over it, and the input
+that hears them says which sentence they cut short: `reply` takes their turn, once, and the reply keeps
+what they heard. The last sentences are followed by the input of the caller's next turn.
 
 The call leg's `uuid`, not `conversation_uuid`, keys the conversation: it is the caller's leg our NCCO
 talks to, while a transfer's `connect` adds another leg to the same Vonage conversation, whose events
@@ -30,24 +37,23 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from functions.auth import check_webhook_address
-from functions.conversation import ANSWERED_EVENT
+from functions.conversation import ANSWERED_EVENT, GREETING_REQUEST_ID
 from functions.conversation_flow import (
     START_KEY_TTL_SECONDS,
     app_services,
     audio_url,
-    greeting_reply,
     load_conversation,
+    raise_once,
     remaining_wait,
-    reply_to,
     request_end,
     start_once,
-    take_turn_once,
 )
 from functions.http import json_errors, origin
 from functions.phone_calls import FILLER, NOT_IN_SERVICE, SORRY, call_over, route_for_number
+from functions.phone_replies import cut_short, next_sentences, raise_after_cut
 from shared import dialog
 from shared.errors import ApiError, BadRequest, Forbidden, GatewayTimeout, ServiceUnavailable
-from shared.models import Answered, Outcome, TurnAction, TurnRecord
+from shared.models import Answered, Outcome, PhoneListening, TurnAction, TurnRecord
 from shared.phone import vonage
 from shared.phone.twilio import PHONE_RATE
 from shared.tenancy import current_tenant, tenant_scope
@@ -55,6 +61,7 @@ from shared.tenancy import current_tenant, tenant_scope
 if TYPE_CHECKING:
     from shared.services import Services
     from shared.storage.conversations import Conversation
+    from shared.turn_requests import TurnBody
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "vonage"
 ANSWER_ROUTE = "/api/voice/vonage/answer"
 INPUT_ROUTE = "/api/voice/vonage/input"
+REPLY_ROUTE = "/api/voice/vonage/reply"
 EVENT_ROUTE = "/api/voice/vonage/event"
 RECORDING_ROUTE = "/api/voice/vonage/recording"
 RECORDED = "vonage-conversation"
@@ -176,16 +184,87 @@ def _input_url(req: func.HttpRequest, svc: Services, step: vonage.InputStep) -> 
     return f"{origin(req, svc.settings.public_base_url)}{INPUT_ROUTE}?{query}"
 
 
-def _speak(
-    req: func.HttpRequest, svc: Services, conversation: Conversation, turn: TurnRecord, called: str
+def _reply_url(req: func.HttpRequest, svc: Services, step: vonage.ReplyStep) -> str:
+    query = f"turn={step.turn}&sentence={step.sentence}&attempt={step.attempt}&wait={step.wait}"
+    return f"{origin(req, svc.settings.public_base_url)}{REPLY_ROUTE}?{query}"
+
+
+def _request_id(call_uuid: str, turn: int) -> str:
+    """The request a turn of the call is: turn 0, the greeting, is the conversation's own; a caller's turn
+    is the leg's and its number, so a retried webhook is the same request."""
+    return GREETING_REQUEST_ID if turn == 0 else f"{call_key(call_uuid)}:{turn}"
+
+
+async def _listening(svc: Services, conversation: Conversation) -> PhoneListening:
+    """How the conversation's agent listens (barge-in, on Vonage)."""
+    profile = await asyncio.to_thread(lambda: svc.knowledge.get_agent(conversation.agent, include_deleted=True))
+    return profile.phone if profile is not None else PhoneListening()
+
+
+def _after(
+    req: func.HttpRequest,
+    svc: Services,
+    conversation: Conversation,
+    turn: TurnRecord,
+    audio: list[str],
+    *,
+    called: str,
+    listening: PhoneListening,
 ) -> list[dict[str, Any]]:
-    """The reply streamed, then the call listens for the next turn, or is connected onward or ends."""
-    audio = audio_url(req, svc, conversation.id, turn.turn, rate=PHONE_RATE)
+    """The reply's last sentences, then the call listens for the next turn, or is connected onward or ends."""
     if turn.action is TurnAction.END_CALL:
         return vonage.finish(audio)
     if turn.action is TurnAction.TRANSFER:
         return vonage.finish(audio, turn.transfer_to, called)
-    return vonage.listen(_input_url(req, svc, vonage.InputStep(turn=turn.turn + 1)), conversation.language, audio)
+    listens = _input_url(req, svc, vonage.InputStep(turn=turn.turn + 1))
+    return vonage.listen(listens, conversation.language, audio, barge_in=listening.barge_in)
+
+
+async def _streamed(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    *,
+    request_id: str,
+    step: vonage.ReplyStep,
+    called: str,
+    received_at: float,
+    known: TurnRecord | None = None,
+) -> list[dict[str, Any]]:
+    """The NCCO for the reply from `step.sentence` on, once it has a sentence past those played (or is
+    done), waited for up to PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS, from the webhook's
+    arrival); GatewayTimeout after it. A reply never streamed (`known`, or its stream gone) plays whole."""
+    from shared.storage.reply_stream import StreamedReply
+
+    deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
+    found, sentence, attempt = await next_sentences(
+        svc,
+        client,
+        conversation.id,
+        request_id,
+        sentence=step.sentence,
+        attempt=step.attempt,
+        known=known,
+        wait_seconds=remaining_wait(deadline, received_at),
+    )
+    if found is None:
+        raise GatewayTimeout(f"Sentence {sentence} of the reply is not spoken yet.")
+    listening = await _listening(svc, conversation)
+    if not isinstance(found, StreamedReply):
+        whole = [audio_url(req, svc, conversation.id, found.turn, rate=PHONE_RATE)] if sentence == 0 else []
+        return _after(req, svc, conversation, found, whole, called=called, listening=listening)
+    audio = [
+        audio_url(req, svc, conversation.id, found.turn, sentence=s.index, rate=PHONE_RATE)
+        for s in found.sentences[sentence:]
+    ]
+    barge_in = listening.barge_in and found.continues
+    if found.done is not None and (not barge_in or len(audio) <= 1):
+        done = TurnRecord.model_validate(found.done)
+        return _after(req, svc, conversation, done, audio, called=called, listening=listening)
+    played = audio[:1] if barge_in else audio
+    later = vonage.ReplyStep(turn=step.turn, sentence=sentence + len(played), attempt=attempt)
+    return vonage.speak_on(played, _reply_url(req, svc, later), conversation.language, barge_in=barge_in)
 
 
 @bp.route(route="voice/vonage/answer", methods=["GET", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -272,13 +351,22 @@ async def _opening(
     greets: bool = True,
 ) -> func.HttpResponse:
     """The call's first words (the greeting, or on a machine that took a call we placed the voicemail
-    message) once spoken, then what follows them; not spoken by the deadline: a filler and an input that
+    message), played as replies are (`_streamed`); not spoken by the deadline: a filler and an input that
     comes back to `back`, up to MAX_HOLDS times. A person's call whose agent records calls hears the
     consent line first, then the whole call is recorded, however many fillers came before: this NCCO
     is answered once per call, since the call then moves on to its inputs."""
-    deadline = remaining_wait(min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS), received_at)
+    opening = vonage.ReplyStep(turn=0, wait=wait)
     try:
-        opening = await greeting_reply(svc, client, conversation.id, deadline)
+        ncco = await _streamed(
+            req,
+            svc,
+            client,
+            conversation,
+            request_id=GREETING_REQUEST_ID,
+            step=opening,
+            called=ours,
+            received_at=received_at,
+        )
     except GatewayTimeout:
         if wait >= vonage.MAX_HOLDS:
             log.warning("conversation %s: no opening after %d fillers", conversation.id, wait)
@@ -287,7 +375,6 @@ async def _opening(
     except ApiError as error:
         log.warning("conversation %s: no opening (%s)", conversation.id, error.code)
         return _ncco(vonage.say_and_hang_up(conversation.language, SORRY))
-    ncco = _speak(req, svc, conversation, opening, ours)
     consent = await _recording_consent(svc, conversation, hook) if greets else None  # fillers or not: given once
     if consent is None:
         return _ncco(ncco)
@@ -314,64 +401,160 @@ async def _recording_consent(svc: Services, conversation: Conversation, hook: vo
 @bp.durable_client_input(client_name="client")
 @json_errors
 async def vonage_input(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The caller spoke (or keyed, or kept silent): take that turn once and stream the agent's reply.
+    """The caller spoke (or keyed, or kept silent): take that turn once and play the agent's reply, from its
+    first sentence as soon as that is spoken (see `_streamed`).
 
-    A reply not ready by PHONE_REPLY_DEADLINE_SECONDS (at most MAX_WAIT_SECONDS) gets a filler and an
-    input that times out at once back here marked `wait`, which waits for the same turn's reply and never
-    raises another.
+    An input marked `wait` (a filler's, written before the reply route existed) waits for the same turn's
+    reply and never raises another.
     """
-    from pydantic import ValidationError
-
-    from shared.turn_requests import TurnBody, TypedTurn
-
     received_at = time.time()
     svc, hook = await _verified(req)
     step = vonage.our_query(vonage.InputStep, hook.ours)
     routed = await _route(svc, hook)
     if routed is None:
         return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
-    called = routed[2]
     with tenant_scope(routed[0]):
         conversation_id = await svc.waiter.started(call_key(hook.call.uuid))
         if conversation_id is None:
             return _ncco(vonage.say_and_hang_up("en-US", SORRY))
         conversation = await load_conversation(svc, conversation_id)
-        language = conversation.language
-        request_id = f"{call_key(hook.call.uuid)}:{step.turn}"
-        deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
+        request_id = _request_id(hook.call.uuid, step.turn)
         heard = hook.call.heard()
         try:
-            if step.wait:
-                turn = await reply_to(svc, client, conversation, request_id, remaining_wait(deadline, received_at))
-            elif not heard:
+            if not step.wait and not heard:
                 return _ncco(await _silence(req, svc, client, conversation, step))
-            else:
-                try:
-                    text = TypedTurn(text=heard).text
-                except ValidationError as error:
-                    raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
-                turn, _ = await take_turn_once(
-                    svc,
-                    client,
-                    conversation,
-                    request_id,
-                    TurnBody(text=text),
-                    received_at=received_at,
-                    wait_seconds=deadline,
-                )
-        except GatewayTimeout:
-            if step.wait >= vonage.MAX_HOLDS:
-                log.warning("call %s: turn %d not answered after %d fillers", hook.call.uuid, step.turn, step.wait)
-                return _ncco(vonage.say_and_hang_up(language, SORRY))
-            waiting = step.model_copy(update={"wait": step.wait + 1})
-            return _ncco(vonage.hold_on(_input_url(req, svc, waiting), language, FILLER))
+            known = None
+            if not step.wait:
+                body = _utterance(heard)
+                known, _ = await raise_once(svc, client, conversation, request_id, body, received_at=received_at)
+            reply = vonage.ReplyStep(turn=step.turn, wait=step.wait)
+            played = await _play(
+                req,
+                svc,
+                client,
+                conversation,
+                request_id=request_id,
+                step=reply,
+                called=routed[2],
+                received_at=received_at,
+                known=known,
+            )
+            return _ncco(played)
         except BadRequest:
             raise
         except ApiError as error:
             log.warning("call %s: turn %d not taken (%s)", hook.call.uuid, step.turn, error.code)
             ended = error.code == "conversation_completed"
-            return _ncco([] if ended else vonage.say_and_hang_up(language, SORRY))
-        return _ncco(_speak(req, svc, conversation, turn, called))
+            return _ncco([] if ended else vonage.say_and_hang_up(conversation.language, SORRY))
+
+
+@bp.route(route="voice/vonage/reply", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.durable_client_input(client_name="client")
+@json_errors
+async def vonage_reply(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The input after a sentence of a reply (our own NCCO's, signed by Vonage like every webhook): silence
+    plays the next sentences; words are the caller's next turn, spoken over the reply (barge-in), which
+    keeps the sentences they had started hearing. Their turn is taken once, however often Vonage retries."""
+    received_at = time.time()
+    svc, hook = await _verified(req)
+    step = vonage.our_query(vonage.ReplyStep, hook.ours)
+    routed = await _route(svc, hook)
+    if routed is None:
+        return _ncco(vonage.say_and_hang_up("en-US", NOT_IN_SERVICE))
+    with tenant_scope(routed[0]):
+        conversation_id = await svc.waiter.started(call_key(hook.call.uuid))
+        if conversation_id is None:
+            return _ncco(vonage.say_and_hang_up("en-US", SORRY))
+        conversation = await load_conversation(svc, conversation_id)
+        request_id = _request_id(hook.call.uuid, step.turn)
+        heard = hook.call.heard()
+        try:
+            if not heard or step.wait or not step.sentence:
+                played = await _play(
+                    req,
+                    svc,
+                    client,
+                    conversation,
+                    request_id=request_id,
+                    step=step,
+                    called=routed[2],
+                    received_at=received_at,
+                )
+                return _ncco(played)
+            body = _utterance(heard)
+            deadline = min(svc.settings.phone_reply_deadline_seconds, vonage.MAX_WAIT_SECONDS)
+            cutting = remaining_wait(deadline, received_at) / 2
+            await cut_short(svc, conversation.id, request_id, step.sentence, cutting)
+            next_request = _request_id(hook.call.uuid, step.turn + 1)
+            budget = remaining_wait(deadline, received_at)
+            known, _ = await raise_after_cut(
+                svc, client, conversation, next_request, body, received_at=received_at, wait_seconds=budget
+            )
+            answer = vonage.ReplyStep(turn=step.turn + 1)
+            played = await _play(
+                req,
+                svc,
+                client,
+                conversation,
+                request_id=next_request,
+                step=answer,
+                called=routed[2],
+                received_at=received_at,
+                known=known,
+            )
+            return _ncco(played)
+        except BadRequest:
+            raise
+        except ApiError as error:
+            log.warning("call %s: reply %d not played on (%s)", hook.call.uuid, step.turn, error.code)
+            ended = error.code == "conversation_completed"
+            return _ncco([] if ended else vonage.say_and_hang_up(conversation.language, SORRY))
+
+
+def _utterance(heard: str) -> TurnBody:
+    """The caller's words (or keys) as a turn's text; 400 if not usable text."""
+    from pydantic import ValidationError
+
+    from shared.turn_requests import TurnBody, TypedTurn
+
+    try:
+        return TurnBody(text=TypedTurn(text=heard).text)
+    except ValidationError as error:
+        raise BadRequest("The speech result or keys are not usable text.", code="malformed_body") from error
+
+
+async def _play(
+    req: func.HttpRequest,
+    svc: Services,
+    client: df.DurableOrchestrationClient,
+    conversation: Conversation,
+    *,
+    request_id: str,
+    step: vonage.ReplyStep,
+    called: str,
+    received_at: float,
+    known: TurnRecord | None = None,
+) -> list[dict[str, Any]]:
+    """The reply from `step.sentence` on (`_streamed`); not spoken by the deadline: a filler and an input
+    that comes back for the same sentence, up to MAX_HOLDS times, then an apology."""
+    try:
+        return await _streamed(
+            req,
+            svc,
+            client,
+            conversation,
+            request_id=request_id,
+            step=step,
+            called=called,
+            received_at=received_at,
+            known=known,
+        )
+    except GatewayTimeout:
+        if step.wait >= vonage.MAX_HOLDS:
+            log.warning("reply %s: sentence %d not spoken after %d fillers", request_id, step.sentence, step.wait)
+            return vonage.say_and_hang_up(conversation.language, SORRY)
+        waiting = step.model_copy(update={"wait": step.wait + 1})
+        return vonage.hold_on(_reply_url(req, svc, waiting), conversation.language, FILLER)
 
 
 async def _silence(

@@ -36,13 +36,13 @@ from shared.models import (
 )
 from shared.realtime.interruptions import cut_to_heard
 from shared.realtime.protocol import WEB_CHANNEL
-from shared.realtime.replies import Interrupted, WebReplyStream, tell_ended
+from shared.realtime.replies import WebReplyStream, tell_ended
 from shared.services import Services
 from shared.speech.audio import Audio, decode_wav, encode_wav
 from shared.speech.ports import Hearing, Speaking
 from shared.spoken_reply import SpokenReply, joined
 from shared.storage.blobs import reply_audio_name, sentence_audio_name
-from shared.storage.reply_stream import ReplyStream
+from shared.storage.reply_stream import Interrupted, ReplyStream
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,8 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             spoken = reply.finish(said.text)
         except Interrupted:
             said, agent_ms, spoken = Said(""), _elapsed_ms(started), reply.stop()
-    played = stream.played(now=True) if isinstance(stream, WebReplyStream) else None
-    if played is not None:  # barge-in: the turn keeps what the client heard
+    played = stream.played(now=True)
+    if played is not None:  # barge-in: the turn keeps what the listener heard
         spoken = spoken[:played]
         said = Said(" ".join(s.text for s in spoken), said.intent, said.llm, said.citations)
     whole = reply_audio_name(request.conversation_id, request.turn) if spoken else None
@@ -197,7 +197,7 @@ def answer_turn(services: Services, request: TurnInput) -> TurnRecord:
             language=language,
         )
     )
-    if isinstance(stream, WebReplyStream) and played is None and stream.played(now=True) is not None:
+    if played is None and stream.played(now=True) is not None:
         stored = cut_to_heard(services, request.conversation_id, request.turn) or stored  # interrupted just now
     telemetry.turn_answered(stored, spoken[0].tts_ms if spoken else None)
     stream.done(stored.model_dump(mode="json"))
@@ -224,9 +224,8 @@ def _reply_stream(services: Services, request: TurnInput) -> ReplyStream:
 
 
 def _on_text(reply: SpokenReply, stream: ReplyStream) -> OnText:
-    """What the model's growing text feeds: the sentences to speak, and a web session's deltas."""
-    if not isinstance(stream, WebReplyStream):
-        return reply.feed
+    """What the model's growing text feeds: the stream (which stops an interrupted reply, and sends a web
+    session's deltas), then the sentences to speak."""
 
     def fed(text: str) -> None:
         stream.text(text)

@@ -120,6 +120,13 @@ class GatherStep(Holding):
 
     turn: int = Field(ge=1, le=999_999_999, description="The caller's turn this gather hears: a retry is the same.")
     silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this gather.")
+    cut: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="On a gather around one sentence of the reply before: the sentences the caller had started "
+        "hearing when they spoke over it (barge-in), so that reply keeps just those.",
+    )
 
 
 class ReplyStep(Holding):
@@ -250,13 +257,61 @@ class Recording:
     callback: str
 
 
-def listen(action: str, language: str, *audio_urls: str, listening: PhoneListening | None = None) -> str:
-    """Play the agent's words (each link in turn, or none when they have played already) and listen
-    for the caller's answer (speech or keypad), which Twilio posts to `action`; a silent caller is
-    posted too (no SpeechResult), so silence is ours to decide."""
-    response, gather = _listening(action, language, listening or PhoneListening())
-    for audio_url in audio_urls:
-        gather.play(audio_url)
+CUT_IN_TIMEOUT_SECONDS = 1
+"""How long the gather around a sentence (not the last) listens after it: Twilio's least `timeout` (a
+positive whole number of seconds), then the next sentence plays. The price of knowing which sentence
+the caller spoke over."""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a reply to play, and where the caller's words go if they speak over it (the gather
+    of their next turn that marks the cut), or None when they cannot interrupt it."""
+
+    audio_url: str
+    cut_in: str | None = None
+
+
+def _play(response: VoiceResponse, sentences: list[Sentence], language: str, listening: PhoneListening) -> None:
+    """Each sentence played; one the caller may speak over is nested in its own `<Gather>`, which posts their
+    words to its `cut_in` action and, if they keep silent, listens CUT_IN_TIMEOUT_SECONDS and moves on (no
+    `actionOnEmptyResult`: the next verb plays)."""
+    for sentence in sentences:
+        if sentence.cut_in is None:
+            response.play(sentence.audio_url)
+            continue
+        gather = _gather(response, sentence.cut_in, language, listening, cut_in=True)
+        gather.play(sentence.audio_url)
+
+
+def play_then(sentences: list[Sentence], redirect: str, language: str, listening: PhoneListening | None = None) -> str:
+    """The sentences spoken so far, then back to `redirect` for the next ones: the caller hears the
+    first sentence while the rest are still being written and spoken."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    _play(response, sentences, language, listening or PhoneListening())
+    response.redirect(redirect, method="POST")
+    return str(response)
+
+
+def listen(action: str, language: str, *sentences: Sentence | str, listening: PhoneListening | None = None) -> str:
+    """Play the agent's words (each sentence, or an audio link, in turn; or none when they have played
+    already) and listen for the caller's answer (speech or keypad), which Twilio posts to `action`; a
+    silent caller is posted too (no SpeechResult), so silence is ours to decide. Sentences the caller may
+    cut short each play in their own gather (`_play`); the last, and any others, play inside this one."""
+    from twilio.twiml.voice_response import VoiceResponse
+
+    listening = listening or PhoneListening()
+    played = [sentence if isinstance(sentence, Sentence) else Sentence(sentence) for sentence in sentences]
+    split = max(0, len(played) - 1)
+    while split and played[split - 1].cut_in is None:
+        split -= 1
+    response = VoiceResponse()
+    _play(response, played[:split], language, listening)
+    gather = _gather(response, action, language, listening)
+    for sentence in played[split:]:
+        gather.play(sentence.audio_url)
     return str(response)
 
 
@@ -268,30 +323,39 @@ def prompt_again(action: str, language: str, words: str, listening: PhoneListeni
 
 
 def _listening(action: str, language: str, listening: PhoneListening) -> tuple[VoiceResponse, Gather]:
-    """A response whose `<Gather>` listens for speech or keypad and posts to `action`, even on silence.
+    from twilio.twiml.voice_response import VoiceResponse
+
+    response = VoiceResponse()
+    return response, _gather(response, action, language, listening)
+
+
+def _gather(
+    response: VoiceResponse, action: str, language: str, listening: PhoneListening, *, cut_in: bool = False
+) -> Gather:
+    """A `<Gather>` that listens for speech or keypad and posts to `action`, even on silence; or, to
+    `cut_in` on a sentence, posts only what the caller says and moves on after CUT_IN_TIMEOUT_SECONDS.
 
     Without a speech model, `speechTimeout="auto"` ends the turn when Twilio hears the caller stop, the
     shortest wait it offers; Twilio refuses `auto` beside a model (its warning 13335), so a model comes
     with a whole number of seconds. `bargeIn` is Twilio's default (the caller may interrupt), written
     only when the agent turns it off.
     """
-    from twilio.twiml.voice_response import VoiceResponse
-
     model = listening.speech_model
     options: dict[str, object] = {"speech_model": model} if model else {}
     if not listening.barge_in:
         options["barge_in"] = False
-    response = VoiceResponse()
-    gather = response.gather(
+    if cut_in:
+        options["timeout"] = CUT_IN_TIMEOUT_SECONDS
+    else:
+        options["action_on_empty_result"] = True
+    return response.gather(
         input="dtmf speech",
         action=action,
         method="POST",
         language=language,
         speech_timeout=listening.speech_timeout_seconds if model else "auto",
-        action_on_empty_result=True,
         **options,
     )
-    return response, gather
 
 
 def recorded(twiml: str, recording: Recording, language: str) -> str:
@@ -322,18 +386,6 @@ def hold_on(redirect: str, language: str, words: str) -> str:
     response = VoiceResponse()
     response.say(words, language=language)
     response.pause(length=1)
-    response.redirect(redirect, method="POST")
-    return str(response)
-
-
-def play_then(audio_urls: list[str], redirect: str) -> str:
-    """The sentences spoken so far, then back to `redirect` for the next ones: the caller hears the
-    first sentence while the rest are still being written and spoken."""
-    from twilio.twiml.voice_response import VoiceResponse
-
-    response = VoiceResponse()
-    for audio_url in audio_urls:
-        response.play(audio_url)
     response.redirect(redirect, method="POST")
     return str(response)
 

@@ -65,6 +65,11 @@ KEYPAD_TIMEOUT_SECONDS = 5
 HOLD_SECONDS = 1
 """How long the input after a filler listens before Vonage posts back: Vonage has no redirect, so an
 input that times out at once is the way back to our route for the same turn."""
+CUT_IN_SECONDS = 1
+"""How long the input after a sentence of a reply still going on listens (Vonage's least `startTimeout`)
+before Vonage posts back for the next sentence. A `stream` the caller may speak over (`bargeIn`) must be
+followed by an `input`, which hears them; `notify`, which could fetch the next sentence without a pause,
+may not follow it (developer.vonage.com/en/voice/voice-api/ncco-reference#stream)."""
 
 
 class SpeechResult(BaseModel):
@@ -170,11 +175,24 @@ class InputStep(Holding):
     silences: int = Field(default=0, ge=0, le=99, description="Re-prompts in a row before this input.")
 
 
+class ReplyStep(Holding):
+    """Where the caller is in a reply played sentence by sentence, as our NCCO wrote it into the eventUrl of
+    the input after a sentence: silence there plays the next sentence (a retry the same one); words are the
+    caller's next turn, spoken over the reply after hearing `sentence` of its sentences."""
+
+    turn: int = Field(ge=0, le=999_999_999, description="The caller's turn this reply answers (0: the greeting).")
+    sentence: int = Field(default=0, ge=0, le=999, description="The next sentence to play.")
+    attempt: int = Field(default=0, ge=0, le=999, description="Restarts of the reply stream already seen.")
+
+
 Step = TypeVar("Step", bound=Holding)
 
 
 OUR_QUERY_FIELDS = (
-    frozenset(InputStep.model_fields) | frozenset(Answering.model_fields) | frozenset(PlacedEvents.model_fields)
+    frozenset(InputStep.model_fields)
+    | frozenset(ReplyStep.model_fields)
+    | frozenset(Answering.model_fields)
+    | frozenset(PlacedEvents.model_fields)
 )
 """Query fields our own URLs carry (a GET answer's query mixes them with Vonage's)."""
 
@@ -347,11 +365,22 @@ def _input(event_url: str, language: str, start_timeout: int = 10, *, keypad: bo
     )
 
 
-def listen(event_url: str, language: str, audio_url: str) -> list[dict[str, Any]]:
-    """Play the agent's words (the caller may interrupt) and listen for the answer."""
+def listen(event_url: str, language: str, audio_urls: list[str], *, barge_in: bool = True) -> list[dict[str, Any]]:
+    """Play the agent's words (the caller may interrupt them, as the agent allows) and listen for the answer."""
     from vonage_voice.models import Stream
 
-    return _ncco(Stream(streamUrl=[audio_url], bargeIn=True), _input(event_url, language))
+    streams = [Stream(streamUrl=[url], bargeIn=True) if barge_in else Stream(streamUrl=[url]) for url in audio_urls]
+    return _ncco(*streams, _input(event_url, language))
+
+
+def speak_on(audio_urls: list[str], event_url: str, language: str, *, barge_in: bool) -> list[dict[str, Any]]:
+    """Sentences of a reply that goes on, then an input that comes back to `event_url` for the next ones
+    after CUT_IN_SECONDS of silence, or with the caller's words if they speak (over the sentence, when
+    `barge_in`: then give one sentence at a time, so the words say which one was cut short)."""
+    from vonage_voice.models import Stream
+
+    streams = [Stream(streamUrl=[url], bargeIn=True) if barge_in else Stream(streamUrl=[url]) for url in audio_urls]
+    return _ncco(*streams, _input(event_url, language, start_timeout=CUT_IN_SECONDS, keypad=False))
 
 
 def prompt_again(event_url: str, language: str, words: str) -> list[dict[str, Any]]:
@@ -371,19 +400,19 @@ def hold_on(event_url: str, language: str, words: str) -> list[dict[str, Any]]:
     return _ncco(Talk(text=words, language=language), holding)
 
 
-def finish(audio_url: str, transfer_to: str | None = None, caller_id: str = "") -> list[dict[str, Any]]:
+def finish(audio_urls: list[str], transfer_to: str | None = None, caller_id: str = "") -> list[dict[str, Any]]:
     """The agent's last words, then the call is connected to `transfer_to` (showing `caller_id`, the
     number that was called, one of the application's; else one Vonage picks), or ends with the NCCO."""
     from vonage_voice.models import Connect, PhoneEndpoint, Stream
 
-    played = Stream(streamUrl=[audio_url])
+    played = [Stream(streamUrl=[url]) for url in audio_urls]
     if not transfer_to:
-        return _ncco(played)
+        return _ncco(*played)
     shown = caller_id.lstrip("+")
     endpoint = [PhoneEndpoint(number=transfer_to.lstrip("+"))]
     if re.fullmatch(r"[1-9][0-9]{6,14}", shown):
-        return _ncco(played, Connect(endpoint=endpoint, from_=shown))
-    return _ncco(played, Connect(endpoint=endpoint, randomFromNumber=True))
+        return _ncco(*played, Connect(endpoint=endpoint, from_=shown))
+    return _ncco(*played, Connect(endpoint=endpoint, randomFromNumber=True))
 
 
 def recorded(ncco: list[dict[str, Any]], consent: str, language: str, event_url: str) -> list[dict[str, Any]]:

@@ -16,14 +16,12 @@ from __future__ import annotations
 import base64
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shared.realtime.protocol import Hub, group_of
 from shared.security.tokens import trusted_url
-from shared.storage.handoff import TurnKeys
 from shared.storage.reply_stream import AnnouncedSentence, ReplyStream
 
 if TYPE_CHECKING:
@@ -38,8 +36,6 @@ PubSub's 1 MB message limit; a longer one is fetched from its `path` (about 20 s
 FLUSH_SECONDS = 10.0
 """How long a finished turn waits for its messages to leave before the activity returns anyway."""
 SEND_TIMEOUT_SECONDS = 5
-INTERRUPT_CHECK_SECONDS = 0.05
-"""How often the writer of a web reply looks for the client's interrupt (a Redis GET)."""
 IDLE_SECONDS = 330.0
 """A sender with nothing to send this long stops (its turn failed before `done`): longer than any activity
 may run (host.json's functionTimeout, 5 minutes)."""
@@ -142,10 +138,6 @@ class Outbox:
                 log.warning("a %s was not sent to the web session: %s", message["type"], type(error).__name__)
 
 
-class Interrupted(Exception):
-    """The client interrupted the reply (barge-in): the model stops writing it."""
-
-
 class WebReplyStream(ReplyStream):
     """The turn's reply stream that also tells the conversation's Web PubSub group, as it is written.
 
@@ -164,9 +156,6 @@ class WebReplyStream(ReplyStream):
         sample_rate: int,
     ) -> None:
         super().__init__(client, prefix, conversation_id, turn)
-        self._interrupt_key = TurnKeys(prefix, conversation_id).interrupted(turn)
-        self._played: int | None = None
-        self._checked_at = 0.0
         self._conversation_id = conversation_id
         self._turn_number = turn
         self._audio = audio
@@ -175,21 +164,10 @@ class WebReplyStream(ReplyStream):
         group = group_of(conversation_id)
         self._outbox = Outbox(lambda message: self._deliver(sender, group, message), f"{conversation_id[:8]}-{turn}")
 
-    def played(self, *, now: bool = False) -> int | None:
-        """How many sentences the client played before it interrupted; None while it has not. Redis is
-        asked at most every INTERRUPT_CHECK_SECONDS unless `now`."""
-        moment = time.monotonic()
-        if self._played is None and (now or moment - self._checked_at >= INTERRUPT_CHECK_SECONDS):
-            self._checked_at = moment
-            raw = self._redis.get(self._interrupt_key)
-            self._played = None if raw is None else int(raw)
-        return self._played
-
     def text(self, so_far: str) -> None:
         """The reply's text as the model has written it so far: what is new goes out as a delta; an
         interrupted reply raises `Interrupted` instead."""
-        if self.played() is not None:
-            raise Interrupted
+        super().text(so_far)
         if not so_far.startswith(self._written) or len(so_far) == len(self._written):
             return
         offset, self._written = len(self._written), so_far

@@ -26,6 +26,12 @@ from shared.storage.handoff import REPLY_TTL_SECONDS, ConversationEnded, TurnKey
 
 STREAM_MAX_ENTRIES = 500
 """A reply is a few sentences; the cap only stops a runaway writer."""
+INTERRUPT_CHECK_SECONDS = 0.05
+"""How often the writer of a reply looks for the listener's interrupt (a Redis GET)."""
+
+
+class Interrupted(Exception):
+    """The listener interrupted the reply (barge-in): the model stops writing it."""
 
 
 @dataclass(frozen=True)
@@ -42,13 +48,36 @@ def stream_key(prefix: str, conversation_id: str, turn: int) -> str:
 
 
 class ReplyStream:
-    """The writer of one turn's stream (sync: activities run in worker threads)."""
+    """The writer of one turn's stream (sync: activities run in worker threads).
+
+    Any channel may interrupt the reply (barge-in) by setting the turn's `interrupted` key to the number
+    of sentences its listener started hearing: a web client's `interrupt`, a caller who speaks over a
+    sentence on the phone. The writer sees it within INTERRUPT_CHECK_SECONDS and the turn keeps what
+    was heard."""
 
     def __init__(self, client: redis.Redis, prefix: str, conversation_id: str, turn: int) -> None:
         self._redis = client
         self._keys = TurnKeys(prefix, conversation_id)
         self._key = self._keys.stream(turn)
         self._turn = turn
+        self._interrupt_key = self._keys.interrupted(turn)
+        self._played: int | None = None
+        self._checked_at = 0.0
+
+    def played(self, *, now: bool = False) -> int | None:
+        """How many sentences the listener started hearing before it interrupted; None while it has not.
+        Redis is asked at most every INTERRUPT_CHECK_SECONDS unless `now`."""
+        moment = time.monotonic()
+        if self._played is None and (now or moment - self._checked_at >= INTERRUPT_CHECK_SECONDS):
+            self._checked_at = moment
+            raw = self._redis.get(self._interrupt_key)
+            self._played = None if raw is None else int(raw)
+        return self._played
+
+    def text(self, so_far: str) -> None:
+        """The reply's text as the model has written it so far; an interrupted reply raises `Interrupted`."""
+        if self.played() is not None:
+            raise Interrupted
 
     def _add(self, event: str, data: dict[str, Any]) -> None:
         with self._redis.pipeline(transaction=True) as pipe:
@@ -97,9 +126,13 @@ class StreamedReply:
     """Restarts so far: sentences of an earlier attempt are dropped."""
     sentences: list[AnnouncedSentence] = field(default_factory=list)
     done: dict[str, Any] | None = None
+    continues: bool = True
+    """False when the reply's `start` said the call takes no more utterances (the agent ends or transfers it)."""
 
     def add(self, event: str, data: dict[str, Any]) -> None:
-        if event == "restart":
+        if event == "start":
+            self.continues = data.get("next_event") is not None
+        elif event == "restart":
             self.attempt += 1
             self.sentences = []
         elif event == "sentence":

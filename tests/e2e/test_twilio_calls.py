@@ -373,7 +373,8 @@ def test_each_sentence_plays_as_it_is_spoken_in_order_a_retried_redirect_replays
     assert [urlsplit(p.url).path.rsplit("/", 1)[1] for p in hours.played] == ["0", "1", "2"]
     assert hours.redirects >= 1, "the later sentences came by redirect, after the first was playing"
     first = ElementTree.fromstring(hours.twiml[0])
-    assert [verb.tag for verb in first] == ["Play", "Redirect"], hours.twiml[0]
+    assert [verb.tag for verb in first] == ["Gather", "Redirect"], hours.twiml[0]
+    assert [verb.tag for verb in first[0]] == ["Play"], "the first sentence, which the caller may speak over"
     assert first[1].text is not None
     assert urlsplit(first[1].text).query == "turn=1&sentence=1&attempt=0&wait=0"
     assert hours.listening is not None
@@ -421,7 +422,7 @@ def test_an_orchestration_that_dies_mid_reply_is_apologised_for_at_once_not_afte
     assert phone.listening is not None
     model.script(Answer(STALLING))
     first = ElementTree.fromstring(phone.post(phone.listening, phone.params(SpeechResult="what is on the menu")).text)
-    assert [verb.tag for verb in first] == ["Play", "Redirect"], "the first sentence plays, the rest is awaited"
+    assert [verb.tag for verb in first] == ["Gather", "Redirect"], "the first sentence plays, the rest is awaited"
     assert first[1].text is not None
     terminated = host.post(f"{PREFIX}/instances/{conversation_id}/terminate?reason=test")
     assert terminated.status_code == 202, terminated.text

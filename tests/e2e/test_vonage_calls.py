@@ -19,7 +19,7 @@ from tests.e2e.test_agents_api import profile
 from tests.e2e.transcripts import QUESTIONS, conversation_count, ended, transcript
 
 SECRET = "local-vonage-signature-secret-for-the-e2e-tests"
-CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)$")
+CONVERSATION_AUDIO = re.compile(r"/api/conversations/([0-9a-f-]{36})/audio/([0-9]+)(?:/([0-9]+))?$")
 INPUT = "/api/voice/vonage/input"
 
 
@@ -38,13 +38,21 @@ def call(host: DevHost) -> VonageCall:
 
 
 def spoken(heard: Heard) -> tuple[str, int]:
-    """The conversation and turn whose audio the caller heard, checking it was real audio."""
-    [played] = heard.played
-    assert played.status == 200, played.audio[:300]
-    assert decode_wav(played.audio).duration_seconds > 0.5
-    match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
-    assert match is not None, played.url
-    return match.group(1), int(match.group(2))
+    """The conversation and turn whose audio the caller heard (the whole reply, or its sentences in
+    order), checking it was real audio."""
+    assert heard.played, heard.ncco
+    sources, sentences, seconds = set(), [], 0.0
+    for played in heard.played:
+        assert played.status == 200, played.audio[:300]
+        seconds += decode_wav(played.audio).duration_seconds
+        match = CONVERSATION_AUDIO.search(urlsplit(played.url).path)
+        assert match is not None, played.url
+        sources.add((match.group(1), int(match.group(2))))
+        sentences.append(None if match.group(3) is None else int(match.group(3)))
+    assert seconds > 0.5
+    assert sentences in ([None], list(range(len(sentences)))), "the whole reply, or every sentence in order"
+    [source] = sources
+    return source
 
 
 def test_a_whole_call_greets_answers_three_questions_and_ends_when_the_caller_hangs_up(host: DevHost) -> None:
@@ -54,7 +62,7 @@ def test_a_whole_call_greets_answers_three_questions_and_ends_when_the_caller_ha
     assert turn == 0
     assert greeting.listening is not None
     assert urlsplit(greeting.listening).query == "turn=1&silences=0&wait=0"
-    [listen] = [action for action in greeting.ncco[0] if action["action"] == "input"]
+    [listen] = [action for action in greeting.ncco[-1] if action["action"] == "input"]
     assert (listen["type"], listen["speech"]["language"]) == (["dtmf", "speech"], "en-US")
 
     hours = phone.say("what are your opening hours")
@@ -312,7 +320,7 @@ def test_a_late_reply_gets_fillers_and_inputs_that_come_back_for_the_same_turn(s
     assert slow.post("/api/phone-numbers", json=held).status_code == 201
     recorded = VonageCall(slow.base, SECRET, to="14155550177").answer()
     assert recorded.holds >= 1, "the greeting was late"
-    assert [action["action"] for action in recorded.ncco[-1]][:3] == ["talk", "record", "stream"], (
+    assert [action["action"] for action in recorded.ncco[recorded.holds]][:3] == ["talk", "record", "stream"], (
         "a late greeting still opens with the consent line, then the recording, then the greeting"
     )
     assert recorded.said[-1] == consent

@@ -162,7 +162,7 @@ def test_our_query_is_the_one_we_write_or_a_400() -> None:
 
 
 def test_listening_streams_our_audio_then_hears_speech_in_the_agents_language() -> None:
-    stream, listen = vonage.listen("https://app/api/voice/vonage/input?turn=1", "hi-IN", "https://app/a.wav")
+    stream, listen = vonage.listen("https://app/api/voice/vonage/input?turn=1", "hi-IN", ["https://app/a.wav"])
     assert stream == {"action": "stream", "streamUrl": ["https://app/a.wav"], "bargeIn": True}
     assert listen["action"] == "input"
     assert listen["type"] == ["dtmf", "speech"]
@@ -193,15 +193,15 @@ def test_holding_on_talks_then_comes_back_at_once_for_the_same_turn() -> None:
 
 
 def test_a_transfer_connects_the_agents_number_from_the_number_called() -> None:
-    stream, connect = vonage.finish("https://app/a.wav", "+918045550100", "+14155550101")
+    stream, connect = vonage.finish(["https://app/a.wav"], "+918045550100", "+14155550101")
     assert stream["action"] == "stream"
     assert connect == {
         "action": "connect",
         "endpoint": [{"type": "phone", "number": "918045550100"}],
         "from": "14155550101",
     }
-    assert vonage.finish("https://app/a.wav", "+918045550100", "bob")[1]["randomFromNumber"] is True
-    assert [a["action"] for a in vonage.finish("https://app/a.wav")] == ["stream"]
+    assert vonage.finish(["https://app/a.wav"], "+918045550100", "bob")[1]["randomFromNumber"] is True
+    assert [a["action"] for a in vonage.finish(["https://app/a.wav"])] == ["stream"]
     assert vonage.say_and_hang_up("en-US", "Not in service.") == [
         {"action": "talk", "text": "Not in service.", "language": "en-US"}
     ]
