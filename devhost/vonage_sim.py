@@ -165,16 +165,20 @@ class VonageCall:
         ncco = response.json()
         heard.ncco.append(ncco)
         self.listening = None
+        still_talking = ""  # words begun over a stream Vonage did not listen through: the next input hears them
         for index, action in enumerate(ncco):
             kind = action["action"]
             if kind == "stream":
                 [url] = action["streamUrl"]
                 cut_in = self.cut_in
-                spoken_over = cut_in is not None and cut_in[0] == len(heard.played) and action.get("bargeIn")
+                spoken_over = cut_in is not None and cut_in[0] == len(heard.played)
                 fetched = requests.get(url, timeout=TIMEOUT_SECONDS)
                 heard.played.append(Played(url, fetched.status_code, fetched.content))
                 if spoken_over and cut_in is not None:
                     self.cut_in = None
+                    if not action.get("bargeIn"):
+                        still_talking = cut_in[1]
+                        continue
                     [listening] = next(a for a in ncco[index:] if a["action"] == "input")["eventUrl"]
                     return self.follow(self.post(listening, self._heard(cut_in[1])), heard)
             elif kind == "talk":
@@ -184,8 +188,9 @@ class VonageCall:
             elif kind == "input":
                 [url] = action["eventUrl"]
                 if action.get("speech", {}).get("startTimeout", 10) <= HOLD_SECONDS:
-                    self._let_pass(ncco, heard)
-                    return self.follow(self.post(url, self._heard("")), heard)
+                    if not still_talking:
+                        self._let_pass(ncco, heard)
+                    return self.follow(self.post(url, self._heard(still_talking)), heard)
                 self.listening = heard.listening = url
                 return heard
             elif kind == "connect":

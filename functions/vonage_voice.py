@@ -469,6 +469,8 @@ async def vonage_reply(req: func.HttpRequest, client: df.DurableOrchestrationCli
         request_id = _request_id(hook.call.uuid, step.turn)
         heard = hook.call.heard()
         try:
+            if heard and not (await _listening(svc, conversation)).barge_in:
+                heard = ""  # a caller who may not cut in is not heard before the reply is over (as on Twilio)
             if not heard or step.wait or not step.sentence:
                 played = await _play(
                     req,

@@ -246,9 +246,14 @@ def test_an_agent_without_barge_in_plays_every_sentence_uninterrupted_on_both_pr
 
     vonage = VonageCall(host.base, SECRET, to="14155550182")
     vonage.answer()
-    vonage.speak_over(1, "stop")
+    vonage.speak_over(1, "stop")  # Vonage does not listen through the stream: the pause after it hears "stop"
     listened = vonage.say("what are your opening hours")
     assert sentences_of([p.url for p in listened.played])[:3] == [(1, 0), (1, 1), (1, 2)], "nothing cut short"
     assert not any(action.get("bargeIn") for ncco in listened.ncco for action in ncco)
+    conversation_id = conversation_of([p.url for p in listened.played])
+    stored(host, conversation_id, 2)
+    assert replies(host, conversation_id)[1:] == [("what are your opening hours", " ".join(SENTENCES))], (
+        "words in the pause after a sentence neither cut the reply nor make a turn"
+    )
     twilio.hang_up()
     vonage.hang_up()
