@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import redis
 import redis.asyncio as aioredis
 
+from shared import telemetry
 from shared.agent.catalog import load_agents
 from shared.agent.retriever import AzureSearchRetriever, PostgresHybridRetriever, PostgresKnowledgeRetriever
 from shared.config import Settings, get_settings
@@ -73,7 +74,9 @@ class Services:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self._redis_url())
+        client = redis.Redis.from_url(self._redis_url())
+        telemetry.instrument_redis(client)
+        return client
 
     @cached_property
     def conversations(self) -> ConversationRepository:
@@ -274,7 +277,9 @@ class Services:
     @cached_property
     def async_redis(self) -> aioredis.Redis:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return aioredis.Redis.from_url(self._redis_url())
+        client = aioredis.Redis.from_url(self._redis_url())
+        telemetry.instrument_redis(client)
+        return client
 
     @cached_property
     def waiter(self) -> ReplyWaiter:

@@ -117,6 +117,7 @@ def _install(settings: Settings, span_processors: list[SpanProcessor], readers: 
             enable_live_metrics=False,
         )
         _state.tracing = True
+        _trace_azure_sdk()
         log.info("telemetry: exporting to Azure Monitor%s", " and OTLP" if endpoint else "")
         return
     metrics.set_meter_provider(MeterProvider(metric_readers=readers, resource=resource, views=views))
@@ -126,6 +127,7 @@ def _install(settings: Settings, span_processors: list[SpanProcessor], readers: 
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
         _state.tracing = True
+        _trace_azure_sdk()
     if log_processors:
         _export_logs(resource, log_processors)
     if endpoint:
@@ -186,6 +188,35 @@ def _export_logs(resource: Any, processors: list[Any]) -> None:
 
 
 # Traces
+
+
+def _trace_azure_sdk() -> None:
+    """Blob, Web PubSub and AI Search calls as client spans, through the Azure SDK's OpenTelemetry plugin
+    (what `configure_azure_monitor` sets too; the OTLP path needs it set here)."""
+    from azure.core.settings import settings
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+
+    settings.tracing_implementation = OpenTelemetrySpan
+
+
+def instrument_postgres(connection: Any) -> None:
+    """Each statement of this psycopg connection as a client span (`db.statement` is the SQL with its
+    placeholders; parameter values are never recorded). Nothing when not tracing."""
+    configure_once()
+    if _state.tracing:
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        PsycopgInstrumentor.instrument_connection(connection)
+
+
+def instrument_redis(client: Any) -> None:
+    """Each command of this Redis client (sync or asyncio) as a client span, its arguments replaced by
+    `?` (the instrumentation's own sanitising). Nothing when not tracing."""
+    configure_once()
+    if _state.tracing:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor.instrument_client(client)
 
 
 def _tracer() -> Tracer:

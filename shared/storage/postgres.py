@@ -34,16 +34,21 @@ def open_pool(database_url: str, max_size: int) -> Pool:
         max_size=max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
         check=ConnectionPool.check_connection,
-        configure=_register_vector,
+        configure=_configure,
         open=False,
     )
     pool.open(wait=True, timeout=30)
     return pool
 
 
-def _register_vector(conn: Connection[DictRow]) -> None:
-    """pgvector's types on each new connection, where the database has them (migration 0009)."""
+def _configure(conn: Connection[DictRow]) -> None:
+    """pgvector's types on each new connection, where the database has them (migration 0009), and its
+    statements traced when telemetry exports spans."""
     from pgvector.psycopg import register_vector
+
+    from shared import telemetry
+
+    telemetry.instrument_postgres(conn)
 
     # ProgrammingError: no `vector` type in this database, whose knowledge retrieval is full-text only.
     with contextlib.suppress(psycopg.ProgrammingError):

@@ -138,6 +138,52 @@ def test_a_turn_is_one_trace_from_the_request_through_the_activity_to_the_model_
     assert all(s.parent_span_id == turn.span_id for s in speech)
 
 
+def test_a_turns_postgres_redis_and_blob_calls_are_spans_of_its_trace_without_values(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+    header, trace_id = _traceparent("7bf92f3577b34da6a3ce929d0e0e4739")
+
+    _say(host, conversation_id, CALLER_SAYS, headers={"traceparent": header})
+
+    spans = _spans_of(collector, trace_id, until="take_turn")
+    [turn] = [s for s in spans if s.name == "answer_turn"]
+    below_turn = _descendants(spans, turn.span_id)
+    postgres = [s for s in below_turn if s.attributes.get("db.system") == "postgresql"]
+    redis = [s for s in below_turn if s.attributes.get("db.system") == "redis"]
+    blob = [s for s in below_turn if s.name == "ContainerClient.upload_blob"]
+    storage_requests = [s for s in below_turn if str(s.attributes.get("url.full", "")).startswith("http")]
+    assert postgres, sorted({s.name for s in below_turn})
+    assert redis, sorted({s.name for s in below_turn})
+    assert blob, sorted({s.name for s in below_turn})
+    assert all(s.kind == "SPAN_KIND_CLIENT" for s in postgres + redis)
+    assert any("INSERT" in str(s.attributes.get("db.statement", "")) for s in postgres)
+    assert storage_requests, "the Azure SDK's HTTP requests are spans too"
+    assert not any("sig=" in str(s.attributes["url.full"]) for s in storage_requests)
+    commands = [line.split() for s in redis for line in str(s.attributes.get("db.statement", "")).splitlines()]
+    assert all(set(arguments) <= {"?"} for _, *arguments in commands), "Redis arguments are replaced by ?"
+    for span in spans:
+        exported = json.dumps(span.attributes)
+        assert "when do you open" not in exported, span
+        assert CALLER_NUMBER[-10:] not in exported, span
+        assert conversation_id not in str(span.attributes.get("db.statement", "")), "no parameter values in SQL"
+
+
+def _descendants(spans: list[ReceivedSpan], ancestor: str) -> list[ReceivedSpan]:
+    """Every span below `ancestor` in the trace."""
+    children: dict[str, list[ReceivedSpan]] = {}
+    for span in spans:
+        children.setdefault(span.parent_span_id, []).append(span)
+    found: list[ReceivedSpan] = []
+    pending = [ancestor]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child.span_id)
+    return found
+
+
 def test_the_greeting_joins_the_trace_of_the_request_that_started_the_conversation(
     host: DevHost, collector: FakeOtlpCollector
 ) -> None:
