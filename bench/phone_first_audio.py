@@ -33,6 +33,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import record
 from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -152,6 +153,10 @@ def main() -> int:
     providers = provider_seconds_to_first_sentence() * 1000
     ours = percentile(streamed, 0.5) - providers
     print(f"  providers alone to the first sentence: {providers:.0f} ms; ours on top, streamed p50 {ours:.0f} ms")
+    record("phone: streamed first audio p50", percentile(streamed, 0.5), "ms")
+    record("phone: streamed first audio p95", percentile(streamed, 0.95), "ms")
+    record("phone: whole / streamed first audio", statistics.median(whole) / statistics.median(streamed), "x")
+    record("phone: end of speech to first audio / provider floor", percentile(streamed, 0.5) / providers, "x")
     print(f"  redirects per reply (later sentences fetched by <Redirect>): {sorted({r[2] for r in results})}")
     print(f"  greeting audio: {phone_bytes} bytes at 8 kHz vs {stored_bytes} bytes stored at 16 kHz")
     return 0

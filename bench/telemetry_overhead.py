@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import record
 from devhost.process import DevHost
 from tests.fakes.otlp_collector import FakeOtlpCollector
 
@@ -116,6 +117,8 @@ def main() -> int:
     print(f"  off   p50 {off_p50:7.1f} ms")
     print(f"  OTLP  p50 {on_p50:7.1f} ms   (difference {on_p50 - off_p50:+.1f} ms, run-to-run noise included)")
     print(f"telemetry with OTLP as a share of the overhead: {otlp_us / 1000 / off_p50:.1%} (budget 5 %)")
+    record("telemetry per turn, OTLP export, in process", otlp_us / 1000, "ms")
+    record("telemetry with OTLP / overhead per turn", otlp_us / 1000 / off_p50 * 100, "%")
     return 0
 
 

@@ -2,8 +2,10 @@
 
 Runs K conversations of typed turns plus one spoken turn each and prints p50/p95 of the turn
 latency, split into the time spent inside the agent/STT/TTS adapters (as the activities measure
-it) and everything else (HTTP, Durable replay and scheduling, Redis hand-off, Postgres writes).
-Figures only: nothing here passes or fails.
+it) and everything else (HTTP, Durable replay and scheduling, Redis hand-off, Postgres writes), and
+the CPU time of the whole stack per turn: the devhost process and its children (Azurite, Redis, an
+embedded Postgres when DATABASE_URL is not set), adapters included. Figures only: nothing here
+passes or fails.
 
     make bench                                  # embedded stand-ins in a temporary folder
     python bench/turn_overhead.py --conversations 10
@@ -21,6 +23,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
+
+from bench.results import record
 from devhost.process import DevHost
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
@@ -46,6 +51,19 @@ def row(name: str, values: list[float]) -> str:
     )
 
 
+def stack_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of a process and all its children so far."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=5)
@@ -59,6 +77,7 @@ def main() -> int:
         print("starting devhost with embedded stand-ins ...", file=sys.stderr)
         host.start()
         try:
+            cpu_before = stack_cpu_seconds(host.pid)
             for _ in range(args.conversations):
                 conversation_id = host.post("/api/conversations", json={}).json()["conversation_id"]
                 requests_to_send: list[dict[str, Any]] = [{"json": {"text": text}} for text in TYPED]
@@ -78,6 +97,7 @@ def main() -> int:
                         if timings[stage] is not None:
                             samples[stage].append(timings[stage])
                 host.post(f"/api/conversations/{conversation_id}/end")
+            cpu_seconds = stack_cpu_seconds(host.pid) - cpu_before
         finally:
             host.stop()
     turns = len(samples["client wall"])
@@ -86,6 +106,11 @@ def main() -> int:
         print(row(name, values))
     share = statistics.median(samples["our overhead"]) / statistics.median(samples["server total"])
     print(f"  overhead share of a turn (median ratio): {share:.0%}")
+    print(f"  CPU of the whole stack: {cpu_seconds * 1000 / turns:.0f} ms per turn (offline STT, agent, TTS included)")
+    record("our overhead per turn p50", percentile(samples["our overhead"], 0.5), "ms")
+    record("our overhead per turn p95", percentile(samples["our overhead"], 0.95), "ms")
+    record("server total per turn p50", percentile(samples["server total"], 0.5), "ms")
+    record("CPU per turn, whole stack (offline adapters)", cpu_seconds * 1000 / turns, "ms")
     return 0
 
 
