@@ -93,6 +93,10 @@ class DevHost:
         return self._process.pid
 
     @property
+    def log_path(self) -> Path:
+        return self._log_path
+
+    @property
     def data_dir(self) -> Path:
         return self._log_path.parent
 

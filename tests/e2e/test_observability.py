@@ -328,6 +328,17 @@ def test_metrics_need_the_metrics_scope_and_show_turn_stages_tokens_and_conversa
     assert {"voice_agent.turn.stage.duration", "gen_ai.client.operation.duration"} <= collector.metric_names
 
 
+def test_metrics_cover_every_tenant_so_another_tenants_metrics_reader_is_refused(host: DevHost) -> None:
+    operator = host.get("/api/metrics", headers=key_header(host, scopes={Scope.METRICS_READ}))
+    assert operator.status_code == 200, "the devhost's operator tenant is the demo tenant"
+
+    other = host.get("/api/metrics", headers=key_header(host, tenant="acme", scopes={Scope.METRICS_READ}))
+
+    assert other.status_code == 403, other.text
+    assert other.json()["error"]["code"] == "operator_only"
+    assert "voice_agent" not in other.text
+
+
 def test_ready_reports_each_dependency_and_a_stopped_redis_without_naming_its_address(
     host: DevHost, own_redis: standins.Standin
 ) -> None:
