@@ -253,11 +253,13 @@ def span(
     kind: str = "INTERNAL",
     parent: str | None = None,
     headers: Mapping[str, str] | None = None,
+    invocation: str | None = None,
     current: bool = True,
 ) -> Iterator[Span | None]:
     """A span around the block (None when not tracing): a child of `parent` (a traceparent carried in a
-    Durable input), else of an incoming request's W3C `traceparent` header, else of the current span (an
-    invalid traceparent starts a new trace).
+    Durable input), else of an incoming request's W3C `traceparent` header, else of `invocation` (the
+    Functions invocation's own traceparent, whose span is Azure's request or dependency telemetry), else
+    of the current span (an invalid traceparent starts a new trace).
 
     `current=False` keeps it from becoming the parent of spans started inside the block (a streamed
     model call, whose chunks feed speech started elsewhere). A failure marks the span with its error
@@ -272,6 +274,8 @@ def span(
 
     if parent is None and headers is not None:
         parent = next((value for key, value in headers.items() if key.lower() == TRACEPARENT), None)
+    if parent is None:
+        parent = invocation or None
     context = None if parent is None else propagate.extract({TRACEPARENT: parent})
     made = _tracer().start_span(name, context=context, kind=SpanKind[kind], attributes=_safe(attributes or {}))
     try:

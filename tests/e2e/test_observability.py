@@ -69,6 +69,7 @@ def host(
         OTEL_BSP_SCHEDULE_DELAY="100",
         OTEL_BLRP_SCHEDULE_DELAY="100",
         OTEL_METRIC_EXPORT_INTERVAL="500",
+        PYTHON_ENABLE_OPENTELEMETRY="true",  # the worker makes the host's trace context current
         OPENAI_BASE_URL=f"{model_server.url}/v1",
         OPENAI_API_KEY=SECRET_KEY,
         OPENAI_MODEL=MODEL,
@@ -182,6 +183,64 @@ def _descendants(spans: list[ReceivedSpan], ancestor: str) -> list[ReceivedSpan]
             found.append(child)
             pending.append(child.span_id)
     return found
+
+
+def test_without_a_traceparent_the_request_joins_the_functions_invocations_own_trace(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+
+    _say(host, conversation_id, "when do you open")
+
+    def turn_and_request() -> tuple[ReceivedSpan, ReceivedSpan] | None:
+        spans = collector.received_spans()
+        turns = [
+            s
+            for s in spans
+            if s.name == "answer_turn"
+            and s.attributes["voice_agent.conversation.id"] == conversation_id
+            and s.attributes["voice_agent.turn"] == 1
+        ]
+        requests = {s.span_id: s for s in spans if s.name == "take_turn"}
+        return next(((t, requests[t.parent_span_id]) for t in turns if t.parent_span_id in requests), None)
+
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while (found := turn_and_request()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found is not None
+    turn, request = found
+    exported = {s.span_id for s in collector.received_spans()}
+    assert request.parent_span_id, "the request's span is a child of the host's span for this invocation"
+    assert request.parent_span_id not in exported, "the host's span is Azure's request telemetry, not ours"
+    assert turn.trace_id == request.trace_id
+
+
+def test_finalize_is_a_span_of_its_own_under_the_activitys_invocation(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+    _say(host, conversation_id, "when do you open")
+
+    assert host.post(f"/api/conversations/{conversation_id}/end").status_code in (200, 202)
+
+    def finalized() -> ReceivedSpan | None:
+        return next(
+            (
+                s
+                for s in collector.received_spans()
+                if s.name == "finalize" and s.attributes["voice_agent.conversation.id"] == conversation_id
+            ),
+            None,
+        )
+
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while (span := finalized()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert span is not None, sorted({s.name for s in collector.received_spans()})
+    assert span.parent_span_id, "the activity's span is a child of the host's span for its invocation"
+    assert span.parent_span_id not in {s.span_id for s in collector.received_spans()}
 
 
 def test_the_greeting_joins_the_trace_of_the_request_that_started_the_conversation(
