@@ -61,6 +61,12 @@ def main() -> int:
     print(f"one conversation of {args.turns} typed turns, continuing as new every {generations} turns:")
     print(f"  our overhead around turn 5:       p50 {statistics.median(early):6.1f} ms")
     print(f"  our overhead around turn {late}:     p50 {statistics.median(later):6.1f} ms")
+    blocks = [
+        f"{start}-{min(start + generations - 1, args.turns)}: "
+        f"{statistics.median(overhead[n] for n in range(start, min(start + generations, args.turns + 1))):.0f}"
+        for start in range(1, args.turns + 1, generations)
+    ]
+    print(f"  p50 by generation (turns: ms): {', '.join(blocks)}")
     record("overhead p50 around turn 5", statistics.median(early), "ms")
     record(f"overhead p50 around turn {late}", statistics.median(later), "ms")
     record(f"overhead turn {late} / turn 5", statistics.median(later) / statistics.median(early), "x")
