@@ -121,12 +121,16 @@ def plot(figures: Sequence[Figure], path: Path, title: str) -> None:
         values = [f.value for f in group]
         axis.barh(labels, values, color="#4878a8")
         axis.invert_yaxis()
+        positive = [v for v in values if v > 0]
+        if positive and max(positive) / min(positive) > 100:  # milliseconds from 1 to 30,000: log scale
+            axis.set_xscale("log")
         axis.set_xlabel(unit)
         axis.tick_params(axis="y", labelsize=7)
         for y, value in enumerate(values):
             axis.annotate(f" {value:.4g}", (value, y), va="center", fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    fig.subplots_adjust(left=0.45)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

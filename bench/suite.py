@@ -6,11 +6,13 @@ machine, the date and the git commit. A benchmark that fails is named and the re
 
     python bench/suite.py                       # all of them (about a quarter of an hour on 2 cores)
     python bench/suite.py --only replay_cost --only call_cost --out /tmp/results
+    python bench/suite.py --replot              # latest.png again from latest.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -47,7 +49,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=sorted(BENCHES), help="a benchmark (repeatable)")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for latest.json and latest.png")
+    parser.add_argument("--replot", action="store_true", help="only draw latest.png again from latest.json")
     args = parser.parse_args()
+    if args.replot:
+        kept = json.loads((args.out / "latest.json").read_text(encoding="utf-8"))
+        title = f"make bench, {kept['date']}, {kept['git_commit'][:12]}"
+        results.plot([results.Figure(**f) for f in kept["figures"]], args.out / "latest.png", title)
+        return 0
     chosen = args.only or list(BENCHES)
     started, date = time.monotonic(), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed: list[str] = []
