@@ -209,6 +209,19 @@ def instrument_postgres(connection: Any) -> None:
         PsycopgInstrumentor.instrument_connection(connection)
 
 
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Instrumented clients make no span inside the block: plumbing every unit of work repeats (the pool's
+    liveness check, the tenant's `set_config`) would be two of every three Postgres spans of a turn."""
+    if not _state.tracing:
+        yield
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
+
+
 def instrument_redis(client: Any) -> None:
     """Each command of this Redis client (sync or asyncio) as a client span, its arguments replaced by
     `?` (the instrumentation's own sanitising). Nothing when not tracing."""

@@ -16,6 +16,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from shared import telemetry
 from shared.tenancy import current_tenant
 
 APP_ROLE = "vao_app"
@@ -33,7 +34,7 @@ def open_pool(database_url: str, max_size: int) -> Pool:
         min_size=1,
         max_size=max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
-        check=ConnectionPool.check_connection,
+        check=_check,
         configure=_configure,
         open=False,
     )
@@ -41,12 +42,16 @@ def open_pool(database_url: str, max_size: int) -> Pool:
     return pool
 
 
+def _check(conn: Connection[DictRow]) -> None:
+    """The pool's own liveness check before each loan, untraced (it is no work of the app's)."""
+    with telemetry.untraced():
+        ConnectionPool.check_connection(conn)
+
+
 def _configure(conn: Connection[DictRow]) -> None:
     """pgvector's types on each new connection, where the database has them (migration 0009), and its
     statements traced when telemetry exports spans."""
     from pgvector.psycopg import register_vector
-
-    from shared import telemetry
 
     telemetry.instrument_postgres(conn)
 
@@ -74,7 +79,8 @@ def tenantless_connection(pool: Pool) -> Iterator[Connection[DictRow]]:
 @contextlib.contextmanager
 def _app_transaction(pool: Pool, tenant: str) -> Iterator[Connection[DictRow]]:
     with pool.connection() as conn, conn.transaction():
-        conn.execute("SELECT set_config('role', %s, true), set_config('app.tenant', %s, true)", (APP_ROLE, tenant))
+        with telemetry.untraced():  # the same statement on every loan: a span would say nothing
+            conn.execute("SELECT set_config('role', %s, true), set_config('app.tenant', %s, true)", (APP_ROLE, tenant))
         yield conn
 
 
