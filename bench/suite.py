@@ -18,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import results
+from devhost import standins
 
 BENCHES: dict[str, list[str]] = {
     "turn_overhead": ["--conversations", "5"],
@@ -45,6 +47,22 @@ NOTE = (
 )
 
 
+def own_standins(folder: Path, stack: ExitStack) -> dict[str, str]:
+    """Redis and Azurite on free ports for every devhost of the run, unless REDIS_URL and
+    BLOB_CONNECTION_STRING name services already: the devhost's default ports may be another program's
+    on a shared machine. (Each devhost still embeds a Postgres of its own, on a socket.)"""
+    settings: dict[str, str] = {}
+    if not os.environ.get("REDIS_URL"):
+        redis = standins.start_redis(folder, port=0)
+        stack.callback(redis.stop)
+        settings["REDIS_URL"] = redis.url
+    if not os.environ.get("BLOB_CONNECTION_STRING"):
+        azurite = standins.start_azurite(folder, in_memory=True, blob_port=0)
+        stack.callback(azurite.stop)
+        settings["BLOB_CONNECTION_STRING"] = azurite.url
+    return settings
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", choices=sorted(BENCHES), help="a benchmark (repeatable)")
@@ -59,9 +77,9 @@ def main() -> int:
     chosen = args.only or list(BENCHES)
     started, date = time.monotonic(), datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="bench-suite-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-suite-") as folder, ExitStack() as stack:
         collected = Path(folder) / "figures.jsonl"
-        env = {**os.environ, results.RESULTS_ENV: str(collected)}
+        env = {**os.environ, **own_standins(Path(folder), stack), results.RESULTS_ENV: str(collected)}
         for name in chosen:
             print(f"==> bench/{name}.py {' '.join(BENCHES[name])}", flush=True)
             began = time.monotonic()
