@@ -3,9 +3,9 @@
 Runs K conversations of typed turns plus one spoken turn each and prints p50/p95 of the turn
 latency, split into the time spent inside the agent/STT/TTS adapters (as the activities measure
 it) and everything else (HTTP, Durable replay and scheduling, Redis hand-off, Postgres writes), and
-the CPU time of the whole stack per turn: the devhost process and its children (Azurite, Redis, an
-embedded Postgres when DATABASE_URL is not set), adapters included. Figures only: nothing here
-passes or fails.
+the CPU time of the whole stack per turn: the devhost process and its children (its embedded
+Postgres) and the Redis and Azurite this script starts for it on free ports, adapters included.
+Figures only: nothing here passes or fails.
 
     make bench                                  # embedded stand-ins in a temporary folder
     python bench/turn_overhead.py --conversations 10
@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil
 
 from bench.results import record
+from devhost import standins
 from devhost.process import DevHost
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
@@ -51,11 +53,11 @@ def row(name: str, values: list[float]) -> str:
     )
 
 
-def stack_cpu_seconds(pid: int) -> float:
-    """User and system CPU seconds of a process and all its children so far."""
-    root = psutil.Process(pid)
+def stack_cpu_seconds() -> float:
+    """User and system CPU seconds so far of every process this script started: the devhost and its
+    children, Redis and Azurite (not this script: the client is not the stack)."""
     total = 0.0
-    for process in [root, *root.children(recursive=True)]:
+    for process in psutil.Process().children(recursive=True):
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
@@ -72,8 +74,13 @@ def main() -> int:
     samples: dict[str, list[float]] = {
         k: [] for k in ("client wall", "server total", "inside adapters", "our overhead", "stt", "agent", "tts")
     }
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
-        host = DevHost({"TURNS_PER_GENERATION": "4"}, Path(folder) / "devhost.log")
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder, ExitStack() as stack:
+        redis = standins.start_redis(Path(folder), port=0)
+        stack.callback(redis.stop)
+        azurite = standins.start_azurite(Path(folder), in_memory=True, blob_port=0)
+        stack.callback(azurite.stop)
+        settings = {"TURNS_PER_GENERATION": "4", "REDIS_URL": redis.url, "BLOB_CONNECTION_STRING": azurite.url}
+        host = DevHost(settings, Path(folder) / "devhost.log")
         print("starting devhost with embedded stand-ins ...", file=sys.stderr)
         host.start()
         try:
@@ -98,8 +105,8 @@ def main() -> int:
                             samples[stage].append(timings[stage])
                 host.post(f"/api/conversations/{conversation_id}/end")
                 if index == 0:  # the first conversation loads the models and voices: not counted
-                    cpu_before, warm_turns = stack_cpu_seconds(host.pid), len(samples["client wall"])
-            cpu_seconds = stack_cpu_seconds(host.pid) - cpu_before
+                    cpu_before, warm_turns = stack_cpu_seconds(), len(samples["client wall"])
+            cpu_seconds = stack_cpu_seconds() - cpu_before
             cpu_turns = max(1, len(samples["client wall"]) - warm_turns)
         finally:
             host.stop()

@@ -87,12 +87,6 @@ class DevHost:
                 self._process.wait()
 
     @property
-    def pid(self) -> int:
-        """The devhost's process id (its stand-ins run as its children)."""
-        assert self._process is not None
-        return self._process.pid
-
-    @property
     def log_path(self) -> Path:
         return self._log_path
 
