@@ -99,7 +99,8 @@ def _provide_secrets(data_dir: Path) -> None:
     """A signing key for audio links when none is configured, kept across runs (links stay valid), and a
     local Twilio auth token, Vonage signature secret and Connect bridge secret the phone simulators sign
     with, printed when made. TWILIO_AUTH_TOKEN, VONAGE_SIGNATURE_SECRET or CONNECT_BRIDGE_SECRET set to
-    empty keeps that provider's routes unconfigured (they answer 503)."""
+    empty keeps that provider's routes unconfigured (they answer 503). Locally the demo tenant is the
+    operator (OPERATOR_TENANT), so its owner's key reads /api/metrics."""
     if not os.environ.get("AUDIO_URL_SIGNING_KEY"):
         os.environ["AUDIO_URL_SIGNING_KEY"] = access.kept_secret(data_dir / AUDIO_URL_KEY_FILE)
     if "PHONE_FALLBACK_AGENT" not in os.environ:  # any number reaches the demo agent locally
