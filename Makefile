@@ -73,13 +73,7 @@ unit: $(STAMP_PY) $(STAMP_WORKER)
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 bench: setup
-	@$(PY) bench/turn_overhead.py
-	@$(PY) bench/first_audio.py
-	@$(PY) bench/phone_first_audio.py
-	@$(PY) bench/web_first_audio.py
-	@$(PY) bench/cold_start.py
-	@$(PY) bench/guard_overhead.py
-	@$(PY) bench/telemetry_overhead.py
+	@$(PY) bench/suite.py
 
 clean:
 	rm -rf $(VENV) node_modules .devhost .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.results import record  # noqa: E402
+
 TIMED = "import time; started = time.perf_counter(); import function_app; print(time.perf_counter() - started)"
 
 
@@ -33,6 +37,7 @@ def main() -> int:
         f"import function_app over {args.runs} fresh interpreters: median {statistics.median(seconds) * 1000:.0f} ms, "
         f"worst {max(seconds) * 1000:.0f} ms"
     )
+    record("import function_app median", statistics.median(seconds) * 1000, "ms")
     profile = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import function_app"],
         cwd=ROOT,

@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import record
 from devhost.process import DevHost
 from shared.speech.audio import encode_wav
 from shared.speech.espeak import EspeakSynthesizer
@@ -136,7 +137,7 @@ def run(
     }
 
 
-def report(title: str, turns: int, streamed: dict[str, Any], whole: dict[str, Any]) -> None:
+def report(title: str, turns: int, streamed: dict[str, Any], whole: dict[str, Any], label: str) -> None:
     print(f"{title}: time from the utterance to audio over {turns} turns each (half spoken), three-sentence replies:")
     rows = (
         ("streamed: first clip", streamed["first_audio"]),
@@ -157,6 +158,11 @@ def report(title: str, turns: int, streamed: dict[str, Any], whole: dict[str, An
         f"  first turn of a fresh worker (SDKs load): {streamed['cold']:.0f} ms streamed, {whole['cold']:.0f} ms whole"
     )
     print(f"  Durable dispatches between an utterance and its first audio: {sorted(set(streamed['dispatches']))}")
+    record(f"{label}: streamed first audio p50", percentile(streamed["first_audio"], 0.5), "ms")
+    record(f"{label}: whole reply first audio p50", percentile(whole["first_audio"], 0.5), "ms")
+    record(f"{label}: whole / streamed first audio", statistics.median(whole["first_audio"]) / streamed_p50, "x")
+    record(f"{label}: our overhead to first audio p50", percentile(over, 0.5), "ms")
+    record(f"{label}: our overhead to first audio p95", percentile(over, 0.95), "ms")
 
 
 def main() -> int:
@@ -167,8 +173,11 @@ def main() -> int:
         "devhosts, fakes at the profile: first token 300 ms, 30 tokens/s, TTS 200 ms, STT 150 ms",
         file=sys.stderr,
     )
-    replies = (("reply opening with a sentence", SENTENCE_FIRST), ("reply opening with a clause", CLAUSE_FIRST))
-    for title, reply in replies:
+    replies = (
+        ("reply opening with a sentence", "sentence first", SENTENCE_FIRST),
+        ("reply opening with a clause", "clause first", CLAUSE_FIRST),
+    )
+    for title, label, reply in replies:
         with (
             tempfile.TemporaryDirectory(prefix="bench-first-audio-") as folder,
             FakeOpenAIServer(
@@ -183,7 +192,7 @@ def main() -> int:
         ):
             streamed = run(True, args.turns, reply, model=model, sarvam=sarvam, folder=Path(folder))
             whole = run(False, args.turns, reply, model=model, sarvam=sarvam, folder=Path(folder))
-        report(title, args.turns, streamed, whole)
+        report(title, args.turns, streamed, whole, label)
     return 0
 
 

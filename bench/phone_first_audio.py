@@ -35,6 +35,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import record
 from devhost.phone_sim import Heard as PhoneHeard
 from devhost.phone_sim import TwilioCall
 from devhost.process import DevHost
@@ -147,6 +148,14 @@ def report(provider: str, results: list[tuple[float, float, int]]) -> None:
     providers = provider_seconds_to_first_sentence() * 1000
     ours = percentile(streamed, 0.5) - providers
     print(f"  providers alone to the first sentence: {providers:.0f} ms; ours on top, streamed p50 {ours:.0f} ms")
+    record(f"phone ({provider}): streamed first audio p50", percentile(streamed, 0.5), "ms")
+    record(f"phone ({provider}): streamed first audio p95", percentile(streamed, 0.95), "ms")
+    record(
+        f"phone ({provider}): whole / streamed first audio", statistics.median(whole) / statistics.median(streamed), "x"
+    )
+    record(
+        f"phone ({provider}): end of speech to first audio / provider floor", percentile(streamed, 0.5) / providers, "x"
+    )
     later = "<Redirect>s" if provider == "twilio" else "inputs after a sentence"
     print(f"  webhooks per reply for the later sentences ({later}): {sorted({r[2] for r in results})}")
 

@@ -5,7 +5,8 @@ Two measurements, figures only (nothing here passes or fails):
   carried to the activity's span, one model call, three spoken sentences, the turn's metrics), timed
   over many turns, with telemetry off and with OTLP export to a local receiver;
 - through two devhosts with the embedded stand-ins, the same typed turns with telemetry off and with
-  OTLP export: our overhead per turn (the request's time less the time inside the adapters).
+  OTLP export: our overhead per turn (the request's time less the time inside the adapters), the
+  Postgres, Redis and Blob spans included.
 The issue's budget: telemetry costs at most 5 % of a turn's overhead with an exporter configured.
 
     python bench/telemetry_overhead.py --turns 3000 --conversations 5
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.results import record
 from devhost.process import DevHost
 from tests.fakes.otlp_collector import FakeOtlpCollector
 
@@ -116,6 +118,9 @@ def main() -> int:
     print(f"  off   p50 {off_p50:7.1f} ms")
     print(f"  OTLP  p50 {on_p50:7.1f} ms   (difference {on_p50 - off_p50:+.1f} ms, run-to-run noise included)")
     print(f"telemetry with OTLP as a share of the overhead: {otlp_us / 1000 / off_p50:.1%} (budget 5 %)")
+    record("telemetry per turn, OTLP export, in process", otlp_us / 1000, "ms")
+    record("telemetry with OTLP / overhead per turn", otlp_us / 1000 / off_p50 * 100, "%")
+    record("overhead p50 through a devhost, OTLP (stores' spans too) - off", on_p50 - off_p50, "ms")
     return 0
 
 

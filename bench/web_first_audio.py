@@ -35,6 +35,7 @@ from azure.messaging.webpubsubclient.models import (
     WebPubSubProtocolType,
 )
 
+from bench.results import record
 from devhost.process import DevHost
 from shared.speech.audio import Audio, encode_wav
 from shared.speech.espeak import EspeakSynthesizer
@@ -153,6 +154,8 @@ def main() -> int:
             f"  {name:<7} p50 {percentile(client, 0.5):6.0f} ms   p95 {percentile(client, 0.95):6.0f} ms   "
             f"floor {floor:.0f} ms   ratio {statistics.median(client) / floor:.2f}x (median / floor)"
         )
+        record(f"web {name}: end of speech to first audio p50", percentile(client, 0.5), "ms")
+        record(f"web {name}: end of speech to first audio / provider floor", statistics.median(client) / floor, "x")
     delivery = [r["client_ms"] - r["turn_ms"] for r in results if r["turn_ms"] is not None]
     print(
         "  of which delivery (client time - the turn's own first_audio, which starts at the event handler): "

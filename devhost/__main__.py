@@ -100,11 +100,14 @@ def _provide_secrets(data_dir: Path) -> None:
     """A signing key for audio links when none is configured, kept across runs (links stay valid), and a
     local Twilio auth token, Vonage signature secret and Connect bridge secret the phone simulators sign
     with, printed when made. TWILIO_AUTH_TOKEN, VONAGE_SIGNATURE_SECRET or CONNECT_BRIDGE_SECRET set to
-    empty keeps that provider's routes unconfigured (they answer 503)."""
+    empty keeps that provider's routes unconfigured (they answer 503). Locally the demo tenant is the
+    operator (OPERATOR_TENANT), so its owner's key reads /api/metrics."""
     if not os.environ.get("AUDIO_URL_SIGNING_KEY"):
         os.environ["AUDIO_URL_SIGNING_KEY"] = access.kept_secret(data_dir / AUDIO_URL_KEY_FILE)
     if "PHONE_FALLBACK_AGENT" not in os.environ:  # any number reaches the demo agent locally
         os.environ["PHONE_FALLBACK_AGENT"] = os.environ.get("DEFAULT_AGENT", "demo")
+    if "OPERATOR_TENANT" not in os.environ:  # the local operator is the demo tenant's owner
+        os.environ["OPERATOR_TENANT"] = DEMO_TENANT
     _provide_local_secret("TWILIO_AUTH_TOKEN", data_dir / TWILIO_TOKEN_FILE, "Twilio auth token")
     _provide_local_secret("VONAGE_SIGNATURE_SECRET", data_dir / VONAGE_SECRET_FILE, "Vonage signature secret")
     _provide_local_secret("CONNECT_BRIDGE_SECRET", data_dir / CONNECT_SECRET_FILE, "Amazon Connect bridge secret")

@@ -29,7 +29,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from devhost import history, replay
+from devhost import history, invocation, replay
 from devhost.faults import Faults
 from devhost.registry import Activity, Registry
 
@@ -466,6 +466,8 @@ class Engine:
         A synchronous activity cannot be stopped inside its thread: its late result is ignored.
         """
         kwargs = {activity.input_arg: argument}
+        if activity.takes_context:
+            kwargs["context"] = invocation.context(name)
         if inspect.iscoroutinefunction(activity.handler):
             running: Awaitable[Any] = activity.handler(**kwargs)
         else:

@@ -33,6 +33,7 @@ from aiohttp import web
 from azure.functions.http import HttpResponseConverter
 from multidict import CIMultiDict
 
+from devhost import invocation
 from devhost.registry import HttpFunction
 from devhost.routing import RouteTable, path_segments
 
@@ -132,6 +133,11 @@ class HttpFunctions:
         kwargs: dict[str, Any] = {function.request_arg: request}
         if function.client_arg is not None:
             kwargs[function.client_arg] = self._client_binding
+        context = invocation.context(function.name, request.headers)
+        if function.takes_context:
+            kwargs["context"] = context
+        if inspect.iscoroutinefunction(function.handler):
+            invocation.attach_when_enabled(context)  # this task's context only, as the worker's
         if inspect.iscoroutinefunction(function.handler):
             result = await function.handler(**kwargs)
         else:

@@ -87,6 +87,10 @@ class DevHost:
                 self._process.wait()
 
     @property
+    def log_path(self) -> Path:
+        return self._log_path
+
+    @property
     def data_dir(self) -> Path:
         return self._log_path.parent
 

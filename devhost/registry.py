@@ -5,6 +5,7 @@ Every function list comes through the real worker's indexing checks (`devhost.wo
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ class HttpFunction:
     request_arg: str
     client_arg: str | None
     handler: Callable[..., Any]
+    takes_context: bool = False
+    """The handler has a `context` parameter no binding fills: the worker passes its `func.Context`."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Activity:
     name: str
     input_arg: str
     handler: Callable[..., Any]
+    takes_context: bool = False
 
 
 @dataclass
@@ -44,6 +48,11 @@ class Registry:
     http: list[HttpFunction]
     orchestrators: dict[str, Callable[[str], str]]
     activities: dict[str, Activity]
+
+
+def _takes_context(handler: Callable[..., Any], bindings: list[Binding]) -> bool:
+    """As the worker decides it (`is_context_required`): a `context` parameter that is no binding's name."""
+    return "context" in inspect.signature(handler).parameters and all(b.name != "context" for b in bindings)
 
 
 def _binding(bindings: list[Binding], binding_type: str) -> Binding | None:
@@ -84,11 +93,14 @@ def _registry(functions: list[Function]) -> Registry:
                     request_arg=trigger.name,
                     client_arg=client.name if client else None,
                     handler=handler,
+                    takes_context=_takes_context(handler, bindings),
                 )
             )
         elif trigger.type == ORCHESTRATION_TRIGGER:
             registry.orchestrators[str(getattr(trigger, "orchestration", None) or name)] = handler
         elif trigger.type == ACTIVITY_TRIGGER:
             activity = str(getattr(trigger, "activity", None) or name)
-            registry.activities[activity] = Activity(activity, trigger.name, handler)
+            registry.activities[activity] = Activity(
+                activity, trigger.name, handler, takes_context=_takes_context(handler, bindings)
+            )
     return registry

@@ -69,6 +69,27 @@ def _worker() -> tuple[Any, Any, Any]:
     return loader, functions.Registry, protos
 
 
+def invocation_context(function_name: str, invocation_id: str, trace_parent: str, trace_state: str) -> Any:
+    """The `func.Context` the worker hands a function that asks for `context`, built by the worker's own
+    `get_context` from an InvocationRequest carrying the host's trace context."""
+    _, _, protos = _worker()
+    request = protos.InvocationRequest(
+        invocation_id=invocation_id,
+        trace_context=protos.RpcTraceContext(trace_parent=trace_parent, trace_state=trace_state),
+    )
+    return importlib.import_module(f"{_RUNTIME}.bindings.context").get_context(request, function_name, "")
+
+
+def attach_invocation_trace(context: Any) -> None:
+    """What the worker does before each invocation when PYTHON_ENABLE_OPENTELEMETRY is on: the host's
+    trace context becomes the current OpenTelemetry context (of the task an async function runs in)."""
+    otel = importlib.import_module(f"{_RUNTIME}.otel")
+    if otel.otel_manager.get_context_api() is None:
+        otel.otel_manager.set_otel_libs_available(True)
+        otel.update_opentelemetry_status()
+    otel.configure_opentelemetry(context)
+
+
 def check(functions: list[Function], script_root: Path) -> list[Function]:
     """Run the worker's per-function checks (`process_indexed_function`) on functions already indexed."""
     loader, registry, protos = _worker()

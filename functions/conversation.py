@@ -31,6 +31,7 @@ from datetime import timedelta
 from typing import Any, Dict  # noqa: UP035
 
 import azure.durable_functions as df
+import azure.functions as func
 from azure.durable_functions import DurableOrchestrationContext as Context
 from azure.durable_functions.models.Task import TaskBase
 
@@ -306,14 +307,22 @@ def conversation(context: Context) -> Steps:
 # runs as the tenant its input names (storage refuses to work without one).
 
 
+def _invocation(context: func.Context) -> str | None:
+    """The invocation's traceparent as the Functions host passes it (Azure's telemetry of this execution):
+    the parent of an activity's span when its input carries no trace. Activities are synchronous, and the
+    worker attaches that context to the event loop's task only, not to the thread a sync function runs in."""
+    return context.trace_context.trace_parent or None
+
+
 @bp.activity_trigger(input_name="request")
-def answer_turn(request: ActivityJson) -> Json:
+def answer_turn(request: ActivityJson, context: func.Context) -> Json:
     from shared import activities
     from shared.services import services
 
     turn = TurnInput.model_validate(request)
     about: telemetry.Attributes = {"voice_agent.conversation.id": turn.conversation_id, "voice_agent.turn": turn.turn}
-    with tenant_scope(turn.tenant), telemetry.span("answer_turn", about, parent=turn.trace):
+    traced = telemetry.span("answer_turn", about, parent=turn.trace, invocation=_invocation(context))
+    with tenant_scope(turn.tenant), traced:
         return activities.answer_turn(services(), turn).model_dump(mode="json")
 
 
@@ -348,10 +357,12 @@ def summarize(request: ActivityJson) -> str:
 
 
 @bp.activity_trigger(input_name="request")
-def finalize(request: ActivityJson) -> Json:
+def finalize(request: ActivityJson, context: func.Context) -> Json:
     from shared import activities
     from shared.services import services
 
     message = FinalizeInput.model_validate(request)
-    with tenant_scope(message.tenant):
+    about: telemetry.Attributes = {"voice_agent.conversation.id": message.conversation_id}
+    traced = telemetry.span("finalize", about, invocation=_invocation(context))
+    with tenant_scope(message.tenant), traced:
         return activities.finalize(services(), message).model_dump(mode="json")

@@ -4,7 +4,8 @@ Health and readiness are anonymous, for load balancers and probes that cannot ho
 failure's kind (`ConnectionError`), never its text (host names, addresses), which goes to the log.
 Readiness also checks that each configured provider answers HTTP at all (no credentials are sent, so
 nothing is spent or leaked); those checks are reused for PROVIDER_CHECK_SECONDS, so anonymous callers
-cannot make the app call its providers faster than that. Metrics need the `metrics:read` scope.
+cannot make the app call its providers faster than that. Metrics need the `metrics:read` scope and the
+operator's tenant (OPERATOR_TENANT): they cover every tenant, so no other tenant may read them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import TYPE_CHECKING
 
 import azure.functions as func
 
-from functions.auth import guarded
+from functions.auth import current_principal, guarded
 from functions.http import json_errors, json_response, model_response
 from shared.api_models import Readiness
+from shared.errors import Forbidden
 from shared.security.roles import Scope
 
 if TYPE_CHECKING:
@@ -154,8 +156,18 @@ async def ready(req: func.HttpRequest) -> func.HttpResponse:
 @json_errors
 @guarded(Scope.METRICS_READ)
 async def metrics(req: func.HttpRequest) -> func.HttpResponse:
-    """This worker process's metrics in the Prometheus text format (each worker keeps its own)."""
+    """This worker process's metrics in the Prometheus text format (each worker keeps its own), for the
+    operator's tenant only: the figures carry no tenant label (a label per tenant would grow without bound
+    in every backend), so they are the whole deployment's and no tenant may see another's."""
     from shared import telemetry
+    from shared.services import services
+
+    operator = services().settings.operator_tenant
+    if not operator or current_principal().tenant != operator:
+        raise Forbidden(
+            "Metrics cover every tenant of the deployment: only the operator's tenant (OPERATOR_TENANT) reads them.",
+            code="operator_only",
+        )
 
     body, content_type = telemetry.prometheus_text()
     return func.HttpResponse(body, status_code=200, headers={"Content-Type": content_type})

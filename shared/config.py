@@ -450,6 +450,13 @@ class Settings(BaseSettings):
         max_length=100,
         description="The service name every span and metric carries (`service.name`, App Insights' cloud role).",
     )
+    operator_tenant: str = Field(
+        default="",
+        max_length=64,
+        description="The tenant that runs the deployment: its principals with `metrics:read` read `/api/metrics`, "
+        "whose figures cover every tenant; any other tenant's are refused (403 `operator_only`). Empty: nobody "
+        "reads them (`make dev` sets the demo tenant).",
+    )
 
     @field_validator("rate_limit_per_key", "rate_limit_per_tenant", "rate_limit_per_ip", "rate_limit_per_webhook_ip")
     @classmethod

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import redis
 import redis.asyncio as aioredis
 
+from shared import telemetry
 from shared.agent.catalog import load_agents
 from shared.agent.retriever import AzureSearchRetriever, PostgresHybridRetriever, PostgresKnowledgeRetriever
 from shared.config import Settings, get_settings
@@ -79,7 +80,9 @@ class Services:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
+        client = redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
+        telemetry.instrument_redis(client)
+        return client
 
     @cached_property
     def conversations(self) -> ConversationRepository:
@@ -291,7 +294,9 @@ class Services:
     @cached_property
     def async_redis(self) -> aioredis.Redis:
         """Async: used by HTTP functions, which all run on the worker's one event loop."""
-        return async_redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
+        client = async_redis_client(self._redis_url(), entra_auth=self.settings.redis_entra_auth)
+        telemetry.instrument_redis(client)
+        return client
 
     @cached_property
     def waiter(self) -> ReplyWaiter:

@@ -117,6 +117,7 @@ def _install(settings: Settings, span_processors: list[SpanProcessor], readers: 
             enable_live_metrics=False,
         )
         _state.tracing = True
+        _trace_azure_sdk()
         log.info("telemetry: exporting to Azure Monitor%s", " and OTLP" if endpoint else "")
         return
     metrics.set_meter_provider(MeterProvider(metric_readers=readers, resource=resource, views=views))
@@ -126,6 +127,7 @@ def _install(settings: Settings, span_processors: list[SpanProcessor], readers: 
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
         _state.tracing = True
+        _trace_azure_sdk()
     if log_processors:
         _export_logs(resource, log_processors)
     if endpoint:
@@ -188,6 +190,48 @@ def _export_logs(resource: Any, processors: list[Any]) -> None:
 # Traces
 
 
+def _trace_azure_sdk() -> None:
+    """Blob, Web PubSub and AI Search calls as client spans, through the Azure SDK's OpenTelemetry plugin
+    (what `configure_azure_monitor` sets too; the OTLP path needs it set here)."""
+    from azure.core.settings import settings
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+
+    settings.tracing_implementation = OpenTelemetrySpan
+
+
+def instrument_postgres(connection: Any) -> None:
+    """Each statement of this psycopg connection as a client span (`db.statement` is the SQL with its
+    placeholders; parameter values are never recorded). Nothing when not tracing."""
+    configure_once()
+    if _state.tracing:
+        from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+        PsycopgInstrumentor.instrument_connection(connection)
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Instrumented clients make no span inside the block: plumbing every unit of work repeats (the pool's
+    liveness check, the tenant's `set_config`) would be two of every three Postgres spans of a turn."""
+    if not _state.tracing:
+        yield
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        yield
+
+
+def instrument_redis(client: Any) -> None:
+    """Each command of this Redis client (sync or asyncio) as a client span, its arguments replaced by
+    `?` (the instrumentation's own sanitising). Nothing when not tracing."""
+    configure_once()
+    if _state.tracing:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor.instrument_client(client)
+
+
 def _tracer() -> Tracer:
     from opentelemetry import trace
 
@@ -222,11 +266,13 @@ def span(
     kind: str = "INTERNAL",
     parent: str | None = None,
     headers: Mapping[str, str] | None = None,
+    invocation: str | None = None,
     current: bool = True,
 ) -> Iterator[Span | None]:
     """A span around the block (None when not tracing): a child of `parent` (a traceparent carried in a
-    Durable input), else of an incoming request's W3C `traceparent` header, else of the current span (an
-    invalid traceparent starts a new trace).
+    Durable input), else of an incoming request's W3C `traceparent` header, else of `invocation` (the
+    Functions invocation's own traceparent, whose span is Azure's request or dependency telemetry), else
+    of the current span (an invalid traceparent starts a new trace).
 
     `current=False` keeps it from becoming the parent of spans started inside the block (a streamed
     model call, whose chunks feed speech started elsewhere). A failure marks the span with its error
@@ -241,6 +287,8 @@ def span(
 
     if parent is None and headers is not None:
         parent = next((value for key, value in headers.items() if key.lower() == TRACEPARENT), None)
+    if parent is None:
+        parent = invocation or None
     context = None if parent is None else propagate.extract({TRACEPARENT: parent})
     made = _tracer().start_span(name, context=context, kind=SpanKind[kind], attributes=_safe(attributes or {}))
     try:

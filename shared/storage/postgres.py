@@ -21,6 +21,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
+from shared import telemetry
 from shared.storage import entra
 from shared.tenancy import current_tenant
 
@@ -52,17 +53,26 @@ def open_pool(
         min_size=1,
         max_size=max_size,
         kwargs=kwargs,
-        check=ConnectionPool.check_connection,
-        configure=_register_vector,
+        check=_check,
+        configure=_configure,
         open=False,
     )
     pool.open(wait=True, timeout=30)
     return pool
 
 
-def _register_vector(conn: Connection[DictRow]) -> None:
-    """pgvector's types on each new connection, where the database has them (migration 0009)."""
+def _check(conn: Connection[DictRow]) -> None:
+    """The pool's own liveness check before each loan, untraced (it is no work of the app's)."""
+    with telemetry.untraced():
+        ConnectionPool.check_connection(conn)
+
+
+def _configure(conn: Connection[DictRow]) -> None:
+    """pgvector's types on each new connection, where the database has them (migration 0009), and its
+    statements traced when telemetry exports spans."""
     from pgvector.psycopg import register_vector
+
+    telemetry.instrument_postgres(conn)
 
     # ProgrammingError: no `vector` type in this database, whose knowledge retrieval is full-text only.
     with contextlib.suppress(psycopg.ProgrammingError):
@@ -88,7 +98,8 @@ def tenantless_connection(pool: Pool) -> Iterator[Connection[DictRow]]:
 @contextlib.contextmanager
 def _app_transaction(pool: Pool, tenant: str) -> Iterator[Connection[DictRow]]:
     with pool.connection() as conn, conn.transaction():
-        conn.execute("SELECT set_config('role', %s, true), set_config('app.tenant', %s, true)", (APP_ROLE, tenant))
+        with telemetry.untraced():  # the same statement on every loan: a span would say nothing
+            conn.execute("SELECT set_config('role', %s, true), set_config('app.tenant', %s, true)", (APP_ROLE, tenant))
         yield conn
 
 

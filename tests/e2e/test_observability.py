@@ -69,6 +69,7 @@ def host(
         OTEL_BSP_SCHEDULE_DELAY="100",
         OTEL_BLRP_SCHEDULE_DELAY="100",
         OTEL_METRIC_EXPORT_INTERVAL="500",
+        PYTHON_ENABLE_OPENTELEMETRY="true",  # the worker makes the host's trace context current
         OPENAI_BASE_URL=f"{model_server.url}/v1",
         OPENAI_API_KEY=SECRET_KEY,
         OPENAI_MODEL=MODEL,
@@ -136,6 +137,110 @@ def test_a_turn_is_one_trace_from_the_request_through_the_activity_to_the_model_
     speech = [s for s in spans if s.name.startswith("tts ")]
     assert speech, [s.name for s in spans]
     assert all(s.parent_span_id == turn.span_id for s in speech)
+
+
+def test_a_turns_postgres_redis_and_blob_calls_are_spans_of_its_trace_without_values(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+    header, trace_id = _traceparent("7bf92f3577b34da6a3ce929d0e0e4739")
+
+    _say(host, conversation_id, CALLER_SAYS, headers={"traceparent": header})
+
+    spans = _spans_of(collector, trace_id, until="take_turn")
+    [turn] = [s for s in spans if s.name == "answer_turn"]
+    below_turn = _descendants(spans, turn.span_id)
+    postgres = [s for s in below_turn if s.attributes.get("db.system") == "postgresql"]
+    redis = [s for s in below_turn if s.attributes.get("db.system") == "redis"]
+    blob = [s for s in below_turn if s.name == "ContainerClient.upload_blob"]
+    storage_requests = [s for s in below_turn if str(s.attributes.get("url.full", "")).startswith("http")]
+    assert postgres, sorted({s.name for s in below_turn})
+    assert redis, sorted({s.name for s in below_turn})
+    assert blob, sorted({s.name for s in below_turn})
+    assert all(s.kind == "SPAN_KIND_CLIENT" for s in postgres + redis)
+    assert any("INSERT" in str(s.attributes.get("db.statement", "")) for s in postgres)
+    assert storage_requests, "the Azure SDK's HTTP requests are spans too"
+    assert not any("sig=" in str(s.attributes["url.full"]) for s in storage_requests)
+    commands = [line.split() for s in redis for line in str(s.attributes.get("db.statement", "")).splitlines()]
+    assert all(set(arguments) <= {"?"} for _, *arguments in commands), "Redis arguments are replaced by ?"
+    for span in spans:
+        exported = json.dumps(span.attributes)
+        assert "when do you open" not in exported, span
+        assert CALLER_NUMBER[-10:] not in exported, span
+        assert conversation_id not in str(span.attributes.get("db.statement", "")), "no parameter values in SQL"
+
+
+def _descendants(spans: list[ReceivedSpan], ancestor: str) -> list[ReceivedSpan]:
+    """Every span below `ancestor` in the trace."""
+    children: dict[str, list[ReceivedSpan]] = {}
+    for span in spans:
+        children.setdefault(span.parent_span_id, []).append(span)
+    found: list[ReceivedSpan] = []
+    pending = [ancestor]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child.span_id)
+    return found
+
+
+def test_without_a_traceparent_the_request_joins_the_functions_invocations_own_trace(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+
+    _say(host, conversation_id, "when do you open")
+
+    def turn_and_request() -> tuple[ReceivedSpan, ReceivedSpan] | None:
+        spans = collector.received_spans()
+        turns = [
+            s
+            for s in spans
+            if s.name == "answer_turn"
+            and s.attributes["voice_agent.conversation.id"] == conversation_id
+            and s.attributes["voice_agent.turn"] == 1
+        ]
+        requests = {s.span_id: s for s in spans if s.name == "take_turn"}
+        return next(((t, requests[t.parent_span_id]) for t in turns if t.parent_span_id in requests), None)
+
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while (found := turn_and_request()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert found is not None
+    turn, request = found
+    exported = {s.span_id for s in collector.received_spans()}
+    assert request.parent_span_id, "the request's span is a child of the host's span for this invocation"
+    assert request.parent_span_id not in exported, "the host's span is Azure's request telemetry, not ours"
+    assert turn.trace_id == request.trace_id
+
+
+def test_finalize_is_a_span_of_its_own_under_the_activitys_invocation(
+    host: DevHost, model_server: FakeOpenAIServer, collector: FakeOtlpCollector
+) -> None:
+    model_server.script(Answer(MODEL_SAYS))
+    conversation_id = _start(host)
+    _say(host, conversation_id, "when do you open")
+
+    assert host.post(f"/api/conversations/{conversation_id}/end").status_code in (200, 202)
+
+    def finalized() -> ReceivedSpan | None:
+        return next(
+            (
+                s
+                for s in collector.received_spans()
+                if s.name == "finalize" and s.attributes["voice_agent.conversation.id"] == conversation_id
+            ),
+            None,
+        )
+
+    deadline = time.monotonic() + EXPORT_SECONDS
+    while (span := finalized()) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert span is not None, sorted({s.name for s in collector.received_spans()})
+    assert span.parent_span_id, "the activity's span is a child of the host's span for its invocation"
+    assert span.parent_span_id not in {s.span_id for s in collector.received_spans()}
 
 
 def test_the_greeting_joins_the_trace_of_the_request_that_started_the_conversation(
@@ -280,6 +385,17 @@ def test_metrics_need_the_metrics_scope_and_show_turn_stages_tokens_and_conversa
     while "voice_agent.turn.stage.duration" not in collector.metric_names and time.monotonic() < deadline:
         time.sleep(0.1)
     assert {"voice_agent.turn.stage.duration", "gen_ai.client.operation.duration"} <= collector.metric_names
+
+
+def test_metrics_cover_every_tenant_so_another_tenants_metrics_reader_is_refused(host: DevHost) -> None:
+    operator = host.get("/api/metrics", headers=key_header(host, scopes={Scope.METRICS_READ}))
+    assert operator.status_code == 200, "the devhost's operator tenant is the demo tenant"
+
+    other = host.get("/api/metrics", headers=key_header(host, tenant="acme", scopes={Scope.METRICS_READ}))
+
+    assert other.status_code == 403, other.text
+    assert other.json()["error"]["code"] == "operator_only"
+    assert "voice_agent" not in other.text
 
 
 def test_ready_reports_each_dependency_and_a_stopped_redis_without_naming_its_address(

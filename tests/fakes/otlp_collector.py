@@ -89,7 +89,7 @@ class FakeOtlpCollector(LoopbackFake):
         message = MessageToDict(ExportTraceServiceRequest.FromString(body))
         received = [
             ReceivedSpan(
-                name=span["name"],
+                name=span.get("name", ""),  # proto3 leaves an empty name out
                 trace_id=span["traceId"],
                 span_id=span["spanId"],
                 parent_span_id=span.get("parentSpanId", ""),
