@@ -131,6 +131,9 @@ param webPubSubSku string = 'Standard_S1'
 @description('Audience of the token Web PubSub sends with each event: an Azure service\'s resource id (any service principal may ask for one, so the app also checks the service\'s own principal id) or the App ID URI of an app registration of yours.')
 param webPubSubUpstreamAudience string = 'https://management.azure.com'
 
+@description('The tenant whose owners may read the deployment-wide /api/metrics (OPERATOR_TENANT): the agent files\' tenant, which the post-provision step syncs, unless you name another.')
+param operatorTenant string = 'demo'
+
 @description('App settings read from Key Vault (secret name: the setting in lower case, `_` as `-`). Store each secret before the app starts.')
 param secretSettings array = [
   'AUDIO_URL_SIGNING_KEY'
@@ -329,6 +332,7 @@ module functionApp 'modules/function-app.bicep' = {
     webPubSubHub: webPubSub.outputs.hubName
     webPubSubUpstreamAudience: webPubSubUpstreamAudience
     webPubSubUpstreamPrincipalId: webPubSub.outputs.principalId
+    operatorTenant: operatorTenant
   }
 }
 

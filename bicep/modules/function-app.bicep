@@ -36,6 +36,8 @@ param webPubSubHub string
 param webPubSubUpstreamAudience string
 @description('Principal id of the Web PubSub service\'s identity: the only caller of the events route.')
 param webPubSubUpstreamPrincipalId string
+@description('The tenant whose owners may read /api/metrics.')
+param operatorTenant string
 
 var useScheduler = durableBackend == 'durableTaskScheduler'
 
@@ -87,6 +89,9 @@ var appSettings = union(hostStorageSettings, useScheduler ? schedulerSettings : 
   WEB_PUBSUB_UPSTREAM_PRINCIPAL_ID: webPubSubUpstreamPrincipalId
   // Audio links handed to phone providers and browsers name the app's own https origin.
   PUBLIC_BASE_URL: 'https://${name}.azurewebsites.net'
+  OPERATOR_TENANT: operatorTenant
+  // The Python worker makes each invocation's trace context current, so our spans join the host's.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
 })
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

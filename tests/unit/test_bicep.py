@@ -53,6 +53,7 @@ HOST_SETTINGS = {
     "AZURE_CLIENT_ID",  # DefaultAzureCredential: which user-assigned identity
     "TASKHUB_NAME",  # host.json's "%TASKHUB_NAME%"
     "DURABLE_TASK_SCHEDULER_CONNECTION_STRING",  # named by the storageProvider override
+    "PYTHON_ENABLE_OPENTELEMETRY",  # the Python worker: the invocation's trace context made current
 }
 
 SECRET_PATTERNS = {
@@ -464,3 +465,11 @@ def test_post_provision_hooks_run_the_script_with_what_it_reads() -> None:
     assert set(REQUIRED) <= outputs
     assert set(REQUIRED) - {"DATABASE_URL"} == set(POST_PROVISION_OUTPUTS)
     assert "scripts" in (REPOSITORY_ROOT / ".funcignore").read_text().split()
+
+
+def test_a_deployed_app_joins_the_hosts_traces_and_names_the_tenant_that_reads_its_metrics() -> None:
+    """Without these, /api/metrics answers 403 to everyone and HTTP spans miss the host's request."""
+    values = _app_setting_values()
+    assert values["PYTHON_ENABLE_OPENTELEMETRY"] == "'true'"
+    assert values["OPERATOR_TENANT"] == "operatorTenant"
+    assert "operator_tenant" in Settings.model_fields
