@@ -20,8 +20,8 @@ generation's input and answered first; one raised later reaches the next generat
 
 A web session also listens for `presence-<n>` events (its client's connections, counted by the
 event handler): with none open, a durable timer of the grace period runs while it listens, and the
-conversation ends `disconnected` when it fires. Its next generation asks the `presence` activity for
-the count instead of carrying events over.
+conversation ends `disconnected` when it fires and the `presence` activity's count still says no
+connection is open. Its next generation asks that activity for the count instead of carrying events over.
 """
 
 from __future__ import annotations
@@ -234,6 +234,13 @@ def _converse(context: Context, state: ConversationState) -> Generator[Any, Any,
                 yield listen if publishing is None else context.task_all([publishing, listen])
                 publishing = None
                 winner = listen.result
+                if winner is gone and presence is not None and not presence.is_completed:
+                    # Counted again before ending: a presence event lost on its way would hold back every later one.
+                    state = yield from _counted_presence(context, state)
+                    if state.client_gone:
+                        break
+                    presence, gone = _presence(context, state), None
+                    continue
                 if presence is None or not (winner is presence or (winner is gone and presence.is_completed)):
                     break  # (a reconnect counted as the grace ran out is taken first)
                 state = dialog.after_presence(state, Presence.model_validate(raised_value(presence.result)))

@@ -495,6 +495,15 @@ class Settings(BaseSettings):
     def _upstream_auth_names_its_tenant(self) -> Settings:
         if self.web_pubsub_upstream_audience and not self.azure_tenant_id:
             raise ValueError("WEB_PUBSUB_UPSTREAM_AUDIENCE needs AZURE_TENANT_ID, the tenant that issues its tokens")
+        if (
+            self.web_pubsub_endpoint
+            and not self.web_pubsub_connection_string.get_secret_value()
+            and not self.web_pubsub_upstream_audience
+        ):
+            raise ValueError(
+                "WEB_PUBSUB_ENDPOINT without an access key needs WEB_PUBSUB_UPSTREAM_AUDIENCE: with no key to check "
+                "ce-signature, the hub's events can only be checked by their Entra token"
+            )
         if self.web_pubsub_upstream_audience and not self.web_pubsub_upstream_principal_id.strip():
             raise ValueError(
                 "WEB_PUBSUB_UPSTREAM_AUDIENCE needs WEB_PUBSUB_UPSTREAM_PRINCIPAL_ID: any identity of the tenant "

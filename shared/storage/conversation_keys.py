@@ -4,7 +4,8 @@ Its own keys live under `TurnKeys` (`{prefix}t:{tenant}:conv:{id}:`): turn lock,
 reply streams, the announced next event. Beside those, under the tenant's prefix, `placed:{id}` (an
 outbound call's answer) and start keys (`start:{name}`) whose value is the conversation: an
 Idempotency-Key's, a provider call's (`twilio:{CallSid}`, `vonage:{uuid}`, `connect:{ContactId}`,
-`vonage-conversation:{CON-…}`), or whose name holds it (`answered:{id}`, a call's machine verdict).
+`vonage-conversation:{CON-…}`), or whose name is it (`answered:{id}`, a call's machine verdict). A key whose name merely
+contains the id (a client's own Idempotency-Key) is another conversation's and stays.
 A provider call's start key has a twin outside any tenant, `{prefix}leg:{name}` (the tenant that
 placed or records the call), deleted with it.
 
@@ -43,7 +44,7 @@ def forget_conversation(client: redis.Redis, prefix: str, conversation_id: str) 
         elif key.startswith(starts):
             name = key.removeprefix(starts)
             value = client.get(key)
-            if conversation_id in name or (value is not None and _text(value) == conversation_id):
+            if name == f"answered:{conversation_id}" or (value is not None and _text(value) == conversation_id):
                 doomed |= {key, f"{prefix}leg:{name}"}
     if not doomed:
         return 0

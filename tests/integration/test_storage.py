@@ -314,6 +314,7 @@ def test_forgetting_a_conversation_deletes_every_key_naming_or_pointing_at_it_an
         TurnKeys(redis_prefix, other).lock: "r2",
         f"{tenant}start:twilio:CA2": other,
         f"{redis_prefix}leg:twilio:CA2": "demo",
+        f"{tenant}start:key:retry-of-{ours}": other,  # a client's key that merely contains the id
     }
     with tenant_scope("acme"):
         kept[f"{tenant_prefix(redis_prefix)}start:twilio:CA3"] = ours  # another tenant's key is never touched

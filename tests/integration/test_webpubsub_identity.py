@@ -53,7 +53,12 @@ def test_the_app_sends_and_hands_out_client_urls_with_its_identity(
     emulator: Emulator, idp: FakeOpenIdProvider, app_identity: None
 ) -> None:
     settings = Settings(
-        web_pubsub_connection_string=SecretStr(""), web_pubsub_endpoint=emulator.endpoint.url, web_pubsub_hub=HUB
+        web_pubsub_connection_string=SecretStr(""),
+        web_pubsub_endpoint=emulator.endpoint.url,
+        web_pubsub_hub=HUB,
+        web_pubsub_upstream_audience="api://voice-agent-events",  # events by token: no key to check them with
+        web_pubsub_upstream_principal_id="00000000-0000-4000-8000-00000000000e",
+        azure_tenant_id=TENANT_ID,
     )
     sender = Services(settings).realtime
     assert sender is not None

@@ -79,10 +79,30 @@ def test_a_client_gone_for_the_grace_period_ends_the_conversation_disconnected()
     left = T0 + timedelta(seconds=5)
     gone = conversation.step(left, presence(left, 2, connected=False))
     assert [t.fire_at for t in gone.timers] == [left + timedelta(seconds=GRACE)]
-    ended = conversation.step(gone.timers[0].fire_at, fired(gone.timers[0]))
+    counted = conversation.step(gone.timers[0].fire_at, fired(gone.timers[0]))
+    assert [call.name for call in counted.activities] == ["presence"], "counted again before it ends"
+    at, [count] = gone.timers[0].fire_at, counted.activities
+    ended = conversation.step(at, history.task_completed(at, count.task_id, json.dumps({"seq": 2, "connected": False})))
     assert [(call.name, json.loads(call.input or "null")["outcome"]) for call in ended.activities] == [
         ("finalize", "disconnected")
     ]
+
+
+def test_a_reconnect_whose_presence_event_was_lost_is_counted_when_the_grace_runs_out() -> None:
+    """The event handler counts a connection in Redis, then raises its event; a raise lost between the two
+    must not end a session whose client is back (nor hold back every later presence event)."""
+    conversation = Conversation(web_session())
+    conversation.greeted()
+    left = T0 + timedelta(seconds=5)
+    gone = conversation.step(left, presence(left, 1, connected=False))
+    at = gone.timers[0].fire_at
+    [count] = conversation.step(at, fired(gone.timers[0])).activities
+    back = conversation.step(at, history.task_completed(at, count.task_id, json.dumps({"seq": 2, "connected": True})))
+    assert back.activities == [], "not ended"
+    assert back.custom_status["state"] == "listening"
+    later = at + timedelta(seconds=60)
+    again = conversation.step(later, presence(later, 3, connected=False))
+    assert [t.fire_at for t in again.timers] == [later + timedelta(seconds=GRACE)], "presence-3 is taken next"
 
 
 def test_a_client_back_within_the_grace_period_stops_the_timer_and_the_conversation_goes_on() -> None:

@@ -20,6 +20,17 @@ def test_an_upstream_audience_without_the_services_identity_is_refused() -> None
         Settings(web_pubsub_upstream_audience="https://management.azure.com", web_pubsub_upstream_principal_id=SERVICE)
 
 
+def test_web_pubsub_by_identity_without_a_key_needs_its_events_checked_by_token() -> None:
+    with pytest.raises(ValidationError, match="WEB_PUBSUB_UPSTREAM_AUDIENCE"):
+        Settings(web_pubsub_endpoint="https://voice.webpubsub.azure.com")
+    Settings(
+        web_pubsub_endpoint="https://voice.webpubsub.azure.com",
+        web_pubsub_upstream_audience="api://voice-agent-events",
+        web_pubsub_upstream_principal_id=SERVICE,
+        azure_tenant_id=TENANT,
+    )
+
+
 def test_with_audience_tenant_and_identity_events_are_checked_by_token() -> None:
     settings = Settings(
         web_pubsub_upstream_audience="https://management.azure.com",
