@@ -25,7 +25,7 @@ def authority(settings: Settings) -> str:
     return host if host.startswith(("http://", "https://")) else f"https://{host}"
 
 
-def _with_and_without_slash(audience: str) -> tuple[str, str]:
+def audiences_of(audience: str) -> tuple[str, str]:
     """Entra writes `aud` as the resource was asked for, so `https://management.azure.com` and the same with
     a trailing slash both name the configured audience."""
     bare = audience.rstrip("/")
@@ -47,7 +47,7 @@ class UpstreamAuth:
         tenant = settings.azure_tenant_id
         validator = TokenValidator(
             f"{authority(settings)}/{tenant}/v2.0/.well-known/openid-configuration",
-            _with_and_without_slash(settings.web_pubsub_upstream_audience),
+            audiences_of(settings.web_pubsub_upstream_audience),
             "tid",
             leeway_seconds=settings.auth_leeway_seconds,
             jwks_cache_seconds=settings.auth_jwks_cache_seconds,

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.config import Settings
-from shared.realtime.upstream import UpstreamAuth
+from shared.realtime.upstream import UpstreamAuth, audiences_of
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 SERVICE = "66666666-7777-8888-9999-000000000000"
@@ -41,3 +41,8 @@ def test_with_audience_tenant_and_identity_events_are_checked_by_token() -> None
     assert auth is not None
     assert auth.principal_id == SERVICE
     assert UpstreamAuth.from_settings(Settings()) is None, "no audience: ce-signature checks the events"
+
+
+@pytest.mark.parametrize("configured", ["https://management.azure.com", "https://management.azure.com/"])
+def test_the_audience_is_taken_as_entra_may_write_it_with_or_without_a_trailing_slash(configured: str) -> None:
+    assert audiences_of(configured) == ("https://management.azure.com", "https://management.azure.com/")
