@@ -77,6 +77,10 @@ def main() -> int:
                     outcomes = list(pool.map(lambda _: conversation(host, args.turns), range(level)))
                 overhead = [ms for measured, _ in outcomes for ms in measured]
                 failures = sum(failed for _, failed in outcomes)
+                if not overhead:
+                    print(f"  {level:>4} conversations: no turn answered, {failures} requests failed")
+                    record(f"requests not answered at {level} concurrent conversations", failures, "requests")
+                    continue
                 p50, p95 = percentile(overhead, 0.5), percentile(overhead, 0.95)
                 print(
                     f"  {level:>4} conversations: p50 {p50:7.0f} ms   p95 {p95:7.0f} ms   "

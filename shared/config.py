@@ -450,9 +450,16 @@ class Settings(BaseSettings):
         max_length=100,
         description="The service name every span and metric carries (`service.name`, App Insights' cloud role).",
     )
+    telemetry_store_spans: bool = Field(
+        default=False,
+        description="Postgres, Redis and Blob calls as spans of the turn's trace, when spans are exported. Off by "
+        "default: with an exporter they cost about 8-11 ms of a turn's ~50 ms overhead (bench), well over the 5 % "
+        "budget; turn them on to see where a slow turn's time went.",
+    )
     operator_tenant: str = Field(
         default="",
         max_length=64,
+        pattern=r"^([a-z0-9][a-z0-9-]{0,62})?$",
         description="The tenant that runs the deployment: its principals with `metrics:read` read `/api/metrics`, "
         "whose figures cover every tenant; any other tenant's are refused (403 `operator_only`). Empty: nobody "
         "reads them (`make dev` sets the demo tenant).",

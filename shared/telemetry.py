@@ -44,6 +44,7 @@ Attributes = Mapping[str, str | int | float | bool]
 class _State:
     configured = False
     tracing = False
+    store_spans = False
 
 
 _state = _State()
@@ -115,9 +116,10 @@ def _install(settings: Settings, span_processors: list[SpanProcessor], readers: 
             log_record_processors=log_processors,
             views=views,
             enable_live_metrics=False,
+            instrumentation_options={"azure_sdk": {"enabled": settings.telemetry_store_spans}},
         )
         _state.tracing = True
-        _trace_azure_sdk()
+        _trace_stores(settings)
         log.info("telemetry: exporting to Azure Monitor%s", " and OTLP" if endpoint else "")
         return
     metrics.set_meter_provider(MeterProvider(metric_readers=readers, resource=resource, views=views))
@@ -127,7 +129,7 @@ def _install(settings: Settings, span_processors: list[SpanProcessor], readers: 
             provider.add_span_processor(processor)
         trace.set_tracer_provider(provider)
         _state.tracing = True
-        _trace_azure_sdk()
+        _trace_stores(settings)
     if log_processors:
         _export_logs(resource, log_processors)
     if endpoint:
@@ -190,20 +192,24 @@ def _export_logs(resource: Any, processors: list[Any]) -> None:
 # Traces
 
 
-def _trace_azure_sdk() -> None:
-    """Blob, Web PubSub and AI Search calls as client spans, through the Azure SDK's OpenTelemetry plugin
-    (what `configure_azure_monitor` sets too; the OTLP path needs it set here)."""
-    from azure.core.settings import settings
+def _trace_stores(settings: Settings) -> None:
+    """With TELEMETRY_STORE_SPANS: Postgres and Redis clients are instrumented as they are made, and Blob,
+    Web PubSub and AI Search calls are client spans through the Azure SDK's OpenTelemetry plugin (what
+    `configure_azure_monitor` sets too when asked; the OTLP path needs it set here)."""
+    _state.store_spans = settings.telemetry_store_spans
+    if not _state.store_spans:
+        return
+    from azure.core.settings import settings as azure_settings
     from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
 
-    settings.tracing_implementation = OpenTelemetrySpan
+    azure_settings.tracing_implementation = OpenTelemetrySpan
 
 
 def instrument_postgres(connection: Any) -> None:
     """Each statement of this psycopg connection as a client span (`db.statement` is the SQL with its
-    placeholders; parameter values are never recorded). Nothing when not tracing."""
+    placeholders; parameter values are never recorded). Nothing unless store spans are on."""
     configure_once()
-    if _state.tracing:
+    if _state.store_spans:
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 
         PsycopgInstrumentor.instrument_connection(connection)
@@ -224,9 +230,9 @@ def untraced() -> Iterator[None]:
 
 def instrument_redis(client: Any) -> None:
     """Each command of this Redis client (sync or asyncio) as a client span, its arguments replaced by
-    `?` (the instrumentation's own sanitising). Nothing when not tracing."""
+    `?` (the instrumentation's own sanitising). Nothing unless store spans are on."""
     configure_once()
-    if _state.tracing:
+    if _state.store_spans:
         from opentelemetry.instrumentation.redis import RedisInstrumentor
 
         RedisInstrumentor.instrument_client(client)

@@ -59,7 +59,7 @@ def _reset() -> None:
     trace._TRACER_PROVIDER = None
     metrics_internal._METER_PROVIDER_SET_ONCE = Once()
     metrics_internal._METER_PROVIDER = None
-    telemetry._state.configured = telemetry._state.tracing = False
+    telemetry._state.configured = telemetry._state.tracing = telemetry._state.store_spans = False
     telemetry.meters.cache_clear()
 
 

@@ -70,6 +70,7 @@ def host(
         OTEL_BLRP_SCHEDULE_DELAY="100",
         OTEL_METRIC_EXPORT_INTERVAL="500",
         PYTHON_ENABLE_OPENTELEMETRY="true",  # the worker makes the host's trace context current
+        TELEMETRY_STORE_SPANS="true",
         OPENAI_BASE_URL=f"{model_server.url}/v1",
         OPENAI_API_KEY=SECRET_KEY,
         OPENAI_MODEL=MODEL,
