@@ -15,9 +15,11 @@ Measured over the whole session, greeting and ending included:
 - Durable Task Scheduler actions: orchestration start, each activity scheduled and answered, each
   event and timer (the orchestration's history).
 
-Per call-minute assumes `turns_per_call_minute` from `bench/prices.json`. Figures only.
+Per call-minute assumes `turns_per_call_minute` from `bench/prices.json`. Figures only. After the
+prices change, `--reprice` prices the usage a results file recorded again without running the session.
 
     python bench/call_cost.py --turns 12
+    python bench/call_cost.py --reprice bench/results/latest.json
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +47,8 @@ from azure.messaging.webpubsubclient.models import (
     WebPubSubProtocolType,
 )
 
-from bench import cost_model
-from bench.results import record
+from bench import cost_model, results
+from bench.results import Figure, record
 from devhost.process import DevHost
 from shared.speech.audio import Audio, encode_wav
 from shared.speech.espeak import EspeakSynthesizer
@@ -77,6 +80,7 @@ ACTIONS = {
 """History events that are Durable Task Scheduler actions (start 1, activity 2, event 1, timer 1)."""
 SYSTEM_EVENTS = 2
 """Upstream `connect` and `connected` of the one client connection."""
+BENCH = Path(__file__).stem
 
 
 def executions(log: str) -> tuple[int, float]:
@@ -145,8 +149,16 @@ def durable_actions(host: DevHost, conversation_id: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=12, help="turns of the session, half typed and half spoken")
+    parser.add_argument(
+        "--reprice",
+        type=Path,
+        metavar="RESULTS",
+        help="do not run: price the usage recorded in this results file (bench/results/latest.json) again",
+    )
     args = parser.parse_args()
     table = cost_model.load_prices()
+    if args.reprice:
+        return reprice(args.reprice, table)
     assumptions = table["assumptions"]
     with (
         tempfile.TemporaryDirectory(prefix="bench-call-cost-") as folder,
@@ -193,27 +205,47 @@ def main() -> int:
         durable_actions=actions,
         instance_memory_gb=assumptions["instance_memory_gb"],
     ).scaled(assumptions["turns_per_call_minute"])
+    report(usage, table, f"one web session of {args.turns} turns")
+    for name, value, unit in [*cost_model.usage_figures(usage), *cost_model.cost_figures(usage, table)]:
+        record(name, value, unit)
+    return 0
+
+
+def report(usage: cost_model.Usage, table: dict[str, Any], what: str) -> None:
+    """Print each line of the bill per call-minute, the totals and the idle month."""
+    assumptions = table["assumptions"]
     lines = cost_model.usage_cost(usage, table)
     per_minute, unpriced = cost_model.total(lines)
     idle, idle_unpriced = cost_model.total(cost_model.idle_month(table))
     thousand = cost_model.per_thousand_calls(per_minute, assumptions["call_minutes"])
     print(
-        f"one web session of {args.turns} turns; per call-minute at {assumptions['turns_per_call_minute']} turns "
+        f"{what}; per call-minute at {assumptions['turns_per_call_minute']} turns "
         f"a minute (prices of {table['retrieved']}, bench/prices.json):"
     )
     for name, value in vars(usage).items():
         print(f"  {name:<24} {value:10.3f}   {_dollars(lines[_line(name)])}")
     print(f"  per call-minute: ${per_minute:.6f}, leaving out for want of a price: {', '.join(unpriced) or 'nothing'}")
     print(f"  per 1,000 calls of {assumptions['call_minutes']} minutes: ${thousand:.2f}")
+    print(
+        f"  Web PubSub messages cost nothing more below "
+        f"{cost_model.quota_call_minutes_per_day(usage, table):,.0f} call-minutes a day"
+    )
     print(f"  idle deployment a month: ${idle:.2f} + unpriced {', '.join(idle_unpriced) or 'nothing'}")
-    record("Functions execution time per call-minute", usage.execution_gb_seconds, "GB-s")
-    record("Functions executions per call-minute", usage.executions, "executions")
-    record("Web PubSub messages per call-minute", usage.web_pubsub_messages, "messages")
-    record("Blob operations per call-minute", usage.blob_writes + usage.blob_reads, "operations")
-    record("Durable Task Scheduler actions per call-minute", usage.durable_actions, "actions")
-    record("cost per call-minute (priced lines)", per_minute, "USD")
-    record(f"cost per 1,000 {assumptions['call_minutes']}-minute calls (priced lines)", thousand, "USD")
-    record("idle deployment per month (priced lines)", idle, "USD")
+
+
+def reprice(path: Path, table: dict[str, Any]) -> int:
+    """Price the usage recorded in a results file again with the current table and write the new cost
+    figures into it (the session is not run; the other figures stay as measured)."""
+    document = json.loads(path.read_text(encoding="utf-8"))
+    mine = {f["name"]: f["value"] for f in document["figures"] if f["bench"] == BENCH}
+    usage = cost_model.usage_from_figures(mine)
+    report(usage, table, f"the usage recorded in {path}")
+    costs = cost_model.cost_figures(usage, table)
+    priced = {name for name, _, _ in costs}
+    kept = [f for f in document["figures"] if not (f["bench"] == BENCH and f["name"] in priced)]
+    document["figures"] = kept + [asdict(Figure(BENCH, name, value, unit)) for name, value, unit in costs]
+    document["repriced"] = f"{BENCH} cost figures priced again with bench/prices.json of {table['retrieved']}"
+    results.write(document, path)
     return 0
 
 

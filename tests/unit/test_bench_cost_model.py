@@ -21,10 +21,18 @@ TABLE: dict[str, Any] = {
         "blob_hot_per_10k_writes": {"usd": 0.05},
         "blob_hot_per_10k_reads": {"usd": 0.004},
         "durable_task_scheduler_per_million_actions": {"usd": None},
-        "postgres_flexible_burstable_b1ms_month": {"usd": 12.0},
-        "managed_redis_smallest_month": {"usd": None},
+        "postgres_flexible_burstable_b1ms_hour": {"usd": 0.02},
+        "postgres_flexible_storage_gb_month": {"usd": 0.1},
+        "managed_redis_balanced_b0_hour": {"usd": None},
     },
-    "assumptions": {"web_pubsub_units": 2, "days_per_month": 30.0},
+    "assumptions": {
+        "web_pubsub_units": 2,
+        "web_pubsub_messages_per_unit_day": 1_000_000,
+        "days_per_month": 30.0,
+        "postgres_storage_gb": 32,
+        "redis_nodes": 2,
+        "call_minutes": 10,
+    },
 }
 
 
@@ -64,22 +72,54 @@ def test_the_idle_month_is_the_stores_and_web_pubsub_units_and_nothing_for_what_
     idle = cost_model.idle_month(TABLE)
     assert idle["functions_flex_on_demand"] == idle["durable_task_scheduler_consumption"] == 0.0
     assert idle["web_pubsub_standard"] == pytest.approx(1.61 * 2 * 30)
-    assert idle["postgres"] == 12.0
+    assert idle["postgres"] == pytest.approx(0.02 * 24 * 30 + 0.1 * 32), "compute hours and provisioned storage"
     assert idle["redis"] is None
     priced, missing = cost_model.total(idle)
-    assert priced == pytest.approx(96.6 + 12.0)
+    assert priced == pytest.approx(96.6 + 14.4 + 3.2)
     assert missing == ["redis"]
+
+
+def test_redis_is_billed_per_node_hour_and_postgres_needs_both_its_prices() -> None:
+    prices = {
+        **TABLE["prices"],
+        "managed_redis_balanced_b0_hour": {"usd": 0.016},
+        "postgres_flexible_storage_gb_month": {"usd": None},
+    }
+    idle = cost_model.idle_month({**TABLE, "prices": prices})
+    assert idle["redis"] == pytest.approx(0.016 * 24 * 30 * 2)
+    assert idle["postgres"] is None
+
+
+def test_web_pubsub_units_carry_their_daily_messages_before_any_is_billed() -> None:
+    usage = Usage(1.0, 1.0, 800.0, 0.0, 0.0, 0.0)
+    assert cost_model.quota_call_minutes_per_day(usage, TABLE) == pytest.approx(2_000_000 / 800)
+
+
+def test_usage_survives_the_results_file_and_the_totals_are_priced_with_and_without_extra_messages() -> None:
+    usage = Usage(1000.0, 2e6, 3e6, 20_000, 50_000, 1e6)
+    recorded = {name: value for name, value, _ in cost_model.usage_figures(usage)}
+    assert cost_model.usage_from_figures(recorded) == usage
+    costs = {name: value for name, value, _ in cost_model.cost_figures(usage, TABLE)}
+    assert costs["cost per call-minute (priced lines)"] == pytest.approx(0.026 + 3.0 + 0.1 + 0.02)
+    assert costs["cost per 1,000 10-minute calls (priced lines)"] == pytest.approx(3.146 * 10_000)
+    assert costs["cost per 1,000 10-minute calls within the Web PubSub quota (priced lines)"] == pytest.approx(
+        0.146 * 10_000
+    )
+    assert costs["idle deployment per month (priced lines)"] == pytest.approx(96.6 + 14.4 + 3.2)
 
 
 def test_a_thousand_ten_minute_calls_are_ten_thousand_call_minutes() -> None:
     assert cost_model.per_thousand_calls(0.002, 10) == pytest.approx(20.0)
 
 
-def test_the_repositorys_price_table_names_a_source_for_every_price() -> None:
+def test_the_repositorys_price_table_names_a_source_for_every_price_and_a_date_for_every_found_one() -> None:
     table = cost_model.load_prices()
     assert set(TABLE["prices"]) == set(table["prices"])
     assert all(entry["source"].startswith("https://") for entry in table["prices"].values())
+    found = [entry for entry in table["prices"].values() if entry["usd"] is not None]
+    assert all(entry["as_of"] and entry["reported_by"] for entry in found)
     assert table["retrieved"]
+    assert set(TABLE["assumptions"]) <= set(table["assumptions"])
 
 
 def test_figures_recorded_under_the_suite_reach_its_results_file(
