@@ -270,7 +270,9 @@ def _discard_dead_postmaster_lock(pgdata: Path) -> None:
     reap orphans (containers without an init, some CI sandboxes), and a
     recycled pid may belong to anything. A pid that no longer exists at all is
     left to Postgres's own stale-lock recovery, which also frees the old
-    server's shared memory.
+    server's shared memory, once the old server's children are gone too: while
+    one runs, Postgres refuses to start ("pre-existing shared memory block is
+    still in use").
     """
     pid = _postmaster_pid(pgdata)
     if pid is None:
@@ -280,7 +282,18 @@ def _discard_dead_postmaster_lock(pgdata: Path) -> None:
         if _is_live(proc) and proc.name() == "postgres":
             return
     except psutil.NoSuchProcess:
+        _wait_for_leftovers(pgdata)
         return
+    _wait_for_leftovers(pgdata)
+    _log.info("postgres: removing the lock files of dead postmaster pid %d", pid)
+    lines = _postmaster_lines(pgdata)
+    if len(lines) > 4 and lines[4]:
+        (Path(lines[4]) / f".s.PGSQL.{lines[3]}.lock").unlink(missing_ok=True)
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+
+
+def _wait_for_leftovers(pgdata: Path) -> None:
+    """Wait until no process of a crashed server runs in ``pgdata`` (its children exit once they notice)."""
     deadline = time.monotonic() + _STOP_TIMEOUT_S
     while leftovers := _processes_running_in(pgdata):
         if time.monotonic() > deadline:
@@ -288,11 +301,6 @@ def _discard_dead_postmaster_lock(pgdata: Path) -> None:
                 f"postgres: processes {leftovers} of a crashed server still run in {pgdata}; stop them and start again"
             )
         time.sleep(_POLL_S)
-    _log.info("postgres: removing the lock files of dead postmaster pid %d", pid)
-    lines = _postmaster_lines(pgdata)
-    if len(lines) > 4 and lines[4]:
-        (Path(lines[4]) / f".s.PGSQL.{lines[3]}.lock").unlink(missing_ok=True)
-    (pgdata / "postmaster.pid").unlink(missing_ok=True)
 
 
 def _processes_running_in(pgdata: Path) -> list[int]:
