@@ -178,6 +178,7 @@ async def get_conversation(req: func.HttpRequest, client: df.DurableOrchestratio
                 language=t.language,
                 stt_engine=t.stt_engine,
                 tts_engine=t.tts_engine,
+                written_reply=t.written_reply,
             )
             for t in turns
         ],

@@ -94,6 +94,11 @@ class TranscriptTurn(ApiModel):
     language: str | None
     stt_engine: str | None
     tts_engine: str | None
+    written_reply: str | None = Field(
+        default=None,
+        description="When the listener spoke over the reply (barge-in): the whole reply the agent wrote; "
+        "`reply.text` and its audio keep only what was heard.",
+    )
 
 
 class ConversationDetail(ApiModel):

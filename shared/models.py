@@ -493,6 +493,10 @@ class TurnRecord(Frozen):
     )
     citations: list[Citation] = Field(default_factory=list)
     language: str | None = Field(default=None, description="The language the reply was written and spoken in.")
+    written_reply: str | None = Field(
+        default=None,
+        description="The whole reply the agent wrote, when the listener cut it short (`reply_text`: heard).",
+    )
 
 
 class PublishInput(Frozen):

@@ -22,7 +22,7 @@ TURN_COLUMNS = (
     "conversation_id::text AS conversation_id, turn, kind, request_id, user_text, intent,"
     " reply_text, audio_blob, stt_ms, agent_ms, tts_ms, llm_provider, llm_model, input_tokens, output_tokens,"
     " cost_usd::double precision AS cost_usd, action, transfer_to, tool_calls, stt_engine, tts_engine,"
-    " first_audio_ms, citations, language"
+    " first_audio_ms, citations, language, written_reply"
 )
 _LLM_COLUMNS = {
     "llm_provider": "provider",
@@ -187,6 +187,7 @@ class ConversationRepository:
             "first_audio_ms": turn.first_audio_ms,
             "citations": Jsonb([citation.model_dump(mode="json") for citation in turn.citations]),
             "language": turn.language,
+            "written_reply": turn.written_reply,
         }
         columns = ", ".join(values)
         placeholders = ", ".join(f"%({name})s" for name in values)
@@ -198,12 +199,14 @@ class ConversationRepository:
         return stored
 
     def cut_reply(self, conversation_id: str, turn: int, heard: str, audio_blob: str | None) -> TurnRecord | None:
-        """Keep as the turn's reply only what the listener heard (a barge-in after the reply was stored);
-        None, and nothing changed, when a later turn exists: what was heard of an older turn no longer
-        matters to the conversation. Writing the same cut again changes nothing."""
+        """Keep as the turn's reply only what the listener heard (a barge-in after the reply was stored), and
+        the whole reply the agent wrote as `written_reply`; None, and nothing changed, when a later turn
+        exists: what was heard of an older turn no longer matters to the conversation. Writing the same cut
+        again changes nothing (the first reply written is the one kept)."""
         with tenant_connection(self._pool) as conn:
             row = conn.execute(
-                """UPDATE turns SET reply_text = %s, audio_blob = %s
+                """UPDATE turns
+                   SET written_reply = COALESCE(written_reply, reply_text), reply_text = %s, audio_blob = %s
                    WHERE conversation_id = %s AND turn = %s
                      AND NOT EXISTS (SELECT 1 FROM turns later WHERE later.conversation_id = %s AND later.turn > %s)
                    RETURNING turn""",

@@ -311,6 +311,7 @@ def test_an_interrupt_after_reply_done_cuts_the_stored_turn_to_what_was_heard_on
 
     stored = host.get(f"/api/conversations/{session.conversation_id}").json()["turns"][-1]
     assert (stored["turn"], stored["reply"]["text"]) == (done["turn"], sentences[0]["text"])
+    assert stored["written_reply"] == done["text"], "what the agent wrote is kept beside what was heard"
     audio = urlsplit(stored["reply"]["audio_url"])
     heard = host.get(f"{audio.path}?{audio.query}")
     assert heard.status_code == 200

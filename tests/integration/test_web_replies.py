@@ -217,6 +217,7 @@ def test_a_turn_interrupted_after_it_was_stored_keeps_only_what_was_heard_once(
     cut = cut_to_heard(services, conversation, 1)
     assert cut is not None
     assert cut.reply_text == "We open at 8 am on weekdays."
+    assert cut.written_reply == THREE_SENTENCES, "what the agent wrote is kept beside what was heard"
     assert cut.audio_blob is not None
     heard = decode_wav(services.audio.get(cut.audio_blob) or b"")
     first = decode_wav(services.audio.get(sentence_audio_name(conversation, 1, 0)) or b"")
