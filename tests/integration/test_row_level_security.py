@@ -342,6 +342,7 @@ def test_in_sql_a_turn_s_reply_may_be_cut_to_what_was_heard_for_its_own_tenant_o
     with as_app(pool, "alpha") as conn:
         assert conn.execute("UPDATE turns SET reply_text = reply_text WHERE tenant_id = 'beta'").rowcount == 0
         assert conn.execute("UPDATE turns SET reply_text = reply_text, audio_blob = audio_blob").rowcount >= 1
+        assert conn.execute("UPDATE turns SET written_reply = reply_text").rowcount >= 1
     with as_app(pool, "alpha") as conn, pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission"):
         conn.execute("UPDATE turns SET user_text = user_text")
 
