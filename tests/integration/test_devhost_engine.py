@@ -239,12 +239,18 @@ def test_finding_2_events_after_continue_as_new_in_the_same_batch_carry_over(
         encoded = [
             history.event_raised(_utc(), name, json.dumps(json.dumps(v))) for name, v in [("early", "x"), ("go", "a")]
         ]
-        with psycopg.connect(database_url) as conn:
-            for event in encoded:
-                conn.execute(
-                    "INSERT INTO durable_inbox (instance_id, generation, event) VALUES (%s, NULL, %s)",
-                    (instance_id, Jsonb(event)),
-                )
+
+        def deliver() -> None:
+            with psycopg.connect(database_url) as conn:
+                for event in encoded:
+                    conn.execute(
+                        "INSERT INTO durable_inbox (instance_id, generation, event) VALUES (%s, NULL, %s)",
+                        (instance_id, Jsonb(event)),
+                    )
+
+        # Off the event loop: the devhost runs on it, and may hold the instance's row lock across an await
+        # (a blocking insert waiting for that lock would wait forever: it hung once, 300 s).
+        await asyncio.to_thread(deliver)
         await client.raise_event(instance_id, "late", "b")
         done = await _until(client, instance_id, "Completed")
         assert done.output == "b", "the event after the restart point reached the next generation"
