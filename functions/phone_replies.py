@@ -116,14 +116,13 @@ async def cut_short(svc: Services, conversation_id: str, request_id: str, played
     sentences (`cut_to_heard`, shared with the web channel). The first cut of a reply counts (a
     provider's retry, or a later cut, changes nothing); a reply never streamed, or whose stream is gone,
     is left as it is."""
-    from shared.realtime.interruptions import cut_to_heard
-    from shared.storage.handoff import REPLY_TTL_SECONDS, ConversationEnded, TurnKeys
+    from shared.realtime.interruptions import cut_to_heard, mark_interrupted
+    from shared.storage.handoff import ConversationEnded
 
     turn = await svc.reply_streams.turn_of(conversation_id, request_id)
     if turn is None:
         return
-    key = TurnKeys(svc.settings.redis_key_prefix, conversation_id).interrupted(turn)
-    await svc.async_redis.set(key, played, nx=True, ex=REPLY_TTL_SECONDS)
+    await mark_interrupted(svc, conversation_id, turn, played)
     try:
         _, done = await svc.reply_streams.wait(conversation_id, turn, lambda r: r.done is not None, wait_seconds)
     except ConversationEnded:

@@ -249,10 +249,10 @@ async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> 
     Either way the turn keeps what was heard, and only while it is the conversation's latest turn."""
     from pydantic import ValidationError
 
-    from shared.realtime.interruptions import cut_to_heard
+    from shared.realtime.interruptions import cut_to_heard, mark_interrupted
     from shared.realtime.protocol import Interruption
     from shared.realtime.replies import reply_done
-    from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
+    from shared.storage.handoff import TurnKeys
 
     try:
         asked = Interruption.model_validate_json(body)
@@ -264,7 +264,7 @@ async def _interrupt(svc: Services, conversation: Conversation, body: bytes) -> 
         raise Conflict(f"Turn {asked.turn} has no reply to interrupt.", code="nothing_to_interrupt")
     if await svc.async_redis.exists(keys.stream(asked.turn + 1)):
         raise Conflict(f"Turn {asked.turn} is no longer the latest.", code="nothing_to_interrupt")
-    await svc.async_redis.set(keys.interrupted(asked.turn), asked.played, nx=True, ex=REPLY_TTL_SECONDS)
+    await mark_interrupted(svc, conversation.id, asked.turn, asked.played)
     stored = await asyncio.to_thread(svc.conversations.get_turn, conversation.id, asked.turn)
     if stored is None:  # still being written: its writer sees the mark (and cuts it if it was too late)
         return func.HttpResponse(status_code=204)

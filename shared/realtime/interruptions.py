@@ -17,7 +17,7 @@ import numpy as np
 from shared.models import TurnRecord
 from shared.speech.audio import Audio, decode_wav, encode_wav
 from shared.storage.blobs import reply_audio_name
-from shared.storage.handoff import TurnKeys
+from shared.storage.handoff import REPLY_TTL_SECONDS, TurnKeys
 from shared.storage.reply_stream import StreamedReply, read_stream
 
 if TYPE_CHECKING:
@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 SENTENCE_MAX_SECONDS = 600.0
 """A sentence we spoke ourselves is read back whatever its length (the bound is for callers' uploads)."""
+
+
+async def mark_interrupted(services: Services, conversation_id: str, turn: int, played: int) -> None:
+    """The listener cut in after starting to hear `played` of the turn's sentences (a web `interrupt`, or a
+    caller speaking over a phone reply). The first mark counts: a retry or a later cut changes nothing. The
+    reply's writer stops when it sees it; `cut_to_heard` reads it once the reply is stored."""
+    key = TurnKeys(services.settings.redis_key_prefix, conversation_id).interrupted(turn)
+    await services.async_redis.set(key, played, nx=True, ex=REPLY_TTL_SECONDS)
 
 
 def played_count(services: Services, conversation_id: str, turn: int) -> int | None:
